@@ -1,0 +1,366 @@
+/* dendrite — a small neural-network library in C11.
+ *
+ * One header, four ideas:
+ *   - dn_tensor: float32, up to DN_MAX_DIMS dimensions, row-major with strides (views share storage).
+ *   - dn_ctx: a per-step context.  Every tensor an op makes lives in the context's arena and is
+ *     recorded on its tape; dn_ctx_reset() drops them all at once and keeps the memory for the next step.
+ *   - Ops return a new tensor, or NULL on error.  The first error is sticky: every later op on that
+ *     context returns NULL too, so a chain of calls needs one check at the end (dn_ctx_status()).
+ *   - dn_backward() walks the tape in reverse and accumulates gradients into every tensor that
+ *     requires them.
+ *
+ * Functions that can fail return dn_status (0 is DN_OK) and leave a message in dn_last_error().
+ * The library never prints, exits or aborts on bad input.
+ */
+#ifndef DENDRITE_H
+#define DENDRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DN_NODISCARD __attribute__((warn_unused_result))
+#else
+#define DN_NODISCARD
+#endif
+
+#define DN_VERSION "0.1.0"
+#define DN_MAX_DIMS 6   /* most dimensions a tensor may have */
+#define DN_MAX_ATTRS 8  /* most numeric attributes an op may take */
+#define DN_MAX_INPUTS 16 /* most inputs an op may take (concat is variadic) */
+
+/* ------------------------------------------------------------------ errors */
+
+typedef enum dn_status {
+    DN_OK = 0,
+    DN_ERR_ARG,     /* a bad argument: NULL, out of range, unknown name */
+    DN_ERR_SHAPE,   /* shapes that do not fit together */
+    DN_ERR_NOMEM,   /* an allocation failed */
+    DN_ERR_IO,      /* a file could not be opened, read or written */
+    DN_ERR_FORMAT,  /* a file's contents are malformed */
+    DN_ERR_NUMERIC, /* a NaN or infinity where a finite number is needed */
+    DN_ERR_STATE    /* a call out of order (backward twice, a context with an earlier error, ...) */
+} dn_status;
+
+/* The message of the most recent error on this thread ("" if none). */
+const char *dn_last_error(void);
+/* A short name for a status code ("DN_ERR_SHAPE", ...). */
+const char *dn_status_name(dn_status s);
+
+/* ------------------------------------------------------------------ memory */
+
+/* Replace the allocator (NULL restores malloc/realloc/free).  For embedding and for tests that fail
+ * the N-th allocation.  Set it before creating any object. */
+typedef struct dn_allocator {
+    void *(*alloc)(size_t size, void *user);
+    void *(*realloc)(void *ptr, size_t size, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+} dn_allocator;
+void dn_set_allocator(const dn_allocator *a);
+
+/* ------------------------------------------------------------------ random numbers */
+
+/* A small, seeded generator (xoshiro128++).  Same seed, same sequence, on every platform. */
+typedef struct dn_rng { uint32_t s[4]; } dn_rng;
+void dn_rng_seed(dn_rng *r, uint64_t seed);
+uint32_t dn_rng_u32(dn_rng *r);
+float dn_rng_uniform(dn_rng *r);  /* in [0, 1) */
+float dn_rng_normal(dn_rng *r);   /* mean 0, variance 1 */
+
+/* ------------------------------------------------------------------ contexts */
+
+typedef struct dn_ctx dn_ctx;
+typedef struct dn_tensor dn_tensor;
+
+/* A new, empty context; NULL if out of memory (dn_last_error says so). */
+dn_ctx *dn_ctx_new(void);
+/* Frees the context, its arena, its tape and every tensor made in it.  NULL does nothing. */
+void dn_ctx_free(dn_ctx *ctx);
+/* Drops all tensors and the tape and clears a sticky error; the memory is kept for reuse. */
+void dn_ctx_reset(dn_ctx *ctx);
+/* DN_OK, or the first error an op on this context met since the last reset. */
+dn_status dn_ctx_status(const dn_ctx *ctx);
+/* Turn gradient recording on (default) or off (inference: no tape, less memory).  Returns the old value. */
+bool dn_ctx_set_grad(dn_ctx *ctx, bool enabled);
+/* Bytes the arena holds (its high-water mark). */
+size_t dn_ctx_arena_bytes(const dn_ctx *ctx);
+
+/* ------------------------------------------------------------------ tensors */
+
+/* New tensors.  With ctx, the tensor lives in the context's arena until dn_ctx_reset(); with ctx NULL it
+ * lives on the heap until dn_tensor_free().  dn_tensor_new fills with zeros; dn_tensor_from copies data. */
+DN_NODISCARD dn_status dn_tensor_new(dn_ctx *ctx, int ndim, const int64_t *shape, dn_tensor **out);
+DN_NODISCARD dn_status dn_tensor_from(dn_ctx *ctx, int ndim, const int64_t *shape, const float *data,
+                                      dn_tensor **out);
+/* Frees a heap tensor (and its gradient).  NULL, and tensors that belong to a context, are ignored. */
+void dn_tensor_free(dn_tensor *t);
+
+int dn_tensor_ndim(const dn_tensor *t);
+int64_t dn_tensor_dim(const dn_tensor *t, int axis);  /* negative axes count from the end */
+int64_t dn_tensor_numel(const dn_tensor *t);
+/* Pointer to the elements if the tensor is contiguous, else NULL (use dn_contiguous first). */
+float *dn_tensor_data(dn_tensor *t);
+/* Copies the elements in row-major order into buf (numel floats), whatever the strides. */
+void dn_tensor_read(const dn_tensor *t, float *buf);
+/* Element at a flat row-major index (strides respected). */
+float dn_tensor_get(const dn_tensor *t, int64_t index);
+/* Formats "[2, 3, 4]" into buf. */
+const char *dn_tensor_shape_str(const dn_tensor *t, char *buf, size_t size);
+
+/* Gradients.  A tensor that requires grad receives d(loss)/d(tensor) in dn_backward(); the gradient is
+ * contiguous, in row-major order of the tensor's shape, and NULL until first written. */
+DN_NODISCARD dn_status dn_tensor_set_requires_grad(dn_tensor *t, bool requires);
+bool dn_tensor_requires_grad(const dn_tensor *t);
+float *dn_tensor_grad(dn_tensor *t);
+void dn_tensor_zero_grad(dn_tensor *t);
+
+/* Fill helpers for heap or context tensors (contiguous only). */
+DN_NODISCARD dn_status dn_tensor_fill(dn_tensor *t, float value);
+DN_NODISCARD dn_status dn_tensor_fill_uniform(dn_tensor *t, dn_rng *r, float lo, float hi);
+DN_NODISCARD dn_status dn_tensor_fill_normal(dn_tensor *t, dn_rng *r, float mean, float std);
+
+/* ------------------------------------------------------------------ autodiff */
+
+/* Backpropagates from a scalar (one element) tensor: its gradient is set to 1 and every op on the tape
+ * adds its inputs' gradients.  Gradients accumulate: zero them between steps. */
+DN_NODISCARD dn_status dn_backward(dn_ctx *ctx, dn_tensor *loss);
+/* As dn_backward, but seeds the output with the given gradient (numel floats, row-major). */
+DN_NODISCARD dn_status dn_backward_with(dn_ctx *ctx, dn_tensor *out, const float *grad);
+
+/* ------------------------------------------------------------------ the op registry */
+
+/* Every differentiable op is one entry in a registry that the tests walk.  Attributes are numbers
+ * with names (axis, alpha, reduction, ...); names, never positions, are what files store. */
+typedef struct dn_op dn_op;
+int dn_op_count(void);
+const dn_op *dn_op_at(int i);
+const dn_op *dn_op_find(const char *name);
+const char *dn_op_name(const dn_op *op);
+/* Number of inputs (-1: variadic); number of attributes and their names and defaults. */
+int dn_op_arity(const dn_op *op);
+int dn_op_attr_count(const dn_op *op);
+const char *dn_op_attr_name(const dn_op *op, int i);
+double dn_op_attr_default(const dn_op *op, int i);
+/* Looks up an attribute index by name, -1 if the op has none of that name. */
+int dn_op_attr_index(const dn_op *op, const char *name);
+/* One-line formula for the documentation and `dendrite gradcheck`. */
+const char *dn_op_doc(const dn_op *op);
+/* Applies an op by registry entry.  attrs: dn_op_attr_count() numbers, or NULL for all defaults. */
+dn_tensor *dn_op_apply(dn_ctx *ctx, const dn_op *op, int n, dn_tensor *const *inputs, const double *attrs);
+
+/* Checks one op's backward against central finite differences on the op's built-in sample cases.
+ * Returns DN_OK if every gradient agrees; *max_err gets the worst scaled error seen.  msg (may be NULL)
+ * receives a short human-readable verdict. */
+DN_NODISCARD dn_status dn_gradcheck_op(const dn_op *op, double *max_err, char *msg, size_t msg_size);
+
+/* ------------------------------------------------------------------ ops (each returns NULL on error) */
+
+/* Reductions for losses. */
+enum { DN_REDUCE_MEAN = 0, DN_REDUCE_SUM = 1, DN_REDUCE_NONE = 2 };
+
+/* Elementwise arithmetic with NumPy/PyTorch broadcasting. */
+dn_tensor *dn_add(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);
+dn_tensor *dn_sub(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);
+dn_tensor *dn_mul(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);
+dn_tensor *dn_div(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);
+dn_tensor *dn_scale(dn_ctx *ctx, dn_tensor *x, float factor);      /* factor * x */
+dn_tensor *dn_add_scalar(dn_ctx *ctx, dn_tensor *x, float value);  /* x + value */
+
+/* Unary maths. */
+dn_tensor *dn_exp(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_log(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_sqrt(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_pow(dn_ctx *ctx, dn_tensor *x, float exponent);
+dn_tensor *dn_abs(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_clamp(dn_ctx *ctx, dn_tensor *x, float lo, float hi);
+
+/* Matrix products.  matmul: [.., M, K] x [.., K, N] -> [.., M, N]; batch dimensions broadcast, and a 2-D
+ * right side is shared by every batch.  linear: x [.., in] with W [out, in] and b [out] (b may be NULL)
+ * gives x Wᵀ + b, as torch.nn.functional.linear. */
+dn_tensor *dn_matmul(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);
+dn_tensor *dn_linear(dn_ctx *ctx, dn_tensor *x, dn_tensor *w, dn_tensor *b);
+
+/* Reductions over a set of axes, given as a bit mask (bit i = axis i); mask 0 means every axis. */
+dn_tensor *dn_sum(dn_ctx *ctx, dn_tensor *x, unsigned axes, bool keepdim);
+dn_tensor *dn_mean(dn_ctx *ctx, dn_tensor *x, unsigned axes, bool keepdim);
+dn_tensor *dn_max(dn_ctx *ctx, dn_tensor *x, unsigned axes, bool keepdim);
+
+/* Shape ops.  reshape, permute and slice return views when they can (no copy); a -1 in reshape is
+ * inferred.  slice takes [start, end) with step along one axis (negative start/end count from the end). */
+dn_tensor *dn_reshape(dn_ctx *ctx, dn_tensor *x, int ndim, const int64_t *shape);
+dn_tensor *dn_permute(dn_ctx *ctx, dn_tensor *x, const int *perm);
+dn_tensor *dn_transpose(dn_ctx *ctx, dn_tensor *x, int axis0, int axis1);
+dn_tensor *dn_slice(dn_ctx *ctx, dn_tensor *x, int axis, int64_t start, int64_t end, int64_t step);
+dn_tensor *dn_concat(dn_ctx *ctx, int n, dn_tensor *const *xs, int axis);
+dn_tensor *dn_contiguous(dn_ctx *ctx, dn_tensor *x);
+
+/* Activations (the seed's full list). */
+dn_tensor *dn_identity(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_sigmoid(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_tanh(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_relu(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_leaky_relu(dn_ctx *ctx, dn_tensor *x, float alpha);            /* alpha default 0.01 */
+dn_tensor *dn_softmax(dn_ctx *ctx, dn_tensor *x, int axis);
+dn_tensor *dn_log_softmax(dn_ctx *ctx, dn_tensor *x, int axis);
+/* PReLU: alpha has 1 element (shared) or C elements, one per channel (axis 1 of x). */
+dn_tensor *dn_prelu(dn_ctx *ctx, dn_tensor *x, dn_tensor *alpha);
+dn_tensor *dn_elu(dn_ctx *ctx, dn_tensor *x, float alpha);                   /* alpha default 1 */
+/* Swish x*sigmoid(beta*x); beta is a 1-element tensor so it can be learned. */
+dn_tensor *dn_swish(dn_ctx *ctx, dn_tensor *x, dn_tensor *beta);
+dn_tensor *dn_mish(dn_ctx *ctx, dn_tensor *x);
+enum { DN_GELU_ERF = 0, DN_GELU_TANH = 1 };
+dn_tensor *dn_gelu(dn_ctx *ctx, dn_tensor *x, int approximate);
+dn_tensor *dn_softplus(dn_ctx *ctx, dn_tensor *x, float beta, float threshold); /* 1, 20 */
+dn_tensor *dn_selu(dn_ctx *ctx, dn_tensor *x);
+/* max(0, min(1, slope*x + offset)): the seed's form is slope 0.5, offset 0.5; PyTorch's is 1/6, 0.5. */
+dn_tensor *dn_hard_sigmoid(dn_ctx *ctx, dn_tensor *x, float slope, float offset);
+dn_tensor *dn_hard_tanh(dn_ctx *ctx, dn_tensor *x, float lo, float hi);     /* -1, 1 */
+
+/* Losses.  pred and target of the same shape unless said otherwise; reduction is DN_REDUCE_*.
+ * Class targets are class indices stored as floats, shape [N] (or [N, d1..] for pred [N, C, d1..]). */
+dn_tensor *dn_mse_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, int reduction);
+dn_tensor *dn_l1_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, int reduction);
+dn_tensor *dn_huber_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, float delta, int reduction);
+/* Cross-entropy on probabilities: -sum_c y_c log p_c per row (pred [N, C] of probabilities, target [N, C]). */
+dn_tensor *dn_cross_entropy_prob(dn_ctx *ctx, dn_tensor *prob, dn_tensor *target, int reduction);
+dn_tensor *dn_bce_loss(dn_ctx *ctx, dn_tensor *prob, dn_tensor *target, int reduction);
+dn_tensor *dn_bce_with_logits(dn_ctx *ctx, dn_tensor *logits, dn_tensor *target, int reduction);
+/* Hinge with labels +1/-1: max(0, 1 - y*pred). */
+dn_tensor *dn_hinge_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, int reduction);
+/* Multi-class hinge (torch.nn.MultiMarginLoss, p=1, margin 1): pred [N, C], target class indices [N]. */
+dn_tensor *dn_multi_margin_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, float margin, int reduction);
+/* Softmax cross-entropy from logits [N, C]: target class indices [N], as torch.nn.CrossEntropyLoss. */
+dn_tensor *dn_softmax_cross_entropy(dn_ctx *ctx, dn_tensor *logits, dn_tensor *target, int reduction);
+/* The same with probability targets [N, C]. */
+dn_tensor *dn_softmax_cross_entropy_soft(dn_ctx *ctx, dn_tensor *logits, dn_tensor *target, int reduction);
+/* Negative log-likelihood on log-probabilities [N, C] with class indices [N]. */
+dn_tensor *dn_nll_loss(dn_ctx *ctx, dn_tensor *logp, dn_tensor *target, int reduction);
+
+/* ------------------------------------------------------------------ data sets */
+
+/* Samples in memory: x holds n samples of shape `shape` (row-major, float32); y holds one target per sample
+ * (a class index stored as a float, or a regression value).  Loaders check every size and say what is wrong. */
+typedef struct dn_dataset {
+    int64_t n;
+    int ndim;                      /* rank of one sample */
+    int64_t shape[DN_MAX_DIMS];    /* shape of one sample */
+    float *x;                      /* n * sample_size floats */
+    float *y;                      /* n floats */
+    int n_classes;                 /* 1 + largest label for classification data; 0 if unknown */
+} dn_dataset;
+
+/* Elements of one sample. */
+int64_t dn_dataset_sample_size(const dn_dataset *d);
+/* MNIST-style IDX pair: images (any rank, unsigned byte or float/int) scaled by `scale` (1/255 for bytes
+ * to [0,1]), labels (rank 1).  labels may be NULL (y is then zero).  Counts must agree. */
+DN_NODISCARD dn_status dn_dataset_load_idx(const char *images, const char *labels, float scale, dn_dataset **out);
+/* Numeric CSV: one sample per row, `label_col` (negative counts from the end) is the target, the other
+ * columns are features.  header: 1 skip the first line, 0 none, -1 detect (a first row that is not numeric).
+ * Errors name the line and column. */
+DN_NODISCARD dn_status dn_dataset_load_csv(const char *path, int label_col, int header, dn_dataset **out);
+void dn_dataset_free(dn_dataset *d);
+/* Splits off the last `fraction` of a seeded permutation as b (validation), the rest as a (training). */
+DN_NODISCARD dn_status dn_dataset_split(const dn_dataset *d, double fraction, uint64_t seed, dn_dataset **a,
+                                        dn_dataset **b);
+/* Per-feature mean and standard deviation of d (arrays of sample_size floats, caller-allocated). */
+void dn_dataset_stats(const dn_dataset *d, float *mean, float *std);
+/* x = (x - mean) / std per feature (std 0 is treated as 1). */
+void dn_dataset_normalize(dn_dataset *d, const float *mean, const float *std);
+
+/* Seeded shuffled minibatches over a data set.  Each epoch draws a new permutation from the generator. */
+typedef struct dn_batcher dn_batcher;
+DN_NODISCARD dn_status dn_batcher_new(const dn_dataset *d, int64_t batch, bool shuffle, uint64_t seed,
+                                      dn_batcher **out);
+void dn_batcher_free(dn_batcher *b);
+/* Starts a new epoch (reshuffles). */
+void dn_batcher_reset(dn_batcher *b);
+/* Copies the next batch into x (batch * sample_size floats) and y (batch floats); returns its size, 0 at the
+ * end of the epoch.  The last batch may be smaller. */
+int64_t dn_batcher_next(dn_batcher *b, float *x, float *y);
+/* The generator state, for checkpoints (resume continues the same sequence). */
+dn_rng *dn_batcher_rng(dn_batcher *b);
+
+/* ------------------------------------------------------------------ optimisers */
+
+typedef enum dn_optim_kind { DN_SGD = 0, DN_ADAM, DN_ADAMW, DN_RMSPROP, DN_ADAGRAD } dn_optim_kind;
+
+/* Settings with PyTorch's names and defaults (dn_optim_defaults fills them for a kind). */
+typedef struct dn_optim_config {
+    dn_optim_kind kind;
+    float lr;            /* SGD 0.01 (torch requires it; we pick 0.01), Adam/AdamW 1e-3, RMSprop 0.01, Adagrad 0.01 */
+    float momentum;      /* SGD, RMSprop: 0 */
+    float dampening;     /* SGD: 0 */
+    bool nesterov;       /* SGD */
+    float beta1, beta2;  /* Adam/AdamW: 0.9, 0.999 */
+    float eps;           /* Adam/AdamW 1e-8, RMSprop 1e-8, Adagrad 1e-10 */
+    float weight_decay;  /* L2 added to the gradient (SGD, Adam, RMSprop, Adagrad) or decoupled (AdamW, default 0.01) */
+    bool amsgrad;        /* Adam/AdamW */
+    float alpha;         /* RMSprop smoothing: 0.99 */
+    bool centered;       /* RMSprop */
+    float lr_decay;      /* Adagrad: 0 */
+    float initial_accumulator; /* Adagrad: 0 */
+} dn_optim_config;
+
+void dn_optim_defaults(dn_optim_kind kind, dn_optim_config *cfg);
+/* Parses "sgd", "adam", "adamw", "rmsprop", "adagrad". */
+DN_NODISCARD dn_status dn_optim_kind_parse(const char *name, dn_optim_kind *kind);
+const char *dn_optim_kind_name(dn_optim_kind kind);
+
+typedef struct dn_optim dn_optim;
+/* An optimiser over n parameters kept in one flat buffer.  decay_mask (n bytes, may be NULL = all 1):
+ * 0 excludes an element from weight decay (biases, batch-norm parameters). */
+DN_NODISCARD dn_status dn_optim_new(const dn_optim_config *cfg, size_t n, const uint8_t *decay_mask, dn_optim **out);
+void dn_optim_free(dn_optim *o);
+/* One update of params from grads, with PyTorch's update rule for the kind. */
+void dn_optim_step(dn_optim *o, float *params, const float *grads);
+void dn_optim_set_lr(dn_optim *o, float lr);
+float dn_optim_get_lr(const dn_optim *o);
+/* Optimiser state for checkpoints: buffers named like "momentum_buffer", "exp_avg", "exp_avg_sq",
+ * "max_exp_avg_sq", "square_avg", "grad_avg", "sum", each n floats; plus the step count. */
+int dn_optim_state_count(const dn_optim *o);
+const char *dn_optim_state_name(const dn_optim *o, int i);
+float *dn_optim_state_data(dn_optim *o, int i);
+int64_t dn_optim_get_step(const dn_optim *o);
+void dn_optim_set_step(dn_optim *o, int64_t step);
+
+/* Gradient clipping over a flat gradient buffer: by global L2 norm (returns the norm before clipping, as
+ * torch.nn.utils.clip_grad_norm_) and by value. */
+float dn_clip_grad_norm(float *grads, size_t n, float max_norm);
+void dn_clip_grad_value(float *grads, size_t n, float clip);
+
+/* Learning-rate schedules, evaluated per epoch (PyTorch's closed forms).  Warm-up, when set, ramps linearly
+ * from lr*warmup_start_factor to lr over warmup_epochs before the schedule proper begins. */
+typedef enum dn_sched_kind { DN_SCHED_CONSTANT = 0, DN_SCHED_STEP, DN_SCHED_EXPONENTIAL, DN_SCHED_COSINE,
+                             DN_SCHED_PLATEAU } dn_sched_kind;
+typedef struct dn_schedule {
+    dn_sched_kind kind;
+    float base_lr;
+    int step_size;       /* step: every step_size epochs multiply by gamma */
+    float gamma;         /* step 0.1, exponential 0.95 */
+    int t_max;           /* cosine: period in epochs */
+    float eta_min;       /* cosine: floor 0 */
+    int warmup_epochs;   /* 0: none */
+    float warmup_start_factor; /* 1/3 as torch LinearLR's default */
+    /* reduce-on-plateau (mode min): factor 0.1, patience 10, threshold 1e-4 (rel), cooldown 0, min_lr 0 */
+    float factor, threshold, min_lr;
+    int patience, cooldown;
+    /* plateau state */
+    float best, current_lr;
+    int bad_epochs, cooldown_left;
+} dn_schedule;
+void dn_schedule_defaults(dn_sched_kind kind, float base_lr, dn_schedule *s);
+DN_NODISCARD dn_status dn_sched_kind_parse(const char *name, dn_sched_kind *kind);
+/* Learning rate for epoch `epoch` (0-based).  For plateau, call dn_schedule_observe after each epoch. */
+float dn_schedule_lr(dn_schedule *s, int epoch);
+void dn_schedule_observe(dn_schedule *s, float metric);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DENDRITE_H */

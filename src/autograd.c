@@ -1,0 +1,230 @@
+/* Contexts, the tape, and reverse-mode differentiation.
+ *
+ * Define-by-run: each op computes its output at once and, when some input requires a gradient, pushes a
+ * node (op, inputs, attributes, saved state) onto the context's tape.  dn_backward() seeds the loss with
+ * d(loss)/d(loss) = 1 and visits the tape newest-first; creation order is a topological order, so when a
+ * node is visited every consumer of its output has already added its share into out->grad. */
+#include "internal.h"
+
+#include <math.h>
+
+dn_ctx *dn_ctx_new(void)
+{
+    dn_ctx *ctx = dn_calloc(1, sizeof *ctx);
+    if (!ctx) return NULL;
+    dn_arena_init(&ctx->arena);
+    ctx->grad_enabled = true;
+    return ctx;
+}
+
+void dn_ctx_free(dn_ctx *ctx)
+{
+    if (!ctx) return;
+    dn_arena_free(&ctx->arena);
+    dn_free(ctx);
+}
+
+void dn_ctx_reset(dn_ctx *ctx)
+{
+    if (!ctx) return;
+    dn_arena_reset(&ctx->arena);
+    ctx->tape = NULL;
+    ctx->status = DN_OK;
+    ctx->backward_done = false;
+}
+
+dn_status dn_ctx_status(const dn_ctx *ctx) { return ctx ? ctx->status : DN_ERR_ARG; }
+
+bool dn_ctx_set_grad(dn_ctx *ctx, bool enabled)
+{
+    bool old = ctx->grad_enabled;
+    ctx->grad_enabled = enabled;
+    return old;
+}
+
+size_t dn_ctx_arena_bytes(const dn_ctx *ctx) { return ctx->arena.capacity; }
+
+void *dn_ctx_alloc(dn_ctx *ctx, size_t size) { return dn_arena_alloc(&ctx->arena, size); }
+void *dn_ctx_calloc(dn_ctx *ctx, size_t size) { return dn_arena_calloc(&ctx->arena, size); }
+
+static dn_tensor *ctx_header(dn_ctx *ctx, int ndim, const int64_t *shape)
+{
+    dn_tensor *t = dn_arena_calloc(&ctx->arena, sizeof *t);
+    if (!t) return NULL;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    dn_contiguous_strides(ndim, shape, t->stride);
+    t->ctx = ctx;
+    return t;
+}
+
+dn_tensor *dn_ctx_tensor(dn_ctx *ctx, int ndim, const int64_t *shape)
+{
+    dn_tensor *t = ctx_header(ctx, ndim, shape);
+    if (!t) return NULL;
+    int64_t n = dn_shape_numel(ndim, shape);
+    t->data = dn_arena_alloc(&ctx->arena, (size_t)(n ? n : 1) * sizeof(float));
+    return t->data ? t : NULL;
+}
+
+dn_tensor *dn_ctx_zeros(dn_ctx *ctx, int ndim, const int64_t *shape)
+{
+    dn_tensor *t = dn_ctx_tensor(ctx, ndim, shape);
+    if (t) memset(t->data, 0, (size_t)dn_shape_numel(ndim, shape) * sizeof(float));
+    return t;
+}
+
+dn_tensor *dn_ctx_view(dn_ctx *ctx, const dn_tensor *x)
+{
+    dn_tensor *t = dn_arena_alloc(&ctx->arena, sizeof *t);
+    if (!t) return NULL;
+    *t = *x;
+    t->grad = NULL;
+    t->node = NULL;
+    t->ctx = ctx;
+    t->requires_grad = false;
+    t->owns_data = t->owns_grad = false;
+    return t;
+}
+
+const float *dn_ctx_contig(dn_ctx *ctx, const dn_tensor *t)
+{
+    if (dn_tensor_is_contiguous(t)) return t->data;
+    float *buf = dn_arena_alloc(&ctx->arena, (size_t)dn_tensor_numel(t) * sizeof(float) + sizeof(float));
+    if (buf) dn_tensor_read(t, buf);
+    return buf;
+}
+
+float *dn_grad_buf(dn_ctx *ctx, dn_tensor *t)
+{
+    if (t->grad) return t->grad;
+    size_t bytes = (size_t)(dn_tensor_numel(t) ? dn_tensor_numel(t) : 1) * sizeof(float);
+    if (t->ctx) {
+        t->grad = dn_arena_calloc(&ctx->arena, bytes);
+    } else {
+        t->grad = dn_calloc(1, bytes);
+        t->owns_grad = t->grad != NULL;
+    }
+    return t->grad;
+}
+
+/* ------------------------------------------------------------------ applying ops */
+
+static dn_tensor *fail(dn_ctx *ctx, dn_status s)
+{
+    if (ctx && !ctx->status) ctx->status = s;
+    return NULL;
+}
+
+dn_tensor *dn_op_apply(dn_ctx *ctx, const dn_op *op, int n, dn_tensor *const *in, const double *attrs)
+{
+    if (!ctx) {
+        dn_error(DN_ERR_ARG, "%s: context is NULL", op ? op->name : "op");
+        return NULL;
+    }
+    if (ctx->status) return NULL; /* sticky: the first error's message stays in dn_last_error() */
+    if (!op) return fail(ctx, dn_error(DN_ERR_ARG, "unknown op (NULL)"));
+    if ((op->arity >= 0 && n != op->arity) || n < 1 || n > DN_MAX_INPUTS)
+        return fail(ctx, dn_error(DN_ERR_ARG, "%s: takes %d input(s), got %d", op->name, op->arity, n));
+    dn_node *node = dn_arena_calloc(&ctx->arena, sizeof *node);
+    if (!node) return fail(ctx, DN_ERR_NOMEM);
+    node->op = op;
+    node->n_in = n;
+    bool requires = false;
+    for (int i = 0; i < n; i++) {
+        if (!in[i]) return fail(ctx, dn_error(DN_ERR_ARG, "%s: input %d is NULL", op->name, i));
+        node->in[i] = in[i];
+        if (in[i]->requires_grad && !(op->nondiff & (1u << i))) requires = true;
+    }
+    for (int i = 0; i < op->n_attrs; i++) node->attr[i] = attrs ? attrs[i] : op->attr_defaults[i];
+    dn_status s = op->forward(ctx, node);
+    if (s) {
+        dn_error_prefix("%s", op->name);
+        return fail(ctx, s);
+    }
+    if (ctx->grad_enabled && requires) {
+        node->out->requires_grad = true;
+        node->out->node = node;
+        node->prev = ctx->tape;
+        ctx->tape = node;
+    }
+    return node->out;
+}
+
+dn_tensor *dn_apply(dn_ctx *ctx, const char *name, int n, dn_tensor *const *in, const double *attrs)
+{
+    const dn_op *op = dn_op_find(name);
+    if (!op) {
+        dn_error(DN_ERR_ARG, "no op named '%s'", name);
+        return fail(ctx, DN_ERR_ARG);
+    }
+    return dn_op_apply(ctx, op, n, in, attrs);
+}
+
+dn_tensor *dn_apply_named(dn_ctx *ctx, const char *name, int n, dn_tensor *const *in, const char *text)
+{
+    const dn_op *op = dn_op_find(name);
+    double attrs[DN_MAX_ATTRS];
+    if (!op) {
+        dn_error(DN_ERR_ARG, "no op named '%s'", name);
+        return fail(ctx, DN_ERR_ARG);
+    }
+    if (ctx && ctx->status) return NULL;
+    dn_status s = dn_parse_attrs(op, text, attrs);
+    if (s) return fail(ctx, s);
+    return dn_op_apply(ctx, op, n, in, attrs);
+}
+
+/* ------------------------------------------------------------------ backward */
+
+dn_status dn_backward_with(dn_ctx *ctx, dn_tensor *out, const float *grad)
+{
+    if (!ctx || !out || !grad) return dn_error(DN_ERR_ARG, "dn_backward: context, tensor and gradient must not be NULL");
+    if (ctx->status)
+        return dn_error(DN_ERR_STATE, "dn_backward: the context holds an earlier error (%s); reset it first",
+                        dn_status_name(ctx->status));
+    if (ctx->backward_done)
+        return dn_error(DN_ERR_STATE, "dn_backward: already called on this tape; call dn_ctx_reset() before the next step");
+    if (!out->requires_grad)
+        return dn_error(DN_ERR_STATE, "dn_backward: the tensor %s does not depend on anything that requires a gradient "
+                                      "(or gradient recording was off)", dn_tshape(out));
+    if (out->ctx != ctx) return dn_error(DN_ERR_ARG, "dn_backward: the tensor belongs to another context");
+    float *g = dn_grad_buf(ctx, out);
+    if (!g) return DN_ERR_NOMEM;
+    int64_t n = dn_tensor_numel(out);
+    for (int64_t i = 0; i < n; i++) g[i] += grad[i];
+    for (dn_node *node = ctx->tape; node; node = node->prev) {
+        if (!node->out->grad) continue; /* nothing flowed into this node */
+        dn_status s = node->op->backward(ctx, node);
+        if (s) {
+            dn_error_prefix("%s backward", node->op->name);
+            ctx->status = s;
+            return s;
+        }
+    }
+    ctx->backward_done = true;
+    return DN_OK;
+}
+
+dn_status dn_backward(dn_ctx *ctx, dn_tensor *loss)
+{
+    if (!loss) return dn_error(DN_ERR_ARG, "dn_backward: loss is NULL (did an op before it fail? see dn_ctx_status)");
+    if (dn_tensor_numel(loss) != 1)
+        return dn_error(DN_ERR_SHAPE, "dn_backward: the loss must have one element, got %s (reduce it, or use "
+                                      "dn_backward_with)", dn_tshape(loss));
+    const float one = 1.0f;
+    return dn_backward_with(ctx, loss, &one);
+}
+
+dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t)
+{
+    int64_t n = dn_tensor_numel(t);
+    bool contig = dn_tensor_is_contiguous(t);
+    for (int64_t i = 0; i < n; i++) {
+        float v = contig ? t->data[i] : dn_tensor_get(t, i);
+        if (!isfinite(v))
+            return dn_error(DN_ERR_NUMERIC, "%s: %s %s has a non-finite value (%g) at flat index %lld", op, what,
+                            dn_tshape(t), (double)v, (long long)i);
+    }
+    return DN_OK;
+}

@@ -1,0 +1,226 @@
+/* Internal declarations shared by the library's source files.  Not installed. */
+#ifndef DN_INTERNAL_H
+#define DN_INTERNAL_H
+
+#include "dendrite.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define DN_UNUSED __attribute__((unused))
+#else
+#define DN_PRINTF(a, b)
+#define DN_UNUSED
+#endif
+
+/* ------------------------------------------------------------------ errors (error.c) */
+
+/* Records a message for dn_last_error() and returns s, so callers can `return dn_error(...)`. */
+dn_status dn_error(dn_status s, const char *fmt, ...) DN_PRINTF(2, 3);
+/* Prepends "prefix: " to the current message (adds context as an error travels up). */
+void dn_error_prefix(const char *fmt, ...) DN_PRINTF(1, 2);
+/* Clears the message (successful calls leave it alone; tests use this). */
+void dn_error_clear(void);
+
+/* ------------------------------------------------------------------ allocation (alloc.c) */
+
+/* Every allocation in the library goes through these, so dn_set_allocator() and the failure-injection
+ * tests see all of them.  dn_alloc/dn_calloc record DN_ERR_NOMEM on failure. */
+void *dn_alloc(size_t size);
+void *dn_calloc(size_t n, size_t size);
+void *dn_realloc(void *p, size_t size);
+void dn_free(void *p);
+char *dn_strdup(const char *s);
+
+/* ------------------------------------------------------------------ arena (arena.c) */
+
+/* A bump allocator made of chunks.  Reset keeps the memory; after a reset that followed growth the
+ * chunks are merged into one, so a steady training loop stops calling malloc after its first step. */
+typedef struct dn_arena_chunk dn_arena_chunk;
+typedef struct dn_arena {
+    dn_arena_chunk *head;  /* current chunk (newest) */
+    size_t used_total;     /* bytes handed out since the last reset */
+    size_t high_water;     /* largest used_total seen */
+    size_t capacity;       /* bytes held in all chunks */
+} dn_arena;
+
+void dn_arena_init(dn_arena *a);
+/* 64-byte aligned, uninitialised; NULL (with DN_ERR_NOMEM recorded) if out of memory. */
+void *dn_arena_alloc(dn_arena *a, size_t size);
+void *dn_arena_calloc(dn_arena *a, size_t size);
+void dn_arena_reset(dn_arena *a);
+void dn_arena_free(dn_arena *a);
+
+/* ------------------------------------------------------------------ tensors (tensor.c) */
+
+typedef struct dn_node dn_node;
+
+struct dn_tensor {
+    int ndim;
+    int64_t shape[DN_MAX_DIMS];
+    int64_t stride[DN_MAX_DIMS]; /* in elements; 0 allowed (broadcast views) */
+    float *data;                 /* element [0, 0, ...] */
+    float *grad;                 /* contiguous, row-major, numel floats; NULL until needed */
+    dn_ctx *ctx;                 /* owner; NULL for heap tensors */
+    dn_node *node;               /* the op that produced it, NULL for leaves */
+    bool requires_grad;
+    bool owns_data;              /* heap tensor: data was allocated with it */
+    bool owns_grad;              /* heap tensor: grad was allocated with it */
+};
+
+int64_t dn_shape_numel(int ndim, const int64_t *shape);
+bool dn_tensor_is_contiguous(const dn_tensor *t);
+bool dn_same_shape(const dn_tensor *a, const dn_tensor *b);
+/* Row-major strides for a shape. */
+void dn_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* "[2, 3]" into a static per-call buffer slot (rotates among 4, so up to 4 may appear in one message). */
+const char *dn_shape_str(int ndim, const int64_t *shape);
+const char *dn_tshape(const dn_tensor *t);
+/* Normalises a possibly negative axis; -1 if out of range. */
+int dn_norm_axis(int axis, int ndim);
+
+/* ------------------------------------------------------------------ contexts and the tape (autograd.c) */
+
+struct dn_node {
+    const dn_op *op;
+    int n_in;
+    dn_tensor *in[DN_MAX_INPUTS];
+    dn_tensor *out;
+    double attr[DN_MAX_ATTRS];
+    void *saved;   /* op-specific state kept for backward (arena memory) */
+    dn_node *prev; /* the tape is a list, newest first */
+};
+
+struct dn_ctx {
+    dn_arena arena;
+    dn_node *tape;     /* newest node */
+    dn_status status;  /* sticky first error */
+    bool grad_enabled;
+    bool backward_done; /* dn_backward ran on this tape */
+};
+
+/* A tensor in the context's arena: contiguous, uninitialised (new) or zeroed (zeros). */
+dn_tensor *dn_ctx_tensor(dn_ctx *ctx, int ndim, const int64_t *shape);
+dn_tensor *dn_ctx_zeros(dn_ctx *ctx, int ndim, const int64_t *shape);
+/* A view header sharing x's data (shape/strides filled by the caller). */
+dn_tensor *dn_ctx_view(dn_ctx *ctx, const dn_tensor *x);
+void *dn_ctx_alloc(dn_ctx *ctx, size_t size);
+void *dn_ctx_calloc(dn_ctx *ctx, size_t size);
+/* Contiguous elements of t: its own data when already contiguous, else a copy in the arena. */
+const float *dn_ctx_contig(dn_ctx *ctx, const dn_tensor *t);
+/* The gradient buffer of t, allocated (zeroed) on first use. */
+float *dn_grad_buf(dn_ctx *ctx, dn_tensor *t);
+/* True when input i of the node needs a gradient. */
+static inline bool dn_needs_grad(const dn_node *n, int i) { return n->in[i]->requires_grad; }
+
+/* ------------------------------------------------------------------ strided iteration (iter.c) */
+
+/* Walks up to DN_ITER_MAX operands of the same logical shape row by row: for each row (all axes but the
+ * last) `off[k]` is operand k's element offset; `inner` elements follow with stride `step[k]`.
+ * Broadcasting is a stride of 0.  Usage:
+ *     dn_iter it; dn_iter_init(&it, ndim, shape, nops, strides);
+ *     do { ... it.off[k] + j * it.step[k] ... } while (dn_iter_next(&it)); */
+#define DN_ITER_MAX 6
+typedef struct dn_iter {
+    int ndim, nops;
+    int64_t shape[DN_MAX_DIMS];
+    int64_t stride[DN_ITER_MAX][DN_MAX_DIMS];
+    int64_t idx[DN_MAX_DIMS];
+    int64_t off[DN_ITER_MAX];
+    int64_t step[DN_ITER_MAX];
+    int64_t inner; /* elements per row (1 for 0-d) */
+    bool empty;
+} dn_iter;
+void dn_iter_init(dn_iter *it, int ndim, const int64_t *shape, int nops, const int64_t *const *strides);
+bool dn_iter_next(dn_iter *it);
+/* Strides that read a tensor of shape (ndim_in, shape_in) broadcast to (ndim, shape): aligned right,
+ * 0 where the input has size 1 or lacks the axis.  base: the input's strides (or contiguous ones). */
+void dn_broadcast_strides(int ndim, const int64_t *shape, int ndim_in, const int64_t *shape_in,
+                          const int64_t *base, int64_t *out);
+/* The broadcast shape of a and b; DN_ERR_SHAPE (message names op) if incompatible. */
+dn_status dn_broadcast_shape(const char *op, const dn_tensor *a, const dn_tensor *b, int *ndim, int64_t *shape);
+
+/* ------------------------------------------------------------------ ops (registry.c and src/ops/) */
+
+/* A gradient-check sample: one input tensor's shape and how to fill it. */
+enum {
+    DN_FILL_UNIFORM = 0, /* uniform in [lo, hi), kept at least 4*eps away from the op's kinks */
+    DN_FILL_CLASS,       /* integers 0 .. hi-1 (class indices) */
+    DN_FILL_SIGN,        /* -1 or +1 */
+    DN_FILL_PROB,        /* positive rows summing to 1 along the last axis */
+    DN_FILL_BINARY       /* 0 or 1 */
+};
+typedef struct dn_input_spec {
+    int ndim;
+    int64_t shape[DN_MAX_DIMS];
+    int fill;
+    float lo, hi;
+} dn_input_spec;
+
+typedef struct dn_case {
+    int n_in;
+    dn_input_spec in[4];
+    const char *attrs; /* "name=value name=value", names from the op; NULL for defaults */
+} dn_case;
+
+struct dn_op {
+    const char *name;
+    int arity; /* -1: variadic, 1 .. DN_MAX_INPUTS */
+    int n_attrs;
+    const char *attr_names[DN_MAX_ATTRS];
+    double attr_defaults[DN_MAX_ATTRS];
+    unsigned nondiff; /* bit i: input i takes no gradient (class indices, labels) */
+    /* Checks shapes and attributes, allocates node->out in ctx and computes it. */
+    dn_status (*forward)(dn_ctx *ctx, dn_node *node);
+    /* Adds d(loss)/d(input) into each input that requires grad, from node->out->grad. */
+    dn_status (*backward)(dn_ctx *ctx, dn_node *node);
+    const char *doc;
+    /* Gradient-check samples; kinks: points where the derivative jumps (FD samples keep away). */
+    const dn_case *cases;
+    int n_cases;
+    float kinks[4];
+    int n_kinks;
+    double grad_tol; /* 0: the default tolerance */
+};
+
+/* The ops of each file, in tables that end with an entry whose name is NULL. */
+extern const dn_op dn_ops_elementwise[];
+extern const dn_op dn_ops_unary[];
+extern const dn_op dn_ops_reduce[];
+extern const dn_op dn_ops_shape[];
+extern const dn_op dn_ops_matmul[];
+extern const dn_op dn_ops_activation[];
+extern const dn_op dn_ops_loss[];
+
+/* Applies an op by name with attributes given as "name=value ..." (NULL for defaults).  For wrappers. */
+dn_tensor *dn_apply_named(dn_ctx *ctx, const char *name, int n, dn_tensor *const *in, const char *attrs);
+/* Applies with a full attribute array. */
+dn_tensor *dn_apply(dn_ctx *ctx, const char *name, int n, dn_tensor *const *in, const double *attrs);
+/* Parses "a=1 b=2" over the op's defaults into attrs; unknown names are errors. */
+dn_status dn_parse_attrs(const dn_op *op, const char *text, double *attrs);
+
+/* Pointwise ops in one line each (unary.c): forward computes y = f(x) over contiguous arrays; backward
+ * ADDS dy * f'(x) into dx.  x is the input, y the saved output (either may be what the derivative needs). */
+typedef void (*dn_pointwise_fn)(const float *x, float *y, int64_t n, const double *attr);
+typedef void (*dn_pointwise_grad_fn)(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                                     const double *attr);
+dn_status dn_pointwise_forward(dn_ctx *ctx, dn_node *node, dn_pointwise_fn f);
+dn_status dn_pointwise_backward(dn_ctx *ctx, dn_node *node, dn_pointwise_grad_fn df);
+
+/* Returns DN_ERR_NUMERIC with the op's name if any element of t is NaN or infinite. */
+dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t);
+
+/* ------------------------------------------------------------------ kernels (src/kernels/) */
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major.  op(A) is M x K, op(B) is K x N.
+ * transa: A is stored K x M (lda >= M) and used transposed; same for transb.  beta == 0 ignores C. */
+void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* The portable reference (no SIMD), for tests. */
+void dn_sgemm_ref(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+#endif /* DN_INTERNAL_H */

@@ -1,0 +1,223 @@
+/* The op registry (every op of every file in one list) and the finite-difference gradient check. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static const dn_op *const tables[] = {
+    dn_ops_elementwise, dn_ops_unary, dn_ops_reduce, dn_ops_shape,
+    dn_ops_matmul,      dn_ops_activation, dn_ops_loss,
+};
+
+static const dn_op *registry[256];
+static int registry_count = -1;
+
+static void build_registry(void)
+{
+    if (registry_count >= 0) return;
+    int n = 0;
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (const dn_op *op = tables[t]; op->name && n < 256; op++) registry[n++] = op;
+    registry_count = n;
+}
+
+int dn_op_count(void)
+{
+    build_registry();
+    return registry_count;
+}
+
+const dn_op *dn_op_at(int i)
+{
+    build_registry();
+    return (i >= 0 && i < registry_count) ? registry[i] : NULL;
+}
+
+const dn_op *dn_op_find(const char *name)
+{
+    build_registry();
+    if (!name) return NULL;
+    for (int i = 0; i < registry_count; i++)
+        if (strcmp(registry[i]->name, name) == 0) return registry[i];
+    return NULL;
+}
+
+const char *dn_op_name(const dn_op *op) { return op->name; }
+int dn_op_arity(const dn_op *op) { return op->arity; }
+int dn_op_attr_count(const dn_op *op) { return op->n_attrs; }
+const char *dn_op_attr_name(const dn_op *op, int i) { return (i >= 0 && i < op->n_attrs) ? op->attr_names[i] : NULL; }
+double dn_op_attr_default(const dn_op *op, int i) { return (i >= 0 && i < op->n_attrs) ? op->attr_defaults[i] : 0; }
+const char *dn_op_doc(const dn_op *op) { return op->doc; }
+
+int dn_op_attr_index(const dn_op *op, const char *name)
+{
+    for (int i = 0; i < op->n_attrs; i++)
+        if (strcmp(op->attr_names[i], name) == 0) return i;
+    return -1;
+}
+
+dn_status dn_parse_attrs(const dn_op *op, const char *text, double *attrs)
+{
+    for (int i = 0; i < op->n_attrs; i++) attrs[i] = op->attr_defaults[i];
+    if (!text) return DN_OK;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        if (!*p) break;
+        const char *eq = strchr(p, '=');
+        if (!eq) return dn_error(DN_ERR_ARG, "%s: attribute text '%s' lacks '='", op->name, p);
+        char name[64];
+        size_t len = (size_t)(eq - p);
+        if (len == 0 || len >= sizeof name) return dn_error(DN_ERR_ARG, "%s: bad attribute name in '%s'", op->name, text);
+        memcpy(name, p, len);
+        name[len] = '\0';
+        int idx = dn_op_attr_index(op, name);
+        if (idx < 0) return dn_error(DN_ERR_ARG, "%s: no attribute named '%s'", op->name, name);
+        char *end;
+        double v = strtod(eq + 1, &end);
+        if (end == eq + 1) return dn_error(DN_ERR_ARG, "%s: attribute '%s' needs a number", op->name, name);
+        attrs[idx] = v;
+        p = end;
+    }
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------ gradient check */
+
+/* Central differences: d/dx f ~ (f(x+h) - f(x-h)) / 2h.  Ops compute in float32, so h cannot be tiny:
+ * h = 1e-3 keeps rounding error near 1e-4 of the loss while truncation error stays O(h^2).
+ * A gradient passes when |analytic - numeric| <= ATOL + RTOL * |numeric|. */
+#define GC_H 1e-3
+#define GC_ATOL 5e-3
+#define GC_RTOL 1e-2
+#define GC_KINK_GAP (4 * GC_H)
+
+static void fill_input(dn_tensor *t, const dn_input_spec *sp, const dn_op *op, dn_rng *r)
+{
+    int64_t n = dn_tensor_numel(t);
+    int64_t last = t->ndim ? t->shape[t->ndim - 1] : 1;
+    float *d = t->data;
+    for (int64_t i = 0; i < n; i++) {
+        switch (sp->fill) {
+        case DN_FILL_CLASS: d[i] = (float)(dn_rng_u32(r) % (uint32_t)sp->hi); break;
+        case DN_FILL_SIGN: d[i] = (dn_rng_u32(r) & 1) ? 1.0f : -1.0f; break;
+        case DN_FILL_BINARY: d[i] = (float)(dn_rng_u32(r) & 1); break;
+        case DN_FILL_PROB: d[i] = 0.1f + dn_rng_uniform(r); break;
+        default: {
+            float v = sp->lo + (sp->hi - sp->lo) * dn_rng_uniform(r);
+            for (int k = 0; k < op->n_kinks; k++) {
+                float kink = op->kinks[k];
+                /* the first elements sit deliberately close to a kink (but outside the FD stencil) */
+                if (i < 2 * op->n_kinks && i / 2 == k) v = kink + (i % 2 ? -1.0f : 1.0f) * (float)(GC_KINK_GAP * 1.5);
+                if (fabsf(v - kink) < GC_KINK_GAP) v = kink + (v < kink ? -1.0f : 1.0f) * (float)GC_KINK_GAP;
+            }
+            d[i] = v;
+        }
+        }
+    }
+    if (sp->fill == DN_FILL_PROB) {
+        for (int64_t row = 0; row < n / last; row++) {
+            double s = 0;
+            for (int64_t j = 0; j < last; j++) s += d[row * last + j];
+            for (int64_t j = 0; j < last; j++) d[row * last + j] = (float)(d[row * last + j] / s);
+        }
+    }
+}
+
+/* sum_i w_i * out_i in double, with gradient recording off */
+static dn_status weighted_output(dn_ctx *ctx, const dn_op *op, int n, dn_tensor **in, const double *attrs,
+                                 const float *w, double *value)
+{
+    bool old = dn_ctx_set_grad(ctx, false);
+    dn_tensor *out = dn_op_apply(ctx, op, n, in, attrs);
+    dn_ctx_set_grad(ctx, old);
+    if (!out) return ctx->status ? ctx->status : DN_ERR_STATE;
+    double s = 0;
+    int64_t m = dn_tensor_numel(out);
+    for (int64_t i = 0; i < m; i++) s += (double)w[i] * dn_tensor_get(out, i);
+    *value = s;
+    return DN_OK;
+}
+
+static dn_status check_case(const dn_op *op, const dn_case *c, uint64_t seed, double *worst, char *msg, size_t msg_size)
+{
+    dn_status s = DN_OK;
+    dn_ctx *ctx = dn_ctx_new();
+    float *wbuf = NULL;
+    if (!ctx) return DN_ERR_NOMEM;
+    dn_rng r;
+    dn_rng_seed(&r, seed);
+    double attrs[DN_MAX_ATTRS];
+    s = dn_parse_attrs(op, c->attrs, attrs);
+    if (s) goto done;
+    dn_tensor *in[4];
+    for (int i = 0; i < c->n_in; i++) {
+        in[i] = dn_ctx_zeros(ctx, c->in[i].ndim, c->in[i].shape);
+        if (!in[i]) { s = DN_ERR_NOMEM; goto done; }
+        fill_input(in[i], &c->in[i], op, &r);
+        if (!(op->nondiff & (1u << i))) in[i]->requires_grad = true;
+    }
+    dn_tensor *out = dn_op_apply(ctx, op, c->n_in, in, attrs);
+    if (!out) { s = ctx->status; goto done; }
+    int64_t m = dn_tensor_numel(out);
+    wbuf = dn_alloc((size_t)m * sizeof(float));
+    if (!wbuf) { s = DN_ERR_NOMEM; goto done; }
+    for (int64_t i = 0; i < m; i++) wbuf[i] = dn_rng_normal(&r);
+    s = dn_backward_with(ctx, out, wbuf);
+    if (s) goto done;
+    for (int i = 0; i < c->n_in; i++) {
+        if (op->nondiff & (1u << i)) continue;
+        int64_t n = dn_tensor_numel(in[i]);
+        for (int64_t j = 0; j < n; j++) {
+            float analytic = in[i]->grad ? in[i]->grad[j] : 0.0f;
+            float x0 = in[i]->data[j];
+            double fp, fm;
+            in[i]->data[j] = (float)(x0 + GC_H);
+            s = weighted_output(ctx, op, c->n_in, in, attrs, wbuf, &fp);
+            in[i]->data[j] = (float)(x0 - GC_H);
+            if (!s) s = weighted_output(ctx, op, c->n_in, in, attrs, wbuf, &fm);
+            in[i]->data[j] = x0;
+            if (s) goto done;
+            /* the actual step is the float difference, which is not exactly 2h */
+            double h2 = (double)(float)(x0 + GC_H) - (double)(float)(x0 - GC_H);
+            double numeric = (fp - fm) / h2;
+            double tol = op->grad_tol > 0 ? op->grad_tol : 1.0;
+            double err = fabs(analytic - numeric) / ((GC_ATOL + GC_RTOL * fabs(numeric)) * tol);
+            if (err > *worst) *worst = err;
+            if (err > 1.0) {
+                if (msg)
+                    snprintf(msg, msg_size, "input %d %s element %lld: analytic %.6g, numeric %.6g (x = %.6g, attrs '%s')",
+                             i, dn_tshape(in[i]), (long long)j, (double)analytic, numeric, (double)x0,
+                             c->attrs ? c->attrs : "");
+                s = dn_error(DN_ERR_NUMERIC, "%s: gradient check failed: %s", op->name, msg ? msg : "");
+                goto done;
+            }
+        }
+    }
+done:
+    dn_free(wbuf);
+    dn_ctx_free(ctx);
+    return s;
+}
+
+dn_status dn_gradcheck_op(const dn_op *op, double *max_err, char *msg, size_t msg_size)
+{
+    double worst = 0;
+    if (msg && msg_size) msg[0] = '\0';
+    if (!op) return dn_error(DN_ERR_ARG, "dn_gradcheck_op: op is NULL");
+    if (op->n_cases == 0) {
+        if (msg) snprintf(msg, msg_size, "no gradient-check cases registered");
+        return dn_error(DN_ERR_STATE, "%s: no gradient-check cases registered", op->name);
+    }
+    for (int k = 0; k < op->n_cases; k++) {
+        dn_status s = check_case(op, &op->cases[k], 1000u + (uint64_t)k, &worst, msg, msg_size);
+        if (s) {
+            if (max_err) *max_err = worst;
+            if (msg && !msg[0]) snprintf(msg, msg_size, "case %d: %s", k, dn_last_error());
+            return s;
+        }
+    }
+    if (max_err) *max_err = worst;
+    if (msg) snprintf(msg, msg_size, "%d case(s), worst error %.3f of tolerance", op->n_cases, worst);
+    return DN_OK;
+}
