@@ -264,6 +264,8 @@ DN_NODISCARD dn_status dn_dataset_load_idx(const char *images, const char *label
  * columns are features.  header: 1 skip the first line, 0 none, -1 detect (a first row that is not numeric).
  * Errors name the line and column. */
 DN_NODISCARD dn_status dn_dataset_load_csv(const char *path, int label_col, int header, dn_dataset **out);
+/* label_col value meaning "no label column": every column is a feature and y is zero (for prediction). */
+#define DN_CSV_NO_LABEL (-2147483647 - 1)
 void dn_dataset_free(dn_dataset *d);
 /* Splits off the last `fraction` of a seeded permutation as b (validation), the rest as a (training). */
 DN_NODISCARD dn_status dn_dataset_split(const dn_dataset *d, double fraction, uint64_t seed, dn_dataset **a,
@@ -359,6 +361,156 @@ DN_NODISCARD dn_status dn_sched_kind_parse(const char *name, dn_sched_kind *kind
 /* Learning rate for epoch `epoch` (0-based).  For plateau, call dn_schedule_observe after each epoch. */
 float dn_schedule_lr(dn_schedule *s, int epoch);
 void dn_schedule_observe(dn_schedule *s, float metric);
+
+/* ------------------------------------------------------------------ models */
+
+/* A model is a chain of layers with all parameters and gradients in two flat buffers (so an optimiser
+ * step is one loop over them).  Input shape is per sample; a batch adds a leading axis N. */
+typedef struct dn_model dn_model;
+
+typedef enum dn_init {
+    DN_INIT_DEFAULT = 0,  /* PyTorch's nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias */
+    DN_INIT_XAVIER_UNIFORM, /* Glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); bias 0 */
+    DN_INIT_XAVIER_NORMAL,  /* N(0, 2 / (fan_in + fan_out)); bias 0 */
+    DN_INIT_HE_UNIFORM,     /* Kaiming (ReLU gain): U(-a, a), a = sqrt(6 / fan_in); bias 0 */
+    DN_INIT_HE_NORMAL       /* N(0, 2 / fan_in); bias 0 */
+} dn_init;
+/* Parses "default", "xavier_uniform" (or "glorot"), "xavier_normal", "he_uniform" (or "kaiming"), "he_normal". */
+DN_NODISCARD dn_status dn_init_parse(const char *name, dn_init *init);
+
+/* A new, empty model taking samples of the given shape; `seed` drives initialisation (and dropout). */
+DN_NODISCARD dn_status dn_model_new(int ndim, const int64_t *input_shape, uint64_t seed, dn_model **out);
+void dn_model_free(dn_model *m);
+/* Fully connected layer y = x Wᵀ + b; inputs of rank > 1 per sample are flattened first. */
+DN_NODISCARD dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias);
+/* An activation op by name ("relu", "leaky_relu", "softmax", "prelu", "swish", ...) with attributes as
+ * "name=value ..." (NULL for defaults).  prelu learns alpha (attribute channels=1 or C, init=0.25);
+ * swish learns beta (init=1). */
+DN_NODISCARD dn_status dn_model_add_activation(dn_model *m, const char *name, const char *attrs);
+/* Flattens each sample to one axis. */
+DN_NODISCARD dn_status dn_model_add_flatten(dn_model *m);
+
+/* Forward pass of a batch x [N, input shape...]; NULL on error (see dn_ctx_status). */
+dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x);
+/* Training mode (dropout active, batch statistics) or evaluation mode. */
+void dn_model_set_training(dn_model *m, bool training);
+
+int dn_model_layer_count(const dn_model *m);
+/* Shape of one input sample; returns its rank. */
+int dn_model_input_shape(const dn_model *m, int64_t *shape);
+/* Re-initialises every parameter as construction would with this seed (and reseeds dropout). */
+DN_NODISCARD dn_status dn_model_reinit(dn_model *m, uint64_t seed);
+/* Output shape of one sample after the model (rank in *ndim). */
+void dn_model_output_shape(const dn_model *m, int *ndim, int64_t *shape);
+size_t dn_model_param_count(const dn_model *m);
+float *dn_model_params(dn_model *m);
+float *dn_model_grads(dn_model *m);
+void dn_model_zero_grad(dn_model *m);
+/* Named parameter tensors ("layers.0.weight"), in creation order. */
+int dn_model_tensor_count(const dn_model *m);
+const char *dn_model_tensor_name(const dn_model *m, int i);
+dn_tensor *dn_model_tensor(dn_model *m, int i);
+/* 1 for elements that weight decay / L1 / L2 apply to (weights), 0 for biases and activation parameters. */
+const uint8_t *dn_model_decay_mask(const dn_model *m);
+/* A text table of layers: name, output shape, parameters, FLOPs per sample (multiply-adds count 2);
+ * totals at the end.  Returns the bytes written (like snprintf). */
+size_t dn_model_summary(const dn_model *m, char *buf, size_t size);
+/* Multiply-add FLOPs of one sample's forward pass. */
+int64_t dn_model_flops(const dn_model *m);
+
+/* ------------------------------------------------------------------ model files (.cfg) */
+
+/* Builds a model from cfg text (Darknet-style sections; docs/cfg.md).  `filename` is used in messages
+ * ("model.cfg:12: ...").  Training settings from [net] go to *train (may be NULL). */
+typedef struct dn_train_config dn_train_config;
+DN_NODISCARD dn_status dn_model_from_cfg(const char *text, const char *filename, dn_model **model,
+                                         dn_train_config *train);
+DN_NODISCARD dn_status dn_model_load_cfg(const char *path, dn_model **model, dn_train_config *train);
+/* The cfg text the model was built from (NULL when built from C). */
+const char *dn_model_cfg_text(const dn_model *m);
+
+/* ------------------------------------------------------------------ training */
+
+typedef enum dn_monitor { DN_MONITOR_VAL_LOSS = 0, DN_MONITOR_VAL_ACCURACY } dn_monitor;
+
+struct dn_train_config {
+    int epochs;             /* 10 */
+    int64_t batch;          /* 64 */
+    uint64_t seed;          /* 1: initialisation, shuffling, dropout */
+    char loss[48];          /* "softmax_cross_entropy" (also mse_loss, l1_loss, huber_loss, bce_with_logits, ...) */
+    float huber_delta;      /* 1 */
+    dn_optim_config optim;  /* SGD lr 0.01 unless set */
+    dn_schedule schedule;   /* constant unless set */
+    float l1, l2;           /* penalties on weights: l1 * sum|w| and l2/2 * sum w^2 (the seed's form); 0 */
+    bool decay_bias;        /* apply L1/L2/weight decay to biases too; false */
+    float clip_norm;        /* clip the global gradient norm to this; 0 = off */
+    float clip_value;       /* clip each gradient to [-v, v]; 0 = off */
+    float validation;       /* fraction of the training data held out; 0 = none (unless a set is given) */
+    int patience;           /* early stopping: epochs without improvement; 0 = off */
+    float min_delta;        /* smallest change that counts as improvement; 0 */
+    dn_monitor monitor;     /* val_loss */
+    bool restore_best;      /* restore the best weights when stopping early or at the end; true */
+    int threads;            /* 0: DN_THREADS or 1 */
+    /* [data] section: where `dendrite train` finds data when --data is not given */
+    char data_format[16];   /* "mnist" (IDX files in a folder) or "csv"; "mnist" */
+    char data_train[256];   /* folder (mnist) or file (csv); "data/mnist" */
+    char data_test[256];    /* csv: test file; "" none */
+    int label_column;       /* csv: -1 (last) */
+    int csv_header;         /* csv: -1 detect */
+    bool normalize;         /* csv: standardise features with the training set's statistics */
+};
+void dn_train_defaults(dn_train_config *c);
+
+/* Figures of one finished epoch. */
+typedef struct dn_epoch_stats {
+    int epoch;              /* 1-based */
+    int epochs;
+    double train_loss, train_accuracy;
+    double val_loss, val_accuracy; /* NaN when there is no validation set */
+    double lr;
+    double seconds, samples_per_sec;
+    bool improved;          /* the monitored metric improved (checkpoint-worthy) */
+    bool stop;              /* early stopping triggered after this epoch */
+} dn_epoch_stats;
+/* Progress within an epoch: batch index, batch count, running loss. */
+typedef void (*dn_batch_fn)(void *user, int epoch, int64_t batch, int64_t batches, double loss);
+
+/* A training run in progress: model, optimiser, batcher and early-stopping state, all of which a checkpoint
+ * saves so that a resumed run continues bit-identically. */
+typedef struct dn_trainer dn_trainer;
+/* train: the training data; val: a validation set, or NULL to hold out config->validation of train. */
+DN_NODISCARD dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_dataset *train,
+                                      const dn_dataset *val, dn_trainer **out);
+void dn_trainer_free(dn_trainer *t);
+void dn_trainer_set_batch_callback(dn_trainer *t, dn_batch_fn fn, void *user);
+/* Runs one epoch; *stats describes it.  Returns DN_ERR_NUMERIC (naming the op) if the loss diverges. */
+DN_NODISCARD dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *stats);
+/* Epochs completed so far, and whether early stopping has ended the run. */
+int dn_trainer_epochs_done(const dn_trainer *t);
+bool dn_trainer_finished(const dn_trainer *t);
+/* Puts the best weights back (if restore_best and a validation set); call when the run ends. */
+void dn_trainer_restore_best(dn_trainer *t);
+/* Checkpoints: parameters, optimiser state, cfg text and training state in one safetensors file, written to a
+ * temporary file and renamed (a crash never leaves a broken file). */
+DN_NODISCARD dn_status dn_trainer_save(const dn_trainer *t, const char *path);
+DN_NODISCARD dn_status dn_trainer_resume(dn_trainer *t, const char *path);
+
+/* Loss, accuracy (classification) and optional confusion matrix (n_classes^2 ints, row = truth) of a model
+ * on a data set, in evaluation mode. */
+typedef struct dn_eval_result { double loss, accuracy; int64_t n; } dn_eval_result;
+DN_NODISCARD dn_status dn_evaluate(dn_model *m, const dn_train_config *config, const dn_dataset *d,
+                                   dn_eval_result *r, int64_t *confusion);
+
+/* Saves just the model (parameters + cfg text) / loads a model from a checkpoint written by either save.
+ * train (may be NULL) receives the cfg's training settings. */
+DN_NODISCARD dn_status dn_model_save(const dn_model *m, const char *path);
+DN_NODISCARD dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *train);
+/* Loads parameters by name into an existing model (for models built in C); shapes must match. */
+DN_NODISCARD dn_status dn_model_load_params(dn_model *m, const char *path);
+
+/* Threads used by kernels (0: DN_THREADS from the environment, else 1). */
+void dn_set_threads(int n);
+int dn_get_threads(void);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,306 @@
+/* Checkpoints: a safetensors file holding the parameters (by name: "layers.0.weight"), the optimiser's
+ * state ("optim.exp_avg", ...), the best weights seen ("best.params") and, in __metadata__, the model's
+ * cfg text and the training state (epoch, step, generators, early-stopping and schedule state).
+ * PyTorch users read the weights with safetensors.torch.load_file; dendrite rebuilds the model from the
+ * cfg and resumes. */
+#include "io/safetensors.h"
+#include "train.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+
+#define FORMAT_TAG "dendrite-checkpoint/1"
+#define MAX_CKPT_BYTES ((uint64_t)4 << 30)
+
+typedef struct meta_list {
+    int n;
+    const char *keys[32];
+    char vals[32][96];
+    const char *vptr[32];
+} meta_list;
+
+static void meta_add(meta_list *l, const char *key, const char *fmt, ...) DN_PRINTF(3, 4);
+static void meta_add(meta_list *l, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->vals[l->n], sizeof l->vals[0], fmt, ap);
+    va_end(ap);
+    l->keys[l->n] = key;
+    l->vptr[l->n] = l->vals[l->n];
+    l->n++;
+}
+
+static void rng_text(const dn_rng *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "%08" PRIx32 "%08" PRIx32 "%08" PRIx32 "%08" PRIx32, r->s[0], r->s[1], r->s[2], r->s[3]);
+}
+
+static dn_status rng_parse(const char *path, const char *text, dn_rng *r)
+{
+    if (!text || strlen(text) != 32) return dn_error(DN_ERR_FORMAT, "%s: generator state is missing or malformed", path);
+    for (int i = 0; i < 4; i++) {
+        char part[9];
+        memcpy(part, text + 8 * i, 8);
+        part[8] = '\0';
+        char *end;
+        unsigned long v = strtoul(part, &end, 16);
+        if (*end) return dn_error(DN_ERR_FORMAT, "%s: generator state '%s' is not hexadecimal", path, text);
+        r->s[i] = (uint32_t)v;
+    }
+    return DN_OK;
+}
+
+/* Parameters of m as safetensors entries (first n entries of e). */
+static int param_entries(const dn_model *m, dn_st_entry *e)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        const dn_param *p = &m->tensors[i];
+        e[i].name = p->name;
+        e[i].ndim = p->t.ndim;
+        memcpy(e[i].shape, p->t.shape, sizeof e[i].shape);
+        e[i].data = p->t.data;
+    }
+    return m->n_tensors;
+}
+
+dn_status dn_model_save(const dn_model *m, const char *path)
+{
+    if (!m || !path) return dn_error(DN_ERR_ARG, "dn_model_save: model and path must not be NULL");
+    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + 1, sizeof *e);
+    if (!e) return DN_ERR_NOMEM;
+    int n = param_entries(m, e);
+    const char *keys[] = {"format", "cfg"};
+    const char *vals[] = {FORMAT_TAG, m->cfg_text ? m->cfg_text : ""};
+    dn_status s = dn_st_write(path, n, e, m->cfg_text ? 2 : 1, keys, vals);
+    dn_free(e);
+    return s;
+}
+
+/* Copies every parameter of m from the file, checking names and shapes. */
+static dn_status load_params(dn_model *m, const dn_st_file *f, const char *path)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        dn_param *p = &m->tensors[i];
+        const dn_st_entry *e = dn_st_find(f, p->name);
+        if (!e) return dn_error(DN_ERR_FORMAT, "%s: tensor '%s' is missing (the checkpoint does not match this model)",
+                                path, p->name);
+        bool same = e->ndim == p->t.ndim;
+        for (int k = 0; same && k < e->ndim; k++) same = e->shape[k] == p->t.shape[k];
+        if (!same)
+            return dn_error(DN_ERR_FORMAT, "%s: tensor '%s' has shape %s but the model needs %s", path, p->name,
+                            dn_shape_str(e->ndim, e->shape), dn_tshape(&p->t));
+        int64_t numel = dn_st_numel(e);
+        for (int64_t k = 0; k < numel; k++)
+            if (!isfinite(e->data[k]))
+                return dn_error(DN_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value at element %lld", path,
+                                p->name, (long long)k);
+    }
+    /* only now, with every check passed, overwrite the model */
+    for (int i = 0; i < m->n_tensors; i++) {
+        dn_param *p = &m->tensors[i];
+        const dn_st_entry *e = dn_st_find(f, p->name);
+        memcpy(p->t.data, e->data, (size_t)dn_st_numel(e) * sizeof(float));
+    }
+    return DN_OK;
+}
+
+dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *train)
+{
+    if (!path || !model) return dn_error(DN_ERR_ARG, "dn_model_load: path and model must not be NULL");
+    *model = NULL;
+    dn_st_file *f = NULL;
+    dn_model *m = NULL;
+    dn_status s = dn_st_read(path, MAX_CKPT_BYTES, &f);
+    if (s) return s;
+    const char *cfg = dn_st_meta(f, "cfg");
+    if (!cfg || !*cfg) {
+        s = dn_error(DN_ERR_FORMAT, "%s: the checkpoint holds no model cfg (it was saved from a model built in C: "
+                                    "build the same model and use dn_model_load_params)", path);
+        goto done;
+    }
+    char where[300];
+    snprintf(where, sizeof where, "%s[cfg]", path);
+    if ((s = dn_model_from_cfg(cfg, where, &m, train))) goto done;
+    if ((s = load_params(m, f, path))) goto done;
+done:
+    dn_st_free(f);
+    if (s) {
+        dn_model_free(m);
+        return s;
+    }
+    *model = m;
+    return DN_OK;
+}
+
+dn_status dn_model_load_params(dn_model *m, const char *path)
+{
+    if (!m || !path) return dn_error(DN_ERR_ARG, "dn_model_load_params: model and path must not be NULL");
+    dn_st_file *f = NULL;
+    dn_status s = dn_st_read(path, MAX_CKPT_BYTES, &f);
+    if (s) return s;
+    s = load_params(m, f, path);
+    dn_st_free(f);
+    return s;
+}
+
+/* ------------------------------------------------------------------ trainer state */
+
+dn_status dn_trainer_save(const dn_trainer *t, const char *path)
+{
+    if (!t || !path) return dn_error(DN_ERR_ARG, "dn_trainer_save: trainer and path must not be NULL");
+    const dn_model *m = t->m;
+    int n_state = dn_optim_state_count(t->opt);
+    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)n_state + 2, sizeof *e);
+    char (*names)[64] = dn_calloc((size_t)n_state + 1, 64);
+    if (!e || !names) {
+        dn_free(e);
+        dn_free(names);
+        return DN_ERR_NOMEM;
+    }
+    int n = param_entries(m, e);
+    int64_t np = (int64_t)dn_model_param_count(m);
+    for (int i = 0; i < n_state; i++) {
+        snprintf(names[i], 64, "optim.%s", dn_optim_state_name(t->opt, i));
+        e[n].name = names[i];
+        e[n].ndim = 1;
+        e[n].shape[0] = np;
+        e[n].data = dn_optim_state_data(t->opt, i);
+        n++;
+    }
+    if (t->best_params) {
+        e[n].name = "best.params";
+        e[n].ndim = 1;
+        e[n].shape[0] = np;
+        e[n].data = t->best_params;
+        n++;
+    }
+    meta_list ml = {0};
+    char rb[40], rm[40];
+    rng_text(dn_batcher_rng(t->batcher), rb, sizeof rb);
+    rng_text(&m->rng, rm, sizeof rm);
+    meta_add(&ml, "format", "%s", FORMAT_TAG);
+    meta_add(&ml, "epochs_done", "%d", t->epochs_done);
+    meta_add(&ml, "finished", "%d", t->finished ? 1 : 0);
+    meta_add(&ml, "best", "%.17g", t->best);
+    meta_add(&ml, "bad_epochs", "%d", t->bad_epochs);
+    meta_add(&ml, "optimizer", "%s", dn_optim_kind_name(t->cfg.optim.kind));
+    meta_add(&ml, "optim_step", "%lld", (long long)dn_optim_get_step(t->opt));
+    meta_add(&ml, "batcher_rng", "%s", rb);
+    meta_add(&ml, "model_rng", "%s", rm);
+    meta_add(&ml, "sched_best", "%.9g", (double)t->schedule.best);
+    meta_add(&ml, "sched_lr", "%.9g", (double)t->schedule.current_lr);
+    meta_add(&ml, "sched_bad_epochs", "%d", t->schedule.bad_epochs);
+    meta_add(&ml, "sched_cooldown_left", "%d", t->schedule.cooldown_left);
+    const char *keys[34], *vals[34];
+    for (int i = 0; i < ml.n; i++) {
+        keys[i] = ml.keys[i];
+        vals[i] = ml.vptr[i];
+    }
+    int nm = ml.n;
+    if (m->cfg_text) {
+        keys[nm] = "cfg";
+        vals[nm] = m->cfg_text;
+        nm++;
+    }
+    dn_status s = dn_st_write(path, n, e, nm, keys, vals);
+    dn_free(e);
+    dn_free(names);
+    return s;
+}
+
+static dn_status meta_int(const dn_st_file *f, const char *path, const char *key, long long *v)
+{
+    const char *text = dn_st_meta(f, key);
+    char *end;
+    if (!text) return dn_error(DN_ERR_FORMAT, "%s: metadata '%s' is missing (not a training checkpoint?)", path, key);
+    *v = strtoll(text, &end, 10);
+    if (end == text || *end) return dn_error(DN_ERR_FORMAT, "%s: metadata '%s' = '%s' is not an integer", path, key, text);
+    return DN_OK;
+}
+
+static dn_status meta_double(const dn_st_file *f, const char *path, const char *key, double *v)
+{
+    const char *text = dn_st_meta(f, key);
+    char *end;
+    if (!text) return dn_error(DN_ERR_FORMAT, "%s: metadata '%s' is missing (not a training checkpoint?)", path, key);
+    *v = strtod(text, &end);
+    if (end == text || *end) return dn_error(DN_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a number", path, key, text);
+    return DN_OK;
+}
+
+dn_status dn_trainer_resume(dn_trainer *t, const char *path)
+{
+    if (!t || !path) return dn_error(DN_ERR_ARG, "dn_trainer_resume: trainer and path must not be NULL");
+    dn_st_file *f = NULL;
+    dn_status s = dn_st_read(path, MAX_CKPT_BYTES, &f);
+    if (s) return s;
+    long long epochs, finished, bad, step, sbad, scool;
+    double best, sbest, slr;
+    dn_rng rb, rm;
+    const char *fmt = dn_st_meta(f, "format"), *opt = dn_st_meta(f, "optimizer");
+    int64_t np = (int64_t)dn_model_param_count(t->m);
+    if (!fmt || strcmp(fmt, FORMAT_TAG)) {
+        s = dn_error(DN_ERR_FORMAT, "%s: not a dendrite checkpoint (format '%s', expected '%s')", path, fmt ? fmt : "none",
+                     FORMAT_TAG);
+        goto done;
+    }
+    if ((s = meta_int(f, path, "epochs_done", &epochs)) || (s = meta_int(f, path, "finished", &finished)) ||
+        (s = meta_int(f, path, "bad_epochs", &bad)) || (s = meta_int(f, path, "optim_step", &step)) ||
+        (s = meta_int(f, path, "sched_bad_epochs", &sbad)) || (s = meta_int(f, path, "sched_cooldown_left", &scool)) ||
+        (s = meta_double(f, path, "best", &best)) || (s = meta_double(f, path, "sched_best", &sbest)) ||
+        (s = meta_double(f, path, "sched_lr", &slr)) || (s = rng_parse(path, dn_st_meta(f, "batcher_rng"), &rb)) ||
+        (s = rng_parse(path, dn_st_meta(f, "model_rng"), &rm)))
+        goto done;
+    if (!opt || strcmp(opt, dn_optim_kind_name(t->cfg.optim.kind))) {
+        s = dn_error(DN_ERR_FORMAT, "%s: the checkpoint was trained with optimizer '%s', this run uses '%s'", path,
+                     opt ? opt : "none", dn_optim_kind_name(t->cfg.optim.kind));
+        goto done;
+    }
+    if (epochs < 0 || epochs > 1000000 || step < 0) {
+        s = dn_error(DN_ERR_FORMAT, "%s: training state out of range (epochs_done %lld, step %lld)", path, epochs, step);
+        goto done;
+    }
+    /* check every optimiser buffer before touching anything */
+    int n_state = dn_optim_state_count(t->opt);
+    for (int i = 0; i < n_state; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "optim.%s", dn_optim_state_name(t->opt, i));
+        const dn_st_entry *e = dn_st_find(f, name);
+        if (!e || e->ndim != 1 || e->shape[0] != np) {
+            s = dn_error(DN_ERR_FORMAT, "%s: optimiser state '%s' is missing or has the wrong size", path, name);
+            goto done;
+        }
+    }
+    const dn_st_entry *bp = dn_st_find(f, "best.params");
+    if (bp && (bp->ndim != 1 || bp->shape[0] != np)) {
+        s = dn_error(DN_ERR_FORMAT, "%s: best.params has the wrong size", path);
+        goto done;
+    }
+    if ((s = load_params(t->m, f, path))) goto done;
+    if (bp) {
+        if (!t->best_params) t->best_params = dn_alloc(np ? (size_t)np * sizeof(float) : 1);
+        if (!t->best_params) { s = DN_ERR_NOMEM; goto done; }
+        memcpy(t->best_params, bp->data, (size_t)np * sizeof(float));
+    }
+    for (int i = 0; i < n_state; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "optim.%s", dn_optim_state_name(t->opt, i));
+        memcpy(dn_optim_state_data(t->opt, i), dn_st_find(f, name)->data, (size_t)np * sizeof(float));
+    }
+    dn_optim_set_step(t->opt, step);
+    t->epochs_done = (int)epochs;
+    t->finished = finished != 0;
+    t->best = best;
+    t->bad_epochs = (int)bad;
+    *dn_batcher_rng(t->batcher) = rb;
+    t->m->rng = rm;
+    t->schedule.best = (float)sbest;
+    t->schedule.current_lr = (float)slr;
+    t->schedule.bad_epochs = (int)sbad;
+    t->schedule.cooldown_left = (int)scool;
+done:
+    dn_st_free(f);
+    return s;
+}

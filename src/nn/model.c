@@ -1,0 +1,422 @@
+/* Models: a chain of layers whose parameters live in one flat buffer (and gradients in another). */
+#include "nn/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+dn_status dn_init_parse(const char *name, dn_init *init)
+{
+    static const struct { const char *name; dn_init init; } names[] = {
+        {"default", DN_INIT_DEFAULT},         {"xavier_uniform", DN_INIT_XAVIER_UNIFORM},
+        {"glorot", DN_INIT_XAVIER_UNIFORM},   {"glorot_uniform", DN_INIT_XAVIER_UNIFORM},
+        {"xavier_normal", DN_INIT_XAVIER_NORMAL}, {"glorot_normal", DN_INIT_XAVIER_NORMAL},
+        {"he_uniform", DN_INIT_HE_UNIFORM},   {"kaiming", DN_INIT_HE_UNIFORM},
+        {"kaiming_uniform", DN_INIT_HE_UNIFORM}, {"he_normal", DN_INIT_HE_NORMAL},
+        {"kaiming_normal", DN_INIT_HE_NORMAL},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i].name) == 0) {
+            *init = names[i].init;
+            return DN_OK;
+        }
+    return dn_error(DN_ERR_ARG, "unknown initialisation '%s' (default, xavier_uniform, xavier_normal, he_uniform, he_normal)",
+                    name);
+}
+
+dn_status dn_model_new(int ndim, const int64_t *input_shape, uint64_t seed, dn_model **out)
+{
+    if (!out) return dn_error(DN_ERR_ARG, "dn_model_new: out is NULL");
+    *out = NULL;
+    if (ndim < 1 || ndim > DN_MAX_DIMS - 1)
+        return dn_error(DN_ERR_SHAPE, "a sample has 1 to %d dimensions, not %d", DN_MAX_DIMS - 1, ndim);
+    for (int i = 0; i < ndim; i++)
+        if (input_shape[i] < 1 || input_shape[i] > (1 << 24))
+            return dn_error(DN_ERR_SHAPE, "input dimension %d is %lld", i, (long long)input_shape[i]);
+    dn_model *m = dn_calloc(1, sizeof *m);
+    if (!m) return DN_ERR_NOMEM;
+    m->in_ndim = ndim;
+    memcpy(m->in_shape, input_shape, (size_t)ndim * sizeof(int64_t));
+    dn_rng_seed(&m->rng, seed);
+    m->training = true;
+    *out = m;
+    return DN_OK;
+}
+
+void dn_model_free(dn_model *m)
+{
+    if (!m) return;
+    dn_free(m->layers);
+    dn_free(m->tensors);
+    dn_free(m->params);
+    dn_free(m->grads);
+    dn_free(m->decay);
+    dn_free(m->cfg_text);
+    dn_free(m);
+}
+
+dn_status dn_model_set_cfg_text(dn_model *m, const char *text)
+{
+    char *copy = text ? dn_strdup(text) : NULL;
+    if (text && !copy) return DN_ERR_NOMEM;
+    dn_free(m->cfg_text);
+    m->cfg_text = copy;
+    return DN_OK;
+}
+
+const char *dn_model_cfg_text(const dn_model *m) { return m->cfg_text; }
+
+void dn_model_tail_shape(const dn_model *m, int *ndim, int64_t *shape)
+{
+    if (m->n_layers == 0) {
+        *ndim = m->in_ndim;
+        memcpy(shape, m->in_shape, sizeof m->in_shape);
+    } else {
+        const dn_layer *l = &m->layers[m->n_layers - 1];
+        *ndim = l->out_ndim;
+        memcpy(shape, l->out_shape, sizeof l->out_shape);
+    }
+}
+
+void dn_model_output_shape(const dn_model *m, int *ndim, int64_t *shape) { dn_model_tail_shape(m, ndim, shape); }
+
+/* ------------------------------------------------------------------ parameter storage */
+
+static void refresh_views(dn_model *m)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        m->tensors[i].t.data = m->params + m->tensors[i].offset;
+        m->tensors[i].t.grad = m->grads + m->tensors[i].offset;
+    }
+}
+
+/* Appends a parameter tensor of the given shape; returns its index or -1. */
+static int add_param(dn_model *m, const char *name, int ndim, const int64_t *shape, bool decay)
+{
+    int64_t n = dn_shape_numel(ndim, shape);
+    if (m->n_tensors == m->cap_tensors) {
+        int cap = m->cap_tensors ? 2 * m->cap_tensors : 8;
+        dn_param *t = dn_realloc(m->tensors, (size_t)cap * sizeof *t);
+        if (!t) return -1;
+        m->tensors = t;
+        m->cap_tensors = cap;
+        refresh_views(m);
+    }
+    if (m->n_params + (size_t)n > m->cap_params) {
+        size_t cap = m->cap_params ? m->cap_params : 1024;
+        while (cap < m->n_params + (size_t)n) cap *= 2;
+        float *p = dn_realloc(m->params, cap * sizeof(float));
+        if (!p) return -1;
+        m->params = p;
+        float *g = dn_realloc(m->grads, cap * sizeof(float));
+        if (!g) return -1;
+        m->grads = g;
+        uint8_t *d = dn_realloc(m->decay, cap);
+        if (!d) return -1;
+        m->decay = d;
+        m->cap_params = cap;
+        refresh_views(m);
+    }
+    dn_param *p = &m->tensors[m->n_tensors];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->offset = m->n_params;
+    p->decay = decay;
+    p->t.ndim = ndim;
+    memcpy(p->t.shape, shape, (size_t)ndim * sizeof(int64_t));
+    dn_contiguous_strides(ndim, shape, p->t.stride);
+    p->t.requires_grad = true;
+    memset(m->params + m->n_params, 0, (size_t)n * sizeof(float));
+    memset(m->grads + m->n_params, 0, (size_t)n * sizeof(float));
+    memset(m->decay + m->n_params, decay ? 1 : 0, (size_t)n);
+    m->n_params += (size_t)n;
+    m->n_tensors++;
+    refresh_views(m);
+    return m->n_tensors - 1;
+}
+
+static dn_layer *new_layer(dn_model *m, dn_layer_kind kind, const char *type)
+{
+    if (m->n_layers == m->cap_layers) {
+        int cap = m->cap_layers ? 2 * m->cap_layers : 8;
+        dn_layer *l = dn_realloc(m->layers, (size_t)cap * sizeof *l);
+        if (!l) return NULL;
+        m->layers = l;
+        m->cap_layers = cap;
+    }
+    dn_layer *l = &m->layers[m->n_layers];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    snprintf(l->type, sizeof l->type, "%s", type);
+    l->first_tensor = m->n_tensors;
+    dn_model_tail_shape(m, &l->out_ndim, l->out_shape);
+    return l;
+}
+
+/* ------------------------------------------------------------------ layers */
+
+static void init_dense(dn_model *m, float *w, float *b, int64_t fan_out, int64_t fan_in, dn_init init)
+{
+    int64_t n = fan_in * fan_out;
+    double a;
+    switch (init) {
+    case DN_INIT_XAVIER_UNIFORM:
+        a = sqrt(6.0 / (double)(fan_in + fan_out));
+        for (int64_t i = 0; i < n; i++) w[i] = (float)(a * (2.0 * dn_rng_uniform(&m->rng) - 1.0));
+        break;
+    case DN_INIT_XAVIER_NORMAL:
+        a = sqrt(2.0 / (double)(fan_in + fan_out));
+        for (int64_t i = 0; i < n; i++) w[i] = (float)(a * dn_rng_normal(&m->rng));
+        break;
+    case DN_INIT_HE_UNIFORM:
+        a = sqrt(6.0 / (double)fan_in);
+        for (int64_t i = 0; i < n; i++) w[i] = (float)(a * (2.0 * dn_rng_uniform(&m->rng) - 1.0));
+        break;
+    case DN_INIT_HE_NORMAL:
+        a = sqrt(2.0 / (double)fan_in);
+        for (int64_t i = 0; i < n; i++) w[i] = (float)(a * dn_rng_normal(&m->rng));
+        break;
+    default:
+        /* torch.nn.Linear: kaiming_uniform(a=sqrt(5)) reduces to U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+        a = 1.0 / sqrt((double)fan_in);
+        for (int64_t i = 0; i < n; i++) w[i] = (float)(a * (2.0 * dn_rng_uniform(&m->rng) - 1.0));
+        if (b)
+            for (int64_t i = 0; i < fan_out; i++) b[i] = (float)(a * (2.0 * dn_rng_uniform(&m->rng) - 1.0));
+        return;
+    }
+    if (b) memset(b, 0, (size_t)fan_out * sizeof(float));
+}
+
+dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias)
+{
+    if (!m) return dn_error(DN_ERR_ARG, "dn_model_add_dense: model is NULL");
+    if (units < 1 || units > (1 << 24)) return dn_error(DN_ERR_ARG, "dense: units must be 1 .. 16777216, got %lld", (long long)units);
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(m, &nd, shape);
+    int64_t fan_in = dn_shape_numel(nd, shape);
+    if (fan_in * units > ((int64_t)1 << 31))
+        return dn_error(DN_ERR_SHAPE, "dense: %lld x %lld weights are too many", (long long)units, (long long)fan_in);
+    dn_layer *l = new_layer(m, DN_LAYER_DENSE, "dense");
+    if (!l) return DN_ERR_NOMEM;
+    int li = m->n_layers;
+    char name[64];
+    snprintf(name, sizeof name, "layers.%d.weight", li);
+    int wi = add_param(m, name, 2, (int64_t[]){units, fan_in}, true);
+    int bi = -2;
+    if (wi >= 0 && bias) {
+        snprintf(name, sizeof name, "layers.%d.bias", li);
+        bi = add_param(m, name, 1, &units, false);
+    }
+    if (wi < 0 || bi == -1) {
+        m->n_tensors = l->first_tensor; /* roll back */
+        return DN_ERR_NOMEM;
+    }
+    l->n_tensors = bias ? 2 : 1;
+    l->units = units;
+    l->init = init;
+    l->bias = bias;
+    l->out_ndim = 1;
+    l->out_shape[0] = units;
+    l->flops = 2 * fan_in * units + (bias ? units : 0);
+    init_dense(m, m->tensors[wi].t.data, bias ? m->tensors[bi].t.data : NULL, units, fan_in, init);
+    m->n_layers++;
+    return DN_OK;
+}
+
+dn_status dn_model_add_flatten(dn_model *m)
+{
+    if (!m) return dn_error(DN_ERR_ARG, "dn_model_add_flatten: model is NULL");
+    dn_layer *l = new_layer(m, DN_LAYER_FLATTEN, "flatten");
+    if (!l) return DN_ERR_NOMEM;
+    l->out_shape[0] = dn_shape_numel(l->out_ndim, l->out_shape);
+    l->out_ndim = 1;
+    m->n_layers++;
+    return DN_OK;
+}
+
+static bool is_activation(const char *name)
+{
+    static const char *const acts[] = {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "log_softmax",
+                                       "prelu", "elu", "swish", "mish", "gelu", "softplus", "selu", "hard_sigmoid",
+                                       "hard_tanh"};
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
+        if (strcmp(name, acts[i]) == 0) return true;
+    return false;
+}
+
+dn_status dn_model_add_activation(dn_model *m, const char *name, const char *attrs)
+{
+    if (!m || !name) return dn_error(DN_ERR_ARG, "dn_model_add_activation: model or name is NULL");
+    const dn_op *op = dn_op_find(name);
+    if (!op || !is_activation(name))
+        return dn_error(DN_ERR_ARG, "unknown activation '%s' (identity, sigmoid, tanh, relu, leaky_relu, softmax, "
+                                    "log_softmax, prelu, elu, swish, mish, gelu, softplus, selu, hard_sigmoid, hard_tanh)",
+                        name);
+    /* split layer settings (channels, init) from the op's own attributes */
+    double channels = 1, init = strcmp(name, "prelu") == 0 ? 0.25 : 1.0;
+    char optext[256] = "";
+    const char *p = attrs ? attrs : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        if (!*p) break;
+        const char *end = p;
+        while (*end && *end != ' ' && *end != ',') end++;
+        char tok[96];
+        size_t len = (size_t)(end - p) < sizeof tok - 1 ? (size_t)(end - p) : sizeof tok - 1;
+        memcpy(tok, p, len);
+        tok[len] = '\0';
+        if (strncmp(tok, "channels=", 9) == 0 && strcmp(name, "prelu") == 0) channels = atof(tok + 9);
+        else if (strncmp(tok, "init=", 5) == 0 && (strcmp(name, "prelu") == 0 || strcmp(name, "swish") == 0))
+            init = atof(tok + 5);
+        else if (strlen(optext) + len + 2 < sizeof optext) {
+            strcat(optext, tok);
+            strcat(optext, " ");
+        }
+        p = end;
+    }
+    double a[DN_MAX_ATTRS];
+    dn_status s = dn_parse_attrs(op, optext, a);
+    if (s) return s;
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(m, &nd, shape);
+    if (strcmp(name, "prelu") == 0 && channels != 1 && (channels != shape[0]))
+        return dn_error(DN_ERR_SHAPE, "prelu: channels=%g must be 1 or the input's channel count %lld", channels,
+                        (long long)shape[0]);
+    dn_layer *l = new_layer(m, DN_LAYER_ACTIVATION, name);
+    if (!l) return DN_ERR_NOMEM;
+    l->op = op;
+    memcpy(l->attr, a, sizeof a);
+    if (strcmp(name, "prelu") == 0 || strcmp(name, "swish") == 0) {
+        char pname[64];
+        int64_t count = strcmp(name, "prelu") == 0 ? (int64_t)channels : 1;
+        snprintf(pname, sizeof pname, "layers.%d.%s", m->n_layers, strcmp(name, "prelu") == 0 ? "alpha" : "beta");
+        int ti = add_param(m, pname, 1, &count, false);
+        if (ti < 0) return DN_ERR_NOMEM;
+        for (int64_t i = 0; i < count; i++) m->tensors[ti].t.data[i] = (float)init;
+        l->n_tensors = 1;
+        l->param_init = (float)init;
+    }
+    l->flops = 4 * dn_shape_numel(nd, shape);
+    m->n_layers++;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
+{
+    if (!ctx) return NULL;
+    if (!m || !x) {
+        if (!ctx->status) ctx->status = dn_error(DN_ERR_ARG, "dn_model_forward: model or input is NULL");
+        return NULL;
+    }
+    bool ok = x->ndim == m->in_ndim + 1;
+    for (int i = 0; ok && i < m->in_ndim; i++) ok = x->shape[i + 1] == m->in_shape[i];
+    if (!ok) {
+        if (!ctx->status)
+            ctx->status = dn_error(DN_ERR_SHAPE, "model input must be [N, %s], got %s",
+                                   dn_shape_str(m->in_ndim, m->in_shape) + 1, dn_tshape(x));
+        return NULL;
+    }
+    dn_tensor *h = x;
+    for (int li = 0; li < m->n_layers && h; li++) {
+        dn_layer *l = &m->layers[li];
+        dn_tensor *params = l->n_tensors ? &m->tensors[l->first_tensor].t : NULL;
+        switch (l->kind) {
+        case DN_LAYER_DENSE: {
+            if (h->ndim != 2) h = dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1});
+            dn_tensor *w = params, *b = l->bias ? &m->tensors[l->first_tensor + 1].t : NULL;
+            h = dn_linear(ctx, h, w, b);
+            break;
+        }
+        case DN_LAYER_FLATTEN: h = dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1}); break;
+        case DN_LAYER_ACTIVATION: {
+            dn_tensor *in[2] = {h, params};
+            h = dn_op_apply(ctx, l->op, params ? 2 : 1, in, l->attr);
+            break;
+        }
+        }
+        if (!h) dn_error_prefix("layer %d (%s)", li, l->type);
+    }
+    return h;
+}
+
+void dn_model_set_training(dn_model *m, bool training) { m->training = training; }
+
+int dn_model_input_shape(const dn_model *m, int64_t *shape)
+{
+    memcpy(shape, m->in_shape, (size_t)m->in_ndim * sizeof(int64_t));
+    return m->in_ndim;
+}
+
+dn_status dn_model_reinit(dn_model *m, uint64_t seed)
+{
+    if (!m) return dn_error(DN_ERR_ARG, "dn_model_reinit: model is NULL");
+    dn_rng_seed(&m->rng, seed);
+    for (int li = 0; li < m->n_layers; li++) {
+        dn_layer *l = &m->layers[li];
+        if (l->n_tensors == 0) continue;
+        dn_tensor *p0 = &m->tensors[l->first_tensor].t;
+        if (l->kind == DN_LAYER_DENSE) {
+            float *b = l->bias ? m->tensors[l->first_tensor + 1].t.data : NULL;
+            init_dense(m, p0->data, b, p0->shape[0], p0->shape[1], l->init);
+        } else {
+            for (int64_t i = 0; i < dn_tensor_numel(p0); i++) p0->data[i] = l->param_init;
+        }
+    }
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------ accessors */
+
+int dn_model_layer_count(const dn_model *m) { return m->n_layers; }
+size_t dn_model_param_count(const dn_model *m) { return m->n_params; }
+float *dn_model_params(dn_model *m) { return m->params; }
+float *dn_model_grads(dn_model *m) { return m->grads; }
+void dn_model_zero_grad(dn_model *m)
+{
+    if (m->n_params) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+int dn_model_tensor_count(const dn_model *m) { return m->n_tensors; }
+const char *dn_model_tensor_name(const dn_model *m, int i) { return (i >= 0 && i < m->n_tensors) ? m->tensors[i].name : NULL; }
+dn_tensor *dn_model_tensor(dn_model *m, int i) { return (i >= 0 && i < m->n_tensors) ? &m->tensors[i].t : NULL; }
+const uint8_t *dn_model_decay_mask(const dn_model *m) { return m->decay; }
+
+int64_t dn_model_flops(const dn_model *m)
+{
+    int64_t f = 0;
+    for (int i = 0; i < m->n_layers; i++) f += m->layers[i].flops;
+    return f;
+}
+
+static const char *human(double v, char *buf, size_t size)
+{
+    if (v >= 1e9) snprintf(buf, size, "%.2fG", v / 1e9);
+    else if (v >= 1e6) snprintf(buf, size, "%.2fM", v / 1e6);
+    else if (v >= 1e3) snprintf(buf, size, "%.1fk", v / 1e3);
+    else snprintf(buf, size, "%.0f", v);
+    return buf;
+}
+
+size_t dn_model_summary(const dn_model *m, char *buf, size_t size)
+{
+    size_t n = 0;
+#define OUT(...) n += (size_t)snprintf(buf + (n < size ? n : size), n < size ? size - n : 0, __VA_ARGS__)
+    char h1[32];
+    OUT("%-4s %-14s %-18s %12s %10s\n", "#", "layer", "output shape", "parameters", "FLOPs");
+    OUT("%-4s %-14s %-18s %12s %10s\n", "-", "input", dn_shape_str(m->in_ndim, m->in_shape), "", "");
+    int64_t total = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const dn_layer *l = &m->layers[i];
+        int64_t np = 0;
+        for (int k = 0; k < l->n_tensors; k++) np += dn_tensor_numel(&m->tensors[l->first_tensor + k].t);
+        total += np;
+        OUT("%-4d %-14s %-18s %12lld %10s\n", i, l->type, dn_shape_str(l->out_ndim, l->out_shape), (long long)np,
+            human((double)l->flops, h1, sizeof h1));
+    }
+    OUT("total: %lld parameters (%s bytes as float32), %s FLOPs per sample\n", (long long)total,
+        human((double)total * 4, h1, sizeof h1), human((double)dn_model_flops(m), (char[32]){0}, 32));
+#undef OUT
+    return n;
+}

@@ -1,0 +1,397 @@
+/* The fit loop: minibatches, loss, backward, regularisation, clipping, optimiser step, validation, early
+ * stopping and learning-rate schedules.  Everything that decides the next step's numbers is state that a
+ * checkpoint saves (train_state.c), so a resumed run continues bit-identically. */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+void dn_train_defaults(dn_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->epochs = 10;
+    c->batch = 64;
+    c->seed = 1;
+    snprintf(c->loss, sizeof c->loss, "softmax_cross_entropy");
+    c->huber_delta = 1.0f;
+    dn_optim_defaults(DN_SGD, &c->optim);
+    dn_schedule_defaults(DN_SCHED_CONSTANT, c->optim.lr, &c->schedule);
+    c->monitor = DN_MONITOR_VAL_LOSS;
+    c->restore_best = true;
+    snprintf(c->data_format, sizeof c->data_format, "mnist");
+    snprintf(c->data_train, sizeof c->data_train, "data/mnist");
+    c->label_column = -1;
+    c->csv_header = -1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ loss and targets */
+
+dn_loss_target dn_loss_target_kind(const char *loss)
+{
+    if (!strcmp(loss, "softmax_cross_entropy") || !strcmp(loss, "nll_loss") || !strcmp(loss, "multi_margin_loss"))
+        return DN_TARGET_INDEX;
+    if (!strcmp(loss, "hinge_loss")) return DN_TARGET_SIGN;
+    return DN_TARGET_DENSE;
+}
+
+dn_status dn_check_loss_name(const char *loss)
+{
+    static const char *const losses[] = {"softmax_cross_entropy", "nll_loss", "multi_margin_loss", "hinge_loss",
+                                         "mse_loss", "l1_loss", "huber_loss", "bce_loss", "bce_with_logits",
+                                         "cross_entropy_prob", "softmax_cross_entropy_soft"};
+    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++)
+        if (!strcmp(loss, losses[i])) return DN_OK;
+    return dn_error(DN_ERR_ARG, "unknown loss '%s' (softmax_cross_entropy, nll_loss, multi_margin_loss, hinge_loss, "
+                                "mse_loss, l1_loss, huber_loss, bce_loss, bce_with_logits, cross_entropy_prob, "
+                                "softmax_cross_entropy_soft)", loss);
+}
+
+/* Builds the target tensor for a batch: class indices as they are, or one-hot rows (±1 for hinge) when the
+ * model has several outputs and the loss compares dense vectors, or the values themselves for regression. */
+static dn_tensor *make_target(dn_ctx *ctx, const dn_train_config *c, const float *y, int64_t n, int64_t outputs)
+{
+    dn_loss_target kind = dn_loss_target_kind(c->loss);
+    dn_tensor *t = NULL;
+    if (kind == DN_TARGET_INDEX) {
+        if (dn_tensor_from(ctx, 1, &n, y, &t)) return NULL;
+        return t;
+    }
+    int64_t shape[2] = {n, outputs};
+    if (dn_tensor_new(ctx, 2, shape, &t)) return NULL;
+    float lo = kind == DN_TARGET_SIGN ? -1.0f : 0.0f;
+    if (outputs == 1) {
+        for (int64_t i = 0; i < n; i++) t->data[i] = kind == DN_TARGET_SIGN ? (y[i] > 0 ? 1.0f : -1.0f) : y[i];
+        return t;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = (int64_t)y[i];
+        for (int64_t j = 0; j < outputs; j++) t->data[i * outputs + j] = j == k ? 1.0f : lo;
+        if (k < 0 || k >= outputs || (float)k != y[i]) {
+            dn_error(DN_ERR_ARG, "label %g of sample %lld is not a class index below the model's %lld outputs",
+                     (double)y[i], (long long)i, (long long)outputs);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+dn_tensor *dn_apply_loss(dn_ctx *ctx, const dn_train_config *c, dn_tensor *out, const float *y, int64_t n)
+{
+    if (!out) return NULL;
+    int64_t outputs = dn_tensor_numel(out) / (n ? n : 1);
+    dn_tensor *target = make_target(ctx, c, y, n, outputs);
+    if (!target) {
+        if (!ctx->status) ctx->status = DN_ERR_ARG;
+        return NULL;
+    }
+    dn_tensor *pred = out;
+    if (dn_loss_target_kind(c->loss) == DN_TARGET_DENSE && out->ndim != 2)
+        pred = dn_reshape(ctx, out, 2, (int64_t[]){n, outputs});
+    dn_tensor *in[2] = {pred, target};
+    if (!strcmp(c->loss, "huber_loss")) {
+        char attrs[64];
+        snprintf(attrs, sizeof attrs, "delta=%.9g", (double)c->huber_delta);
+        return dn_apply_named(ctx, c->loss, 2, in, attrs);
+    }
+    return dn_apply_named(ctx, c->loss, 2, in, NULL);
+}
+
+/* Correct predictions in a batch: argmax over outputs, or a threshold for one output (0.5 for
+ * probabilities, 0 for logits and hinge scores). */
+int64_t dn_count_correct(const dn_train_config *c, const dn_tensor *out, const float *y, int64_t n, int64_t *confusion,
+                         int n_classes)
+{
+    int64_t outputs = dn_tensor_numel(out) / (n ? n : 1), correct = 0;
+    const float *o = out->data;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t pred;
+        if (outputs == 1) {
+            float thr = !strcmp(c->loss, "bce_loss") ? 0.5f : 0.0f;
+            pred = o[i] > thr ? 1 : 0;
+        } else {
+            pred = 0;
+            for (int64_t j = 1; j < outputs; j++)
+                if (o[i * outputs + j] > o[i * outputs + pred]) pred = j;
+        }
+        int64_t truth = (int64_t)y[i];
+        if (!strcmp(c->loss, "hinge_loss") && outputs == 1) truth = y[i] > 0 ? 1 : 0;
+        if (pred == truth) correct++;
+        if (confusion && truth >= 0 && truth < n_classes && pred < n_classes) confusion[truth * n_classes + pred]++;
+    }
+    return correct;
+}
+
+/* ------------------------------------------------------------------ trainer */
+
+void dn_trainer_free(dn_trainer *t)
+{
+    if (!t) return;
+    dn_batcher_free(t->batcher);
+    dn_optim_free(t->opt);
+    dn_ctx_free(t->ctx);
+    dn_dataset_free(t->own_train);
+    dn_dataset_free(t->own_val);
+    dn_free(t->xbuf);
+    dn_free(t->ybuf);
+    dn_free(t->best_params);
+    dn_free(t->mask);
+    dn_free(t);
+}
+
+dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_dataset *train, const dn_dataset *val,
+                         dn_trainer **out)
+{
+    if (!out) return dn_error(DN_ERR_ARG, "dn_trainer_new: out is NULL");
+    *out = NULL;
+    if (!m || !config || !train) return dn_error(DN_ERR_ARG, "dn_trainer_new: model, config and data must not be NULL");
+    dn_status s = dn_check_loss_name(config->loss);
+    if (s) return s;
+    if (config->batch < 1) return dn_error(DN_ERR_ARG, "batch must be at least 1, got %lld", (long long)config->batch);
+    if (config->epochs < 0) return dn_error(DN_ERR_ARG, "epochs must not be negative");
+    if (config->validation < 0 || config->validation >= 1)
+        return dn_error(DN_ERR_ARG, "validation must be a fraction in [0, 1), got %g", (double)config->validation);
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    bool same = train->ndim == m->in_ndim;
+    for (int i = 0; same && i < m->in_ndim; i++) same = train->shape[i] == m->in_shape[i];
+    if (!same)
+        return dn_error(DN_ERR_SHAPE, "the data's samples are %s but the model takes %s",
+                        dn_shape_str(train->ndim, train->shape), dn_shape_str(m->in_ndim, m->in_shape));
+    if (train->n == 0) return dn_error(DN_ERR_ARG, "the training set is empty");
+    dn_model_output_shape(m, &nd, shape);
+    if (dn_loss_target_kind(config->loss) == DN_TARGET_INDEX && train->n_classes > dn_shape_numel(nd, shape))
+        return dn_error(DN_ERR_SHAPE, "the data has %d classes but the model has %lld outputs", train->n_classes,
+                        (long long)dn_shape_numel(nd, shape));
+
+    dn_trainer *t = dn_calloc(1, sizeof *t);
+    if (!t) return DN_ERR_NOMEM;
+    t->m = m;
+    t->cfg = *config;
+    if (config->threads > 0) dn_set_threads(config->threads);
+    if (!val && config->validation > 0) {
+        s = dn_dataset_split(train, config->validation, config->seed ^ 0x5eedULL, &t->own_train, &t->own_val);
+        if (s) goto fail;
+        t->train = t->own_train;
+        t->val = t->own_val;
+    } else {
+        t->train = train;
+        t->val = val;
+    }
+    if (t->val && t->val->n == 0) t->val = NULL;
+    s = dn_batcher_new(t->train, config->batch, true, config->seed, &t->batcher);
+    if (s) goto fail;
+    size_t n = dn_model_param_count(m);
+    t->mask = dn_alloc(n ? n : 1);
+    if (!t->mask) { s = DN_ERR_NOMEM; goto fail; }
+    if (n) memcpy(t->mask, dn_model_decay_mask(m), n);
+    if (config->decay_bias) memset(t->mask, 1, n);
+    s = dn_optim_new(&config->optim, n, t->mask, &t->opt);
+    if (s) goto fail;
+    t->ctx = dn_ctx_new();
+    int64_t ss = dn_dataset_sample_size(t->train);
+    t->xbuf = dn_alloc((size_t)(config->batch * ss) * sizeof(float));
+    t->ybuf = dn_alloc((size_t)config->batch * sizeof(float));
+    if (!t->ctx || !t->xbuf || !t->ybuf) { s = DN_ERR_NOMEM; goto fail; }
+    t->schedule = config->schedule;
+    t->schedule.base_lr = config->optim.lr;
+    t->best = NAN;
+    *out = t;
+    return DN_OK;
+fail:
+    dn_trainer_free(t);
+    return s;
+}
+
+void dn_trainer_set_batch_callback(dn_trainer *t, dn_batch_fn fn, void *user)
+{
+    t->batch_fn = fn;
+    t->batch_user = user;
+}
+
+int dn_trainer_epochs_done(const dn_trainer *t) { return t->epochs_done; }
+bool dn_trainer_finished(const dn_trainer *t) { return t->finished || t->epochs_done >= t->cfg.epochs; }
+
+/* L1 and L2 penalties enter through their gradients: d/dw (l2/2 w^2) = l2 w, d/dw (l1 |w|) = l1 sign(w). */
+static void add_penalty_grads(dn_trainer *t)
+{
+    const dn_train_config *c = &t->cfg;
+    if (c->l1 == 0 && c->l2 == 0) return;
+    float *w = dn_model_params(t->m), *g = dn_model_grads(t->m);
+    size_t n = dn_model_param_count(t->m);
+    for (size_t i = 0; i < n; i++) {
+        if (!t->mask[i]) continue;
+        g[i] += c->l2 * w[i] + c->l1 * (w[i] > 0 ? 1.0f : (w[i] < 0 ? -1.0f : 0.0f));
+    }
+}
+
+static bool improved(const dn_trainer *t, double v)
+{
+    if (isnan(t->best)) return !isnan(v);
+    if (t->cfg.monitor == DN_MONITOR_VAL_ACCURACY) return v > t->best + t->cfg.min_delta;
+    return v < t->best - t->cfg.min_delta;
+}
+
+dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
+{
+    if (!t || !st) return dn_error(DN_ERR_ARG, "dn_trainer_epoch: trainer and stats must not be NULL");
+    memset(st, 0, sizeof *st);
+    if (dn_trainer_finished(t)) return dn_error(DN_ERR_STATE, "training has finished (%d epochs done)", t->epochs_done);
+    dn_model *m = t->m;
+    const dn_train_config *c = &t->cfg;
+    int epoch = t->epochs_done; /* 0-based */
+    float lr = dn_schedule_lr(&t->schedule, epoch);
+    dn_optim_set_lr(t->opt, lr);
+    dn_model_set_training(m, true);
+    double start = now_seconds(), loss_sum = 0;
+    int64_t seen = 0, correct = 0, nb, b = 0;
+    int64_t batches = (t->train->n + c->batch - 1) / c->batch;
+    int64_t xshape[DN_MAX_DIMS];
+    xshape[0] = 0;
+    memcpy(xshape + 1, t->train->shape, (size_t)t->train->ndim * sizeof(int64_t));
+    dn_batcher_reset(t->batcher);
+    while ((nb = dn_batcher_next(t->batcher, t->xbuf, t->ybuf)) > 0) {
+        dn_ctx_reset(t->ctx);
+        xshape[0] = nb;
+        dn_tensor *x;
+        dn_status s = dn_tensor_from(t->ctx, t->train->ndim + 1, xshape, t->xbuf, &x);
+        if (s) return s;
+        dn_tensor *out = dn_model_forward(m, t->ctx, x);
+        dn_tensor *loss = dn_apply_loss(t->ctx, c, out, t->ybuf, nb);
+        if (!loss) {
+            dn_error_prefix("epoch %d, batch %lld", epoch + 1, (long long)b + 1);
+            return dn_ctx_status(t->ctx) ? dn_ctx_status(t->ctx) : DN_ERR_STATE;
+        }
+        float lv = loss->data[0];
+        if (!isfinite(lv))
+            return dn_error(DN_ERR_NUMERIC, "epoch %d, batch %lld: the loss is %g — training diverged (lower the "
+                                            "learning rate, or clip gradients with clip_norm)",
+                            epoch + 1, (long long)b + 1, (double)lv);
+        dn_model_zero_grad(m);
+        s = dn_backward(t->ctx, loss);
+        if (s) return s;
+        add_penalty_grads(t);
+        if (c->clip_value > 0) dn_clip_grad_value(dn_model_grads(m), dn_model_param_count(m), c->clip_value);
+        if (c->clip_norm > 0) dn_clip_grad_norm(dn_model_grads(m), dn_model_param_count(m), c->clip_norm);
+        dn_optim_step(t->opt, dn_model_params(m), dn_model_grads(m));
+        loss_sum += (double)lv * (double)nb;
+        if (t->train->n_classes > 0) correct += dn_count_correct(c, out, t->ybuf, nb, NULL, 0);
+        seen += nb;
+        b++;
+        if (t->batch_fn) t->batch_fn(t->batch_user, epoch + 1, b, batches, loss_sum / (double)seen);
+    }
+    t->epochs_done++;
+    st->epoch = t->epochs_done;
+    st->epochs = c->epochs;
+    st->lr = lr;
+    st->train_loss = seen ? loss_sum / (double)seen : NAN;
+    st->train_accuracy = t->train->n_classes > 0 && seen ? (double)correct / (double)seen : NAN;
+    st->seconds = now_seconds() - start;
+    st->samples_per_sec = st->seconds > 0 ? (double)seen / st->seconds : 0;
+    st->val_loss = st->val_accuracy = NAN;
+    double monitored = st->train_loss;
+    if (t->val) {
+        dn_eval_result r;
+        dn_status s = dn_evaluate(m, c, t->val, &r, NULL);
+        if (s) return s;
+        st->val_loss = r.loss;
+        st->val_accuracy = r.accuracy;
+        monitored = c->monitor == DN_MONITOR_VAL_ACCURACY ? r.accuracy : r.loss;
+        if (improved(t, monitored)) {
+            t->best = monitored;
+            t->bad_epochs = 0;
+            st->improved = true;
+            size_t n = dn_model_param_count(m);
+            if (!t->best_params) t->best_params = dn_alloc(n ? n * sizeof(float) : 1);
+            if (!t->best_params) return DN_ERR_NOMEM;
+            if (n) memcpy(t->best_params, dn_model_params(m), n * sizeof(float));
+        } else {
+            t->bad_epochs++;
+        }
+        if (c->patience > 0 && t->bad_epochs >= c->patience) {
+            st->stop = true;
+            t->finished = true;
+        }
+    } else {
+        st->improved = true;
+    }
+    if (t->schedule.kind == DN_SCHED_PLATEAU) dn_schedule_observe(&t->schedule, (float)(t->val ? st->val_loss : st->train_loss));
+    return DN_OK;
+}
+
+void dn_trainer_restore_best(dn_trainer *t)
+{
+    if (t && t->cfg.restore_best && t->best_params && t->val)
+        memcpy(dn_model_params(t->m), t->best_params, dn_model_param_count(t->m) * sizeof(float));
+}
+
+/* ------------------------------------------------------------------ evaluation */
+
+dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r, int64_t *confusion)
+{
+    if (!m || !c || !d || !r) return dn_error(DN_ERR_ARG, "dn_evaluate: model, config, data and result must not be NULL");
+    memset(r, 0, sizeof *r);
+    dn_status s = dn_check_loss_name(c->loss);
+    if (s) return s;
+    bool same = d->ndim == m->in_ndim;
+    for (int i = 0; same && i < m->in_ndim; i++) same = d->shape[i] == m->in_shape[i];
+    if (!same)
+        return dn_error(DN_ERR_SHAPE, "the data's samples are %s but the model takes %s", dn_shape_str(d->ndim, d->shape),
+                        dn_shape_str(m->in_ndim, m->in_shape));
+    int64_t batch = c->batch > 0 ? (c->batch < 256 ? 256 : c->batch) : 256;
+    int64_t ss = dn_dataset_sample_size(d);
+    dn_ctx *ctx = dn_ctx_new();
+    if (!ctx) return DN_ERR_NOMEM;
+    dn_ctx_set_grad(ctx, false);
+    bool was_training = m->training;
+    dn_model_set_training(m, false);
+    if (confusion && d->n_classes > 0) memset(confusion, 0, (size_t)d->n_classes * (size_t)d->n_classes * sizeof(int64_t));
+    double loss_sum = 0;
+    int64_t correct = 0;
+    int64_t xshape[DN_MAX_DIMS];
+    memcpy(xshape + 1, d->shape, (size_t)d->ndim * sizeof(int64_t));
+    for (int64_t at = 0; at < d->n; at += batch) {
+        int64_t nb = d->n - at < batch ? d->n - at : batch;
+        dn_ctx_reset(ctx);
+        xshape[0] = nb;
+        dn_tensor *x;
+        s = dn_tensor_from(ctx, d->ndim + 1, xshape, d->x + at * ss, &x);
+        if (s) break;
+        dn_tensor *out = dn_model_forward(m, ctx, x);
+        dn_tensor *loss = dn_apply_loss(ctx, c, out, d->y + at, nb);
+        if (!loss) {
+            s = dn_ctx_status(ctx) ? dn_ctx_status(ctx) : DN_ERR_STATE;
+            break;
+        }
+        loss_sum += (double)loss->data[0] * (double)nb;
+        if (d->n_classes > 0) correct += dn_count_correct(c, out, d->y + at, nb, confusion, d->n_classes);
+    }
+    dn_model_set_training(m, was_training);
+    dn_ctx_free(ctx);
+    if (s) return s;
+    r->n = d->n;
+    r->loss = d->n ? loss_sum / (double)d->n : NAN;
+    r->accuracy = d->n_classes > 0 && d->n ? (double)correct / (double)d->n : NAN;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------ threads */
+
+static int n_threads;
+
+void dn_set_threads(int n) { n_threads = n > 0 ? n : 0; }
+
+int dn_get_threads(void)
+{
+    if (n_threads > 0) return n_threads;
+    const char *e = getenv("DN_THREADS");
+    int v = e ? atoi(e) : 0;
+    return v > 0 ? v : 1;
+}
