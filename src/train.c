@@ -202,6 +202,7 @@ dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_da
     if (!t->ctx || !t->xbuf || !t->ybuf) { s = DN_ERR_NOMEM; goto fail; }
     t->schedule = config->schedule;
     t->schedule.base_lr = config->optim.lr;
+    t->schedule.current_lr = config->optim.lr;
     t->best = NAN;
     *out = t;
     return DN_OK;

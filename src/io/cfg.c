@@ -1,7 +1,7 @@
 /* Model files: Darknet-style cfg text -> a model and its training settings.  Every key is documented in
  * docs/cfg.md; a key nobody reads is an error with its line (dn_ini_check_unused). */
 #include "io/ini.h"
-#include "nn/model.h"
+#include "train.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,6 +48,11 @@ static dn_status read_net(dn_ini_section *s, int *in_ndim, int64_t *in_shape, dn
     c->batch = batch;
     c->seed = (uint64_t)(uint32_t)seed;
     if ((st = get_string_into(s, "loss", c->loss, sizeof c->loss))) return st;
+    if (dn_check_loss_name(c->loss)) {
+        dn_ini_entry *e = dn_ini_find(s, "loss");
+        dn_error_prefix("%s:%d", s->file, e ? e->line : s->line);
+        return DN_ERR_FORMAT;
+    }
     if ((st = dn_ini_get_float(s, "huber_delta", c->huber_delta, &c->huber_delta))) return st;
 
     char opt[32] = "sgd";

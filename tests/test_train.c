@@ -1,0 +1,362 @@
+/* End to end: cfg -> model -> training on real MNIST, checkpoints, resume, early stopping, bad files. */
+#include "test.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static const char *tmp_path(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/dn_train_XXXXXX");
+        if (!mkdtemp(tmpdir)) tmpdir[0] = '\0';
+    }
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static dn_dataset *mnist_train, *mnist_test;
+
+/* The first n samples of a data set, as a data set of their own (shares nothing). */
+static dn_dataset *head(const dn_dataset *d, int64_t n)
+{
+    dn_dataset *a = NULL, *b = NULL;
+    /* a split with fraction 0 copies the set; then shrink the count */
+    if (dn_dataset_split(d, 0.0, 1, &a, &b)) return NULL;
+    dn_dataset_free(b);
+    if (a && a->n > n) a->n = n;
+    return a;
+}
+
+static bool load_mnist(void)
+{
+    if (mnist_train) return true;
+    char a[512], b[512];
+    dn_dataset *full = NULL;
+    snprintf(a, sizeof a, "%s/mnist/train-images-idx3-ubyte", t_data_dir());
+    snprintf(b, sizeof b, "%s/mnist/train-labels-idx1-ubyte", t_data_dir());
+    if (dn_dataset_load_idx(a, b, 1.0f / 255.0f, &full)) return false;
+    mnist_train = head(full, 8000);
+    dn_dataset_free(full);
+    snprintf(a, sizeof a, "%s/mnist/t10k-images-idx3-ubyte", t_data_dir());
+    snprintf(b, sizeof b, "%s/mnist/t10k-labels-idx1-ubyte", t_data_dir());
+    if (dn_dataset_load_idx(a, b, 1.0f / 255.0f, &full)) return false;
+    mnist_test = head(full, 2000);
+    dn_dataset_free(full);
+    return mnist_train && mnist_test;
+}
+
+static const char *small_cfg =
+    "[net]\n"
+    "input = 28, 28\n"
+    "batch = 32\n"
+    "epochs = 3\n"
+    "seed = 5\n"
+    "optimizer = adam\n"
+    "lr = 0.002\n"
+    "validation = 0.1\n"
+    "\n"
+    "[dense]\n"
+    "units = 64\n"
+    "init = he_uniform\n"
+    "activation = relu\n"
+    "\n"
+    "[dense]\n"
+    "units = 10\n";
+
+static dn_status run_epochs(const char *cfg, int epochs, const char *save_after_1, const char *resume_from,
+                            dn_model **out)
+{
+    dn_model *m = NULL;
+    dn_train_config c;
+    dn_trainer *t = NULL;
+    dn_status s = dn_model_from_cfg(cfg, "small.cfg", &m, &c);
+    if (s) return s;
+    c.epochs = epochs;
+    s = dn_trainer_new(m, &c, mnist_train, NULL, &t);
+    if (!s && resume_from) s = dn_trainer_resume(t, resume_from);
+    while (!s && !dn_trainer_finished(t)) {
+        dn_epoch_stats st;
+        s = dn_trainer_epoch(t, &st);
+        if (!s && save_after_1 && st.epoch == 1) s = dn_trainer_save(t, save_after_1);
+    }
+    dn_trainer_free(t);
+    if (s) {
+        dn_model_free(m);
+        return s;
+    }
+    *out = m;
+    return DN_OK;
+}
+
+static void mnist_mlp_learns(void)
+{
+    if (!load_mnist()) {
+        CHECK_MSG(0, "MNIST not found under %s/mnist (run scripts/fetch-mnist.sh): %s", t_data_dir(), dn_last_error());
+        return;
+    }
+    dn_model *m = NULL;
+    CHECK_OK(run_epochs(small_cfg, 3, NULL, NULL, &m));
+    if (!m) return;
+    dn_train_config c;
+    dn_train_defaults(&c);
+    dn_eval_result r;
+    int64_t conf[100];
+    CHECK_OK(dn_evaluate(m, &c, mnist_test, &r, conf));
+    /* 8000 training images, 3 epochs: a 784-64-10 MLP lands near 93-94% */
+    CHECK_MSG(r.accuracy >= 0.90, "test accuracy %.4f below the 0.90 floor", r.accuracy);
+    int64_t total = 0, diag = 0;
+    for (int i = 0; i < 10; i++)
+        for (int j = 0; j < 10; j++) {
+            total += conf[i * 10 + j];
+            if (i == j) diag += conf[i * 10 + j];
+        }
+    CHECK(total == 2000);
+    CHECK_NEAR((double)diag / 2000.0, r.accuracy, 1e-9);
+    dn_model_free(m);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) same = false;
+        if (ca == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+static void same_seed_same_checkpoint(void)
+{
+    if (!load_mnist()) return;
+    dn_model *a = NULL, *b = NULL;
+    CHECK_OK(run_epochs(small_cfg, 1, tmp_path("a.ckpt"), NULL, &a));
+    CHECK_OK(run_epochs(small_cfg, 1, tmp_path("b.ckpt"), NULL, &b));
+    CHECK(same_file(tmp_path("a.ckpt"), tmp_path("b.ckpt")));
+    dn_model_free(a);
+    dn_model_free(b);
+}
+
+static void resume_is_bit_identical(void)
+{
+    if (!load_mnist()) return;
+    dn_model *whole = NULL, *resumed = NULL, *first = NULL;
+    CHECK_OK(run_epochs(small_cfg, 2, NULL, NULL, &whole));
+    CHECK_OK(run_epochs(small_cfg, 1, tmp_path("e1.ckpt"), NULL, &first));
+    CHECK_OK(run_epochs(small_cfg, 2, NULL, tmp_path("e1.ckpt"), &resumed));
+    if (whole && resumed) {
+        size_t n = dn_model_param_count(whole);
+        CHECK(n == dn_model_param_count(resumed));
+        CHECK(memcmp(dn_model_params(whole), dn_model_params(resumed), n * sizeof(float)) == 0);
+    }
+    /* and the checkpoint reloads to identical outputs */
+    dn_model *loaded = NULL;
+    CHECK_OK(dn_model_load(tmp_path("e1.ckpt"), &loaded, NULL));
+    if (loaded && first) {
+        CHECK(memcmp(dn_model_params(first), dn_model_params(loaded), dn_model_param_count(first) * sizeof(float)) == 0);
+        dn_ctx *ctx = dn_ctx_new();
+        dn_ctx_set_grad(ctx, false);
+        dn_tensor *x;
+        CHECK_OK(dn_tensor_from(ctx, 3, (int64_t[]){4, 28, 28}, mnist_test->x, &x));
+        dn_tensor *ya = dn_model_forward(first, ctx, x), *yb = dn_model_forward(loaded, ctx, x);
+        CHECK(ya && yb && memcmp(dn_tensor_data(ya), dn_tensor_data(yb), 40 * sizeof(float)) == 0);
+        dn_ctx_free(ctx);
+    }
+    dn_model_free(whole);
+    dn_model_free(resumed);
+    dn_model_free(first);
+    dn_model_free(loaded);
+}
+
+static void early_stopping_stops_and_restores(void)
+{
+    if (!load_mnist()) return;
+    /* min_delta so large that nothing after the first epoch counts as better: with patience 2 the run
+     * stops after epoch 3 and restores epoch 1's weights */
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg, "[net]\npatience = 2\nmin_delta = 1000\n%s", strstr(small_cfg, "input"));
+    dn_model *m = NULL;
+    dn_train_config c;
+    CHECK_OK(dn_model_from_cfg(cfg, "es.cfg", &m, &c));
+    if (!m) return;
+    c.epochs = 10;
+    dn_trainer *t = NULL;
+    CHECK_OK(dn_trainer_new(m, &c, mnist_train, NULL, &t));
+    float *after1 = malloc(dn_model_param_count(m) * sizeof(float));
+    int epochs = 0;
+    bool stopped = false;
+    while (t && !dn_trainer_finished(t)) {
+        dn_epoch_stats st;
+        CHECK_OK(dn_trainer_epoch(t, &st));
+        epochs++;
+        if (st.epoch == 1) {
+            CHECK(st.improved);
+            memcpy(after1, dn_model_params(m), dn_model_param_count(m) * sizeof(float));
+        } else {
+            CHECK(!st.improved);
+        }
+        stopped = st.stop;
+        if (epochs > 10) break;
+    }
+    CHECK(stopped && epochs == 3);
+    CHECK(memcmp(after1, dn_model_params(m), dn_model_param_count(m) * sizeof(float)) != 0);
+    dn_trainer_restore_best(t);
+    CHECK(memcmp(after1, dn_model_params(m), dn_model_param_count(m) * sizeof(float)) == 0);
+    free(after1);
+    dn_trainer_free(t);
+    dn_model_free(m);
+}
+
+static void expect_cfg_error(const char *text, const char *needle1, const char *needle2)
+{
+    dn_model *m = (dn_model *)1;
+    dn_status s = dn_model_from_cfg(text, "bad.cfg", &m, NULL);
+    CHECK_MSG(s != DN_OK && m == NULL, "cfg was accepted:\n%s", text);
+    CHECK_MSG(strstr(dn_last_error(), needle1) && (!needle2 || strstr(dn_last_error(), needle2)),
+              "message '%s' lacks '%s'/'%s'", dn_last_error(), needle1, needle2 ? needle2 : "");
+}
+
+static void malformed_cfg_files(void)
+{
+    expect_cfg_error("[net]\ninput = 4\nlern_rate = 0.1\n[dense]\nunits = 2\n", "bad.cfg:3", "lern_rate");
+    expect_cfg_error("[net]\ninput = 4\n[dense]\nunits = abc\n", "bad.cfg:4", "abc");
+    expect_cfg_error("[net]\ninput = 4\n[dense]\nunits = -3\n", "bad.cfg:4", "units");
+    expect_cfg_error("[net]\ninput = 4\n[convolution]\n", "bad.cfg:3", "convolution");
+    expect_cfg_error("[dense]\nunits = 3\n", "bad.cfg:1", "[net]");
+    expect_cfg_error("[net]\ninput = 4\n", "no layers", NULL);
+    expect_cfg_error("[net]\nbatch = 3\n[dense]\nunits = 2\n", "input", NULL);
+    expect_cfg_error("[net]\ninput = 4\noptimizer = adamm\n[dense]\nunits = 2\n", "bad.cfg:3", "adamm");
+    expect_cfg_error("[net]\ninput = 4\n[activation]\ntype = relux\n", "bad.cfg:3", "relux");
+    expect_cfg_error("[net]\ninput = 4\n[activation]\ntype = leaky_relu\nalpah = 0.2\n", "bad.cfg:5", "alpah");
+    expect_cfg_error("[net]\ninput = 3, 4\n[activation]\ntype = prelu\nchannels = 5\n", "bad.cfg", "channels");
+    expect_cfg_error("[net]\ninput = 4\nvalidation = 1.5\n[dense]\nunits = 2\n", "validation", NULL);
+    expect_cfg_error("[net]\ninput = 4\nloss = mse\n[dense]\nunits = 2\n", "bad.cfg:3", "mse");
+    expect_cfg_error("[net\ninput = 4\n", "bad.cfg:1", NULL);
+    /* a good one, with every layer kind */
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 2, 3\n[flatten]\n[dense]\nunits = 4\nactivation = elu\n"
+                               "[activation]\ntype = prelu\nchannels = 4\n[activation]\ntype = swish\n"
+                               "[dense]\nunits = 3\nbias = 0\n[activation]\ntype = softmax\naxis = -1\n",
+                               "ok.cfg", &m, NULL));
+    if (m) {
+        CHECK(dn_model_param_count(m) == 6 * 4 + 4 + 4 + 1 + 4 * 3);
+        char buf[2048];
+        dn_model_summary(m, buf, sizeof buf);
+        CHECK(strstr(buf, "prelu") && strstr(buf, "total: 45 parameters"));
+    }
+    dn_model_free(m);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(data, 1, n, f);
+        fclose(f);
+    }
+}
+
+static void bad_checkpoints_are_refused(void)
+{
+    dn_model *m = NULL;
+    dn_train_config c;
+    CHECK_OK(dn_model_from_cfg(small_cfg, "small.cfg", &m, &c));
+    if (!m) return;
+    char good[512];
+    snprintf(good, sizeof good, "%s", tmp_path("good.ckpt"));
+    CHECK_OK(dn_model_save(m, good));
+    /* truncated */
+    FILE *f = fopen(good, "rb");
+    static unsigned char buf[1 << 20];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    CHECK(n > 1000);
+    write_bytes(tmp_path("trunc.ckpt"), buf, n / 2);
+    dn_model *x = NULL;
+    CHECK(dn_model_load(tmp_path("trunc.ckpt"), &x, NULL) != DN_OK && x == NULL);
+    CHECK(strstr(dn_last_error(), "trunc.ckpt") != NULL);
+    /* not a checkpoint at all */
+    write_bytes(tmp_path("junk.ckpt"), "hello world, not a checkpoint", 29);
+    CHECK(dn_model_load(tmp_path("junk.ckpt"), &x, NULL) != DN_OK);
+    /* a checkpoint of another model */
+    dn_model *other = NULL;
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 784\n[dense]\nunits = 10\n", "o.cfg", &other, NULL));
+    CHECK(other && dn_model_load_params(other, good) != DN_OK && strstr(dn_last_error(), "layers.0.weight"));
+    dn_model_free(other);
+    /* a save that fails leaves the old file intact */
+    CHECK(dn_model_save(m, "/nonexistent-dir/x.ckpt") != DN_OK);
+    chmod(tmpdir, 0500);
+    if (access(tmpdir, W_OK) != 0) { /* root ignores permissions; skip the check then */
+        CHECK(dn_model_save(m, good) != DN_OK);
+    }
+    chmod(tmpdir, 0700);
+    CHECK_OK(dn_model_load(good, &x, NULL));
+    dn_model_free(x);
+    dn_model_free(m);
+}
+
+static int run_cli(const char *args, char *out, size_t size)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "build/dendrite %s 2>&1", args);
+    const char *bin = getenv("DN_BUILD");
+    if (bin) snprintf(cmd, sizeof cmd, "%s/dendrite %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    char sink[4096]; /* drain the rest so the command is not killed by SIGPIPE */
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void command_line(void)
+{
+    static char out[1 << 16];
+    CHECK(run_cli("", out, sizeof out) == 2 && strstr(out, "usage"));
+    CHECK(run_cli("frobnicate", out, sizeof out) == 2 && strstr(out, "unknown command"));
+    CHECK(run_cli("train --help", out, sizeof out) == 0 && strstr(out, "--resume"));
+    CHECK(run_cli("train", out, sizeof out) == 2);
+    CHECK(run_cli("train examples/mnist_mlp.cfg --epochs x", out, sizeof out) == 2);
+    CHECK(run_cli("info examples/mnist_mlp.cfg", out, sizeof out) == 0 && strstr(out, "total: 535818 parameters"));
+    CHECK(run_cli("info /nonexistent.cfg", out, sizeof out) == 1 && strstr(out, "nonexistent"));
+    CHECK(run_cli("gradcheck relu sigmoid", out, sizeof out) == 0 && strstr(out, "2 passed, 0 failed"));
+    CHECK(run_cli("gradcheck no_such_op", out, sizeof out) == 1);
+    /* a short real run through the command: save, eval, predict */
+    char args[1024];
+    snprintf(args, sizeof args, "train tests/fixtures/tiny_mnist.cfg --data %s/mnist --epochs 1 --quiet --save %s --log %s",
+             t_data_dir(), tmp_path("cli.ckpt"), tmp_path("log.jsonl"));
+    int rc = run_cli(args, out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "\"test_accuracy\""), "train exited %d: %s", rc, out);
+    snprintf(args, sizeof args, "eval %s --data %s/mnist", tmp_path("cli.ckpt"), t_data_dir());
+    CHECK(run_cli(args, out, sizeof out) == 0 && strstr(out, "\"confusion\": [["));
+    snprintf(args, sizeof args, "predict %s %s/mnist/t10k-images-idx3-ubyte", tmp_path("cli.ckpt"), t_data_dir());
+    CHECK(run_cli(args, out, sizeof out) == 0 && strncmp(out, "0 7 ", 4) == 0); /* the first test digit is a 7 */
+    snprintf(args, sizeof args, "info %s", tmp_path("cli.ckpt"));
+    CHECK(run_cli(args, out, sizeof out) == 0 && strstr(out, "dense"));
+}
+
+void suite_train(void)
+{
+    RUN(malformed_cfg_files);
+    RUN(bad_checkpoints_are_refused);
+    RUN(mnist_mlp_learns);
+    RUN(same_seed_same_checkpoint);
+    RUN(resume_is_bit_identical);
+    RUN(early_stopping_stops_and_restores);
+    RUN(command_line);
+    dn_dataset_free(mnist_train);
+    dn_dataset_free(mnist_test);
+    mnist_train = mnist_test = NULL;
+}
