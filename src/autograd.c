@@ -139,7 +139,10 @@ dn_tensor *dn_op_apply(dn_ctx *ctx, const dn_op *op, int n, dn_tensor *const *in
     for (int i = 0; i < op->n_attrs; i++) node->attr[i] = attrs ? attrs[i] : op->attr_defaults[i];
     dn_status s = op->forward(ctx, node);
     if (s) {
-        dn_error_prefix("%s", op->name);
+        /* messages that already begin with "name:" (dn_check_finite, dn_broadcast_shape) keep one prefix */
+        const char *msg = dn_last_error();
+        size_t len = strlen(op->name);
+        if (strncmp(msg, op->name, len) != 0 || msg[len] != ':') dn_error_prefix("%s", op->name);
         return fail(ctx, s);
     }
     if (ctx->grad_enabled && requires) {
