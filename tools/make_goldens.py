@@ -1,0 +1,699 @@
+#!/usr/bin/python3
+"""PyTorch golden fixtures for every op in dendrite's registry: writes tests/golden/<op>.txt.
+
+    /usr/bin/python3 tools/make_goldens.py            write every fixture, one line per op
+    /usr/bin/python3 tools/make_goldens.py --check    regenerate into a temporary folder and diff against
+                                                      the committed files (exit status 1 on any difference)
+    /usr/bin/python3 tools/make_goldens.py add relu   only these ops
+
+Run it with Debian's python3-torch (/usr/bin/python3).  tests/test_golden.c reads the files, so CI needs no
+PyTorch.
+
+How the numbers are made.  Inputs are float32 (from a torch.Generator seeded by the op's name, so adding
+an op leaves every other file unchanged).  The reference output and input gradients are computed by torch
+in float64 from those float32 inputs, for a random float32 upstream gradient grad_output, and rounded to
+float32 when written.  So a fixture holds the exact answer to the float32 question, and the comparison
+tolerance measures only dendrite's own rounding.
+
+Fixture format (whitespace-separated tokens; '#' starts a comment; numbers are %.9g, exact for float32):
+
+    op <name>
+    # why: <reason>                         only when tol is not 1e-5
+    tol <relative tolerance>
+    case
+    attrs <name>=<value> ...                just "attrs" when every attribute takes its default
+    input <ndim> <d0> .. <dk> <requires_grad 0|1>
+    <numel values>                          one input block per input
+    output <ndim> <dims..>
+    <values>
+    grad_output <ndim> <dims..>
+    <values>
+    grad_input <index> <ndim> <dims..>      one per input with requires_grad 1
+    <values>
+    end
+
+The comparison (here for the float32 self-check, and in tests/test_golden.c) is
+    |got - expected| <= tol * max(|expected|, FLOOR_REL * max|expected over the tensor|, FLOOR_ABS)
+see FLOOR_* below for why.
+
+Adding an op is one entry in OPS at the bottom: Op(case generator, torch function), where the generator
+takes a torch.Generator and returns a list of Case, and the function takes (attrs dict, *inputs) and
+returns the output; give the op's attribute defaults, and a tolerance only with a reason (why=...).
+Something that is not a differentiable op (an optimiser step, a module with state) can bring its own
+entry type: any object with a method render(name, seed) -> (file text, number of cases, worst float32
+self-check ratio) can sit in OPS, and the driver writes <name>.txt and reports it like the rest.
+"""
+import argparse
+import difflib
+import math
+import os
+import sys
+import tempfile
+import zlib
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOLDEN_DIR = os.path.join(ROOT, "tests", "golden")
+
+DEFAULT_TOL = 1e-5
+# Float32 rounding is relative to the size of the numbers an element was computed from, not to the element
+# itself: an element that comes out near 0 by cancellation (a sum, a dot product, softmax's g - <g, y>)
+# carries an error relative to its neighbours.  So small elements are compared against a floor tied to the
+# tensor's largest value; FLOOR_ABS keeps all-tiny tensors (the gradient of a saturated sigmoid) from
+# being held to better than 1e-3 * tol absolute.  tests/test_golden.c uses the same two numbers.
+FLOOR_REL = 1e-2
+FLOOR_ABS = 1e-3
+
+VALUES_PER_LINE = 8
+MAX_NUMEL = 64  # keeps fixtures to a few KB
+
+# ------------------------------------------------------------------ the fixture data model
+
+
+class In:
+    """One input: a float32 tensor and whether the op should return its gradient."""
+
+    def __init__(self, x, grad=True):
+        assert x.dtype == torch.float32, "inputs are float32"
+        assert x.numel() <= MAX_NUMEL, "keep fixtures small"
+        self.x = x.detach().clone()
+        self.grad = grad
+
+
+class Case:
+    """One case: inputs and the attributes written into the file (others take the op's defaults)."""
+
+    def __init__(self, inputs, **attrs):
+        self.inputs = inputs
+        self.attrs = attrs
+
+
+class Op:
+    """A differentiable op: cases(gen) -> [Case]; fn(attrs, *inputs) -> output (float64 in, float64 out)."""
+
+    def __init__(self, cases, fn, defaults=None, tol=DEFAULT_TOL, why=None, doc=""):
+        assert (tol == DEFAULT_TOL) or why, "a tolerance other than 1e-5 needs a reason"
+        self.cases, self.fn, self.defaults = cases, fn, dict(defaults or {})
+        self.tol, self.why, self.doc = tol, why, doc
+
+    def attrs_of(self, case):
+        unknown = set(case.attrs) - set(self.defaults)
+        assert not unknown, "attributes %s are not in the op's defaults" % sorted(unknown)
+        a = dict(self.defaults)
+        a.update(case.attrs)
+        return a
+
+    def run(self, case, dtype, grad_output=None):
+        """Output and input gradients in `dtype`; grad_output is drawn by the caller."""
+        xs = [i.x.to(dtype).requires_grad_(i.grad) for i in case.inputs]
+        out = self.fn(self.attrs_of(case), *xs)
+        grads = []
+        if grad_output is not None and any(i.grad for i in case.inputs):
+            grads = torch.autograd.grad(out, [x for x in xs if x.requires_grad], grad_output.to(dtype))
+        return out.detach(), [g.detach() for g in grads]
+
+    def render(self, name, seed):
+        gen = torch.Generator().manual_seed(seed)
+        lines = ["# %s" % self.doc] if self.doc else []
+        lines.append("op %s" % name)
+        if self.why:
+            lines.append("# why: %s" % self.why)
+        lines.append("tol %s" % fmt_attr(self.tol))
+        worst = 0.0
+        cases = self.cases(gen)
+        for case in cases:
+            out64, _ = self.run(case, torch.float64)
+            go = torch.randn(out64.shape, generator=gen, dtype=torch.float32)
+            out64, grads64 = self.run(case, torch.float64, go)
+            check_finite(name, out64, grads64)
+            lines.append("case")
+            lines.append(" ".join(["attrs"] + ["%s=%s" % (k, fmt_attr(v)) for k, v in case.attrs.items()]))
+            for i in case.inputs:
+                lines.append("input %s %d" % (fmt_shape(i.x), int(i.grad)))
+                lines.extend(fmt_values(i.x))
+            lines.append("output %s" % fmt_shape(out64))
+            lines.extend(fmt_values(out64))
+            lines.append("grad_output %s" % fmt_shape(go))
+            lines.extend(fmt_values(go))
+            k = 0
+            for idx, i in enumerate(case.inputs):
+                if i.grad:
+                    lines.append("grad_input %d %s" % (idx, fmt_shape(grads64[k])))
+                    lines.extend(fmt_values(grads64[k]))
+                    k += 1
+            lines.append("end")
+            # Self-check: torch's own float32 computation must pass the criterion the C test applies,
+            # or the tolerance is asking for more than float32 can give.
+            out32, grads32 = self.run(case, torch.float32, go)
+            for got, exp in [(out32, out64)] + list(zip(grads32, grads64)):
+                worst = max(worst, worst_ratio(got, exp.to(torch.float32).double(), self.tol))
+        return "\n".join(lines) + "\n", len(cases), worst
+
+
+def fmt_attr(v):
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        return str(v)
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if float(v).is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return repr(float(v))  # shortest text that reads back as the same double
+
+
+def fmt_shape(t):
+    return " ".join(str(d) for d in [t.dim()] + list(t.shape))
+
+
+def fmt_values(t):
+    vals = ["%.9g" % float(v) for v in t.detach().to(torch.float32).reshape(-1).tolist()]
+    return [" ".join(vals[i:i + VALUES_PER_LINE]) for i in range(0, len(vals), VALUES_PER_LINE)] or []
+
+
+def check_finite(name, out, grads):
+    for t in [out] + list(grads):
+        t32 = t.to(torch.float32)
+        if not torch.isfinite(t32).all():
+            sys.exit("make_goldens: %s produced a non-finite reference value; change its case" % name)
+
+
+def worst_ratio(got, exp, tol):
+    """Largest |got - exp| / allowed over the tensor (<= 1 passes), the criterion of tests/test_golden.c."""
+    got, exp = got.double().reshape(-1), exp.double().reshape(-1)
+    if exp.numel() == 0:
+        return 0.0
+    floor = max(FLOOR_REL * exp.abs().max().item(), FLOOR_ABS)
+    allowed = tol * torch.clamp(exp.abs(), min=floor)
+    return ((got - exp).abs() / allowed).max().item()
+
+
+# ------------------------------------------------------------------ input helpers (all float32)
+
+
+def uniform(gen, shape, lo=-2.0, hi=2.0):
+    return torch.rand(shape, generator=gen, dtype=torch.float32) * (hi - lo) + lo
+
+
+def normal(gen, shape, std=1.0):
+    return torch.randn(shape, generator=gen, dtype=torch.float32) * std
+
+
+def tensor(values, shape=None):
+    t = torch.tensor(values, dtype=torch.float32)
+    return t.reshape(shape) if shape is not None else t
+
+
+def away(x, kinks, gap=1e-3):
+    """Moves elements closer than gap to a kink out to kink +- gap: the derivative there is a convention."""
+    x = x.clone()
+    for k in kinks:
+        close = (x - k).abs() < gap
+        x[close] = torch.where(x[close] < k, torch.tensor(k - gap), torch.tensor(k + gap))
+    return x
+
+
+def near(kinks, offsets=(1e-3, -1e-3, 2e-2, -2e-2)):
+    """Points just either side of each kink (never on one)."""
+    return tensor([k + o for k in kinks for o in offsets])
+
+
+def classes(gen, shape, n):
+    return torch.randint(0, n, shape, generator=gen).to(torch.float32)
+
+
+def signs(gen, shape):
+    return torch.randint(0, 2, shape, generator=gen).to(torch.float32) * 2 - 1
+
+
+def prob_rows(gen, shape):
+    """Positive rows summing to 1 along the last axis (softmax of a normal draw)."""
+    return torch.softmax(normal(gen, shape), dim=-1)
+
+
+EXTREMES = [-1e4, -500.0, -88.5, -50.0, -20.0, -5.0, -0.5, 0.5, 5.0, 20.0, 50.0, 88.5, 500.0, 1e4]
+
+# ------------------------------------------------------------------ case generators
+
+
+def binary_cases(lo_b=-2.0, hi_b=2.0, random_sign=False):
+    """Same shapes, a row broadcast, broadcasting both ways, and a 0-d b.  b is drawn from [lo_b, hi_b),
+    with a random sign if asked (divisors: away from zero, either sign)."""
+
+    def cases(gen):
+        shapes = [([3, 4], [3, 4]), ([2, 3, 4], [4]), ([3, 1], [2, 1, 4]), ([2, 3], [])]
+        out = []
+        for sa, sb in shapes:
+            a, b = uniform(gen, sa), uniform(gen, sb, lo_b, hi_b)
+            if random_sign:
+                b = b * signs(gen, sb)
+            out.append(Case([In(a), In(b)]))
+        return out
+
+    return cases
+
+
+def unary_cases(lo, hi, shape=(3, 4), extra=None, **attrs):
+    """One random case per attribute set; extra: a list of fixed points appended as a second case."""
+
+    def cases(gen):
+        out = [Case([In(uniform(gen, shape, lo, hi))], **attrs)]
+        if extra is not None:
+            out.append(Case([In(tensor(extra))], **attrs))
+        return out
+
+    return cases
+
+
+def join(*gens):
+    """Concatenates case generators (each sees the same generator in turn)."""
+    return lambda gen: [c for g in gens for c in g(gen)]
+
+
+def activation_cases(kinks=(), lo=-4.0, hi=4.0, extremes=False, **attrs):
+    """A random [3, 4] (moved off kinks), points either side of each kink, and |x| up to 1e4 if asked."""
+
+    def cases(gen):
+        out = [Case([In(away(uniform(gen, [3, 4], lo, hi), kinks))], **attrs)]
+        if kinks:
+            out.append(Case([In(near(kinks))], **attrs))
+        if extremes:
+            out.append(Case([In(tensor(EXTREMES))], **attrs))
+        return out
+
+    return cases
+
+
+def reduce_cases(ties):
+    def cases(gen):
+        x = lambda: uniform(gen, [2, 3, 4])
+        out = [
+            Case([In(x())], axes=0, keepdim=0),
+            Case([In(x())], axes=0, keepdim=1),
+            Case([In(x())], axes=1, keepdim=0),
+            Case([In(x())], axes=2, keepdim=1),
+            Case([In(x())], axes=5, keepdim=0),
+            Case([In(x())], axes=4, keepdim=1),
+            Case([In(uniform(gen, [5]))], axes=1, keepdim=0),
+        ]
+        if ties:
+            # row 0 has its maximum twice, row 2 three times; the whole tensor has a tie at 1.5
+            t = tensor([[0.5, 1.5, -1.0, 1.5], [0.25, -0.5, 1.0, 0.75], [1.25, 1.25, 1.25, -2.0]])
+            out.append(Case([In(t)], axes=2, keepdim=0))
+            out.append(Case([In(t)], axes=0, keepdim=0))
+        return out
+
+    return cases
+
+
+def dims_of(mask, ndim):
+    return [i for i in range(ndim) if mask == 0 or (mask >> i) & 1]
+
+
+def reduce_fn(torch_fn):
+    def fn(a, x):
+        return torch_fn(x, dim=dims_of(int(a["axes"]), x.dim()), keepdim=bool(a["keepdim"]))
+
+    return fn
+
+
+def reshape_cases(gen):
+    x = lambda: uniform(gen, [2, 3, 4])
+    return [
+        Case([In(x())], ndim=2, d0=6, d1=4),
+        Case([In(x())], ndim=3, d0=4, d1=-1, d2=2),
+        Case([In(x())], ndim=1, d0=-1),
+        Case([In(uniform(gen, [12]))], ndim=4, d0=2, d1=1, d2=3, d3=2),
+    ]
+
+
+def reshape_fn(a, x):
+    return x.reshape([int(a["d%d" % i]) for i in range(int(a["ndim"]))])
+
+
+def permute_cases(gen):
+    return [
+        Case([In(uniform(gen, [3, 4]))], p0=1, p1=0),
+        Case([In(uniform(gen, [2, 3, 4]))], p0=2, p1=0, p2=1),
+        Case([In(uniform(gen, [2, 1, 3, 2]))], p0=3, p1=1, p2=0, p3=2),
+    ]
+
+
+def permute_fn(a, x):
+    return x.permute([int(a["p%d" % i]) for i in range(x.dim())])
+
+
+def slice_cases(gen):
+    return [
+        Case([In(uniform(gen, [4, 5]))], axis=1, start=1, end=4, step=1),
+        Case([In(uniform(gen, [4, 5]))], axis=0, start=-3, end=-1, step=1),
+        Case([In(uniform(gen, [2, 6, 3]))], axis=1, start=0, end=6, step=2),
+        Case([In(uniform(gen, [2, 6, 3]))], axis=2, start=1, end=3, step=1),
+        Case([In(uniform(gen, [7]))], axis=0, start=1, end=-1, step=3),
+    ]
+
+
+def slice_fn(a, x):
+    idx = [slice(None)] * x.dim()
+    idx[int(a["axis"])] = slice(int(a["start"]), int(a["end"]), int(a["step"]))
+    return x[tuple(idx)]
+
+
+def concat_cases(gen):
+    return [
+        Case([In(uniform(gen, [2, 3])), In(uniform(gen, [2, 2]))], axis=1),
+        Case([In(uniform(gen, [1, 4])), In(uniform(gen, [2, 4])), In(uniform(gen, [3, 4]))], axis=0),
+        Case([In(uniform(gen, [2, 2, 3])), In(uniform(gen, [2, 1, 3])), In(uniform(gen, [2, 3, 3]))], axis=1),
+        Case([In(uniform(gen, [2, 3])), In(uniform(gen, [2, 3]), grad=False)], axis=0),
+    ]
+
+
+def matmul_cases(gen):
+    return [
+        Case([In(uniform(gen, [3, 4])), In(uniform(gen, [4, 5]))]),
+        Case([In(uniform(gen, [2, 3, 4])), In(uniform(gen, [2, 4, 5]))]),
+        Case([In(uniform(gen, [2, 3, 4])), In(uniform(gen, [4, 5]))]),
+    ]
+
+
+def linear_cases(gen):
+    return [
+        Case([In(uniform(gen, [3, 4])), In(uniform(gen, [5, 4])), In(uniform(gen, [5]))]),
+        Case([In(uniform(gen, [2, 3, 4])), In(uniform(gen, [5, 4])), In(uniform(gen, [5]))]),
+        Case([In(uniform(gen, [3, 4])), In(uniform(gen, [5, 4]))]),
+    ]
+
+
+def softmax_cases(gen):
+    extreme = tensor([[1e4, 0.0, -1e4, 9999.5], [-1e4, -9999.0, -1e4, -9998.0], [88.5, -88.5, 500.0, 499.0]])
+    return [
+        Case([In(uniform(gen, [2, 3, 4], -3, 3))], axis=0),
+        Case([In(uniform(gen, [2, 3, 4], -3, 3))], axis=1),
+        Case([In(uniform(gen, [2, 3, 4], -3, 3))], axis=-1),
+        Case([In(uniform(gen, [3, 5], -3, 3))], axis=1),
+        Case([In(extreme)], axis=-1),
+        Case([In(extreme)], axis=0),
+    ]
+
+
+def prelu_cases(gen):
+    x = lambda: away(uniform(gen, [2, 3, 4], -3, 3), [0.0])
+    return [
+        Case([In(x()), In(uniform(gen, [1], 0.05, 0.5))]),
+        Case([In(x()), In(uniform(gen, [3], 0.05, 0.5))]),
+        Case([In(near([0.0]).reshape(1, 4)), In(tensor([0.25]))]),
+    ]
+
+
+def swish_cases(gen):
+    return [
+        Case([In(uniform(gen, [3, 4], -4, 4)), In(tensor([1.3]))]),
+        Case([In(uniform(gen, [2, 5], -4, 4)), In(tensor([0.6]))]),
+        Case([In(tensor(EXTREMES[2:-2])), In(tensor([1.0]))]),
+    ]
+
+
+def hard_sigmoid_fn(a, x):
+    return torch.clamp(a["slope"] * x + a["offset"], 0.0, 1.0)
+
+
+# ------------------------------------------------------------------ losses
+
+REDUCTIONS = {0: "mean", 1: "sum", 2: "none"}
+
+
+def loss_cases(make):
+    """make(gen, reduction) -> (pred, target, attrs), drawn afresh for each reduction (mean, sum, none)."""
+
+    def cases(gen):
+        out = []
+        for r in (0, 1, 2):
+            pred, target, attrs = make(gen, r)
+            out.append(Case([In(pred), In(target, grad=False)], reduction=r, **attrs))
+        return out
+
+    return cases
+
+
+def reduce_loss(per_elem, reduction):
+    r = REDUCTIONS[int(reduction)]
+    return per_elem.mean() if r == "mean" else per_elem.sum() if r == "sum" else per_elem
+
+
+def l1_make(gen, r):
+    p, t = uniform(gen, [3, 4]), uniform(gen, [3, 4])
+    return t + away(p - t, [0.0], 1e-2), t, {}
+
+
+def huber_make(delta):
+    def make(gen, r):
+        t = uniform(gen, [3, 4])
+        d = away(away(uniform(gen, [3, 4], -2.5, 2.5), [-delta, delta], 2e-2), [0.0], 1e-3)
+        return t + d, t, ({"delta": delta} if delta != 1.0 else {})
+
+    return make
+
+
+def cross_entropy_prob_make(gen, r):
+    p = prob_rows(gen, [4, 3])
+    t = prob_rows(gen, [4, 3])
+    return p, t, {}
+
+
+def cross_entropy_prob_fn(a, p, t):
+    return reduce_loss(-(t * torch.log(p)).sum(1), a["reduction"])
+
+
+def bce_make(gen, r):
+    p = uniform(gen, [3, 4], 0.02, 0.98)
+    p[0, :2] = tensor([1e-4, 0.999])
+    t = uniform(gen, [3, 4], 0.0, 1.0)
+    t[1] = torch.randint(0, 2, [4], generator=gen).to(torch.float32)
+    return p, t, {}
+
+
+def bce_logits_make(gen, r):
+    # with reduction sum, |x| up to 1e4: log(1 + e^-|x|) must not overflow, nor the gradient lose sigmoid(x)
+    x = tensor(EXTREMES[:6] + EXTREMES[-6:]).reshape(3, 4) if r == 1 else uniform(gen, [3, 4], -4, 4)
+    t = uniform(gen, [3, 4], 0.0, 1.0)
+    t[0, :2] = tensor([0.0, 1.0])
+    return x, t, {}
+
+
+def hinge_make(gen, r):
+    t = signs(gen, [3, 4])
+    margin = away(uniform(gen, [3, 4], -1.5, 2.5), [0.0], 2e-2)  # 1 - t*p
+    return (1 - margin) * t, t, {}
+
+
+def hinge_fn(a, p, t):
+    return reduce_loss(torch.clamp(1 - t * p, min=0), a["reduction"])
+
+
+def multi_margin_make(margin):
+    def make(gen, r):
+        p = uniform(gen, [4, 5], -2, 2)
+        t = classes(gen, [4], 5)
+        # keep margin - x[y] + x[i] off 0: nudge x[i] where it sits on the kink
+        for n in range(4):
+            y = int(t[n])
+            for i in range(5):
+                if i != y and abs(margin - p[n, y] + p[n, i]) < 2e-2:
+                    p[n, i] += 5e-2
+        return p, t, ({"margin": margin} if margin != 1.0 else {})
+
+    return make
+
+
+def multi_margin_fn(a, p, t):
+    return F.multi_margin_loss(p, t.long(), p=1, margin=a["margin"], reduction=REDUCTIONS[int(a["reduction"])])
+
+
+def softmax_ce_cases(gen):
+    out = []
+    for r in (0, 1, 2):
+        out.append(Case([In(normal(gen, [4, 5], 2.0)), In(classes(gen, [4], 5), grad=False)], reduction=r))
+        out.append(Case([In(normal(gen, [2, 3, 4], 2.0)), In(classes(gen, [2, 4], 3), grad=False)], reduction=r))
+    extreme = tensor([[1e4, 0.0, -1e4, 9999.5], [-1e4, -9999.0, -1e4, -9998.0], [88.5, -88.5, 500.0, 499.0]])
+    out.append(Case([In(extreme), In(tensor([2.0, 0.0, 1.0]), grad=False)], reduction=0))
+    out.append(Case([In(extreme), In(tensor([3.0, 3.0, 2.0]), grad=False)], reduction=2))
+    return out
+
+
+def softmax_ce_fn(a, x, t):
+    return F.cross_entropy(x, t.long(), reduction=REDUCTIONS[int(a["reduction"])])
+
+
+def softmax_ce_soft_make(gen, r):
+    return normal(gen, [4, 5], 2.0), prob_rows(gen, [4, 5]), {}
+
+
+def softmax_ce_soft_fn(a, x, t):
+    return F.cross_entropy(x, t, reduction=REDUCTIONS[int(a["reduction"])])
+
+
+def nll_make(gen, r):
+    return torch.log_softmax(normal(gen, [4, 5], 2.0), dim=1), classes(gen, [4], 5), {}
+
+
+def nll_fn(a, logp, t):
+    return F.nll_loss(logp, t.long(), reduction=REDUCTIONS[int(a["reduction"])])
+
+
+def loss_fn(f, *names):
+    """A torch.nn.functional loss called with reduction= and the named attributes as keywords."""
+    return lambda a, p, t: f(p, t, reduction=REDUCTIONS[int(a["reduction"])], **{n: a[n] for n in names})
+
+
+# ------------------------------------------------------------------ the table: op name -> how to make its golden
+
+R = {"reduction": 0}
+INF = float("inf")
+
+OPS = {
+    # elementwise, broadcasting
+    "add": Op(binary_cases(), lambda a, x, y: x + y, doc="y = a + b"),
+    "sub": Op(binary_cases(), lambda a, x, y: x - y, doc="y = a - b"),
+    "mul": Op(binary_cases(), lambda a, x, y: x * y, doc="y = a * b"),
+    "div": Op(binary_cases(0.5, 2.0, random_sign=True), lambda a, x, y: x / y, doc="y = a / b, |b| >= 0.5"),
+    # unary maths
+    "exp": Op(unary_cases(-5, 5, extra=[-20.0, -0.001, 0.0, 0.001, 10.0, 30.0]), lambda a, x: torch.exp(x)),
+    "log": Op(unary_cases(0.05, 5, extra=[1e-6, 0.999, 1.001, 1e4]), lambda a, x: torch.log(x)),
+    "sqrt": Op(unary_cases(0.05, 5, extra=[1e-6, 0.25, 1e4]), lambda a, x: torch.sqrt(x)),
+    "abs": Op(activation_cases(kinks=[0.0]), lambda a, x: torch.abs(x)),
+    "pow": Op(join(unary_cases(-2, 2, exponent=2), unary_cases(-2, 2, exponent=3),
+                   unary_cases(0.2, 3, exponent=-1.5), unary_cases(0.2, 3, exponent=0.5),
+                   unary_cases(0.2, 3, shape=(5,))),
+              lambda a, x: torch.pow(x, a["exponent"]), defaults={"exponent": 2}),
+    "clamp": Op(join(activation_cases(kinks=[-0.5, 0.7], lo=-2, hi=2, min=-0.5, max=0.7),
+                     activation_cases(kinks=[0.25], lo=-2, hi=2, min=0.25)),
+                lambda a, x: torch.clamp(x, min=a["min"] if a["min"] > -INF else None,
+                                         max=a["max"] if a["max"] < INF else None),
+                defaults={"min": -INF, "max": INF}),
+    "scale": Op(join(unary_cases(-3, 3, factor=-1.7), unary_cases(-3, 3, factor=0.001)),
+                lambda a, x: a["factor"] * x, defaults={"factor": 1}),
+    "add_scalar": Op(join(unary_cases(-3, 3, value=0.3), unary_cases(-3, 3, value=-1000)),
+                     lambda a, x: x + a["value"], defaults={"value": 0}),
+    # reductions: axes is a bit mask (0 = every axis)
+    "sum": Op(reduce_cases(False), reduce_fn(torch.sum), defaults={"axes": 0, "keepdim": 0}),
+    "mean": Op(reduce_cases(False), reduce_fn(torch.mean), defaults={"axes": 0, "keepdim": 0}),
+    "max": Op(reduce_cases(True), reduce_fn(torch.amax), defaults={"axes": 0, "keepdim": 0},
+              doc="torch.amax: the gradient is shared evenly among tied maxima"),
+    # shape
+    "reshape": Op(reshape_cases, reshape_fn, defaults={"ndim": 0, **{"d%d" % i: 0 for i in range(6)}}),
+    "permute": Op(permute_cases, permute_fn, defaults={"p%d" % i: i for i in range(6)}),
+    "slice": Op(slice_cases, slice_fn, defaults={"axis": 0, "start": 0, "end": 0, "step": 1}),
+    "concat": Op(concat_cases, lambda a, *xs: torch.cat(xs, int(a["axis"])), defaults={"axis": 0}),
+    "contiguous": Op(unary_cases(-2, 2, shape=(3, 4)), lambda a, x: x.clone()),
+    # matrix products
+    "matmul": Op(matmul_cases, lambda a, x, y: torch.matmul(x, y)),
+    "linear": Op(linear_cases, lambda a, x, w, b=None: F.linear(x, w, b)),
+    # activations
+    "identity": Op(unary_cases(-3, 3), lambda a, x: x.clone()),
+    "sigmoid": Op(activation_cases(extremes=True), lambda a, x: torch.sigmoid(x)),
+    "tanh": Op(activation_cases(extremes=True), lambda a, x: torch.tanh(x)),
+    "relu": Op(activation_cases(kinks=[0.0]), lambda a, x: F.relu(x)),
+    "leaky_relu": Op(join(activation_cases(kinks=[0.0]), activation_cases(kinks=[0.0], alpha=0.2)),
+                     lambda a, x: F.leaky_relu(x, a["alpha"]), defaults={"alpha": 0.01}),
+    "softmax": Op(softmax_cases, lambda a, x: torch.softmax(x, int(a["axis"])), defaults={"axis": -1}),
+    "log_softmax": Op(softmax_cases, lambda a, x: torch.log_softmax(x, int(a["axis"])), defaults={"axis": -1}),
+    "prelu": Op(prelu_cases, lambda a, x, w: F.prelu(x, w)),
+    "elu": Op(join(activation_cases(kinks=[0.0]), activation_cases(kinks=[0.0], alpha=0.5)),
+              lambda a, x: F.elu(x, a["alpha"]), defaults={"alpha": 1.0}),
+    "swish": Op(swish_cases, lambda a, x, beta: x * torch.sigmoid(beta * x), doc="x * sigmoid(beta * x)"),
+    "mish": Op(activation_cases(lo=-5, hi=5), lambda a, x: F.mish(x)),
+    "gelu": Op(join(activation_cases(lo=-5, hi=5, approximate=0), activation_cases(lo=-5, hi=5, approximate=1)),
+               lambda a, x: F.gelu(x, approximate="tanh" if int(a["approximate"]) else "none"),
+               defaults={"approximate": 0}),
+    "softplus": Op(join(activation_cases(extremes=True),
+                        activation_cases(kinks=[5.0], extremes=True, beta=2, threshold=10)),
+                   lambda a, x: F.softplus(x, a["beta"], a["threshold"]), defaults={"beta": 1, "threshold": 20}),
+    "selu": Op(activation_cases(kinks=[0.0]), lambda a, x: F.selu(x)),
+    "hard_sigmoid": Op(join(activation_cases(kinks=[-1.0, 1.0], lo=-3, hi=3),
+                            activation_cases(kinks=[-3.0, 3.0], lo=-5, hi=5, slope=1 / 6, offset=0.5)),
+                       hard_sigmoid_fn, defaults={"slope": 0.5, "offset": 0.5},
+                       doc="clamp(slope*x + offset, 0, 1)"),
+    "hard_tanh": Op(join(activation_cases(kinks=[-1.0, 1.0], lo=-3, hi=3),
+                         activation_cases(kinks=[-0.5, 2.0], lo=-3, hi=3, min=-0.5, max=2)),
+                    lambda a, x: F.hardtanh(x, a["min"], a["max"]), defaults={"min": -1, "max": 1}),
+    # losses: input 0 the prediction, input 1 the target (no gradient); reduction 0 mean, 1 sum, 2 none
+    "mse_loss": Op(loss_cases(lambda g, r: (uniform(g, [3, 4]), uniform(g, [3, 4]), {})), loss_fn(F.mse_loss),
+                   defaults=R),
+    "l1_loss": Op(loss_cases(l1_make), loss_fn(F.l1_loss), defaults=R),
+    "huber_loss": Op(join(loss_cases(huber_make(1.0)), loss_cases(huber_make(0.5))),
+                     loss_fn(F.huber_loss, "delta"), defaults={**R, "delta": 1.0}),
+    "cross_entropy_prob": Op(loss_cases(cross_entropy_prob_make), cross_entropy_prob_fn, defaults=R,
+                             doc="(-(t * log p)).sum(1), then reduced over N"),
+    "bce_loss": Op(loss_cases(bce_make), loss_fn(F.binary_cross_entropy), defaults=R),
+    "bce_with_logits": Op(loss_cases(bce_logits_make), loss_fn(F.binary_cross_entropy_with_logits), defaults=R),
+    "hinge_loss": Op(loss_cases(hinge_make), hinge_fn, defaults=R, doc="clamp(1 - t*p, min=0), then reduced"),
+    "multi_margin_loss": Op(join(loss_cases(multi_margin_make(1.0)), loss_cases(multi_margin_make(0.5))),
+                            multi_margin_fn, defaults={**R, "margin": 1.0}, doc="torch MultiMarginLoss, p=1"),
+    "softmax_cross_entropy": Op(softmax_ce_cases, softmax_ce_fn, defaults=R, doc="torch CrossEntropyLoss"),
+    "softmax_cross_entropy_soft": Op(loss_cases(softmax_ce_soft_make), softmax_ce_soft_fn, defaults=R,
+                                     doc="torch CrossEntropyLoss with probability targets"),
+    "nll_loss": Op(loss_cases(nll_make), nll_fn, defaults=R, doc="torch NLLLoss on log_softmax outputs"),
+}
+
+# ------------------------------------------------------------------ driver
+
+
+def seed_of(name):
+    # from the name, not the table position: adding an op must not change any other op's file
+    return zlib.crc32(name.encode())
+
+
+def generate(names, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    header = "# Generated by tools/make_goldens.py (torch %s); do not edit, regenerate.\n" % torch.__version__
+    for name in names:
+        text, n_cases, worst = OPS[name].render(name, seed_of(name))
+        path = os.path.join(out_dir, name + ".txt")
+        with open(path, "w") as f:
+            f.write(header + text)
+        # informational: a float32 formula with cancellation (torch's elu uses exp(x) - 1, not expm1) can
+        # exceed the tolerance where a careful one does not, so this flags, it does not fail
+        flag = "" if worst <= 1.0 else "   (torch's own float32 exceeds tol)"
+        print("%-28s %2d cases %6d bytes  torch-f32 worst %.3f of tol%s"
+              % (name, n_cases, len(header) + len(text), worst, flag))
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("ops", nargs="*", help="only these ops (default: all)")
+    ap.add_argument("--check", action="store_true", help="regenerate into a temp dir and diff with tests/golden")
+    ap.add_argument("--out", default=GOLDEN_DIR, help="output folder (default tests/golden)")
+    args = ap.parse_args()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)  # one thread: reduction order, and so the float32 self-check, never varies
+    names = args.ops or list(OPS)
+    unknown = [n for n in names if n not in OPS]
+    if unknown:
+        sys.exit("make_goldens: no entry for %s" % ", ".join(unknown))
+    if not args.check:
+        return generate(names, args.out)
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(names, tmp)
+        differ = 0
+        for name in names:
+            new_path, old_path = os.path.join(tmp, name + ".txt"), os.path.join(args.out, name + ".txt")
+            if not os.path.exists(old_path):
+                print("check: %s is missing" % old_path)
+                differ += 1
+                continue
+            with open(new_path) as f:
+                new = f.readlines()
+            with open(old_path) as f:
+                old = f.readlines()
+            if new != old:
+                differ += 1
+                sys.stdout.writelines(list(difflib.unified_diff(old, new, old_path, "regenerated", n=1))[:40])
+        print("check: %d of %d fixtures differ" % (differ, len(names)))
+        return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
