@@ -674,7 +674,13 @@ def main():
     if unknown:
         sys.exit("make_goldens: no entry for %s" % ", ".join(unknown))
     if not args.check:
-        return generate(names, args.out)
+        rc = generate(names, args.out)
+        if not args.ops:
+            # the optimiser and schedule goldens (torch.optim) live in their own module beside this one
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import golden_optim
+            golden_optim.main(args.out)
+        return rc
     with tempfile.TemporaryDirectory() as tmp:
         generate(names, tmp)
         differ = 0
