@@ -19,6 +19,7 @@ EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all test examples asan clean gradcheck
+.SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h)
@@ -45,7 +46,7 @@ examples: $(EX_BIN)
 
 # The suite: unit tests, registry-wide gradient check and PyTorch goldens, then the CLI checks.
 test: all $(BUILD)/test_runner examples
-	DN_DATA=data $(BUILD)/test_runner
+	DN_DATA=data DN_BUILD=$(BUILD) $(BUILD)/test_runner
 
 gradcheck: $(BUILD)/dendrite
 	$(BUILD)/dendrite gradcheck

@@ -307,9 +307,8 @@ static void bad_checkpoints_are_refused(void)
 static int run_cli(const char *args, char *out, size_t size)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "build/dendrite %s 2>&1", args);
     const char *bin = getenv("DN_BUILD");
-    if (bin) snprintf(cmd, sizeof cmd, "%s/dendrite %s 2>&1", bin, args);
+    snprintf(cmd, sizeof cmd, "%s/dendrite %s 2>&1", bin ? bin : "build", args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out, 1, size - 1, p);
@@ -347,6 +346,26 @@ static void command_line(void)
     CHECK(run_cli(args, out, sizeof out) == 0 && strstr(out, "dense"));
 }
 
+/* The examples are programs that exit 0 only when they learned their task. */
+static void examples_learn(void)
+{
+    static char out[1 << 14];
+    const char *b = getenv("DN_BUILD") ? getenv("DN_BUILD") : "build";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s/examples/xor 2>&1", b);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+    out[n] = '\0';
+    int st = p ? pclose(p) : -1;
+    CHECK_MSG(st == 0 && strstr(out, "4/4 correct"), "xor: %s", out);
+    snprintf(cmd, sizeof cmd, "%s/examples/fit_sine 2>&1", b);
+    p = popen(cmd, "r");
+    n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+    out[n] = '\0';
+    st = p ? pclose(p) : -1;
+    CHECK_MSG(st == 0 && strstr(out, "final mse"), "fit_sine: %s", out);
+}
+
 void suite_train(void)
 {
     RUN(malformed_cfg_files);
@@ -356,6 +375,7 @@ void suite_train(void)
     RUN(resume_is_bit_identical);
     RUN(early_stopping_stops_and_restores);
     RUN(command_line);
+    RUN(examples_learn);
     dn_dataset_free(mnist_train);
     dn_dataset_free(mnist_test);
     mnist_train = mnist_test = NULL;
