@@ -44,8 +44,14 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdendrite.a
 
 examples: $(EX_BIN)
 
+# The GEMM kernel against its reference over thousands of shapes (its own program; --bench times it).
+$(BUILD)/test_gemm: $(BUILD)/tests/test_gemm_standalone.o $(BUILD)/libdendrite.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+
 # The suite: unit tests, registry-wide gradient check and PyTorch goldens, then the CLI checks.
-test: all $(BUILD)/test_runner examples
+test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples
+	@$(BUILD)/test_gemm > $(BUILD)/test_gemm.log || { tail -20 $(BUILD)/test_gemm.log; exit 1; }
+	@echo "gemm: $$(tail -1 $(BUILD)/test_gemm.log)"
 	DN_DATA=data DN_BUILD=$(BUILD) $(BUILD)/test_runner
 
 gradcheck: $(BUILD)/dendrite

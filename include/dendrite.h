@@ -267,16 +267,20 @@ DN_NODISCARD dn_status dn_dataset_load_csv(const char *path, int label_col, int 
 /* label_col value meaning "no label column": every column is a feature and y is zero (for prediction). */
 #define DN_CSV_NO_LABEL (-2147483647 - 1)
 void dn_dataset_free(dn_dataset *d);
-/* Splits off the last `fraction` of a seeded permutation as b (validation), the rest as a (training). */
+/* Splits a seeded permutation: b gets round(fraction * n) samples (validation), a the rest (training);
+ * fraction in [0, 1); both keep the original sample order; b may be empty. */
 DN_NODISCARD dn_status dn_dataset_split(const dn_dataset *d, double fraction, uint64_t seed, dn_dataset **a,
                                         dn_dataset **b);
-/* Per-feature mean and standard deviation of d (arrays of sample_size floats, caller-allocated). */
+/* Per-feature mean and population standard deviation of d (arrays of sample_size floats, caller-allocated);
+ * an empty data set gives mean 0, std 1. */
 void dn_dataset_stats(const dn_dataset *d, float *mean, float *std);
 /* x = (x - mean) / std per feature (std 0 is treated as 1). */
 void dn_dataset_normalize(dn_dataset *d, const float *mean, const float *std);
 
 /* Seeded shuffled minibatches over a data set.  Each epoch draws a new permutation from the generator. */
 typedef struct dn_batcher dn_batcher;
+/* The data set is borrowed: it must outlive the batcher.  The generator is used only by new and reset, so
+ * saving dn_batcher_rng() between epochs and restoring it before dn_batcher_reset() resumes the same order. */
 DN_NODISCARD dn_status dn_batcher_new(const dn_dataset *d, int64_t batch, bool shuffle, uint64_t seed,
                                       dn_batcher **out);
 void dn_batcher_free(dn_batcher *b);

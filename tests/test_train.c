@@ -342,6 +342,30 @@ static void command_line(void)
     CHECK(run_cli(args, out, sizeof out) == 0 && strstr(out, "\"confusion\": [["));
     snprintf(args, sizeof args, "predict %s %s/mnist/t10k-images-idx3-ubyte", tmp_path("cli.ckpt"), t_data_dir());
     CHECK(run_cli(args, out, sizeof out) == 0 && strncmp(out, "0 7 ", 4) == 0); /* the first test digit is a 7 */
+    /* CSV end to end: train on labelled rows, predict on rows of features alone */
+    FILE *f = fopen(tmp_path("q.csv"), "w");
+    if (f) {
+        fputs("a,b,c,label\n0.1,0.2,0.3,1\n0.5,0.5,0.5,0\n0.9,0.1,0.4,1\n", f);
+        fclose(f);
+    }
+    f = fopen(tmp_path("p.csv"), "w");
+    if (f) {
+        fputs("0.1,0.2,0.3\n0.5,0.5,0.5\n", f);
+        fclose(f);
+    }
+    f = fopen(tmp_path("p.cfg"), "w");
+    if (f) {
+        fputs("[net]\ninput = 3\nloss = bce_with_logits\n[data]\nformat = csv\n[dense]\nunits = 1\n", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "train %s --data %s --epochs 2 --quiet --save %s", tmp_path("p.cfg"), tmp_path("q.csv"),
+             tmp_path("p.ckpt"));
+    rc = run_cli(args, out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "\"epochs\": 2"), "csv train exited %d: %s", rc, out);
+    snprintf(args, sizeof args, "predict %s %s", tmp_path("p.ckpt"), tmp_path("p.csv"));
+    CHECK(run_cli(args, out, sizeof out) == 0 && strncmp(out, "0 ", 2) == 0 && strstr(out, "\n1 "));
+    snprintf(args, sizeof args, "train %s --data %s --epochs 1", tmp_path("p.cfg"), tmp_path("p.csv"));
+    CHECK(run_cli(args, out, sizeof out) == 1 && strstr(out, "[2]") && strstr(out, "[3]"));
     snprintf(args, sizeof args, "info %s", tmp_path("cli.ckpt"));
     CHECK(run_cli(args, out, sizeof out) == 0 && strstr(out, "dense"));
 }
