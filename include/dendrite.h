@@ -242,6 +242,24 @@ dn_tensor *dn_softmax_cross_entropy_soft(dn_ctx *ctx, dn_tensor *logits, dn_tens
 /* Negative log-likelihood on log-probabilities [N, C] with class indices [N]. */
 dn_tensor *dn_nll_loss(dn_ctx *ctx, dn_tensor *logp, dn_tensor *target, int reduction);
 
+/* Convolution and pooling, NCHW.  conv2d: x [N, C, H, W], w [F, C/groups, kh, kw], b [F] or NULL; output
+ * [N, F, Ho, Wo] with Ho = (H + 2 pad_h - dilation_h (kh - 1) - 1) / stride_h + 1; torch.nn.functional.conv2d. */
+dn_tensor *dn_conv2d(dn_ctx *ctx, dn_tensor *x, dn_tensor *w, dn_tensor *b, int stride_h, int stride_w, int pad_h,
+                     int pad_w, int dilation_h, int dilation_w, int groups);
+/* Pooling over kh x kw windows with stride (0: = kernel) and zero/-inf padding; gradients go to the first extreme
+ * element of a window (PyTorch's rule); average pooling divides by kh*kw (count_include_pad). */
+dn_tensor *dn_max_pool2d(dn_ctx *ctx, dn_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw);
+dn_tensor *dn_avg_pool2d(dn_ctx *ctx, dn_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw);
+dn_tensor *dn_min_pool2d(dn_ctx *ctx, dn_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw);
+/* [N, C, H, W] -> [N, C, 1, 1]. */
+dn_tensor *dn_global_avg_pool2d(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_global_max_pool2d(dn_ctx *ctx, dn_tensor *x);
+/* Batch normalisation over axis 1 of x [N, C, ...], as torch.nn.functional.batch_norm: in training, batch
+ * statistics normalise (biased variance) and the running statistics are updated in place (unbiased variance);
+ * in evaluation the running statistics normalise. */
+dn_tensor *dn_batch_norm(dn_ctx *ctx, dn_tensor *x, dn_tensor *gamma, dn_tensor *beta, dn_tensor *running_mean,
+                         dn_tensor *running_var, bool training, float momentum, float eps);
+
 /* ------------------------------------------------------------------ data sets */
 
 /* Samples in memory: x holds n samples of shape `shape` (row-major, float32); y holds one target per sample
@@ -393,6 +411,25 @@ DN_NODISCARD dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init in
 DN_NODISCARD dn_status dn_model_add_activation(dn_model *m, const char *name, const char *attrs);
 /* Flattens each sample to one axis. */
 DN_NODISCARD dn_status dn_model_add_flatten(dn_model *m);
+/* Convolution over images [C, H, W]: `filters` kernels of kh x kw, stride, padding (DN_PAD_SAME keeps H and W
+ * for stride 1), dilation and groups (groups = C: depthwise). */
+#define DN_PAD_SAME (-1)
+DN_NODISCARD dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int stride, int pad,
+                                           int dilation, int groups, dn_init init, bool bias);
+/* Pooling: kind "max", "avg" or "min"; stride 0 means = size. */
+DN_NODISCARD dn_status dn_model_add_pool2d(dn_model *m, const char *kind, int size, int stride, int pad);
+/* Global pooling over H and W: kind "avg" or "max"; [C, H, W] -> [C, 1, 1]. */
+DN_NODISCARD dn_status dn_model_add_global_pool(dn_model *m, const char *kind);
+/* Batch normalisation over channels (1d for [C] or [C, L], 2d for [C, H, W]); PyTorch's defaults are
+ * momentum 0.1, eps 1e-5. */
+DN_NODISCARD dn_status dn_model_add_batchnorm(dn_model *m, float momentum, float eps);
+/* Inverted dropout with drop probability p in training (identity in evaluation); channels: drop whole
+ * channels of images (Dropout2d). */
+DN_NODISCARD dn_status dn_model_add_dropout(dn_model *m, float p, bool channels);
+/* Residual add: the previous layer's output plus layer `from`'s (negative: counted back, -1 the previous). */
+DN_NODISCARD dn_status dn_model_add_shortcut(dn_model *m, int from);
+/* Channel concatenation of earlier layers' outputs (negative indices count back), as Darknet's route. */
+DN_NODISCARD dn_status dn_model_add_route(dn_model *m, int n, const int *layers);
 
 /* Forward pass of a batch x [N, input shape...]; NULL on error (see dn_ctx_status). */
 dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x);

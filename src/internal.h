@@ -160,9 +160,10 @@ typedef struct dn_input_spec {
     float lo, hi;
 } dn_input_spec;
 
+#define DN_CASE_MAX_INPUTS 5 /* inputs a gradient-check sample may have (batch_norm has 5) */
 typedef struct dn_case {
     int n_in;
-    dn_input_spec in[4];
+    dn_input_spec in[DN_CASE_MAX_INPUTS];
     const char *attrs; /* "name=value name=value", names from the op; NULL for defaults */
 } dn_case;
 
@@ -194,6 +195,9 @@ extern const dn_op dn_ops_shape[];
 extern const dn_op dn_ops_matmul[];
 extern const dn_op dn_ops_activation[];
 extern const dn_op dn_ops_loss[];
+extern const dn_op dn_ops_conv[];
+extern const dn_op dn_ops_pool[];
+extern const dn_op dn_ops_norm[];
 
 /* Applies an op by name with attributes given as "name=value ..." (NULL for defaults).  For wrappers. */
 dn_tensor *dn_apply_named(dn_ctx *ctx, const char *name, int n, dn_tensor *const *in, const char *attrs);

@@ -6,7 +6,7 @@
 
 static const dn_op *const tables[] = {
     dn_ops_elementwise, dn_ops_unary, dn_ops_reduce, dn_ops_shape,
-    dn_ops_matmul,      dn_ops_activation, dn_ops_loss,
+    dn_ops_matmul,      dn_ops_activation, dn_ops_loss, dn_ops_conv, dn_ops_pool, dn_ops_norm,
 };
 
 static const dn_op *registry[256];
@@ -150,7 +150,7 @@ static dn_status check_case(const dn_op *op, const dn_case *c, uint64_t seed, do
     double attrs[DN_MAX_ATTRS];
     s = dn_parse_attrs(op, c->attrs, attrs);
     if (s) goto done;
-    dn_tensor *in[4];
+    dn_tensor *in[DN_CASE_MAX_INPUTS];
     for (int i = 0; i < c->n_in; i++) {
         in[i] = dn_ctx_zeros(ctx, c->in[i].ndim, c->in[i].shape);
         if (!in[i]) { s = DN_ERR_NOMEM; goto done; }

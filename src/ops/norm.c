@@ -1,0 +1,222 @@
+/* Batch normalisation (torch.nn.functional.batch_norm): one op over x [N, C, ...] with per-channel
+ * statistics, gamma/beta, and running statistics that training updates in place.
+ *
+ * Layout: x is [N, C] (BatchNorm1d), [N, C, L] (BatchNorm1d) or [N, C, H, W] (BatchNorm2d), and any rank
+ * >= 2 works the same way.  Channel c owns the elements x[n, c, i] for every sample n and every position i of
+ * the trailing axes ("inner" = L or H*W, 1 for 2-d x), so one channel is N blocks of `inner` contiguous
+ * floats, and its statistics run over m = N * inner values. */
+#include "internal.h"
+
+#include <math.h>
+
+enum { IN_X, IN_GAMMA, IN_BETA, IN_RMEAN, IN_RVAR };
+enum { ATTR_TRAINING, ATTR_MOMENTUM, ATTR_EPS };
+
+/* What backward needs: the input and gamma as forward read them, and the statistics that normalised x
+ * (batch ones in training, running ones in evaluation, copied because training overwrites the running
+ * ones and the caller may too). */
+typedef struct bn_saved {
+    const float *x;     /* [N, C, inner], contiguous */
+    const float *gamma; /* [C] */
+    double *mean;       /* [C] */
+    double *invstd;     /* [C]: 1 / sqrt(var + eps) */
+    int64_t n, channels, inner;
+} bn_saved;
+
+/* Element i of channel c in sample s of a contiguous [N, C, inner] buffer. */
+static inline int64_t at(const bn_saved *sv, int64_t s, int64_t c, int64_t i)
+{
+    return (s * sv->channels + c) * sv->inner + i;
+}
+
+static dn_status check_param(const dn_tensor *x, const dn_tensor *p, const char *what)
+{
+    if (p->ndim != 1 || p->shape[0] != x->shape[1])
+        return dn_error(DN_ERR_SHAPE, "batch_norm: %s must be [%lld] (one per channel, axis 1 of x %s), got %s", what,
+                        (long long)x->shape[1], dn_tshape(x), dn_tshape(p));
+    return DN_OK;
+}
+
+/* Shapes and attributes, checked before anything is computed or written. */
+static dn_status bn_check(const dn_node *node)
+{
+    const dn_tensor *x = node->in[IN_X];
+    bool training = node->attr[ATTR_TRAINING] != 0;
+    double momentum = node->attr[ATTR_MOMENTUM], eps = node->attr[ATTR_EPS];
+    if (x->ndim < 2)
+        return dn_error(DN_ERR_SHAPE, "batch_norm: x must be [N, C], [N, C, L] or [N, C, H, W], got %s", dn_tshape(x));
+    static const char *const names[] = {"", "gamma", "beta", "running_mean", "running_var"};
+    for (int i = IN_GAMMA; i <= IN_RVAR; i++) {
+        dn_status s = check_param(x, node->in[i], names[i]);
+        if (s) return s;
+    }
+    if (!(eps >= 0) || isinf(eps)) return dn_error(DN_ERR_ARG, "batch_norm: eps must be finite and >= 0, got %g", eps);
+    if (!(momentum >= 0 && momentum <= 1))
+        return dn_error(DN_ERR_ARG, "batch_norm: momentum must be in [0, 1], got %g", momentum);
+    if (training) {
+        /* the unbiased variance divides by m - 1, and one value has no spread to normalise */
+        int64_t m = dn_tensor_numel(x) / (x->shape[1] ? x->shape[1] : 1);
+        if (m == 1)
+            return dn_error(DN_ERR_SHAPE, "batch_norm: expected more than 1 value per channel when training, got x %s",
+                            dn_tshape(x));
+        /* a broadcast view (stride 0) would make every channel write the same float */
+        for (int i = IN_RMEAN; i <= IN_RVAR; i++)
+            if (node->in[i]->stride[0] == 0 && node->in[i]->shape[0] > 1)
+                return dn_error(DN_ERR_ARG, "batch_norm: %s %s is a broadcast view and cannot be updated in place",
+                                names[i], dn_tshape(node->in[i]));
+    }
+    return DN_OK;
+}
+
+/* Training: mean and biased variance per channel, both in double over the samples in index order:
+ *     mean = (1/m) sum x,   var = (1/m) sum (x - mean)^2        (two passes: no cancellation)
+ * and the running estimates move towards them, the variance unbiased as torch does:
+ *     running_mean = (1 - momentum) running_mean + momentum mean
+ *     running_var  = (1 - momentum) running_var  + momentum var m / (m - 1) */
+static void batch_stats(bn_saved *sv, dn_tensor *rmean, dn_tensor *rvar, double momentum, double eps)
+{
+    int64_t m = sv->n * sv->inner;
+    for (int64_t c = 0; c < sv->channels; c++) {
+        double sum = 0, sq = 0;
+        for (int64_t s = 0; s < sv->n; s++)
+            for (int64_t i = 0; i < sv->inner; i++) sum += sv->x[at(sv, s, c, i)];
+        double mean = sum / (double)m;
+        for (int64_t s = 0; s < sv->n; s++)
+            for (int64_t i = 0; i < sv->inner; i++) {
+                double d = sv->x[at(sv, s, c, i)] - mean;
+                sq += d * d;
+            }
+        double var = sq / (double)m;
+        sv->mean[c] = mean;
+        sv->invstd[c] = 1.0 / sqrt(var + eps);
+        /* the running statistics are rank 1, so element c sits at c * stride[0] even in a view */
+        float *rm = rmean->data + c * rmean->stride[0], *rv = rvar->data + c * rvar->stride[0];
+        *rm = (float)((1 - momentum) * *rm + momentum * mean);
+        *rv = (float)((1 - momentum) * *rv + momentum * var * (double)m / (double)(m - 1));
+    }
+}
+
+/* y = gamma (x - mean) / sqrt(var + eps) + beta, with batch statistics (training) or running ones. */
+static dn_status bn_fwd(dn_ctx *ctx, dn_node *node)
+{
+    dn_status st = bn_check(node);
+    if (st) return st;
+    dn_tensor *x = node->in[IN_X];
+    bool training = node->attr[ATTR_TRAINING] != 0;
+    double eps = node->attr[ATTR_EPS];
+    bn_saved *sv = dn_ctx_alloc(ctx, sizeof *sv);
+    if (!sv) return DN_ERR_NOMEM;
+    sv->n = x->shape[0];
+    sv->channels = x->shape[1];
+    sv->inner = 1;
+    for (int i = 2; i < x->ndim; i++) sv->inner *= x->shape[i];
+    sv->x = dn_ctx_contig(ctx, x);
+    sv->gamma = dn_ctx_contig(ctx, node->in[IN_GAMMA]);
+    const float *beta = dn_ctx_contig(ctx, node->in[IN_BETA]);
+    sv->mean = dn_ctx_alloc(ctx, (size_t)(sv->channels + 1) * sizeof(double));
+    sv->invstd = dn_ctx_alloc(ctx, (size_t)(sv->channels + 1) * sizeof(double));
+    dn_tensor *y = dn_ctx_tensor(ctx, x->ndim, x->shape);
+    if (!sv->x || !sv->gamma || !beta || !sv->mean || !sv->invstd || !y) return DN_ERR_NOMEM;
+
+    if (training && sv->n * sv->inner == 0) {
+        /* an empty batch: nothing to normalise and no statistics to learn from (torch returns it as is) */
+        for (int64_t c = 0; c < sv->channels; c++) {
+            sv->mean[c] = 0;
+            sv->invstd[c] = 1;
+        }
+    } else if (training) {
+        batch_stats(sv, node->in[IN_RMEAN], node->in[IN_RVAR], node->attr[ATTR_MOMENTUM], eps);
+    } else {
+        const float *rm = dn_ctx_contig(ctx, node->in[IN_RMEAN]), *rv = dn_ctx_contig(ctx, node->in[IN_RVAR]);
+        if (!rm || !rv) return DN_ERR_NOMEM;
+        for (int64_t c = 0; c < sv->channels; c++) {
+            sv->mean[c] = rm[c];
+            sv->invstd[c] = 1.0 / sqrt((double)rv[c] + eps);
+        }
+    }
+    for (int64_t c = 0; c < sv->channels; c++) {
+        double scale = sv->gamma[c] * sv->invstd[c], mean = sv->mean[c];
+        for (int64_t s = 0; s < sv->n; s++)
+            for (int64_t i = 0; i < sv->inner; i++) {
+                int64_t k = at(sv, s, c, i);
+                y->data[k] = (float)((sv->x[k] - mean) * scale + beta[c]);
+            }
+    }
+    node->out = y;
+    node->saved = sv;
+    return DN_OK;
+}
+
+/* With xhat = (x - mean) invstd and means over the m values of a channel:
+ *     dbeta  = sum dy,   dgamma = sum dy xhat
+ *     training:   dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat))
+ *     evaluation: dx = gamma invstd dy          (the running statistics are constants)
+ * The two extra terms in training are the paths through the batch mean and variance, which depend on x. */
+static dn_status bn_bwd(dn_ctx *ctx, dn_node *node)
+{
+    const bn_saved *sv = node->saved;
+    const float *dy = node->out->grad;
+    dn_tensor *x = node->in[IN_X], *gamma = node->in[IN_GAMMA], *beta = node->in[IN_BETA];
+    bool training = node->attr[ATTR_TRAINING] != 0;
+    float *dx = x->requires_grad ? dn_grad_buf(ctx, x) : NULL;
+    float *dgamma = gamma->requires_grad ? dn_grad_buf(ctx, gamma) : NULL;
+    float *dbeta = beta->requires_grad ? dn_grad_buf(ctx, beta) : NULL;
+    if ((x->requires_grad && !dx) || (gamma->requires_grad && !dgamma) || (beta->requires_grad && !dbeta))
+        return DN_ERR_NOMEM;
+    int64_t m = sv->n * sv->inner;
+    for (int64_t c = 0; c < sv->channels; c++) {
+        double mean = sv->mean[c], invstd = sv->invstd[c];
+        double sum_dy = 0, sum_dy_xhat = 0;
+        for (int64_t s = 0; s < sv->n; s++)
+            for (int64_t i = 0; i < sv->inner; i++) {
+                int64_t k = at(sv, s, c, i);
+                sum_dy += dy[k];
+                sum_dy_xhat += dy[k] * (sv->x[k] - mean) * invstd;
+            }
+        if (dgamma) dgamma[c] += (float)sum_dy_xhat;
+        if (dbeta) dbeta[c] += (float)sum_dy;
+        if (!dx) continue;
+        double k_scale = sv->gamma[c] * invstd;
+        double mean_dy = training && m ? sum_dy / (double)m : 0;
+        double mean_dy_xhat = training && m ? sum_dy_xhat / (double)m : 0;
+        for (int64_t s = 0; s < sv->n; s++)
+            for (int64_t i = 0; i < sv->inner; i++) {
+                int64_t k = at(sv, s, c, i);
+                double xhat = (sv->x[k] - mean) * invstd;
+                dx[k] += (float)(k_scale * (dy[k] - mean_dy - xhat * mean_dy_xhat));
+            }
+    }
+    return DN_OK;
+}
+
+/* Gradient checks: both modes, 2-d and 4-d.  The checker re-runs forward for every finite difference, so in
+ * training the running statistics drift; the output does not depend on them then, and in evaluation forward
+ * leaves them alone.  running_var is kept well above 0. */
+#define BN_PARAMS(c)                                                                                        \
+    {1, {c}, DN_FILL_UNIFORM, 0.5f, 1.5f}, {1, {c}, DN_FILL_UNIFORM, -1, 1}, {1, {c}, DN_FILL_UNIFORM, -1, 1}, \
+        {1, {c}, DN_FILL_UNIFORM, 0.5f, 2}
+static const dn_case bn_cases[] = {
+    {5, {{2, {4, 3}, DN_FILL_UNIFORM, -2, 2}, BN_PARAMS(3)}, "training=1"},
+    {5, {{4, {2, 3, 2, 2}, DN_FILL_UNIFORM, -2, 2}, BN_PARAMS(3)}, "training=1 momentum=0.3"},
+    {5, {{2, {4, 3}, DN_FILL_UNIFORM, -2, 2}, BN_PARAMS(3)}, "training=0"},
+    {5, {{4, {2, 3, 2, 2}, DN_FILL_UNIFORM, -2, 2}, BN_PARAMS(3)}, "training=0 eps=0.01"},
+};
+#define BN_CASES .cases = bn_cases, .n_cases = (int)(sizeof bn_cases / sizeof bn_cases[0])
+
+const dn_op dn_ops_norm[] = {
+    {.name = "batch_norm", .arity = 5, .n_attrs = 3, .attr_names = {"training", "momentum", "eps"},
+     .attr_defaults = {1, 0.1, 1e-5}, .nondiff = (1u << IN_RMEAN) | (1u << IN_RVAR), .forward = bn_fwd,
+     .backward = bn_bwd,
+     .doc = "y = gamma (x - mean) / sqrt(var + eps) + beta per channel (axis 1); inputs x, gamma, beta, "
+            "running_mean, running_var; training updates the running statistics in place",
+     BN_CASES},
+    {0},
+};
+
+dn_tensor *dn_batch_norm(dn_ctx *ctx, dn_tensor *x, dn_tensor *gamma, dn_tensor *beta, dn_tensor *running_mean,
+                         dn_tensor *running_var, bool training, float momentum, float eps)
+{
+    dn_tensor *in[] = {x, gamma, beta, running_mean, running_var};
+    double a[] = {training ? 1 : 0, momentum, eps};
+    return dn_apply(ctx, "batch_norm", 5, in, a);
+}
