@@ -229,7 +229,9 @@ static void add_penalty_grads(dn_trainer *t)
     size_t n = dn_model_param_count(t->m);
     for (size_t i = 0; i < n; i++) {
         if (!t->mask[i]) continue;
-        g[i] += c->l2 * w[i] + c->l1 * (w[i] > 0 ? 1.0f : (w[i] < 0 ? -1.0f : 0.0f));
+        /* fused multiply-adds, rounded as torch's add_(p, alpha=wd) is: l2 then equals SGD's weight_decay exactly */
+        if (c->l2 != 0) g[i] = fmaf(c->l2, w[i], g[i]);
+        if (c->l1 != 0) g[i] = fmaf(c->l1, w[i] > 0 ? 1.0f : (w[i] < 0 ? -1.0f : 0.0f), g[i]);
     }
 }
 

@@ -390,6 +390,43 @@ static void examples_learn(void)
     CHECK_MSG(st == 0 && strstr(out, "final mse"), "fit_sine: %s", out);
 }
 
+/* The seed's L2 penalty l2/2 * sum w^2 adds l2 * w to each weight's gradient, which for SGD is exactly
+ * weight_decay = l2: two runs must agree bit for bit.  L1 adds l1 * sign(w): checked by hand on one step. */
+static void l1_l2_penalties(void)
+{
+    if (!load_mnist()) return;
+    const char *base = "[net]\ninput = 28, 28\nbatch = 50\nepochs = 1\noptimizer = sgd\nlr = 0.1\n%s\n"
+                       "[dense]\nunits = 10\n";
+    char a[512], b[512];
+    snprintf(a, sizeof a, base, "l2 = 0.01");
+    snprintf(b, sizeof b, base, "weight_decay = 0.01");
+    dn_model *ma = NULL, *mb = NULL;
+    CHECK_OK(run_epochs(a, 1, NULL, NULL, &ma));
+    CHECK_OK(run_epochs(b, 1, NULL, NULL, &mb));
+    if (ma && mb) CHECK(memcmp(dn_model_params(ma), dn_model_params(mb), dn_model_param_count(ma) * sizeof(float)) == 0);
+    dn_model_free(ma);
+    dn_model_free(mb);
+
+    /* one step of plain SGD with lr 1 on an all-zero input: the data gradient of the weights is 0, so the
+     * update is exactly -l1 * sign(w) for weights and nothing for the (excluded) biases */
+    dn_model *m = NULL;
+    dn_train_config c;
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 3\nbatch = 2\nepochs = 1\nlr = 1\nl1 = 0.25\n[dense]\nunits = 2\n",
+                               "l1.cfg", &m, &c));
+    if (!m) return;
+    float before[8];
+    memcpy(before, dn_model_params(m), 8 * sizeof(float));
+    dn_dataset d = {.n = 2, .ndim = 1, .shape = {3}, .x = (float[6]){0}, .y = (float[2]){0, 1}, .n_classes = 2};
+    dn_trainer *t = NULL;
+    CHECK_OK(dn_trainer_new(m, &c, &d, NULL, &t));
+    dn_epoch_stats st;
+    CHECK_OK(dn_trainer_epoch(t, &st));
+    const float *after = dn_model_params(m);
+    for (int i = 0; i < 6; i++) CHECK_NEAR(after[i], before[i] - 0.25f * (before[i] > 0 ? 1.0f : -1.0f), 1e-7);
+    dn_trainer_free(t);
+    dn_model_free(m);
+}
+
 void suite_train(void)
 {
     RUN(malformed_cfg_files);
@@ -398,6 +435,7 @@ void suite_train(void)
     RUN(same_seed_same_checkpoint);
     RUN(resume_is_bit_identical);
     RUN(early_stopping_stops_and_restores);
+    RUN(l1_l2_penalties);
     RUN(command_line);
     RUN(examples_learn);
     dn_dataset_free(mnist_train);

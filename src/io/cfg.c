@@ -165,6 +165,19 @@ static dn_status add_activation_section(dn_model *m, dn_ini_section *s, const ch
     return st;
 }
 
+/* activation= on a layer: fused into that layer, so layer indices stay equal to section order */
+static dn_status fuse_activation(dn_model *m, dn_ini_section *s, const char *act)
+{
+    if (!*act || !strcmp(act, "identity") || !strcmp(act, "linear")) return DN_OK;
+    dn_status st = dn_model_fuse_activation(m, act, NULL);
+    if (st) {
+        dn_ini_entry *e = dn_ini_find(s, "activation");
+        dn_error_prefix("%s:%d", s->file, e ? e->line : s->line);
+        return DN_ERR_FORMAT;
+    }
+    return DN_OK;
+}
+
 static dn_status read_layer(dn_model *m, dn_ini_section *s)
 {
     dn_status st;
@@ -191,12 +204,98 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
             dn_error_prefix("%s:%d", s->file, s->line);
             return st;
         }
-        if (*act && strcmp(act, "identity") && strcmp(act, "linear")) {
-            if ((st = dn_model_add_activation(m, act, NULL))) {
-                dn_ini_entry *e = dn_ini_find(s, "activation");
-                dn_error_prefix("%s:%d", s->file, e->line);
-                return DN_ERR_FORMAT;
-            }
+        return fuse_activation(m, s, act);
+    }
+    if (!strcmp(s->name, "convolutional") || !strcmp(s->name, "conv") || !strcmp(s->name, "conv2d")) {
+        int filters, size, size_h, size_w, stride, dilation, groups, pad = 0;
+        bool bias;
+        const char *init_name, *act, *pad_text;
+        if ((st = dn_ini_require(s, "filters")) || (st = dn_ini_require(s, "size"))) return st;
+        if ((st = dn_ini_get_int(s, "filters", 0, &filters)) || (st = dn_ini_get_int(s, "size", 0, &size)) ||
+            (st = dn_ini_get_int(s, "size_h", size, &size_h)) || (st = dn_ini_get_int(s, "size_w", size, &size_w)) ||
+            (st = dn_ini_get_int(s, "stride", 1, &stride)) || (st = dn_ini_get_int(s, "dilation", 1, &dilation)) ||
+            (st = dn_ini_get_int(s, "groups", 1, &groups)) || (st = dn_ini_get_bool(s, "bias", true, &bias)) ||
+            (st = dn_ini_get_string(s, "init", "default", &init_name)) ||
+            (st = dn_ini_get_string(s, "activation", "", &act)) || (st = dn_ini_get_string(s, "pad", "0", &pad_text)))
+            return st;
+        if (!strcmp(pad_text, "same")) pad = DN_PAD_SAME;
+        else {
+            char *end;
+            long v = strtol(pad_text, &end, 10);
+            dn_ini_entry *e = dn_ini_find(s, "pad");
+            if (end == pad_text || *end || v < 0 || v > 1024)
+                return dn_error(DN_ERR_FORMAT, "%s:%d: key 'pad': '%s' is not a padding (a number >= 0, or same)", s->file,
+                                e ? e->line : s->line, pad_text);
+            pad = (int)v;
+        }
+        dn_init init;
+        if (dn_init_parse(init_name, &init)) {
+            dn_error_prefix("%s:%d", s->file, dn_ini_find(s, "init")->line);
+            return DN_ERR_FORMAT;
+        }
+        if ((st = dn_model_add_conv2d(m, filters, size_h, size_w, stride, pad, dilation, groups, init, bias))) {
+            dn_error_prefix("%s:%d", s->file, s->line);
+            return DN_ERR_FORMAT;
+        }
+        return fuse_activation(m, s, act);
+    }
+    if (!strcmp(s->name, "maxpool") || !strcmp(s->name, "avgpool") || !strcmp(s->name, "minpool")) {
+        int size, stride, pad;
+        if ((st = dn_ini_get_int(s, "size", 2, &size)) || (st = dn_ini_get_int(s, "stride", 0, &stride)) ||
+            (st = dn_ini_get_int(s, "pad", 0, &pad)))
+            return st;
+        char kind[8];
+        snprintf(kind, sizeof kind, "%.3s", s->name);
+        if ((st = dn_model_add_pool2d(m, kind, size, stride, pad))) {
+            dn_error_prefix("%s:%d", s->file, s->line);
+            return DN_ERR_FORMAT;
+        }
+        return DN_OK;
+    }
+    if (!strcmp(s->name, "global_avgpool") || !strcmp(s->name, "global_maxpool")) {
+        if ((st = dn_model_add_global_pool(m, s->name[7] == 'a' ? "avg" : "max"))) {
+            dn_error_prefix("%s:%d", s->file, s->line);
+            return DN_ERR_FORMAT;
+        }
+        return DN_OK;
+    }
+    if (!strcmp(s->name, "batchnorm")) {
+        float momentum, eps;
+        if ((st = dn_ini_get_float(s, "momentum", 0.1f, &momentum)) || (st = dn_ini_get_float(s, "eps", 1e-5f, &eps)))
+            return st;
+        if ((st = dn_model_add_batchnorm(m, momentum, eps))) {
+            dn_error_prefix("%s:%d", s->file, s->line);
+            return DN_ERR_FORMAT;
+        }
+        return DN_OK;
+    }
+    if (!strcmp(s->name, "dropout") || !strcmp(s->name, "dropout2d")) {
+        float p;
+        if ((st = dn_ini_get_float(s, "p", 0.5f, &p))) return st;
+        if ((st = dn_model_add_dropout(m, p, !strcmp(s->name, "dropout2d")))) {
+            dn_error_prefix("%s:%d", s->file, s->line);
+            return DN_ERR_FORMAT;
+        }
+        return DN_OK;
+    }
+    if (!strcmp(s->name, "shortcut")) {
+        int from;
+        const char *act;
+        if ((st = dn_ini_require(s, "from")) || (st = dn_ini_get_int(s, "from", 0, &from)) ||
+            (st = dn_ini_get_string(s, "activation", "", &act)))
+            return st;
+        if ((st = dn_model_add_shortcut(m, from))) {
+            dn_error_prefix("%s:%d", s->file, s->line);
+            return DN_ERR_FORMAT;
+        }
+        return fuse_activation(m, s, act);
+    }
+    if (!strcmp(s->name, "route")) {
+        int layers[8], n = 0;
+        if ((st = dn_ini_require(s, "layers")) || (st = dn_ini_get_ints(s, "layers", layers, 8, &n))) return st;
+        if ((st = dn_model_add_route(m, n, layers))) {
+            dn_error_prefix("%s:%d", s->file, s->line);
+            return DN_ERR_FORMAT;
         }
         return DN_OK;
     }
@@ -211,8 +310,9 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
         if (st) dn_error_prefix("%s:%d", s->file, s->line);
         return st;
     }
-    return dn_error(DN_ERR_FORMAT, "%s:%d: unknown section [%s] (net, data, dense, activation, flatten)", s->file,
-                    s->line, s->name);
+    return dn_error(DN_ERR_FORMAT, "%s:%d: unknown section [%s] (net, data, dense, convolutional, maxpool, avgpool, "
+                                   "minpool, global_avgpool, global_maxpool, batchnorm, dropout, dropout2d, shortcut, "
+                                   "route, activation, flatten)", s->file, s->line, s->name);
 }
 
 dn_status dn_model_from_cfg(const char *text, const char *filename, dn_model **model, dn_train_config *train)

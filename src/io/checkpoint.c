@@ -52,23 +52,27 @@ static dn_status rng_parse(const char *path, const char *text, dn_rng *r)
     return DN_OK;
 }
 
-/* Parameters of m as safetensors entries (first n entries of e). */
+/* Parameters and buffers of m as safetensors entries (the first n entries of e). */
 static int param_entries(const dn_model *m, dn_st_entry *e)
 {
-    for (int i = 0; i < m->n_tensors; i++) {
-        const dn_param *p = &m->tensors[i];
-        e[i].name = p->name;
-        e[i].ndim = p->t.ndim;
-        memcpy(e[i].shape, p->t.shape, sizeof e[i].shape);
-        e[i].data = p->t.data;
+    int n = 0;
+    for (int k = 0; k < 2; k++) {
+        const dn_param *list = k ? m->buffers : m->tensors;
+        int count = k ? m->n_buffers : m->n_tensors;
+        for (int i = 0; i < count; i++, n++) {
+            e[n].name = list[i].name;
+            e[n].ndim = list[i].t.ndim;
+            memcpy(e[n].shape, list[i].t.shape, sizeof e[n].shape);
+            e[n].data = list[i].t.data;
+        }
     }
-    return m->n_tensors;
+    return n;
 }
 
 dn_status dn_model_save(const dn_model *m, const char *path)
 {
     if (!m || !path) return dn_error(DN_ERR_ARG, "dn_model_save: model and path must not be NULL");
-    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + 1, sizeof *e);
+    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)m->n_buffers + 1, sizeof *e);
     if (!e) return DN_ERR_NOMEM;
     int n = param_entries(m, e);
     const char *keys[] = {"format", "cfg"};
@@ -78,30 +82,35 @@ dn_status dn_model_save(const dn_model *m, const char *path)
     return s;
 }
 
-/* Copies every parameter of m from the file, checking names and shapes. */
+/* Copies every parameter and buffer of m from the file, checking names, shapes and values first. */
 static dn_status load_params(dn_model *m, const dn_st_file *f, const char *path)
 {
-    for (int i = 0; i < m->n_tensors; i++) {
-        dn_param *p = &m->tensors[i];
-        const dn_st_entry *e = dn_st_find(f, p->name);
-        if (!e) return dn_error(DN_ERR_FORMAT, "%s: tensor '%s' is missing (the checkpoint does not match this model)",
-                                path, p->name);
-        bool same = e->ndim == p->t.ndim;
-        for (int k = 0; same && k < e->ndim; k++) same = e->shape[k] == p->t.shape[k];
-        if (!same)
-            return dn_error(DN_ERR_FORMAT, "%s: tensor '%s' has shape %s but the model needs %s", path, p->name,
-                            dn_shape_str(e->ndim, e->shape), dn_tshape(&p->t));
-        int64_t numel = dn_st_numel(e);
-        for (int64_t k = 0; k < numel; k++)
-            if (!isfinite(e->data[k]))
-                return dn_error(DN_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value at element %lld", path,
-                                p->name, (long long)k);
-    }
-    /* only now, with every check passed, overwrite the model */
-    for (int i = 0; i < m->n_tensors; i++) {
-        dn_param *p = &m->tensors[i];
-        const dn_st_entry *e = dn_st_find(f, p->name);
-        memcpy(p->t.data, e->data, (size_t)dn_st_numel(e) * sizeof(float));
+    for (int pass = 0; pass < 2; pass++) { /* pass 0 checks everything, pass 1 copies */
+        for (int k = 0; k < 2; k++) {
+            dn_param *list = k ? m->buffers : m->tensors;
+            int count = k ? m->n_buffers : m->n_tensors;
+            for (int i = 0; i < count; i++) {
+                dn_param *p = &list[i];
+                const dn_st_entry *e = dn_st_find(f, p->name);
+                if (pass == 1) {
+                    memcpy(p->t.data, e->data, (size_t)dn_st_numel(e) * sizeof(float));
+                    continue;
+                }
+                if (!e)
+                    return dn_error(DN_ERR_FORMAT, "%s: tensor '%s' is missing (the checkpoint does not match this model)",
+                                    path, p->name);
+                bool same = e->ndim == p->t.ndim;
+                for (int d = 0; same && d < e->ndim; d++) same = e->shape[d] == p->t.shape[d];
+                if (!same)
+                    return dn_error(DN_ERR_FORMAT, "%s: tensor '%s' has shape %s but the model needs %s", path, p->name,
+                                    dn_shape_str(e->ndim, e->shape), dn_tshape(&p->t));
+                int64_t numel = dn_st_numel(e);
+                for (int64_t j = 0; j < numel; j++)
+                    if (!isfinite(e->data[j]))
+                        return dn_error(DN_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value at element %lld", path,
+                                        p->name, (long long)j);
+            }
+        }
     }
     return DN_OK;
 }
@@ -152,7 +161,7 @@ dn_status dn_trainer_save(const dn_trainer *t, const char *path)
     if (!t || !path) return dn_error(DN_ERR_ARG, "dn_trainer_save: trainer and path must not be NULL");
     const dn_model *m = t->m;
     int n_state = dn_optim_state_count(t->opt);
-    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)n_state + 2, sizeof *e);
+    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)m->n_buffers + (size_t)n_state + 2, sizeof *e);
     char (*names)[64] = dn_calloc((size_t)n_state + 1, 64);
     if (!e || !names) {
         dn_free(e);

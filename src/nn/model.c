@@ -50,6 +50,8 @@ void dn_model_free(dn_model *m)
     dn_free(m->params);
     dn_free(m->grads);
     dn_free(m->decay);
+    dn_free(m->buffers);
+    dn_free(m->bufdata);
     dn_free(m->cfg_text);
     dn_free(m);
 }
@@ -87,10 +89,45 @@ static void refresh_views(dn_model *m)
         m->tensors[i].t.data = m->params + m->tensors[i].offset;
         m->tensors[i].t.grad = m->grads + m->tensors[i].offset;
     }
+    for (int i = 0; i < m->n_buffers; i++) m->buffers[i].t.data = m->bufdata + m->buffers[i].offset;
+}
+
+/* Appends a buffer (saved, never trained) filled with `value`; returns its index or -1. */
+int dn_model_add_buffer(dn_model *m, const char *name, int64_t n, float value)
+{
+    if (m->n_buffers == m->cap_buffers) {
+        int cap = m->cap_buffers ? 2 * m->cap_buffers : 8;
+        dn_param *b = dn_realloc(m->buffers, (size_t)cap * sizeof *b);
+        if (!b) return -1;
+        m->buffers = b;
+        m->cap_buffers = cap;
+        refresh_views(m);
+    }
+    if (m->n_bufdata + (size_t)n > m->cap_bufdata) {
+        size_t cap = m->cap_bufdata ? m->cap_bufdata : 256;
+        while (cap < m->n_bufdata + (size_t)n) cap *= 2;
+        float *d = dn_realloc(m->bufdata, cap * sizeof(float));
+        if (!d) return -1;
+        m->bufdata = d;
+        m->cap_bufdata = cap;
+        refresh_views(m);
+    }
+    dn_param *p = &m->buffers[m->n_buffers];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->offset = m->n_bufdata;
+    p->t.ndim = 1;
+    p->t.shape[0] = n;
+    p->t.stride[0] = 1;
+    for (int64_t i = 0; i < n; i++) m->bufdata[m->n_bufdata + (size_t)i] = value;
+    m->n_bufdata += (size_t)n;
+    m->n_buffers++;
+    refresh_views(m);
+    return m->n_buffers - 1;
 }
 
 /* Appends a parameter tensor of the given shape; returns its index or -1. */
-static int add_param(dn_model *m, const char *name, int ndim, const int64_t *shape, bool decay)
+int dn_model_add_param(dn_model *m, const char *name, int ndim, const int64_t *shape, bool decay)
 {
     int64_t n = dn_shape_numel(ndim, shape);
     if (m->n_tensors == m->cap_tensors) {
@@ -134,7 +171,7 @@ static int add_param(dn_model *m, const char *name, int ndim, const int64_t *sha
     return m->n_tensors - 1;
 }
 
-static dn_layer *new_layer(dn_model *m, dn_layer_kind kind, const char *type)
+dn_layer *dn_model_new_layer(dn_model *m, dn_layer_kind kind, const char *type)
 {
     if (m->n_layers == m->cap_layers) {
         int cap = m->cap_layers ? 2 * m->cap_layers : 8;
@@ -148,15 +185,18 @@ static dn_layer *new_layer(dn_model *m, dn_layer_kind kind, const char *type)
     l->kind = kind;
     snprintf(l->type, sizeof l->type, "%s", type);
     l->first_tensor = m->n_tensors;
+    l->first_buffer = m->n_buffers;
     dn_model_tail_shape(m, &l->out_ndim, l->out_shape);
     return l;
 }
 
 /* ------------------------------------------------------------------ layers */
 
-static void init_dense(dn_model *m, float *w, float *b, int64_t fan_out, int64_t fan_in, dn_init init)
+/* Weight initialisation.  fan_in/fan_out count the connections into/out of one output element (for a conv:
+ * C/groups * kh * kw and F * kh * kw, as torch's _calculate_fan_in_and_fan_out). */
+void dn_model_init_weights(dn_model *m, float *w, int64_t n, float *b, int64_t nb, int64_t fan_in, int64_t fan_out,
+                         dn_init init)
 {
-    int64_t n = fan_in * fan_out;
     double a;
     switch (init) {
     case DN_INIT_XAVIER_UNIFORM:
@@ -176,14 +216,20 @@ static void init_dense(dn_model *m, float *w, float *b, int64_t fan_out, int64_t
         for (int64_t i = 0; i < n; i++) w[i] = (float)(a * dn_rng_normal(&m->rng));
         break;
     default:
-        /* torch.nn.Linear: kaiming_uniform(a=sqrt(5)) reduces to U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+        /* torch.nn.Linear / Conv2d: kaiming_uniform(a=sqrt(5)) reduces to U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+         * and the bias takes the same bound */
         a = 1.0 / sqrt((double)fan_in);
         for (int64_t i = 0; i < n; i++) w[i] = (float)(a * (2.0 * dn_rng_uniform(&m->rng) - 1.0));
         if (b)
-            for (int64_t i = 0; i < fan_out; i++) b[i] = (float)(a * (2.0 * dn_rng_uniform(&m->rng) - 1.0));
+            for (int64_t i = 0; i < nb; i++) b[i] = (float)(a * (2.0 * dn_rng_uniform(&m->rng) - 1.0));
         return;
     }
-    if (b) memset(b, 0, (size_t)fan_out * sizeof(float));
+    if (b) memset(b, 0, (size_t)nb * sizeof(float));
+}
+
+static void init_dense(dn_model *m, float *w, float *b, int64_t fan_out, int64_t fan_in, dn_init init)
+{
+    dn_model_init_weights(m, w, fan_in * fan_out, b, fan_out, fan_in, fan_out, init);
 }
 
 dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias)
@@ -196,16 +242,16 @@ dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias
     int64_t fan_in = dn_shape_numel(nd, shape);
     if (fan_in * units > ((int64_t)1 << 31))
         return dn_error(DN_ERR_SHAPE, "dense: %lld x %lld weights are too many", (long long)units, (long long)fan_in);
-    dn_layer *l = new_layer(m, DN_LAYER_DENSE, "dense");
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_DENSE, "dense");
     if (!l) return DN_ERR_NOMEM;
     int li = m->n_layers;
     char name[64];
     snprintf(name, sizeof name, "layers.%d.weight", li);
-    int wi = add_param(m, name, 2, (int64_t[]){units, fan_in}, true);
+    int wi = dn_model_add_param(m, name, 2, (int64_t[]){units, fan_in}, true);
     int bi = -2;
     if (wi >= 0 && bias) {
         snprintf(name, sizeof name, "layers.%d.bias", li);
-        bi = add_param(m, name, 1, &units, false);
+        bi = dn_model_add_param(m, name, 1, &units, false);
     }
     if (wi < 0 || bi == -1) {
         m->n_tensors = l->first_tensor; /* roll back */
@@ -226,7 +272,7 @@ dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias
 dn_status dn_model_add_flatten(dn_model *m)
 {
     if (!m) return dn_error(DN_ERR_ARG, "dn_model_add_flatten: model is NULL");
-    dn_layer *l = new_layer(m, DN_LAYER_FLATTEN, "flatten");
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_FLATTEN, "flatten");
     if (!l) return DN_ERR_NOMEM;
     l->out_shape[0] = dn_shape_numel(l->out_ndim, l->out_shape);
     l->out_ndim = 1;
@@ -283,7 +329,7 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
     if (strcmp(name, "prelu") == 0 && channels != 1 && (channels != shape[0]))
         return dn_error(DN_ERR_SHAPE, "prelu: channels=%g must be 1 or the input's channel count %lld", channels,
                         (long long)shape[0]);
-    dn_layer *l = new_layer(m, DN_LAYER_ACTIVATION, name);
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_ACTIVATION, name);
     if (!l) return DN_ERR_NOMEM;
     l->op = op;
     memcpy(l->attr, a, sizeof a);
@@ -291,7 +337,7 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
         char pname[64];
         int64_t count = strcmp(name, "prelu") == 0 ? (int64_t)channels : 1;
         snprintf(pname, sizeof pname, "layers.%d.%s", m->n_layers, strcmp(name, "prelu") == 0 ? "alpha" : "beta");
-        int ti = add_param(m, pname, 1, &count, false);
+        int ti = dn_model_add_param(m, pname, 1, &count, false);
         if (ti < 0) return DN_ERR_NOMEM;
         for (int64_t i = 0; i < count; i++) m->tensors[ti].t.data[i] = (float)init;
         l->n_tensors = 1;
@@ -302,7 +348,41 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
     return DN_OK;
 }
 
+dn_status dn_model_fuse_activation(dn_model *m, const char *name, const char *attrs)
+{
+    const dn_op *op = dn_op_find(name);
+    if (!op || !is_activation(name) || !strcmp(name, "prelu") || !strcmp(name, "swish"))
+        return dn_error(DN_ERR_ARG, "'%s' cannot follow a layer as activation= (use identity, sigmoid, tanh, relu, "
+                                    "leaky_relu, softmax, log_softmax, elu, mish, gelu, softplus, selu, hard_sigmoid, "
+                                    "hard_tanh; prelu and swish learn parameters: give them an [activation] section)",
+                        name);
+    if (m->n_layers == 0) return dn_error(DN_ERR_STATE, "activation %s has no layer to follow", name);
+    dn_layer *l = &m->layers[m->n_layers - 1];
+    double a[DN_MAX_ATTRS];
+    dn_status s = dn_parse_attrs(op, attrs, a);
+    if (s) return s;
+    l->act = op;
+    memcpy(l->act_attr, a, sizeof a);
+    l->flops += 4 * dn_shape_numel(l->out_ndim, l->out_shape);
+    return DN_OK;
+}
+
 /* ------------------------------------------------------------------ forward */
+
+/* A dropout mask in the arena: 0 with probability p, else 1/(1-p) (inverted dropout).  Channel dropout draws
+ * one value per [n, c] and broadcasts it over the spatial axes. */
+static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, const dn_layer *l)
+{
+    int64_t shape[DN_MAX_DIMS];
+    int nd = h->ndim;
+    for (int i = 0; i < nd; i++) shape[i] = (l->channel_dropout && i >= 2) ? 1 : h->shape[i];
+    dn_tensor *mask = dn_ctx_tensor(ctx, nd, shape);
+    if (!mask) return NULL;
+    int64_t n = dn_tensor_numel(mask);
+    float keep = 1.0f / (1.0f - l->p);
+    for (int64_t i = 0; i < n; i++) mask->data[i] = dn_rng_uniform(&m->rng) < l->p ? 0.0f : keep;
+    return mask;
+}
 
 dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
 {
@@ -311,34 +391,67 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         if (!ctx->status) ctx->status = dn_error(DN_ERR_ARG, "dn_model_forward: model or input is NULL");
         return NULL;
     }
+    if (ctx->status) return NULL;
     bool ok = x->ndim == m->in_ndim + 1;
     for (int i = 0; ok && i < m->in_ndim; i++) ok = x->shape[i + 1] == m->in_shape[i];
     if (!ok) {
-        if (!ctx->status)
-            ctx->status = dn_error(DN_ERR_SHAPE, "model input must be [N, %s], got %s",
-                                   dn_shape_str(m->in_ndim, m->in_shape) + 1, dn_tshape(x));
+        ctx->status = dn_error(DN_ERR_SHAPE, "model input must be [N, %s], got %s",
+                               dn_shape_str(m->in_ndim, m->in_shape) + 1, dn_tshape(x));
+        return NULL;
+    }
+    /* every layer's output is kept for shortcuts and routes */
+    dn_tensor **outs = dn_ctx_alloc(ctx, (size_t)(m->n_layers + 1) * sizeof *outs);
+    if (!outs) {
+        ctx->status = DN_ERR_NOMEM;
         return NULL;
     }
     dn_tensor *h = x;
     for (int li = 0; li < m->n_layers && h; li++) {
         dn_layer *l = &m->layers[li];
-        dn_tensor *params = l->n_tensors ? &m->tensors[l->first_tensor].t : NULL;
+        dn_tensor *p0 = l->n_tensors ? &m->tensors[l->first_tensor].t : NULL;
+        dn_tensor *p1 = l->n_tensors > 1 ? &m->tensors[l->first_tensor + 1].t : NULL;
+        int64_t n = h->shape[0];
         switch (l->kind) {
-        case DN_LAYER_DENSE: {
-            if (h->ndim != 2) h = dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1});
-            dn_tensor *w = params, *b = l->bias ? &m->tensors[l->first_tensor + 1].t : NULL;
-            h = dn_linear(ctx, h, w, b);
+        case DN_LAYER_DENSE:
+            if (h->ndim != 2) h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1});
+            h = dn_linear(ctx, h, p0, l->bias ? p1 : NULL);
             break;
-        }
-        case DN_LAYER_FLATTEN: h = dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1}); break;
+        case DN_LAYER_FLATTEN: h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1}); break;
         case DN_LAYER_ACTIVATION: {
-            dn_tensor *in[2] = {h, params};
-            h = dn_op_apply(ctx, l->op, params ? 2 : 1, in, l->attr);
+            dn_tensor *in[2] = {h, p0};
+            h = dn_op_apply(ctx, l->op, p0 ? 2 : 1, in, l->attr);
+            break;
+        }
+        case DN_LAYER_CONV2D:
+            h = dn_conv2d(ctx, h, p0, l->bias ? p1 : NULL, l->stride, l->stride, l->pad, l->pad, l->dilation,
+                          l->dilation, l->groups);
+            break;
+        case DN_LAYER_POOL:
+        case DN_LAYER_GLOBAL_POOL: h = dn_op_apply(ctx, l->op, 1, &h, l->attr); break;
+        case DN_LAYER_BATCHNORM:
+            h = dn_batch_norm(ctx, h, p0, p1, &m->buffers[l->first_buffer].t, &m->buffers[l->first_buffer + 1].t,
+                              m->training, l->momentum, l->eps);
+            break;
+        case DN_LAYER_DROPOUT:
+            if (m->training && l->p > 0) {
+                dn_tensor *mask = dropout_mask(m, ctx, h, l);
+                if (!mask) ctx->status = DN_ERR_NOMEM;
+                h = mask ? dn_mul(ctx, h, mask) : NULL;
+            }
+            break;
+        case DN_LAYER_SHORTCUT: h = dn_add(ctx, h, outs[l->from[0] + 1]); break;
+        case DN_LAYER_ROUTE: {
+            dn_tensor *parts[DN_MAX_ROUTE];
+            for (int k = 0; k < l->n_from; k++) parts[k] = outs[l->from[k] + 1];
+            h = l->n_from == 1 ? parts[0] : dn_concat(ctx, l->n_from, parts, 1);
             break;
         }
         }
+        if (h && l->act) h = dn_op_apply(ctx, l->act, 1, &h, l->act_attr);
         if (!h) dn_error_prefix("layer %d (%s)", li, l->type);
+        outs[li + 1] = h;
     }
+    outs[0] = x;
     return h;
 }
 
@@ -356,13 +469,26 @@ dn_status dn_model_reinit(dn_model *m, uint64_t seed)
     dn_rng_seed(&m->rng, seed);
     for (int li = 0; li < m->n_layers; li++) {
         dn_layer *l = &m->layers[li];
+        for (int k = 0; k < l->n_buffers; k++) {
+            dn_tensor *t = &m->buffers[l->first_buffer + k].t;
+            for (int64_t i = 0; i < dn_tensor_numel(t); i++) t->data[i] = k == 0 ? 0.0f : 1.0f; /* mean 0, var 1 */
+        }
         if (l->n_tensors == 0) continue;
         dn_tensor *p0 = &m->tensors[l->first_tensor].t;
-        if (l->kind == DN_LAYER_DENSE) {
-            float *b = l->bias ? m->tensors[l->first_tensor + 1].t.data : NULL;
-            init_dense(m, p0->data, b, p0->shape[0], p0->shape[1], l->init);
-        } else {
-            for (int64_t i = 0; i < dn_tensor_numel(p0); i++) p0->data[i] = l->param_init;
+        float *b = l->bias && l->n_tensors > 1 ? m->tensors[l->first_tensor + 1].t.data : NULL;
+        int64_t nw = dn_tensor_numel(p0), fan_in = nw / p0->shape[0];
+        switch (l->kind) {
+        case DN_LAYER_DENSE:
+        case DN_LAYER_CONV2D:
+            dn_model_init_weights(m, p0->data, nw, b, p0->shape[0], fan_in,
+                                  p0->shape[0] * (l->kind == DN_LAYER_CONV2D ? (int64_t)l->kh * l->kw : 1), l->init);
+            break;
+        case DN_LAYER_BATCHNORM:
+            for (int64_t i = 0; i < nw; i++) p0->data[i] = 1.0f;
+            memset(m->tensors[l->first_tensor + 1].t.data, 0, (size_t)nw * sizeof(float));
+            break;
+        default:
+            for (int64_t i = 0; i < nw; i++) p0->data[i] = l->param_init;
         }
     }
     return DN_OK;

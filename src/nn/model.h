@@ -4,20 +4,42 @@
 
 #include "internal.h"
 
-typedef enum { DN_LAYER_DENSE, DN_LAYER_ACTIVATION, DN_LAYER_FLATTEN } dn_layer_kind;
+typedef enum {
+    DN_LAYER_DENSE,
+    DN_LAYER_ACTIVATION,
+    DN_LAYER_FLATTEN,
+    DN_LAYER_CONV2D,
+    DN_LAYER_POOL,        /* max / avg / min over windows */
+    DN_LAYER_GLOBAL_POOL, /* avg / max over H, W */
+    DN_LAYER_BATCHNORM,
+    DN_LAYER_DROPOUT,     /* elements, or whole channels (dropout2d) */
+    DN_LAYER_SHORTCUT,    /* previous output + an earlier layer's output (ResNet) */
+    DN_LAYER_ROUTE        /* earlier outputs joined along channels (Inception) */
+} dn_layer_kind;
+
+#define DN_MAX_ROUTE 8
 
 typedef struct dn_layer {
     dn_layer_kind kind;
-    char type[32];               /* "dense", "relu", "flatten", ... */
-    const dn_op *op;             /* activations */
+    char type[32];               /* "dense", "conv2d", "max_pool2d", "relu", ... */
+    const dn_op *op;             /* the op it applies (activations, pooling) */
     double attr[DN_MAX_ATTRS];
+    const dn_op *act;            /* activation fused after the layer, or NULL */
+    double act_attr[DN_MAX_ATTRS];
     int first_tensor, n_tensors; /* its parameters in the model's tensor list */
+    int first_buffer, n_buffers; /* its running statistics in the buffer list */
     int out_ndim;
     int64_t out_shape[DN_MAX_DIMS]; /* one sample */
-    int64_t units;
+    int64_t units;               /* dense units / conv filters */
+    int kh, kw, stride, pad, dilation, groups; /* conv and pooling */
     dn_init init;
     bool bias;
     float param_init;            /* prelu alpha / swish beta start value */
+    float p;                     /* dropout probability */
+    bool channel_dropout;        /* dropout2d: whole channels */
+    float momentum, eps;         /* batch norm */
+    int n_from;
+    int from[DN_MAX_ROUTE];      /* shortcut / route: absolute layer indices (-1: the model input) */
     int64_t flops;               /* per sample */
 } dn_layer;
 
@@ -33,11 +55,15 @@ struct dn_model {
     int64_t in_shape[DN_MAX_DIMS];
     dn_layer *layers;
     int n_layers, cap_layers;
-    dn_param *tensors;
+    dn_param *tensors;           /* trained parameters */
     int n_tensors, cap_tensors;
     float *params, *grads;
     uint8_t *decay;
     size_t n_params, cap_params;
+    dn_param *buffers;           /* state that is saved but not trained (batch-norm running statistics) */
+    int n_buffers, cap_buffers;
+    float *bufdata;
+    size_t n_bufdata, cap_bufdata;
     dn_rng rng;
     bool training;
     char *cfg_text;
@@ -46,5 +72,14 @@ struct dn_model {
 /* Shape of the data flowing into the next layer added (one sample). */
 void dn_model_tail_shape(const dn_model *m, int *ndim, int64_t *shape);
 dn_status dn_model_set_cfg_text(dn_model *m, const char *text);
+/* Storage helpers for layer constructors (model.c): each returns an index, or -1 when out of memory. */
+int dn_model_add_param(dn_model *m, const char *name, int ndim, const int64_t *shape, bool decay);
+int dn_model_add_buffer(dn_model *m, const char *name, int64_t n, float value);
+/* A new layer at the end (not yet counted in n_layers: the caller increments once it is complete). */
+dn_layer *dn_model_new_layer(dn_model *m, dn_layer_kind kind, const char *type);
+void dn_model_init_weights(dn_model *m, float *w, int64_t n, float *b, int64_t nb, int64_t fan_in, int64_t fan_out,
+                           dn_init init);
+/* Fuses an activation (no parameters) into the last layer added, keeping layer indices = cfg sections. */
+dn_status dn_model_fuse_activation(dn_model *m, const char *name, const char *attrs);
 
 #endif

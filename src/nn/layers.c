@@ -1,0 +1,262 @@
+/* Convolutional-network layers and graph blocks: conv2d, pooling, batch norm, dropout, shortcut (ResNet) and
+ * route (Inception).  Each constructor checks the shapes it will see, so a bad model fails when it is built,
+ * naming the layer, not in the middle of training. */
+#include "nn/model.h"
+
+#include <math.h>
+
+static dn_status need_image(const dn_model *m, const char *what, int64_t *c, int64_t *h, int64_t *w)
+{
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(m, &nd, shape);
+    if (nd != 3)
+        return dn_error(DN_ERR_SHAPE, "%s needs images [C, H, W] as input, but the previous layer gives %s (set the "
+                                      "[net] input to channels, height, width)", what, dn_shape_str(nd, shape));
+    *c = shape[0];
+    *h = shape[1];
+    *w = shape[2];
+    return DN_OK;
+}
+
+dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int stride, int pad, int dilation,
+                              int groups, dn_init init, bool bias)
+{
+    if (!m) return dn_error(DN_ERR_ARG, "dn_model_add_conv2d: model is NULL");
+    int64_t c, h, w;
+    dn_status s = need_image(m, "conv2d", &c, &h, &w);
+    if (s) return s;
+    if (filters < 1 || filters > (1 << 20) || kh < 1 || kw < 1 || stride < 1 || dilation < 1 || groups < 1 ||
+        pad < DN_PAD_SAME)
+        return dn_error(DN_ERR_ARG, "conv2d: filters %lld, size %dx%d, stride %d, dilation %d and groups %d must be "
+                                    "positive, and pad >= 0 (or same)", (long long)filters, kh, kw, stride, dilation, groups);
+    if (c % groups || filters % groups)
+        return dn_error(DN_ERR_SHAPE, "conv2d: groups=%d must divide the %lld input channels and the %lld filters", groups,
+                        (long long)c, (long long)filters);
+    int pad_h = pad, pad_w = pad;
+    if (pad == DN_PAD_SAME) {
+        if (stride != 1 || (dilation * (kh - 1)) % 2 || (dilation * (kw - 1)) % 2)
+            return dn_error(DN_ERR_ARG, "conv2d: pad=same needs stride 1 and an odd kernel (got size %dx%d, stride %d)",
+                            kh, kw, stride);
+        pad_h = dilation * (kh - 1) / 2;
+        pad_w = dilation * (kw - 1) / 2;
+        if (pad_h != pad_w) return dn_error(DN_ERR_ARG, "conv2d: pad=same with a non-square kernel is not supported");
+    }
+    int64_t ho = (h + 2 * pad_h - dilation * (kh - 1) - 1) / stride + 1;
+    int64_t wo = (w + 2 * pad_w - dilation * (kw - 1) - 1) / stride + 1;
+    if (h + 2 * pad_h < dilation * (kh - 1) + 1 || w + 2 * pad_w < dilation * (kw - 1) + 1)
+        return dn_error(DN_ERR_SHAPE, "conv2d: the %dx%d kernel (dilation %d) is larger than the padded %lldx%lld input",
+                        kh, kw, dilation, (long long)(h + 2 * pad_h), (long long)(w + 2 * pad_w));
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_CONV2D, "conv2d");
+    if (!l) return DN_ERR_NOMEM;
+    int li = m->n_layers;
+    char name[64];
+    int64_t cin = c / groups;
+    snprintf(name, sizeof name, "layers.%d.weight", li);
+    int wi = dn_model_add_param(m, name, 4, (int64_t[]){filters, cin, kh, kw}, true);
+    int bi = -2;
+    if (wi >= 0 && bias) {
+        snprintf(name, sizeof name, "layers.%d.bias", li);
+        bi = dn_model_add_param(m, name, 1, &filters, false);
+    }
+    if (wi < 0 || bi == -1) return DN_ERR_NOMEM;
+    l->n_tensors = bias ? 2 : 1;
+    l->units = filters;
+    l->kh = kh;
+    l->kw = kw;
+    l->stride = stride;
+    l->pad = pad_h;
+    l->dilation = dilation;
+    l->groups = groups;
+    l->init = init;
+    l->bias = bias;
+    l->out_ndim = 3;
+    l->out_shape[0] = filters;
+    l->out_shape[1] = ho;
+    l->out_shape[2] = wo;
+    l->flops = (2 * cin * kh * kw + (bias ? 1 : 0)) * filters * ho * wo;
+    int64_t nw = filters * cin * kh * kw;
+    dn_model_init_weights(m, m->tensors[wi].t.data, nw, bias ? m->tensors[bi].t.data : NULL, filters, cin * kh * kw,
+                          filters * kh * kw, init);
+    m->n_layers++;
+    return DN_OK;
+}
+
+dn_status dn_model_add_pool2d(dn_model *m, const char *kind, int size, int stride, int pad)
+{
+    if (!m || !kind) return dn_error(DN_ERR_ARG, "dn_model_add_pool2d: model or kind is NULL");
+    char opname[32];
+    snprintf(opname, sizeof opname, "%s_pool2d", kind);
+    const dn_op *op = dn_op_find(opname);
+    if (!op || (strcmp(kind, "max") && strcmp(kind, "avg") && strcmp(kind, "min")))
+        return dn_error(DN_ERR_ARG, "unknown pooling '%s' (max, avg, min)", kind);
+    int64_t c, h, w;
+    dn_status s = need_image(m, opname, &c, &h, &w);
+    if (s) return s;
+    if (stride == 0) stride = size;
+    if (size < 1 || stride < 1 || pad < 0 || pad > size / 2)
+        return dn_error(DN_ERR_ARG, "%s: size %d and stride %d must be positive and pad %d at most size/2", opname, size,
+                        stride, pad);
+    if (h + 2 * pad < size || w + 2 * pad < size)
+        return dn_error(DN_ERR_SHAPE, "%s: the %dx%d window is larger than the padded %lldx%lld input", opname, size, size,
+                        (long long)(h + 2 * pad), (long long)(w + 2 * pad));
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_POOL, opname);
+    if (!l) return DN_ERR_NOMEM;
+    l->op = op;
+    double a[DN_MAX_ATTRS];
+    char text[128];
+    snprintf(text, sizeof text, "kernel_h=%d kernel_w=%d stride_h=%d stride_w=%d pad_h=%d pad_w=%d", size, size, stride,
+             stride, pad, pad);
+    if ((s = dn_parse_attrs(op, text, a))) return s;
+    memcpy(l->attr, a, sizeof a);
+    l->kh = l->kw = size;
+    l->stride = stride;
+    l->pad = pad;
+    l->out_shape[1] = (h + 2 * pad - size) / stride + 1;
+    l->out_shape[2] = (w + 2 * pad - size) / stride + 1;
+    l->flops = (int64_t)size * size * c * l->out_shape[1] * l->out_shape[2];
+    m->n_layers++;
+    return DN_OK;
+}
+
+dn_status dn_model_add_global_pool(dn_model *m, const char *kind)
+{
+    if (!m || !kind) return dn_error(DN_ERR_ARG, "dn_model_add_global_pool: model or kind is NULL");
+    char opname[40];
+    snprintf(opname, sizeof opname, "global_%s_pool2d", kind);
+    const dn_op *op = dn_op_find(opname);
+    if (!op || (strcmp(kind, "max") && strcmp(kind, "avg")))
+        return dn_error(DN_ERR_ARG, "unknown global pooling '%s' (avg, max)", kind);
+    int64_t c, h, w;
+    dn_status s = need_image(m, opname, &c, &h, &w);
+    if (s) return s;
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_GLOBAL_POOL, opname);
+    if (!l) return DN_ERR_NOMEM;
+    l->op = op;
+    for (int i = 0; i < op->n_attrs; i++) l->attr[i] = op->attr_defaults[i];
+    l->out_shape[1] = l->out_shape[2] = 1;
+    l->flops = c * h * w;
+    m->n_layers++;
+    return DN_OK;
+}
+
+dn_status dn_model_add_batchnorm(dn_model *m, float momentum, float eps)
+{
+    if (!m) return dn_error(DN_ERR_ARG, "dn_model_add_batchnorm: model is NULL");
+    if (!(momentum >= 0 && momentum <= 1) || !(eps > 0))
+        return dn_error(DN_ERR_ARG, "batchnorm: momentum must be in [0, 1] and eps positive (got %g, %g)",
+                        (double)momentum, (double)eps);
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(m, &nd, shape);
+    if (nd != 1 && nd != 2 && nd != 3)
+        return dn_error(DN_ERR_SHAPE, "batchnorm needs features [C], [C, L] or images [C, H, W], got %s",
+                        dn_shape_str(nd, shape));
+    int64_t c = shape[0];
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_BATCHNORM, nd == 3 ? "batchnorm2d" : "batchnorm1d");
+    if (!l) return DN_ERR_NOMEM;
+    int li = m->n_layers;
+    char name[64];
+    snprintf(name, sizeof name, "layers.%d.weight", li);
+    int gi = dn_model_add_param(m, name, 1, &c, false);
+    snprintf(name, sizeof name, "layers.%d.bias", li);
+    int bi = gi >= 0 ? dn_model_add_param(m, name, 1, &c, false) : -1;
+    snprintf(name, sizeof name, "layers.%d.running_mean", li);
+    int mi = bi >= 0 ? dn_model_add_buffer(m, name, c, 0.0f) : -1;
+    snprintf(name, sizeof name, "layers.%d.running_var", li);
+    int vi = mi >= 0 ? dn_model_add_buffer(m, name, c, 1.0f) : -1;
+    if (vi < 0) return DN_ERR_NOMEM;
+    for (int64_t i = 0; i < c; i++) m->tensors[gi].t.data[i] = 1.0f;
+    l->n_tensors = 2;
+    l->n_buffers = 2;
+    l->bias = true;
+    l->momentum = momentum;
+    l->eps = eps;
+    l->flops = 4 * dn_shape_numel(nd, shape);
+    m->n_layers++;
+    return DN_OK;
+}
+
+dn_status dn_model_add_dropout(dn_model *m, float p, bool channels)
+{
+    if (!m) return dn_error(DN_ERR_ARG, "dn_model_add_dropout: model is NULL");
+    if (!(p >= 0 && p < 1)) return dn_error(DN_ERR_ARG, "dropout: p must be in [0, 1), got %g", (double)p);
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(m, &nd, shape);
+    if (channels && nd != 3)
+        return dn_error(DN_ERR_SHAPE, "dropout2d drops channels of images [C, H, W], got %s", dn_shape_str(nd, shape));
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_DROPOUT, channels ? "dropout2d" : "dropout");
+    if (!l) return DN_ERR_NOMEM;
+    l->p = p;
+    l->channel_dropout = channels;
+    m->n_layers++;
+    return DN_OK;
+}
+
+/* A layer reference: negative counts back from the layer being added (-1 = the previous one). */
+static dn_status resolve(const dn_model *m, int ref, const char *what, int *abs_index)
+{
+    int i = ref < 0 ? m->n_layers + ref : ref;
+    if (i < 0 || i >= m->n_layers)
+        return dn_error(DN_ERR_ARG, "%s: layer %d does not exist (there are %d layers before this one)", what, ref,
+                        m->n_layers);
+    *abs_index = i;
+    return DN_OK;
+}
+
+dn_status dn_model_add_shortcut(dn_model *m, int from)
+{
+    if (!m) return dn_error(DN_ERR_ARG, "dn_model_add_shortcut: model is NULL");
+    int i = 0;
+    dn_status s = resolve(m, from, "shortcut", &i);
+    if (s) return s;
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(m, &nd, shape);
+    const dn_layer *src = &m->layers[i];
+    bool same = src->out_ndim == nd;
+    for (int k = 0; same && k < nd; k++) same = src->out_shape[k] == shape[k];
+    if (!same)
+        return dn_error(DN_ERR_SHAPE, "shortcut: layer %d gives %s but the previous layer gives %s; a residual add "
+                                      "needs equal shapes", i, dn_shape_str(src->out_ndim, src->out_shape),
+                        dn_shape_str(nd, shape));
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_SHORTCUT, "shortcut");
+    if (!l) return DN_ERR_NOMEM;
+    l->n_from = 1;
+    l->from[0] = i;
+    l->flops = dn_shape_numel(nd, shape);
+    m->n_layers++;
+    return DN_OK;
+}
+
+dn_status dn_model_add_route(dn_model *m, int n, const int *layers)
+{
+    if (!m || !layers || n < 1 || n > DN_MAX_ROUTE)
+        return dn_error(DN_ERR_ARG, "route: give 1 to %d layers", DN_MAX_ROUTE);
+    int idx[DN_MAX_ROUTE] = {0};
+    int64_t channels = 0;
+    const dn_layer *first = NULL;
+    for (int k = 0; k < n; k++) {
+        dn_status s = resolve(m, layers[k], "route", &idx[k]);
+        if (s) return s;
+        const dn_layer *src = &m->layers[idx[k]];
+        if (!first) first = src;
+        bool ok = src->out_ndim == first->out_ndim;
+        for (int d = 1; ok && d < src->out_ndim; d++) ok = src->out_shape[d] == first->out_shape[d];
+        if (!ok)
+            return dn_error(DN_ERR_SHAPE, "route: layer %d gives %s and layer %d gives %s; only channels may differ",
+                            idx[0], dn_shape_str(first->out_ndim, first->out_shape), idx[k],
+                            dn_shape_str(src->out_ndim, src->out_shape));
+        channels += src->out_shape[0];
+    }
+    dn_layer *l = dn_model_new_layer(m, DN_LAYER_ROUTE, "route");
+    if (!l) return DN_ERR_NOMEM;
+    l->n_from = n;
+    memcpy(l->from, idx, (size_t)n * sizeof(int));
+    l->out_ndim = first->out_ndim;
+    memcpy(l->out_shape, first->out_shape, sizeof l->out_shape);
+    l->out_shape[0] = channels;
+    m->n_layers++;
+    return DN_OK;
+}

@@ -1,0 +1,179 @@
+/* Convolutional networks end to end: cfg layers, shape errors, dropout and batch-norm modes, a small CNN and a
+ * residual network trained on real MNIST. */
+#include "test.h"
+
+#include <stdlib.h>
+
+static void expect_error(const char *text, const char *n1, const char *n2)
+{
+    dn_model *m = (dn_model *)1;
+    dn_status s = dn_model_from_cfg(text, "cnn.cfg", &m, NULL);
+    CHECK_MSG(s != DN_OK && m == NULL, "cfg was accepted:\n%s", text);
+    CHECK_MSG(strstr(dn_last_error(), n1) && (!n2 || strstr(dn_last_error(), n2)), "message '%s' lacks '%s'/'%s'",
+              dn_last_error(), n1, n2 ? n2 : "");
+}
+
+static void cnn_cfg_errors(void)
+{
+    /* kernel larger than the padded input */
+    expect_error("[net]\ninput = 1, 4, 4\n[convolutional]\nfilters = 2\nsize = 7\n", "cnn.cfg:3", "larger");
+    /* channels not divisible by groups */
+    expect_error("[net]\ninput = 3, 8, 8\n[convolutional]\nfilters = 4\nsize = 3\ngroups = 2\n", "cnn.cfg:3", "groups");
+    /* a shortcut to a layer of another shape */
+    expect_error("[net]\ninput = 1, 8, 8\n[convolutional]\nfilters = 4\nsize = 3\npad = 1\n[convolutional]\n"
+                 "filters = 8\nsize = 3\npad = 1\n[shortcut]\nfrom = -2\n", "cnn.cfg:11", "equal shapes");
+    expect_error("[net]\ninput = 1, 8, 8\n[convolutional]\nfilters = 4\nsize = 3\n[shortcut]\nfrom = -5\n", "cnn.cfg:6",
+                 "does not exist");
+    expect_error("[net]\ninput = 1, 8, 8\n[convolutional]\nfilters = 4\nsize = 3\npad = 1\n[maxpool]\nsize = 2\n"
+                 "[route]\nlayers = 0, 1\n", "cnn.cfg:9", "only channels");
+    expect_error("[net]\ninput = 784\n[convolutional]\nfilters = 4\nsize = 3\n", "cnn.cfg:3", "[C, H, W]");
+    expect_error("[net]\ninput = 1, 8, 8\n[convolutional]\nfilters = 4\nsize = 4\npad = same\n", "cnn.cfg:3", "odd");
+    expect_error("[net]\ninput = 1, 8, 8\n[convolutional]\nfilters = 4\nsize = 3\npad = half\n", "cnn.cfg:6", "half");
+    expect_error("[net]\ninput = 1, 8, 8\n[maxpool]\nsize = 16\n", "cnn.cfg:3", "larger");
+    expect_error("[net]\ninput = 1, 8, 8\n[dropout]\np = 1.5\n", "cnn.cfg:3", "p must");
+    expect_error("[net]\ninput = 8\n[dropout2d]\np = 0.5\n", "cnn.cfg:3", "channels");
+}
+
+static void cnn_shapes_and_summary(void)
+{
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_load_cfg("examples/mnist_resnet.cfg", &m, NULL));
+    if (!m) return;
+    CHECK(dn_model_layer_count(m) == 20);
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_output_shape(m, &nd, shape);
+    CHECK(nd == 1 && shape[0] == 10);
+    char buf[8192];
+    dn_model_summary(m, buf, sizeof buf);
+    CHECK(strstr(buf, "shortcut") && strstr(buf, "route") && strstr(buf, "[32, 14, 14]") && strstr(buf, "batchnorm2d"));
+    /* forward on a batch: every layer runs */
+    dn_ctx *ctx = dn_ctx_new();
+    dn_tensor *x;
+    CHECK_OK(dn_tensor_new(ctx, 4, (int64_t[]){3, 1, 28, 28}, &x));
+    dn_tensor *y = dn_model_forward(m, ctx, x);
+    CHECK_MSG(y && dn_tensor_dim(y, 0) == 3 && dn_tensor_dim(y, 1) == 10, "%s", dn_last_error());
+    dn_ctx_free(ctx);
+    dn_model_free(m);
+}
+
+static void dropout_modes(void)
+{
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 1000\nseed = 3\n[dropout]\np = 0.25\n", "d.cfg", &m, NULL));
+    if (!m) return;
+    dn_ctx *ctx = dn_ctx_new();
+    dn_tensor *x;
+    CHECK_OK(dn_tensor_new(ctx, 2, (int64_t[]){2, 1000}, &x));
+    CHECK_OK(dn_tensor_fill(x, 1.0f));
+    dn_tensor *y = dn_model_forward(m, ctx, x);
+    int zeros = 0;
+    for (int i = 0; y && i < 2000; i++) {
+        float v = dn_tensor_data(y)[i];
+        CHECK(v == 0.0f || fabsf(v - 1.0f / 0.75f) < 1e-6f);
+        zeros += v == 0.0f;
+    }
+    CHECK_MSG(zeros > 400 && zeros < 600, "%d of 2000 dropped with p = 0.25", zeros);
+    /* the same seed gives the same mask */
+    dn_model *m2 = NULL;
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 1000\nseed = 3\n[dropout]\np = 0.25\n", "d.cfg", &m2, NULL));
+    dn_tensor *y2 = dn_model_forward(m2, ctx, x);
+    CHECK(y && y2 && memcmp(dn_tensor_data(y), dn_tensor_data(y2), 2000 * sizeof(float)) == 0);
+    /* evaluation mode: identity */
+    dn_model_set_training(m, false);
+    dn_tensor *y3 = dn_model_forward(m, ctx, x);
+    CHECK(y3 && dn_tensor_data(y3)[0] == 1.0f && dn_tensor_data(y3)[1999] == 1.0f);
+    dn_ctx_free(ctx);
+    dn_model_free(m);
+    dn_model_free(m2);
+}
+
+static dn_dataset *train_set, *test_set;
+
+static bool load(void)
+{
+    if (train_set) return true;
+    char a[512], b[512];
+    dn_dataset *full = NULL, *rest = NULL;
+    snprintf(a, sizeof a, "%s/mnist/train-images-idx3-ubyte", t_data_dir());
+    snprintf(b, sizeof b, "%s/mnist/train-labels-idx1-ubyte", t_data_dir());
+    if (dn_dataset_load_idx(a, b, 1.0f / 255.0f, &full)) return false;
+    /* 6000 training images are plenty to show a CNN learning */
+    if (dn_dataset_split(full, 0.9, 11, &train_set, &rest)) return false;
+    dn_dataset_free(full);
+    dn_dataset_free(rest);
+    snprintf(a, sizeof a, "%s/mnist/t10k-images-idx3-ubyte", t_data_dir());
+    snprintf(b, sizeof b, "%s/mnist/t10k-labels-idx1-ubyte", t_data_dir());
+    if (dn_dataset_load_idx(a, b, 1.0f / 255.0f, &full)) return false;
+    if (dn_dataset_split(full, 0.8, 12, &test_set, &rest)) return false; /* 2000 test images */
+    dn_dataset_free(full);
+    dn_dataset_free(rest);
+    train_set->ndim = test_set->ndim = 3;
+    train_set->shape[0] = test_set->shape[0] = 1;
+    train_set->shape[1] = test_set->shape[1] = 28;
+    train_set->shape[2] = test_set->shape[2] = 28;
+    return true;
+}
+
+static double train_cfg(const char *text, int epochs)
+{
+    dn_model *m = NULL;
+    dn_train_config c;
+    dn_trainer *t = NULL;
+    double acc = -1;
+    if (dn_model_from_cfg(text, "cnn.cfg", &m, &c)) return -1;
+    c.epochs = epochs;
+    if (dn_trainer_new(m, &c, train_set, NULL, &t) == DN_OK) {
+        dn_epoch_stats st;
+        dn_status s = DN_OK;
+        while (!s && !dn_trainer_finished(t)) s = dn_trainer_epoch(t, &st);
+        dn_eval_result r;
+        if (!s && dn_evaluate(m, &c, test_set, &r, NULL) == DN_OK) acc = r.accuracy;
+        if (s) printf("    training failed: %s\n", dn_last_error());
+    }
+    dn_trainer_free(t);
+    dn_model_free(m);
+    return acc;
+}
+
+static void small_cnn_learns(void)
+{
+    if (!load()) {
+        CHECK_MSG(0, "MNIST not found under %s/mnist: %s", t_data_dir(), dn_last_error());
+        return;
+    }
+    /* conv-bn-relu-pool twice, dropout, dense: 2 epochs on 6000 images */
+    double acc = train_cfg("[net]\ninput = 1, 28, 28\nbatch = 32\nseed = 2\noptimizer = adam\nlr = 0.002\n"
+                           "[convolutional]\nfilters = 8\nsize = 3\npad = 1\nbias = 0\n[batchnorm]\n[activation]\ntype = relu\n"
+                           "[maxpool]\nsize = 2\n"
+                           "[convolutional]\nfilters = 16\nsize = 3\npad = 1\nactivation = relu\n[maxpool]\nsize = 2\n"
+                           "[dropout2d]\np = 0.1\n[dense]\nunits = 10\n", 2);
+    CHECK_MSG(acc >= 0.94, "small CNN test accuracy %.4f below the 0.94 floor", acc);
+}
+
+static void residual_net_learns(void)
+{
+    if (!load()) return;
+    double acc = train_cfg("[net]\ninput = 1, 28, 28\nbatch = 32\nseed = 3\noptimizer = adam\nlr = 0.002\n"
+                           "[convolutional]\nfilters = 8\nsize = 3\nstride = 2\npad = 1\nactivation = relu\n"
+                           "[convolutional]\nfilters = 8\nsize = 3\npad = same\nbias = 0\n[batchnorm]\n[activation]\ntype = relu\n"
+                           "[convolutional]\nfilters = 8\nsize = 3\npad = same\nbias = 0\n[batchnorm]\n"
+                           "[shortcut]\nfrom = 0\nactivation = relu\n"
+                           "[convolutional]\nfilters = 8\nsize = 1\nactivation = relu\n"
+                           "[route]\nlayers = -1, -2\n"
+                           "[avgpool]\nsize = 2\n[global_maxpool]\n[dense]\nunits = 10\n", 2);
+    /* global pooling over 8 channels caps this tiny net; it must still learn far beyond chance */
+    CHECK_MSG(acc >= 0.60, "residual net test accuracy %.4f below the 0.60 floor", acc);
+}
+
+void suite_cnn(void)
+{
+    RUN(cnn_cfg_errors);
+    RUN(cnn_shapes_and_summary);
+    RUN(dropout_modes);
+    RUN(small_cnn_learns);
+    RUN(residual_net_learns);
+    dn_dataset_free(train_set);
+    dn_dataset_free(test_set);
+    train_set = test_set = NULL;
+}
