@@ -2,7 +2,8 @@
  *
  * tools/make_goldens.py writes tests/golden/<op>.txt (format described at the top of that script): cases of
  * float32 inputs, attributes by name, the expected output, an upstream gradient and the expected input
- * gradients, all computed by torch in float64.  This file walks the registry, so an op added later is
+ * gradients, all computed by torch in float64; for an op whose forward writes into an input (batch_norm's running
+ * statistics), optional `updated` blocks give that input's values after forward.  This file walks the registry, so an op added later is
  * covered without touching this file, and an op without a fixture fails.
  *
  * A malformed fixture is a test failure that names file:line, never a crash: the parser checks every token,
@@ -231,6 +232,8 @@ typedef struct g_case {
     g_tensor out, grad_out;
     bool has_grad[DN_MAX_INPUTS];
     g_tensor grad_in[DN_MAX_INPUTS];
+    bool has_updated[DN_MAX_INPUTS]; /* the input's values after forward are given (an in-place update) */
+    g_tensor updated[DN_MAX_INPUTS];
 } g_case;
 
 static void g_case_free(g_case *c)
@@ -238,6 +241,7 @@ static void g_case_free(g_case *c)
     for (int i = 0; i < DN_MAX_INPUTS; i++) {
         free(c->in[i].v);
         free(c->grad_in[i].v);
+        free(c->updated[i].v);
     }
     free(c->out.v);
     free(c->grad_out.v);
@@ -290,6 +294,24 @@ static bool g_read_case(g_lexer *lx, g_case *c)
         return false;
     }
     if (!g_expect(lx, "output") || !g_shape(lx, &c->out) || !g_values(lx, &c->out, "output")) return false;
+    while (strcmp(g_peek(lx, peek, sizeof peek), "updated") == 0) {
+        g_next(lx);
+        long idx;
+        if (!g_int(lx, "an input index", 0, c->n_in - 1, &idx)) return false;
+        int i = (int)idx;
+        if (c->has_updated[i]) {
+            g_fail_at(lx, lx->tok_line, "updated %d: given twice", i);
+            return false;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "updated %d", i);
+        if (!g_shape(lx, &c->updated[i]) || !g_values(lx, &c->updated[i], what)) return false;
+        if (!same_shape(&c->updated[i], &c->in[i])) {
+            g_fail_at(lx, lx->tok_line, "updated %d's shape differs from input %d's", i, i);
+            return false;
+        }
+        c->has_updated[i] = true;
+    }
     if (!g_expect(lx, "grad_output") || !g_shape(lx, &c->grad_out) || !g_values(lx, &c->grad_out, "grad_output"))
         return false;
     if (!same_shape(&c->out, &c->grad_out)) {
@@ -433,6 +455,14 @@ static double run_case(const char *path, const dn_op *op, dn_ctx *ctx, const g_c
     dn_tensor_read(out, got); /* views (reshape, permute, slice) have strides: read in row-major order */
     double worst = compare(path, c, "output", got, &c->out, tol);
     free(got);
+    for (int i = 0; i < c->n_in; i++) {
+        if (!c->has_updated[i]) continue;
+        /* the input tensor itself, which forward was to write into */
+        char what[64];
+        snprintf(what, sizeof what, "updated input %d", i);
+        double w = compare(path, c, what, dn_tensor_data(in[i]), &c->updated[i], tol);
+        if (w > worst) worst = w;
+    }
     if (!any_grad) return worst;
 
     dn_status s = dn_backward_with(ctx, out, c->grad_out.v);
