@@ -22,7 +22,7 @@ EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/*/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLFLAGS) -c $< -o $@
 

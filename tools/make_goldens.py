@@ -26,6 +26,8 @@ Fixture format (whitespace-separated tokens; '#' starts a comment; numbers are %
     <numel values>                          one input block per input
     output <ndim> <dims..>
     <values>
+    updated <index> <ndim> <dims..>         optional, one per input the forward pass writes into (batch_norm's
+    <values>                                running statistics): that input's values after forward
     grad_output <ndim> <dims..>
     <values>
     grad_input <index> <ndim> <dims..>      one per input with requires_grad 1
@@ -135,6 +137,7 @@ class Op:
                 lines.extend(fmt_values(i.x))
             lines.append("output %s" % fmt_shape(out64))
             lines.extend(fmt_values(out64))
+            lines.extend(self.updated_lines(case))
             lines.append("grad_output %s" % fmt_shape(go))
             lines.extend(fmt_values(go))
             k = 0
@@ -150,6 +153,34 @@ class Op:
             for got, exp in [(out32, out64)] + list(zip(grads32, grads64)):
                 worst = max(worst, worst_ratio(got, exp.to(torch.float32).double(), self.tol))
         return "\n".join(lines) + "\n", len(cases), worst
+
+    def updated_lines(self, case):
+        """`updated` blocks for inputs the forward pass writes into; none for a pure op."""
+        return []
+
+
+class InPlaceOp(Op):
+    """An op whose forward pass also writes into some inputs (batch_norm's running statistics): the fixture
+    gets an `updated` block with each such input's values after one forward pass, computed in float64."""
+
+    def __init__(self, cases, fn, updated, **kw):
+        super().__init__(cases, fn, **kw)
+        self.updated = updated  # indices of the inputs forward writes into
+
+    def run(self, case, dtype, grad_output=None):
+        # on copies: .to(float32) of a float32 tensor is the tensor itself, and the case must stay as drawn
+        copy = Case([In(i.x.clone(), i.grad) for i in case.inputs], **case.attrs)
+        return super().run(copy, dtype, grad_output)
+
+    def updated_lines(self, case):
+        xs = [i.x.to(torch.float64) for i in case.inputs]  # float64 copies for forward to write into
+        with torch.no_grad():
+            self.fn(self.attrs_of(case), *xs)
+        lines = []
+        for idx in self.updated:
+            lines.append("updated %d %s" % (idx, fmt_shape(xs[idx])))
+            lines.extend(fmt_values(xs[idx]))
+        return lines
 
 
 def fmt_attr(v):
@@ -419,6 +450,106 @@ def hard_sigmoid_fn(a, x):
     return torch.clamp(a["slope"] * x + a["offset"], 0.0, 1.0)
 
 
+def batch_norm_cases(gen):
+    """x [N, C, ...], gamma, beta (with gradients), running_mean, running_var (updated in training)."""
+
+    def case(x, gamma_lo=0.5, **attrs):
+        c = x.shape[1]
+        return Case([In(x), In(uniform(gen, [c], gamma_lo, 1.5)), In(uniform(gen, [c], -1, 1)),
+                     In(uniform(gen, [c], -1, 1), grad=False), In(uniform(gen, [c], 0.5, 2), grad=False)], **attrs)
+
+    return [
+        case(uniform(gen, [4, 3])),
+        case(uniform(gen, [2, 3, 2, 2]), momentum=0.3),
+        case(uniform(gen, [3, 2, 4]), gamma_lo=-1.5, eps=1e-3),
+        # a large mean: the variance must not cancel (torch's own float32 misses tol here, so the summary
+        # line flags it; dendrite's double two-pass sums do not)
+        case(50 + normal(gen, [5, 3], 0.5)),
+        case(uniform(gen, [4, 3]), training=0),
+        case(uniform(gen, [2, 3, 2, 2]), gamma_lo=-1.5, training=0, eps=0.01),
+    ]
+
+
+def batch_norm_fn(a, x, gamma, beta, running_mean, running_var):
+    return F.batch_norm(x, running_mean, running_var, gamma, beta, bool(a["training"]), a["momentum"], a["eps"])
+
+
+# ------------------------------------------------------------------ convolution and pooling
+
+
+def conv2d_cases(gen):
+    """stride {1, 2} x padding {0, 1} x dilation {1, 2} x groups {1, 2, depthwise}: a spread of the grid,
+    with and without bias, square and non-square kernels, the 1x1 path, and an input without a gradient."""
+    u = lambda *shape: uniform(gen, list(shape))
+    return [
+        Case([In(u(2, 2, 4, 4)), In(u(3, 2, 3, 3)), In(u(3))]),
+        Case([In(u(1, 2, 5, 5)), In(u(3, 2, 3, 3))], stride_h=2, stride_w=2, pad_h=1, pad_w=1),
+        Case([In(u(1, 1, 7, 7)), In(u(2, 1, 3, 3)), In(u(2))], dilation_h=2, dilation_w=2, pad_h=1, pad_w=1),
+        Case([In(u(1, 2, 5, 6)), In(u(2, 2, 2, 3)), In(u(2))], stride_w=2, pad_h=1, dilation_h=2),
+        Case([In(u(1, 4, 4, 4)), In(u(4, 2, 2, 2)), In(u(4))], groups=2, pad_h=1, pad_w=1),
+        Case([In(u(1, 4, 5, 3)), In(u(2, 2, 3, 2))], groups=2, stride_h=2, dilation_w=2, pad_w=1),
+        Case([In(u(1, 3, 4, 5)), In(u(3, 1, 3, 3)), In(u(3))], groups=3, pad_h=1, pad_w=1),  # depthwise
+        Case([In(u(1, 2, 6, 5)), In(u(2, 1, 2, 2))], groups=2, stride_h=2, stride_w=2, dilation_h=2, dilation_w=2,
+             pad_h=1, pad_w=1),  # depthwise, everything at once
+        Case([In(u(1, 2, 4, 4)), In(u(4, 1, 3, 3)), In(u(4))], groups=2, pad_h=1, pad_w=1),  # depth multiplier 2
+        Case([In(u(2, 3, 3, 3)), In(u(4, 3, 1, 1)), In(u(4))]),  # 1x1, two images in one gemm
+        Case([In(u(1, 3, 4, 4)), In(u(4, 3, 1, 1)), In(u(4))]),  # 1x1, one image: no im2col
+        Case([In(u(1, 2, 5, 5)), In(u(3, 2, 1, 1))], stride_h=2, stride_w=2),  # 1x1 strided: im2col
+        Case([In(u(2, 2, 4, 4), grad=False), In(u(3, 2, 3, 3)), In(u(3))], pad_h=1, pad_w=1),
+    ]
+
+
+def conv2d_fn(a, x, w, b=None):
+    i = lambda name: int(a[name])
+    return F.conv2d(x, w, b, stride=(i("stride_h"), i("stride_w")), padding=(i("pad_h"), i("pad_w")),
+                    dilation=(i("dilation_h"), i("dilation_w")), groups=i("groups"))
+
+
+POOL_DEFAULTS = {"kernel_h": 2, "kernel_w": 2, "stride_h": 0, "stride_w": 0, "pad_h": 0, "pad_w": 0}
+# ties in every 2x2 window, both at the window's first element and later in it
+POOL_TIES = tensor([[1, 1, 0, 2, 2], [1, 0, 2, 2, -1], [0, 3, 3, 1, 1], [3, 3, 1, 1, -1]], [1, 1, 4, 5])
+
+
+def pool_cases(tie):
+    """Default 2x2, overlapping 3x3 stride 2 with padding, non-square with per-axis stride and padding,
+    3x3 stride 1, all-negative values beside the padding, and ties (tie: the tensor that has them)."""
+
+    def cases(gen):
+        u = lambda *shape: uniform(gen, list(shape), -5, 5)
+        return [
+            Case([In(u(2, 2, 4, 4))]),
+            Case([In(u(1, 2, 5, 5))], kernel_h=3, kernel_w=3, stride_h=2, stride_w=2, pad_h=1, pad_w=1),
+            Case([In(u(1, 2, 5, 6))], kernel_h=2, kernel_w=3, stride_h=1, stride_w=2, pad_w=1),
+            Case([In(u(1, 1, 5, 5))], kernel_h=3, kernel_w=3, stride_h=1, stride_w=1),
+            Case([In(uniform(gen, [1, 2, 4, 4], -3, -1))], kernel_h=3, kernel_w=3, stride_h=2, stride_w=2, pad_h=1,
+                 pad_w=1),
+            Case([In(tie)]),
+            Case([In(tie)], stride_h=1, stride_w=1),
+            Case([In(tie)], kernel_h=3, kernel_w=3, stride_h=1, stride_w=2, pad_h=1, pad_w=1),
+        ]
+
+    return cases
+
+
+def pool_fn(torch_pool):
+    def fn(a, x):
+        kh, kw = int(a["kernel_h"]), int(a["kernel_w"])
+        sh, sw = int(a["stride_h"]) or kh, int(a["stride_w"]) or kw  # 0: the kernel size, torch's default
+        return torch_pool(x, (kh, kw), (sh, sw), (int(a["pad_h"]), int(a["pad_w"])))
+
+    return fn
+
+
+def global_pool_cases(gen):
+    # plane 0 has its maximum twice, plane 1 three times
+    tie = tensor([[[1, 2, 0], [2, -1, 1]], [[0.5, 0.5, 0.5], [-2, 0, 0.5]]], [1, 2, 2, 3])
+    return [
+        Case([In(uniform(gen, [2, 3, 3, 3], -5, 5))]),
+        Case([In(uniform(gen, [1, 2, 1, 5], -5, 5))]),
+        Case([In(tie)]),
+    ]
+
+
 # ------------------------------------------------------------------ losses
 
 REDUCTIONS = {0: "mean", 1: "sum", 2: "none"}
@@ -635,6 +766,22 @@ OPS = {
     "softmax_cross_entropy_soft": Op(loss_cases(softmax_ce_soft_make), softmax_ce_soft_fn, defaults=R,
                                      doc="torch CrossEntropyLoss with probability targets"),
     "nll_loss": Op(loss_cases(nll_make), nll_fn, defaults=R, doc="torch NLLLoss on log_softmax outputs"),
+    # convolution and pooling, NCHW; pooling stride 0 means the kernel size
+    "conv2d": Op(conv2d_cases, conv2d_fn, defaults={"stride_h": 1, "stride_w": 1, "pad_h": 0, "pad_w": 0,
+                                                   "dilation_h": 1, "dilation_w": 1, "groups": 1}),
+    "max_pool2d": Op(pool_cases(POOL_TIES), pool_fn(F.max_pool2d), defaults=POOL_DEFAULTS,
+                     doc="ties: the gradient goes to the first maximal element of the window"),
+    "avg_pool2d": Op(pool_cases(POOL_TIES), pool_fn(F.avg_pool2d), defaults=POOL_DEFAULTS,
+                     doc="count_include_pad=True: always divided by kernel_h * kernel_w"),
+    "min_pool2d": Op(pool_cases(-POOL_TIES), pool_fn(lambda x, *args: -F.max_pool2d(-x, *args)),
+                     defaults=POOL_DEFAULTS, doc="-max_pool2d(-x): ties go to the first minimal element"),
+    "global_avg_pool2d": Op(global_pool_cases, lambda a, x: F.adaptive_avg_pool2d(x, 1)),
+    "global_max_pool2d": Op(global_pool_cases, lambda a, x: F.adaptive_max_pool2d(x, 1),
+                            doc="ties: the gradient goes to the first maximal element of the plane"),
+    # normalisation: inputs x, gamma, beta, running_mean, running_var; training writes the running statistics
+    "batch_norm": InPlaceOp(batch_norm_cases, batch_norm_fn, updated=[3, 4],
+                            defaults={"training": 1, "momentum": 0.1, "eps": 1e-5},
+                            doc="torch.nn.functional.batch_norm; `updated` holds the running statistics after forward"),
 }
 
 # ------------------------------------------------------------------ driver
