@@ -269,12 +269,15 @@ typedef struct dn_dataset {
     int ndim;                      /* rank of one sample */
     int64_t shape[DN_MAX_DIMS];    /* shape of one sample */
     float *x;                      /* n * sample_size floats */
-    float *y;                      /* n floats */
+    float *y;                      /* n * target_size floats */
     int n_classes;                 /* 1 + largest label for classification data; 0 if unknown */
+    int64_t target_size;           /* targets per sample: 0 or 1 for one label, T for a sequence of labels */
 } dn_dataset;
 
 /* Elements of one sample. */
 int64_t dn_dataset_sample_size(const dn_dataset *d);
+/* Targets of one sample (1 unless target_size says more). */
+int64_t dn_dataset_target_size(const dn_dataset *d);
 /* MNIST-style IDX pair: images (any rank, unsigned byte or float/int) scaled by `scale` (1/255 for bytes
  * to [0,1]), labels (rank 1).  labels may be NULL (y is then zero).  Counts must agree. */
 DN_NODISCARD dn_status dn_dataset_load_idx(const char *images, const char *labels, float scale, dn_dataset **out);
@@ -295,6 +298,23 @@ void dn_dataset_stats(const dn_dataset *d, float *mean, float *std);
 /* x = (x - mean) / std per feature (std 0 is treated as 1). */
 void dn_dataset_normalize(dn_dataset *d, const float *mean, const float *std);
 
+/* A character (byte) vocabulary: the distinct bytes of a text, in byte order. */
+typedef struct dn_vocab {
+    int size;
+    unsigned char bytes[256]; /* id -> byte */
+    int16_t index[256];       /* byte -> id, -1 if absent */
+} dn_vocab;
+void dn_vocab_build(const unsigned char *text, size_t n, dn_vocab *v);
+/* A text file as windows of seq_len character ids (x) whose targets are the next characters (y, target_size =
+ * seq_len).  vocab: use this vocabulary (bytes outside it are errors), or NULL to build one from the file into
+ * *vocab_out.  Binary files and empty files are refused. */
+DN_NODISCARD dn_status dn_dataset_load_text(const char *path, int64_t seq_len, const dn_vocab *vocab,
+                                            dn_vocab *vocab_out, dn_dataset **out);
+
+/* Reorders text windows into `streams` parallel streams (dropping the remainder) so that, unshuffled, row i of
+ * batch k continues row i of batch k-1: the layout truncated BPTT needs (batch = streams). */
+DN_NODISCARD dn_status dn_dataset_streams(dn_dataset *d, int64_t streams);
+
 /* Seeded shuffled minibatches over a data set.  Each epoch draws a new permutation from the generator. */
 typedef struct dn_batcher dn_batcher;
 /* The data set is borrowed: it must outlive the batcher.  The generator is used only by new and reset, so
@@ -304,8 +324,8 @@ DN_NODISCARD dn_status dn_batcher_new(const dn_dataset *d, int64_t batch, bool s
 void dn_batcher_free(dn_batcher *b);
 /* Starts a new epoch (reshuffles). */
 void dn_batcher_reset(dn_batcher *b);
-/* Copies the next batch into x (batch * sample_size floats) and y (batch floats); returns its size, 0 at the
- * end of the epoch.  The last batch may be smaller. */
+/* Copies the next batch into x (batch * sample_size floats) and y (batch * target_size floats); returns its
+ * size, 0 at the end of the epoch.  The last batch may be smaller. */
 int64_t dn_batcher_next(dn_batcher *b, float *x, float *y);
 /* The generator state, for checkpoints (resume continues the same sequence). */
 dn_rng *dn_batcher_rng(dn_batcher *b);
@@ -426,6 +446,20 @@ DN_NODISCARD dn_status dn_model_add_batchnorm(dn_model *m, float momentum, float
 /* Inverted dropout with drop probability p in training (identity in evaluation); channels: drop whole
  * channels of images (Dropout2d). */
 DN_NODISCARD dn_status dn_model_add_dropout(dn_model *m, float p, bool channels);
+/* Token embedding as the first layer: ids [T] (floats holding integers below vocab) -> vectors [T, size];
+ * torch.nn.Embedding (weights N(0, 1)). */
+DN_NODISCARD dn_status dn_model_add_embedding(dn_model *m, int64_t vocab, int64_t size);
+/* Recurrent layer over sequences [T, F]: kind "rnn" (tanh), "rnn_relu", "lstm" or "gru", with PyTorch's equations,
+ * gate order and parameter names (layers.<i>.weight_ih_l<k>[_reverse], ...).  layers stacked, bidirectional,
+ * dropout between layers in training.  return_sequences: output [T, dirs*H]; else the last layer's final state
+ * [dirs*H].  stateful: the final state of a batch starts the next one (truncated BPTT: values only, no history). */
+DN_NODISCARD dn_status dn_model_add_recurrent(dn_model *m, const char *kind, int64_t hidden, int layers,
+                                              bool bidirectional, float dropout, bool return_sequences, bool stateful);
+/* The character vocabulary of a text model (saved in checkpoints; size 0 if none). */
+void dn_model_set_vocab(dn_model *m, const dn_vocab *v);
+const dn_vocab *dn_model_vocab(const dn_model *m);
+/* Forgets the carried state of stateful recurrent layers (start of an epoch, or of a new text). */
+void dn_model_reset_state(dn_model *m);
 /* Residual add: the previous layer's output plus layer `from`'s (negative: counted back, -1 the previous). */
 DN_NODISCARD dn_status dn_model_add_shortcut(dn_model *m, int from);
 /* Channel concatenation of earlier layers' outputs (negative indices count back), as Darknet's route. */
@@ -492,10 +526,11 @@ struct dn_train_config {
     dn_monitor monitor;     /* val_loss */
     bool restore_best;      /* restore the best weights when stopping early or at the end; true */
     int threads;            /* 0: DN_THREADS or 1 */
+    bool shuffle;           /* reshuffle the training data every epoch; true (false for stateful text models) */
     /* [data] section: where `dendrite train` finds data when --data is not given */
-    char data_format[16];   /* "mnist" (IDX files in a folder) or "csv"; "mnist" */
-    char data_train[256];   /* folder (mnist) or file (csv); "data/mnist" */
-    char data_test[256];    /* csv: test file; "" none */
+    char data_format[16];   /* "mnist" (IDX files in a folder), "csv" or "text"; "mnist" */
+    char data_train[256];   /* folder (mnist) or file (csv, text); "data/mnist" */
+    char data_test[256];    /* csv, text: test file; "" none */
     int label_column;       /* csv: -1 (last) */
     int csv_header;         /* csv: -1 detect */
     bool normalize;         /* csv: standardise features with the training set's statistics */

@@ -160,7 +160,7 @@ typedef struct dn_input_spec {
     float lo, hi;
 } dn_input_spec;
 
-#define DN_CASE_MAX_INPUTS 5 /* inputs a gradient-check sample may have (batch_norm has 5) */
+#define DN_CASE_MAX_INPUTS 6 /* inputs a gradient-check sample may have (lstm_cell has 6) */
 typedef struct dn_case {
     int n_in;
     dn_input_spec in[DN_CASE_MAX_INPUTS];
@@ -198,6 +198,7 @@ extern const dn_op dn_ops_loss[];
 extern const dn_op dn_ops_conv[];
 extern const dn_op dn_ops_pool[];
 extern const dn_op dn_ops_norm[];
+extern const dn_op dn_ops_rnn[];
 
 /* Applies an op by name with attributes given as "name=value ..." (NULL for defaults).  For wrappers. */
 dn_tensor *dn_apply_named(dn_ctx *ctx, const char *name, int n, dn_tensor *const *in, const char *attrs);

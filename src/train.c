@@ -19,6 +19,7 @@ void dn_train_defaults(dn_train_config *c)
     dn_schedule_defaults(DN_SCHED_CONSTANT, c->optim.lr, &c->schedule);
     c->monitor = DN_MONITOR_VAL_LOSS;
     c->restore_best = true;
+    c->shuffle = true;
     snprintf(c->data_format, sizeof c->data_format, "mnist");
     snprintf(c->data_train, sizeof c->data_train, "data/mnist");
     c->label_column = -1;
@@ -56,13 +57,19 @@ dn_status dn_check_loss_name(const char *loss)
 
 /* Builds the target tensor for a batch: class indices as they are, or one-hot rows (±1 for hinge) when the
  * model has several outputs and the loss compares dense vectors, or the values themselves for regression. */
-static dn_tensor *make_target(dn_ctx *ctx, const dn_train_config *c, const float *y, int64_t n, int64_t outputs)
+static dn_tensor *make_target(dn_ctx *ctx, const dn_train_config *c, const float *y, int64_t n, int64_t ts,
+                              int64_t outputs)
 {
     dn_loss_target kind = dn_loss_target_kind(c->loss);
     dn_tensor *t = NULL;
     if (kind == DN_TARGET_INDEX) {
-        if (dn_tensor_from(ctx, 1, &n, y, &t)) return NULL;
+        if (dn_tensor_from(ctx, ts > 1 ? 2 : 1, (int64_t[]){n, ts}, y, &t)) return NULL;
         return t;
+    }
+    if (ts > 1) {
+        dn_error(DN_ERR_ARG, "targets with %lld values per sample need a class-index loss (softmax_cross_entropy, "
+                             "nll_loss, multi_margin_loss), not %s", (long long)ts, c->loss);
+        return NULL;
     }
     int64_t shape[2] = {n, outputs};
     if (dn_tensor_new(ctx, 2, shape, &t)) return NULL;
@@ -83,11 +90,11 @@ static dn_tensor *make_target(dn_ctx *ctx, const dn_train_config *c, const float
     return t;
 }
 
-dn_tensor *dn_apply_loss(dn_ctx *ctx, const dn_train_config *c, dn_tensor *out, const float *y, int64_t n)
+dn_tensor *dn_apply_loss(dn_ctx *ctx, const dn_train_config *c, dn_tensor *out, const float *y, int64_t n, int64_t ts)
 {
     if (!out) return NULL;
-    int64_t outputs = dn_tensor_numel(out) / (n ? n : 1);
-    dn_tensor *target = make_target(ctx, c, y, n, outputs);
+    int64_t outputs = dn_tensor_numel(out) / (n ? n : 1) / (ts > 1 ? ts : 1);
+    dn_tensor *target = make_target(ctx, c, y, n, ts, outputs);
     if (!target) {
         if (!ctx->status) ctx->status = DN_ERR_ARG;
         return NULL;
@@ -95,6 +102,16 @@ dn_tensor *dn_apply_loss(dn_ctx *ctx, const dn_train_config *c, dn_tensor *out, 
     dn_tensor *pred = out;
     if (dn_loss_target_kind(c->loss) == DN_TARGET_DENSE && out->ndim != 2)
         pred = dn_reshape(ctx, out, 2, (int64_t[]){n, outputs});
+    if (ts > 1) {
+        /* a class per time step: [N, T, C] -> [N, C, T], the class axis second as torch's CrossEntropyLoss wants */
+        if (out->ndim != 3 || out->shape[1] != ts) {
+            if (!ctx->status)
+                ctx->status = dn_error(DN_ERR_SHAPE, "%lld targets per sample need an output [N, %lld, classes], got %s",
+                                       (long long)ts, (long long)ts, dn_tshape(out));
+            return NULL;
+        }
+        pred = dn_contiguous(ctx, dn_transpose(ctx, out, 1, 2));
+    }
     dn_tensor *in[2] = {pred, target};
     if (!strcmp(c->loss, "huber_loss")) {
         char attrs[64];
@@ -167,9 +184,10 @@ dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_da
                         dn_shape_str(train->ndim, train->shape), dn_shape_str(m->in_ndim, m->in_shape));
     if (train->n == 0) return dn_error(DN_ERR_ARG, "the training set is empty");
     dn_model_output_shape(m, &nd, shape);
-    if (dn_loss_target_kind(config->loss) == DN_TARGET_INDEX && train->n_classes > dn_shape_numel(nd, shape))
-        return dn_error(DN_ERR_SHAPE, "the data has %d classes but the model has %lld outputs", train->n_classes,
-                        (long long)dn_shape_numel(nd, shape));
+    int64_t outputs = dn_dataset_target_size(train) > 1 ? shape[nd - 1] : dn_shape_numel(nd, shape);
+    if (dn_loss_target_kind(config->loss) == DN_TARGET_INDEX && train->n_classes > outputs)
+        return dn_error(DN_ERR_SHAPE, "the data has %d classes but the model has %lld outputs (for text: raise vocab in "
+                                      "[embedding] and units in the last [dense])", train->n_classes, (long long)outputs);
 
     dn_trainer *t = dn_calloc(1, sizeof *t);
     if (!t) return DN_ERR_NOMEM;
@@ -186,7 +204,7 @@ dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_da
         t->val = val;
     }
     if (t->val && t->val->n == 0) t->val = NULL;
-    s = dn_batcher_new(t->train, config->batch, true, config->seed, &t->batcher);
+    s = dn_batcher_new(t->train, config->batch, config->shuffle, config->seed, &t->batcher);
     if (s) goto fail;
     size_t n = dn_model_param_count(m);
     t->mask = dn_alloc(n ? n : 1);
@@ -198,7 +216,7 @@ dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_da
     t->ctx = dn_ctx_new();
     int64_t ss = dn_dataset_sample_size(t->train);
     t->xbuf = dn_alloc((size_t)(config->batch * ss) * sizeof(float));
-    t->ybuf = dn_alloc((size_t)config->batch * sizeof(float));
+    t->ybuf = dn_alloc((size_t)(config->batch * dn_dataset_target_size(t->train)) * sizeof(float));
     if (!t->ctx || !t->xbuf || !t->ybuf) { s = DN_ERR_NOMEM; goto fail; }
     t->schedule = config->schedule;
     t->schedule.base_lr = config->optim.lr;
@@ -255,11 +273,12 @@ dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
     dn_model_set_training(m, true);
     double start = now_seconds(), loss_sum = 0;
     int64_t seen = 0, correct = 0, nb, b = 0;
-    int64_t batches = (t->train->n + c->batch - 1) / c->batch;
+    int64_t batches = (t->train->n + c->batch - 1) / c->batch, ts = dn_dataset_target_size(t->train);
     int64_t xshape[DN_MAX_DIMS];
     xshape[0] = 0;
     memcpy(xshape + 1, t->train->shape, (size_t)t->train->ndim * sizeof(int64_t));
     dn_batcher_reset(t->batcher);
+    dn_model_reset_state(m); /* truncated BPTT restarts at each epoch */
     while ((nb = dn_batcher_next(t->batcher, t->xbuf, t->ybuf)) > 0) {
         dn_ctx_reset(t->ctx);
         xshape[0] = nb;
@@ -267,7 +286,7 @@ dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
         dn_status s = dn_tensor_from(t->ctx, t->train->ndim + 1, xshape, t->xbuf, &x);
         if (s) return s;
         dn_tensor *out = dn_model_forward(m, t->ctx, x);
-        dn_tensor *loss = dn_apply_loss(t->ctx, c, out, t->ybuf, nb);
+        dn_tensor *loss = dn_apply_loss(t->ctx, c, out, t->ybuf, nb, ts);
         if (!loss) {
             dn_error_prefix("epoch %d, batch %lld", epoch + 1, (long long)b + 1);
             return dn_ctx_status(t->ctx) ? dn_ctx_status(t->ctx) : DN_ERR_STATE;
@@ -285,7 +304,7 @@ dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
         if (c->clip_norm > 0) dn_clip_grad_norm(dn_model_grads(m), dn_model_param_count(m), c->clip_norm);
         dn_optim_step(t->opt, dn_model_params(m), dn_model_grads(m));
         loss_sum += (double)lv * (double)nb;
-        if (t->train->n_classes > 0) correct += dn_count_correct(c, out, t->ybuf, nb, NULL, 0);
+        if (t->train->n_classes > 0) correct += dn_count_correct(c, out, t->ybuf, nb * ts, NULL, 0);
         seen += nb;
         b++;
         if (t->batch_fn) t->batch_fn(t->batch_user, epoch + 1, b, batches, loss_sum / (double)seen);
@@ -295,7 +314,7 @@ dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
     st->epochs = c->epochs;
     st->lr = lr;
     st->train_loss = seen ? loss_sum / (double)seen : NAN;
-    st->train_accuracy = t->train->n_classes > 0 && seen ? (double)correct / (double)seen : NAN;
+    st->train_accuracy = t->train->n_classes > 0 && seen ? (double)correct / (double)(seen * ts) : NAN;
     st->seconds = now_seconds() - start;
     st->samples_per_sec = st->seconds > 0 ? (double)seen / st->seconds : 0;
     st->val_loss = st->val_accuracy = NAN;
@@ -349,7 +368,7 @@ dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d
         return dn_error(DN_ERR_SHAPE, "the data's samples are %s but the model takes %s", dn_shape_str(d->ndim, d->shape),
                         dn_shape_str(m->in_ndim, m->in_shape));
     int64_t batch = c->batch > 0 ? (c->batch < 256 ? 256 : c->batch) : 256;
-    int64_t ss = dn_dataset_sample_size(d);
+    int64_t ss = dn_dataset_sample_size(d), ts = dn_dataset_target_size(d);
     dn_ctx *ctx = dn_ctx_new();
     if (!ctx) return DN_ERR_NOMEM;
     dn_ctx_set_grad(ctx, false);
@@ -368,20 +387,20 @@ dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d
         s = dn_tensor_from(ctx, d->ndim + 1, xshape, d->x + at * ss, &x);
         if (s) break;
         dn_tensor *out = dn_model_forward(m, ctx, x);
-        dn_tensor *loss = dn_apply_loss(ctx, c, out, d->y + at, nb);
+        dn_tensor *loss = dn_apply_loss(ctx, c, out, d->y + at * ts, nb, ts);
         if (!loss) {
             s = dn_ctx_status(ctx) ? dn_ctx_status(ctx) : DN_ERR_STATE;
             break;
         }
         loss_sum += (double)loss->data[0] * (double)nb;
-        if (d->n_classes > 0) correct += dn_count_correct(c, out, d->y + at, nb, confusion, d->n_classes);
+        if (d->n_classes > 0) correct += dn_count_correct(c, out, d->y + at * ts, nb * ts, confusion, d->n_classes);
     }
     dn_model_set_training(m, was_training);
     dn_ctx_free(ctx);
     if (s) return s;
     r->n = d->n;
     r->loss = d->n ? loss_sum / (double)d->n : NAN;
-    r->accuracy = d->n_classes > 0 && d->n ? (double)correct / (double)d->n : NAN;
+    r->accuracy = d->n_classes > 0 && d->n ? (double)correct / (double)(d->n * ts) : NAN;
     return DN_OK;
 }
 

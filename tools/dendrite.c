@@ -28,6 +28,7 @@ static const char *const usage_main =
     "  eval CKPT       loss, accuracy and confusion matrix of a checkpoint on the test set\n"
     "  predict CKPT FILE  class probabilities (or outputs) for each sample of FILE (IDX or CSV)\n"
     "  info CFG|CKPT   layers, output shapes, parameters and FLOPs\n"
+    "  generate CKPT   sample text from a character model\n"
     "  gradcheck       check every op's gradient against finite differences\n"
     "\n"
     "`dendrite <command> --help` describes a command's options.\n";
@@ -58,6 +59,11 @@ static const char *const usage_predict =
 static const char *const usage_info =
     "usage: dendrite info CFG|CKPT\n"
     "Prints the layers with output shapes, parameter counts and FLOPs per sample, and the totals.\n";
+
+static const char *const usage_generate =
+    "usage: dendrite generate CKPT [--prime TEXT] [--length N] [--temperature T] [--seed N]\n"
+    "Samples N characters (default 200) from a character model, after the prime text (default: a newline).\n"
+    "Temperature below 1 sharpens the distribution, above 1 flattens it (default 0.8).\n";
 
 static const char *const usage_gradcheck =
     "usage: dendrite gradcheck [OP...]\n"
@@ -100,10 +106,24 @@ static dn_status fit_shape(dn_dataset *d, const int64_t *in_shape, int in_ndim)
     return DN_OK;
 }
 
-static dn_status load_split(const dn_train_config *c, const char *data, bool test, dn_dataset **out)
+static dn_status load_split(const dn_train_config *c, dn_model *m, const char *data, bool test, dn_dataset **out)
 {
     char a[1024], b[1024];
     *out = NULL;
+    if (!strcmp(c->data_format, "text")) {
+        const char *path = test ? c->data_test : (data ? data : c->data_train);
+        if (!path || !*path) return DN_OK;
+        int64_t in_shape[DN_MAX_DIMS];
+        dn_model_input_shape(m, in_shape);
+        const dn_vocab *known = dn_model_vocab(m);
+        dn_vocab v;
+        dn_status s = dn_dataset_load_text(path, in_shape[0], known->size ? known : NULL, &v, out);
+        if (s) return s;
+        if (!known->size) dn_model_set_vocab(m, &v);
+        /* unshuffled text feeds stateful layers: lay the windows out as `batch` parallel streams */
+        if (!c->shuffle && !test) return dn_dataset_streams(*out, c->batch);
+        return DN_OK;
+    }
     if (!strcmp(c->data_format, "csv") || (data && !is_dir(data))) {
         const char *path = data ? data : (test ? c->data_test : c->data_train);
         if (test && data) return DN_OK; /* a CSV given on the command line has no separate test file */
@@ -217,12 +237,12 @@ static int cmd_train(int argc, char **argv)
     int rc = 1;
     FILE *logf = NULL;
     dn_trainer *t = NULL;
-    if (load_split(&c, data, false, &train) || !train) {
+    if (load_split(&c, m, data, false, &train) || !train) {
         if (!train && !*dn_last_error()) fprintf(stderr, "dendrite: no training data\n");
         else if (!train) fail("loading training data");
         goto out;
     }
-    if (load_split(&c, data, true, &test)) { fail("loading test data"); goto out; }
+    if (load_split(&c, m, data, true, &test)) { fail("loading test data"); goto out; }
     in_ndim = dn_model_input_shape(m, in_shape);
     fit_shape(train, in_shape, in_ndim);
     if (test) fit_shape(test, in_shape, in_ndim);
@@ -318,7 +338,7 @@ static int cmd_eval(int argc, char **argv)
     int64_t *conf = NULL;
     /* a CSV given with --data is the evaluation set itself; an MNIST folder gives its t10k files */
     bool csv = !strcmp(c.data_format, "csv") || (data && !is_dir(data));
-    if (load_split(&c, data, !(csv && data), &test) || !test) {
+    if (load_split(&c, m, data, !(csv && data), &test) || !test) {
         if (!test) fprintf(stderr, "dendrite: no test data (give --data)\n");
         else fail("loading test data");
         goto out;
@@ -484,6 +504,100 @@ static int cmd_gradcheck(int argc, char **argv)
     return failed ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ generate */
+
+static int cmd_generate(int argc, char **argv)
+{
+    const char *ckpt = NULL, *prime = "\n";
+    long length = 200, seed = 1;
+    double temperature = 0.8;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (is_help(a)) return usage(usage_generate, false);
+        if (!strcmp(a, "--prime") && has) prime = argv[++i];
+        else if (!strcmp(a, "--length") && has) { if (!parse_long(argv[++i], 0, 1 << 24, &length)) goto bad; }
+        else if (!strcmp(a, "--seed") && has) { if (!parse_long(argv[++i], 0, 0xffffffffL, &seed)) goto bad; }
+        else if (!strcmp(a, "--temperature") && has) {
+            char *end;
+            temperature = strtod(argv[++i], &end);
+            if (*end || !(temperature > 0) || temperature > 100) goto bad;
+        } else if (a[0] == '-' || ckpt) goto bad;
+        else ckpt = a;
+        continue;
+    bad:
+        fprintf(stderr, "dendrite generate: bad or missing value for '%s'\n", a);
+        return usage(usage_generate, true);
+    }
+    if (!ckpt) return usage(usage_generate, true);
+    dn_model *m = NULL;
+    dn_train_config c;
+    if (dn_model_load(ckpt, &m, &c)) return fail(NULL);
+    const dn_vocab *v = dn_model_vocab(m);
+    int rc = 1;
+    dn_ctx *ctx = dn_ctx_new();
+    float *ids = NULL, *probs = NULL;
+    if (!v->size) {
+        fprintf(stderr, "dendrite: %s is not a character model (it has no vocabulary)\n", ckpt);
+        goto out;
+    }
+    int64_t in_shape[DN_MAX_DIMS];
+    dn_model_input_shape(m, in_shape);
+    int64_t window = in_shape[0], n = (int64_t)strlen(prime);
+    if (n == 0) {
+        fprintf(stderr, "dendrite generate: the prime text is empty\n");
+        goto out;
+    }
+    ids = malloc((size_t)(n + length) * sizeof *ids);
+    probs = malloc(256 * sizeof *probs);
+    if (!ctx || !ids || !probs) { fail("out of memory"); goto out; }
+    for (int64_t i = 0; i < n; i++) {
+        int id = v->index[(unsigned char)prime[i]];
+        if (id < 0) {
+            fprintf(stderr, "dendrite generate: the prime's character 0x%02x does not occur in the training text\n",
+                    (unsigned char)prime[i]);
+            goto out;
+        }
+        ids[i] = (float)id;
+    }
+    dn_rng rng;
+    dn_rng_seed(&rng, (uint64_t)seed);
+    dn_ctx_set_grad(ctx, false);
+    dn_model_set_training(m, false);
+    fputs(prime, stdout);
+    for (long k = 0; k < length; k++, n++) {
+        /* the model sees (up to) its training window of the most recent characters */
+        int64_t t = n < window ? n : window;
+        dn_ctx_reset(ctx);
+        dn_tensor *x;
+        if (dn_tensor_from(ctx, 2, (int64_t[]){1, t}, ids + n - t, &x)) { fail(NULL); goto out; }
+        dn_tensor *y = dn_model_forward(m, ctx, x);
+        if (!y) { fail("generating"); goto out; }
+        int64_t classes = dn_tensor_dim(y, -1);
+        const float *logits = dn_tensor_data(y) + (t - 1) * classes;
+        /* softmax(logits / T), then one draw */
+        double mx = logits[0], sum = 0;
+        for (int64_t j = 1; j < v->size; j++) mx = logits[j] > mx ? logits[j] : mx;
+        for (int64_t j = 0; j < v->size; j++) sum += probs[j] = (float)exp((logits[j] - mx) / temperature);
+        double r = dn_rng_uniform(&rng) * sum, acc = 0;
+        int64_t pick = v->size - 1;
+        for (int64_t j = 0; j < v->size; j++) {
+            acc += probs[j];
+            if (r < acc) { pick = j; break; }
+        }
+        ids[n] = (float)pick;
+        fputc(v->bytes[pick], stdout);
+    }
+    fputc('\n', stdout);
+    rc = 0;
+out:
+    free(ids);
+    free(probs);
+    dn_ctx_free(ctx);
+    dn_model_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return usage(usage_main, true);
@@ -498,6 +612,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "gradcheck")) return cmd_gradcheck(argc - 2, argv + 2);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     fprintf(stderr, "dendrite: unknown command '%s'\n", cmd);
     return usage(usage_main, true);
 }

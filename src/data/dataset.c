@@ -4,6 +4,8 @@
 
 #include <math.h>
 
+int64_t dn_dataset_target_size(const dn_dataset *d) { return d && d->target_size > 1 ? d->target_size : 1; }
+
 int64_t dn_dataset_sample_size(const dn_dataset *d)
 {
     if (!d) return 0;
@@ -78,8 +80,9 @@ static dn_dataset *dataset_like(const dn_dataset *like, int64_t n)
     d->ndim = like->ndim;
     memcpy(d->shape, like->shape, sizeof d->shape);
     d->n_classes = like->n_classes;
+    d->target_size = like->target_size;
     d->x = dn_alloc((size_t)(n * ss) * sizeof(float));
-    d->y = dn_alloc((size_t)n * sizeof(float));
+    d->y = dn_alloc((size_t)(n * dn_dataset_target_size(like)) * sizeof(float));
     if (!d->x || !d->y) {
         dn_dataset_free(d);
         return NULL;
@@ -117,12 +120,12 @@ dn_status dn_dataset_split(const dn_dataset *d, double fraction, uint64_t seed, 
     random_permutation(&r, perm, d->n);
     for (int64_t i = n_a; i < d->n; i++) in_b[perm[i]] = 1;
     /* Both parts keep the original order of their samples, so a split of ordered data stays readable. */
-    int64_t ss = dn_dataset_sample_size(d), ia = 0, ib = 0;
+    int64_t ss = dn_dataset_sample_size(d), ts = dn_dataset_target_size(d), ia = 0, ib = 0;
     for (int64_t i = 0; i < d->n; i++) {
         dn_dataset *dst = in_b[i] ? db : da;
         int64_t *k = in_b[i] ? &ib : &ia;
         if (ss) memcpy(dst->x + *k * ss, d->x + i * ss, (size_t)ss * sizeof(float));
-        dst->y[*k] = d->y[i];
+        memcpy(dst->y + *k * ts, d->y + i * ts, (size_t)ts * sizeof(float));
         (*k)++;
     }
     dn_free(perm);
@@ -238,11 +241,11 @@ int64_t dn_batcher_next(dn_batcher *b, float *x, float *y)
 {
     if (!b || b->pos >= b->d->n) return 0;
     int64_t k = b->d->n - b->pos < b->batch ? b->d->n - b->pos : b->batch;
-    int64_t ss = dn_dataset_sample_size(b->d);
+    int64_t ss = dn_dataset_sample_size(b->d), ts = dn_dataset_target_size(b->d);
     for (int64_t i = 0; i < k; i++) {
         int64_t src = b->perm[b->pos + i];
         if (x && ss) memcpy(x + i * ss, b->d->x + src * ss, (size_t)ss * sizeof(float));
-        if (y) y[i] = b->d->y[src];
+        if (y) memcpy(y + i * ts, b->d->y + src * ts, (size_t)ts * sizeof(float));
     }
     b->pos += k;
     return k;

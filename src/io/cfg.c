@@ -89,6 +89,7 @@ static dn_status read_net(dn_ini_section *s, int *in_ndim, int64_t *in_shape, dn
     if ((st = dn_ini_get_int(s, "patience", c->patience, &c->patience))) return st;
     if ((st = dn_ini_get_float(s, "min_delta", c->min_delta, &c->min_delta))) return st;
     if ((st = dn_ini_get_bool(s, "restore_best", c->restore_best, &c->restore_best))) return st;
+    if ((st = dn_ini_get_bool(s, "shuffle", c->shuffle, &c->shuffle))) return st;
     char mon[32] = "val_loss";
     if ((st = get_string_into(s, "monitor", mon, sizeof mon))) return st;
     if (!strcmp(mon, "val_loss")) c->monitor = DN_MONITOR_VAL_LOSS;
@@ -131,8 +132,8 @@ static dn_status read_data(dn_ini_section *s, dn_train_config *c)
 {
     dn_status st;
     if ((st = get_string_into(s, "format", c->data_format, sizeof c->data_format))) return st;
-    if (strcmp(c->data_format, "mnist") && strcmp(c->data_format, "csv"))
-        return SEC_ERR(s, "[data]: format must be mnist or csv, not '%s'", c->data_format);
+    if (strcmp(c->data_format, "mnist") && strcmp(c->data_format, "csv") && strcmp(c->data_format, "text"))
+        return SEC_ERR(s, "[data]: format must be mnist, csv or text, not '%s'", c->data_format);
     if ((st = get_string_into(s, "train", c->data_train, sizeof c->data_train))) return st;
     if ((st = get_string_into(s, "test", c->data_test, sizeof c->data_test))) return st;
     if ((st = dn_ini_get_int(s, "label_column", c->label_column, &c->label_column))) return st;
@@ -290,6 +291,40 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
         }
         return fuse_activation(m, s, act);
     }
+    if (!strcmp(s->name, "embedding")) {
+        int vocab, size;
+        if ((st = dn_ini_require(s, "size")) || (st = dn_ini_get_int(s, "vocab", 256, &vocab)) ||
+            (st = dn_ini_get_int(s, "size", 0, &size)))
+            return st;
+        if ((st = dn_model_add_embedding(m, vocab, size))) {
+            dn_error_prefix("%s:%d", s->file, s->line);
+            return DN_ERR_FORMAT;
+        }
+        return DN_OK;
+    }
+    if (!strcmp(s->name, "rnn") || !strcmp(s->name, "lstm") || !strcmp(s->name, "gru")) {
+        int hidden, layers;
+        bool bidir, seqs, stateful;
+        float dropout;
+        const char *nonlin = "tanh";
+        if ((st = dn_ini_require(s, "hidden")) || (st = dn_ini_get_int(s, "hidden", 0, &hidden)) ||
+            (st = dn_ini_get_int(s, "layers", 1, &layers)) || (st = dn_ini_get_bool(s, "bidirectional", false, &bidir)) ||
+            (st = dn_ini_get_float(s, "dropout", 0.0f, &dropout)) ||
+            (st = dn_ini_get_bool(s, "return_sequences", true, &seqs)) ||
+            (st = dn_ini_get_bool(s, "stateful", false, &stateful)))
+            return st;
+        if (!strcmp(s->name, "rnn") && (st = dn_ini_get_string(s, "nonlinearity", "tanh", &nonlin))) return st;
+        if (strcmp(nonlin, "tanh") && strcmp(nonlin, "relu")) {
+            dn_ini_entry *e = dn_ini_find(s, "nonlinearity");
+            return dn_error(DN_ERR_FORMAT, "%s:%d: nonlinearity must be tanh or relu, not '%s'", s->file, e->line, nonlin);
+        }
+        const char *kind = strcmp(s->name, "rnn") ? s->name : (strcmp(nonlin, "relu") ? "rnn" : "rnn_relu");
+        if ((st = dn_model_add_recurrent(m, kind, hidden, layers, bidir, dropout, seqs, stateful))) {
+            dn_error_prefix("%s:%d", s->file, s->line);
+            return DN_ERR_FORMAT;
+        }
+        return DN_OK;
+    }
     if (!strcmp(s->name, "route")) {
         int layers[8], n = 0;
         if ((st = dn_ini_require(s, "layers")) || (st = dn_ini_get_ints(s, "layers", layers, 8, &n))) return st;
@@ -312,7 +347,7 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
     }
     return dn_error(DN_ERR_FORMAT, "%s:%d: unknown section [%s] (net, data, dense, convolutional, maxpool, avgpool, "
                                    "minpool, global_avgpool, global_maxpool, batchnorm, dropout, dropout2d, shortcut, "
-                                   "route, activation, flatten)", s->file, s->line, s->name);
+                                   "route, embedding, rnn, lstm, gru, activation, flatten)", s->file, s->line, s->name);
 }
 
 dn_status dn_model_from_cfg(const char *text, const char *filename, dn_model **model, dn_train_config *train)

@@ -69,15 +69,43 @@ static int param_entries(const dn_model *m, dn_st_entry *e)
     return n;
 }
 
+/* The vocabulary as hex digits, two per byte ("" when the model has none). */
+static void vocab_text(const dn_model *m, char *buf, size_t size)
+{
+    size_t k = 0;
+    for (int i = 0; i < m->vocab.size && k + 3 < size; i++, k += 2) snprintf(buf + k, 3, "%02x", m->vocab.bytes[i]);
+    buf[k] = '\0';
+}
+
+static dn_status vocab_parse(dn_model *m, const char *path, const char *text)
+{
+    dn_vocab v;
+    memset(&v, 0, sizeof v);
+    for (int b = 0; b < 256; b++) v.index[b] = -1;
+    size_t n = text ? strlen(text) : 0;
+    if (n % 2 || n > 512) return dn_error(DN_ERR_FORMAT, "%s: metadata 'vocab' is malformed", path);
+    for (size_t i = 0; i < n; i += 2) {
+        char hex[3] = {text[i], text[i + 1], 0}, *end;
+        unsigned long b = strtoul(hex, &end, 16);
+        if (*end || v.index[b] >= 0) return dn_error(DN_ERR_FORMAT, "%s: metadata 'vocab' is malformed", path);
+        v.index[b] = (int16_t)v.size;
+        v.bytes[v.size++] = (unsigned char)b;
+    }
+    dn_model_set_vocab(m, &v);
+    return DN_OK;
+}
+
 dn_status dn_model_save(const dn_model *m, const char *path)
 {
     if (!m || !path) return dn_error(DN_ERR_ARG, "dn_model_save: model and path must not be NULL");
     dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)m->n_buffers + 1, sizeof *e);
     if (!e) return DN_ERR_NOMEM;
     int n = param_entries(m, e);
-    const char *keys[] = {"format", "cfg"};
-    const char *vals[] = {FORMAT_TAG, m->cfg_text ? m->cfg_text : ""};
-    dn_status s = dn_st_write(path, n, e, m->cfg_text ? 2 : 1, keys, vals);
+    char vocab[520];
+    vocab_text(m, vocab, sizeof vocab);
+    const char *keys[] = {"format", "vocab", "cfg"};
+    const char *vals[] = {FORMAT_TAG, vocab, m->cfg_text ? m->cfg_text : ""};
+    dn_status s = dn_st_write(path, n, e, m->cfg_text ? 3 : 2, keys, vals);
     dn_free(e);
     return s;
 }
@@ -133,6 +161,7 @@ dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *tra
     snprintf(where, sizeof where, "%s[cfg]", path);
     if ((s = dn_model_from_cfg(cfg, where, &m, train))) goto done;
     if ((s = load_params(m, f, path))) goto done;
+    if ((s = vocab_parse(m, path, dn_st_meta(f, "vocab")))) goto done;
 done:
     dn_st_free(f);
     if (s) {
@@ -202,12 +231,17 @@ dn_status dn_trainer_save(const dn_trainer *t, const char *path)
     meta_add(&ml, "sched_lr", "%.9g", (double)t->schedule.current_lr);
     meta_add(&ml, "sched_bad_epochs", "%d", t->schedule.bad_epochs);
     meta_add(&ml, "sched_cooldown_left", "%d", t->schedule.cooldown_left);
-    const char *keys[34], *vals[34];
+    char vocab[520];
+    vocab_text(m, vocab, sizeof vocab);
+    const char *keys[36], *vals[36];
     for (int i = 0; i < ml.n; i++) {
         keys[i] = ml.keys[i];
         vals[i] = ml.vptr[i];
     }
     int nm = ml.n;
+    keys[nm] = "vocab";
+    vals[nm] = vocab;
+    nm++;
     if (m->cfg_text) {
         keys[nm] = "cfg";
         vals[nm] = m->cfg_text;

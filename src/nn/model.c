@@ -52,6 +52,7 @@ void dn_model_free(dn_model *m)
     dn_free(m->decay);
     dn_free(m->buffers);
     dn_free(m->bufdata);
+    dn_model_reset_state(m);
     dn_free(m->cfg_text);
     dn_free(m);
 }
@@ -239,7 +240,10 @@ dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias
     int nd;
     int64_t shape[DN_MAX_DIMS];
     dn_model_tail_shape(m, &nd, shape);
-    int64_t fan_in = dn_shape_numel(nd, shape);
+    /* a sequence [T, F] (from an embedding or a recurrent layer) gets the layer at every step; anything else is
+     * flattened first */
+    bool per_step = nd == 2 && m->variable_length;
+    int64_t fan_in = per_step ? shape[1] : dn_shape_numel(nd, shape);
     if (fan_in * units > ((int64_t)1 << 31))
         return dn_error(DN_ERR_SHAPE, "dense: %lld x %lld weights are too many", (long long)units, (long long)fan_in);
     dn_layer *l = dn_model_new_layer(m, DN_LAYER_DENSE, "dense");
@@ -261,9 +265,10 @@ dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias
     l->units = units;
     l->init = init;
     l->bias = bias;
-    l->out_ndim = 1;
-    l->out_shape[0] = units;
-    l->flops = 2 * fan_in * units + (bias ? units : 0);
+    l->per_step = per_step;
+    l->out_ndim = per_step ? 2 : 1;
+    l->out_shape[per_step ? 1 : 0] = units;
+    l->flops = (2 * fan_in * units + (bias ? units : 0)) * (per_step ? shape[0] : 1);
     init_dense(m, m->tensors[wi].t.data, bias ? m->tensors[bi].t.data : NULL, units, fan_in, init);
     m->n_layers++;
     return DN_OK;
@@ -393,7 +398,8 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
     }
     if (ctx->status) return NULL;
     bool ok = x->ndim == m->in_ndim + 1;
-    for (int i = 0; ok && i < m->in_ndim; i++) ok = x->shape[i + 1] == m->in_shape[i];
+    /* sequence models take any length T (axis 1) */
+    for (int i = 0; ok && i < m->in_ndim; i++) ok = x->shape[i + 1] == m->in_shape[i] || (i == 0 && m->variable_length);
     if (!ok) {
         ctx->status = dn_error(DN_ERR_SHAPE, "model input must be [N, %s], got %s",
                                dn_shape_str(m->in_ndim, m->in_shape) + 1, dn_tshape(x));
@@ -413,9 +419,15 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         int64_t n = h->shape[0];
         switch (l->kind) {
         case DN_LAYER_DENSE:
-            if (h->ndim != 2) h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1});
+            if (h->ndim != 2 && !l->per_step) h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1});
             h = dn_linear(ctx, h, p0, l->bias ? p1 : NULL);
             break;
+        case DN_LAYER_EMBEDDING: {
+            dn_tensor *in[2] = {h, p0};
+            h = dn_apply(ctx, "embedding", 2, in, NULL);
+            break;
+        }
+        case DN_LAYER_RECURRENT: h = dn_layer_recurrent_forward(m, ctx, l, h); break;
         case DN_LAYER_FLATTEN: h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1}); break;
         case DN_LAYER_ACTIVATION: {
             dn_tensor *in[2] = {h, p0};
@@ -483,6 +495,10 @@ dn_status dn_model_reinit(dn_model *m, uint64_t seed)
             dn_model_init_weights(m, p0->data, nw, b, p0->shape[0], fan_in,
                                   p0->shape[0] * (l->kind == DN_LAYER_CONV2D ? (int64_t)l->kh * l->kw : 1), l->init);
             break;
+        case DN_LAYER_EMBEDDING:
+            for (int64_t i = 0; i < nw; i++) p0->data[i] = dn_rng_normal(&m->rng);
+            break;
+        case DN_LAYER_RECURRENT: dn_model_init_recurrent(m, l); break;
         case DN_LAYER_BATCHNORM:
             for (int64_t i = 0; i < nw; i++) p0->data[i] = 1.0f;
             memset(m->tensors[l->first_tensor + 1].t.data, 0, (size_t)nw * sizeof(float));

@@ -14,7 +14,9 @@ typedef enum {
     DN_LAYER_BATCHNORM,
     DN_LAYER_DROPOUT,     /* elements, or whole channels (dropout2d) */
     DN_LAYER_SHORTCUT,    /* previous output + an earlier layer's output (ResNet) */
-    DN_LAYER_ROUTE        /* earlier outputs joined along channels (Inception) */
+    DN_LAYER_ROUTE,       /* earlier outputs joined along channels (Inception) */
+    DN_LAYER_EMBEDDING,   /* token ids [T] -> vectors [T, E] */
+    DN_LAYER_RECURRENT    /* RNN / LSTM / GRU over [T, F] */
 } dn_layer_kind;
 
 #define DN_MAX_ROUTE 8
@@ -40,6 +42,11 @@ typedef struct dn_layer {
     float momentum, eps;         /* batch norm */
     int n_from;
     int from[DN_MAX_ROUTE];      /* shortcut / route: absolute layer indices (-1: the model input) */
+    bool per_step;               /* dense over a sequence [T, F]: applied at every step */
+    int rnn_kind;                /* recurrent: dn_rnn_kind */
+    int rnn_layers;
+    bool bidirectional, return_sequences, stateful;
+    int state_first;             /* stateful: index of the carried state in the model's state list */
     int64_t flops;               /* per sample */
 } dn_layer;
 
@@ -66,7 +73,13 @@ struct dn_model {
     size_t n_bufdata, cap_bufdata;
     dn_rng rng;
     bool training;
+    bool variable_length;        /* starts with an embedding or recurrent layer: any T is accepted */
     char *cfg_text;
+    /* truncated BPTT: hidden (and cell) state carried from one batch to the next, values only */
+    float *carry[DN_MAX_ROUTE];
+    int64_t carry_numel[DN_MAX_ROUTE];
+    int n_carry;
+    dn_vocab vocab;              /* for text models: id -> byte (size 0 if none) */
 };
 
 /* Shape of the data flowing into the next layer added (one sample). */
@@ -79,6 +92,9 @@ int dn_model_add_buffer(dn_model *m, const char *name, int64_t n, float value);
 dn_layer *dn_model_new_layer(dn_model *m, dn_layer_kind kind, const char *type);
 void dn_model_init_weights(dn_model *m, float *w, int64_t n, float *b, int64_t nb, int64_t fan_in, int64_t fan_out,
                            dn_init init);
+/* Sequence layers (seq.c). */
+dn_tensor *dn_layer_recurrent_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *x);
+void dn_model_init_recurrent(dn_model *m, const dn_layer *l);
 /* Fuses an activation (no parameters) into the last layer added, keeping layer indices = cfg sections. */
 dn_status dn_model_fuse_activation(dn_model *m, const char *name, const char *attrs);
 
