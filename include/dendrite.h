@@ -260,6 +260,18 @@ dn_tensor *dn_global_max_pool2d(dn_ctx *ctx, dn_tensor *x);
 dn_tensor *dn_batch_norm(dn_ctx *ctx, dn_tensor *x, dn_tensor *gamma, dn_tensor *beta, dn_tensor *running_mean,
                          dn_tensor *running_var, bool training, float momentum, float eps);
 
+/* Recurrent ops (docs/rnn.md).  embedding: indices (integers stored as floats, any shape, usually [N] or [N, T])
+ * into weight [V, E] -> indices.shape + [E]; gradient to weight only.  The cells take xw = x W_ihᵀ + b_ih for one
+ * step and a mask [N] of 0/1 (0: a padding step, the row keeps its state; NULL: every row steps); b_hh may be NULL.
+ * rnn_cell: h' = act(xw + h W_hhᵀ + b_hh), nonlinearity 0 tanh, 1 relu.  lstm_cell: gates i f g o, returns
+ * [h' | c'] as [N, 2H].  gru_cell: gates r z n, n = tanh(xw_n + r (h W_hnᵀ + b_hn)), h' = (1 - z) n + z h. */
+dn_tensor *dn_embedding(dn_ctx *ctx, dn_tensor *indices, dn_tensor *weight);
+dn_tensor *dn_rnn_cell(dn_ctx *ctx, dn_tensor *xw, dn_tensor *h, dn_tensor *w_hh, dn_tensor *b_hh, dn_tensor *mask,
+                       int nonlinearity);
+dn_tensor *dn_lstm_cell(dn_ctx *ctx, dn_tensor *xw, dn_tensor *h, dn_tensor *c, dn_tensor *w_hh, dn_tensor *b_hh,
+                        dn_tensor *mask);
+dn_tensor *dn_gru_cell(dn_ctx *ctx, dn_tensor *xw, dn_tensor *h, dn_tensor *w_hh, dn_tensor *b_hh, dn_tensor *mask);
+
 /* ------------------------------------------------------------------ data sets */
 
 /* Samples in memory: x holds n samples of shape `shape` (row-major, float32); y holds one target per sample

@@ -278,9 +278,13 @@ static int cmd_train(int argc, char **argv)
         sps_n++;
         if (!quiet) {
             if (prog.tty) fputc('\r', stderr);
-            fprintf(stderr, "epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.3g  %.0f samples/s  %.1fs%s%-10s\n",
-                    st.epoch, st.epochs, st.train_loss, st.train_accuracy, st.val_loss, st.val_accuracy, st.lr,
-                    st.samples_per_sec, st.seconds, st.stop ? "  (early stop)" : "", "");
+            char acc[32] = "", val[64] = "";
+            if (isfinite(st.train_accuracy)) snprintf(acc, sizeof acc, "  acc %.4f", st.train_accuracy);
+            if (isfinite(st.val_loss)) snprintf(val, sizeof val, "  val_loss %.4f", st.val_loss);
+            if (isfinite(st.val_accuracy))
+                snprintf(val + strlen(val), sizeof val - strlen(val), "  val_acc %.4f", st.val_accuracy);
+            fprintf(stderr, "epoch %d/%d  loss %.4f%s%s  lr %.3g  %.0f samples/s  %.1fs%s%-10s\n", st.epoch, st.epochs,
+                    st.train_loss, acc, val, st.lr, st.samples_per_sec, st.seconds, st.stop ? "  (early stop)" : "", "");
         }
         if (logf) {
             fprintf(logf, "{\"epoch\": %d, ", st.epoch);

@@ -678,6 +678,59 @@ def loss_fn(f, *names):
     return lambda a, p, t: f(p, t, reduction=REDUCTIONS[int(a["reduction"])], **{n: a[n] for n in names})
 
 
+# ------------------------------------------------------------------ embedding and recurrent cells (src/ops/rnn.c)
+
+
+def embedding_cases(gen):
+    # the second case looks row 2 up twice: its gradient is the sum of both
+    return [Case([In(classes(gen, [2, 3], 5), grad=False), In(normal(gen, [5, 4]))]),
+            Case([In(tensor([0.0, 2.0, 2.0, 1.0]), grad=False), In(normal(gen, [3, 2]))])]
+
+
+CELL_MASK = [1.0, 0.0, 1.0]  # row 1 is a padding step: it keeps its state
+
+
+def cell_cases(gates, n_state, **attrs):
+    """xw [3, G*H], state(s) [3, H], w_hh [G*H, H], b_hh [G*H], mask [3] (no gradient), H = 3."""
+
+    def cases(gen):
+        h = 3
+        ins = [In(uniform(gen, [3, gates * h], -1, 1))]
+        ins += [In(uniform(gen, [3, h], -1, 1)) for _ in range(n_state)]
+        ins += [In(uniform(gen, [gates * h, h], -1, 1)), In(uniform(gen, [gates * h], -0.5, 0.5)),
+                In(tensor(CELL_MASK), grad=False)]
+        return [Case(ins, **attrs)]
+
+    return cases
+
+
+def keep_masked(new, old, mask):
+    return torch.where(mask.reshape(-1, 1) != 0, new, old)
+
+
+def identity_ih(xw):
+    """torch's cells take x and W_ih; the op takes xw = x W_ihᵀ + b_ih, which is x = xw, W_ih = I, b_ih = 0."""
+    g = xw.shape[1]
+    return torch.eye(g, dtype=xw.dtype), torch.zeros(g, dtype=xw.dtype)
+
+
+def rnn_cell_fn(a, xw, h, w, b, mask):
+    w_ih, b_ih = identity_ih(xw)
+    cell = torch.rnn_relu_cell if int(a["nonlinearity"]) else torch.rnn_tanh_cell
+    return keep_masked(cell(xw, h, w_ih, w, b_ih, b), h, mask)
+
+
+def lstm_cell_fn(a, xw, h, c, w, b, mask):
+    w_ih, b_ih = identity_ih(xw)
+    h2, c2 = torch.lstm_cell(xw, (h, c), w_ih, w, b_ih, b)
+    return torch.cat([keep_masked(h2, h, mask), keep_masked(c2, c, mask)], 1)
+
+
+def gru_cell_fn(a, xw, h, w, b, mask):
+    w_ih, b_ih = identity_ih(xw)
+    return keep_masked(torch.gru_cell(xw, h, w_ih, w, b_ih, b), h, mask)
+
+
 # ------------------------------------------------------------------ the table: op name -> how to make its golden
 
 R = {"reduction": 0}
@@ -782,6 +835,12 @@ OPS = {
     "batch_norm": InPlaceOp(batch_norm_cases, batch_norm_fn, updated=[3, 4],
                             defaults={"training": 1, "momentum": 0.1, "eps": 1e-5},
                             doc="torch.nn.functional.batch_norm; `updated` holds the running statistics after forward"),
+    # embedding and recurrent cells: xw is the input's projection; mask 0 keeps the state (padding step)
+    "embedding": Op(embedding_cases, lambda a, i, w: F.embedding(i.long(), w), doc="torch.nn.functional.embedding"),
+    "rnn_cell": Op(join(cell_cases(1, 1, nonlinearity=0), cell_cases(1, 1, nonlinearity=1)), rnn_cell_fn,
+                   defaults={"nonlinearity": 0}, doc="torch.rnn_tanh_cell / rnn_relu_cell with W_ih = I, b_ih = 0"),
+    "lstm_cell": Op(cell_cases(4, 2), lstm_cell_fn, doc="torch.lstm_cell with W_ih = I, b_ih = 0; output [h' | c']"),
+    "gru_cell": Op(cell_cases(3, 1), gru_cell_fn, doc="torch.gru_cell with W_ih = I, b_ih = 0"),
 }
 
 # ------------------------------------------------------------------ driver
@@ -826,7 +885,9 @@ def main():
             # the optimiser and schedule goldens (torch.optim) live in their own module beside this one
             sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
             import golden_optim
+            import golden_rnn
             golden_optim.main(args.out)
+            golden_rnn.main(args.out)
         return rc
     with tempfile.TemporaryDirectory() as tmp:
         generate(names, tmp)
