@@ -88,7 +88,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    int steps = argc > 1 ? atoi(argv[1]) : 1500;
+    int steps = argc > 1 ? atoi(argv[1]) : 3000;
     const char *kinds[] = {"lstm", "gru", "rnn"};
     bool expected = true;
     for (int i = 0; i < 3; i++) {

@@ -400,6 +400,11 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
     bool ok = x->ndim == m->in_ndim + 1;
     /* sequence models take any length T (axis 1) */
     for (int i = 0; ok && i < m->in_ndim; i++) ok = x->shape[i + 1] == m->in_shape[i] || (i == 0 && m->variable_length);
+    if (ok && m->variable_length && x->shape[1] > m->in_shape[0]) {
+        ctx->status = dn_error(DN_ERR_SHAPE, "a sequence of %lld steps is longer than the model's configured %lld (the "
+                                             "input length in [net])", (long long)x->shape[1], (long long)m->in_shape[0]);
+        return NULL;
+    }
     if (!ok) {
         ctx->status = dn_error(DN_ERR_SHAPE, "model input must be [N, %s], got %s",
                                dn_shape_str(m->in_ndim, m->in_shape) + 1, dn_tshape(x));
