@@ -18,7 +18,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test examples asan clean gradcheck
+.PHONY: all test examples asan clean gradcheck install uninstall
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
@@ -59,6 +59,26 @@ gradcheck: $(BUILD)/dendrite
 
 asan:
 	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+# Installation: header, static and shared libraries, pkg-config file, the command and its man page.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := $(shell sed -n 's/^#define DN_VERSION "\(.*\)"/\1/p' include/dendrite.h)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 include/dendrite.h $(DESTDIR)$(PREFIX)/include/dendrite.h
+	install -m 644 $(BUILD)/libdendrite.a $(DESTDIR)$(PREFIX)/lib/libdendrite.a
+	install -m 755 $(BUILD)/libdendrite.so $(DESTDIR)$(PREFIX)/lib/libdendrite.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' dendrite.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dendrite.pc
+	install -m 755 $(BUILD)/dendrite $(DESTDIR)$(PREFIX)/bin/dendrite
+	install -m 644 man/dendrite.1 $(DESTDIR)$(PREFIX)/share/man/man1/dendrite.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/dendrite.h $(DESTDIR)$(PREFIX)/lib/libdendrite.a \
+		$(DESTDIR)$(PREFIX)/lib/libdendrite.so $(DESTDIR)$(PREFIX)/lib/pkgconfig/dendrite.pc \
+		$(DESTDIR)$(PREFIX)/bin/dendrite $(DESTDIR)$(PREFIX)/share/man/man1/dendrite.1
 
 clean:
 	rm -rf build build-asan
