@@ -58,7 +58,7 @@ gradcheck: $(BUILD)/dendrite
 	$(BUILD)/dendrite gradcheck
 
 asan:
-	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+	@$(MAKE) --no-print-directory BUILD=build-asan CC=clang OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
 # Installation: header, static and shared libraries, pkg-config file, the command and its man page.
 PREFIX  ?= /usr/local

@@ -7,6 +7,7 @@
 static const dn_op *const tables[] = {
     dn_ops_elementwise, dn_ops_unary, dn_ops_reduce, dn_ops_shape,
     dn_ops_matmul,      dn_ops_activation, dn_ops_loss, dn_ops_conv, dn_ops_pool, dn_ops_norm,
+    dn_ops_rnn,
 };
 
 static const dn_op *registry[256];
