@@ -90,6 +90,12 @@ dn_status dn_ctx_status(const dn_ctx *ctx);
 bool dn_ctx_set_grad(dn_ctx *ctx, bool enabled);
 /* Bytes the arena holds (its high-water mark). */
 size_t dn_ctx_arena_bytes(const dn_ctx *ctx);
+/* Anomaly detection: every op's output and every gradient is checked for NaN and infinity, and the first one
+ * found is an error naming the op (and the model layer) that produced it.  Slower; off by default. */
+void dn_ctx_set_detect_anomaly(dn_ctx *ctx, bool enabled);
+/* A budget for each context's working memory in bytes (0: none; default: DN_MEMORY_LIMIT in MB from the
+ * environment).  A step that would need more fails with DN_ERR_NOMEM and says how much it needed. */
+void dn_set_memory_limit(size_t bytes);
 
 /* ------------------------------------------------------------------ tensors */
 
@@ -539,6 +545,7 @@ struct dn_train_config {
     bool restore_best;      /* restore the best weights when stopping early or at the end; true */
     int threads;            /* 0: DN_THREADS or 1 */
     bool shuffle;           /* reshuffle the training data every epoch; true (false for stateful text models) */
+    bool detect_anomaly;    /* report the first op that produces NaN/inf (forward or backward); false */
     /* [data] section: where `dendrite train` finds data when --data is not given */
     char data_format[16];   /* "mnist" (IDX files in a folder), "csv" or "text"; "mnist" */
     char data_train[256];   /* folder (mnist) or file (csv, text); "data/mnist" */

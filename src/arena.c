@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #define ARENA_ALIGN 64
 #define ARENA_MIN_CHUNK ((size_t)1 << 20)
@@ -60,6 +61,18 @@ void *dn_arena_alloc(dn_arena *a, size_t size)
     size_t want = size + ARENA_ALIGN;
     size_t csize = a->capacity > ARENA_MIN_CHUNK ? a->capacity : ARENA_MIN_CHUNK;
     if (csize < want) csize = want;
+    size_t limit = dn_memory_limit();
+    if (limit && a->capacity + csize > limit) {
+        /* grow only as far as the budget allows; refuse what cannot fit at all */
+        csize = want;
+        if (a->capacity + csize > limit) {
+            dn_error(DN_ERR_NOMEM, "this step needs more than %.1f MB of working memory (it asked for %.1f MB more), "
+                                   "over the memory budget of %.1f MB: use a smaller batch, or raise the budget "
+                                   "(DN_MEMORY_LIMIT, --memory-limit, dn_set_memory_limit)",
+                     (double)(a->used_total + size) / 1e6, (double)size / 1e6, (double)limit / 1e6);
+            return NULL;
+        }
+    }
     dn_arena_chunk *n = chunk_new(csize);
     if (!n) return NULL;
     n->prev = a->head;
@@ -108,4 +121,27 @@ void dn_arena_free(dn_arena *a)
     size_t hw = a->high_water;
     dn_arena_init(a);
     a->high_water = hw;
+}
+
+/* ------------------------------------------------------------------ memory budget */
+
+static size_t memory_limit;
+static bool memory_limit_set;
+
+void dn_set_memory_limit(size_t bytes)
+{
+    memory_limit = bytes;
+    memory_limit_set = true;
+}
+
+size_t dn_memory_limit(void)
+{
+    if (!memory_limit_set) {
+        /* DN_MEMORY_LIMIT in megabytes */
+        const char *e = getenv("DN_MEMORY_LIMIT");
+        double mb = e ? strtod(e, NULL) : 0;
+        memory_limit = mb > 0 ? (size_t)(mb * 1e6) : 0;
+        memory_limit_set = true;
+    }
+    return memory_limit;
 }

@@ -44,6 +44,19 @@ bool dn_ctx_set_grad(dn_ctx *ctx, bool enabled)
 
 size_t dn_ctx_arena_bytes(const dn_ctx *ctx) { return ctx->arena.capacity; }
 
+void dn_ctx_set_detect_anomaly(dn_ctx *ctx, bool enabled)
+{
+    if (ctx) ctx->detect_anomaly = enabled;
+}
+
+/* The first non-finite element of n floats, or -1. */
+static int64_t first_nonfinite(const float *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return i;
+    return -1;
+}
+
 void *dn_ctx_alloc(dn_ctx *ctx, size_t size) { return dn_arena_alloc(&ctx->arena, size); }
 void *dn_ctx_calloc(dn_ctx *ctx, size_t size) { return dn_arena_calloc(&ctx->arena, size); }
 
@@ -145,6 +158,20 @@ dn_tensor *dn_op_apply(dn_ctx *ctx, const dn_op *op, int n, dn_tensor *const *in
         if (strncmp(msg, op->name, len) != 0 || msg[len] != ':') dn_error_prefix("%s", op->name);
         return fail(ctx, s);
     }
+    if (ctx->detect_anomaly) {
+        dn_tensor *y = node->out;
+        int64_t bad = -1;
+        if (dn_tensor_is_contiguous(y)) bad = first_nonfinite(y->data, dn_tensor_numel(y));
+        else if (dn_check_finite(op->name, "output", y)) bad = 0;
+        if (bad >= 0) {
+            float v = dn_tensor_get(y, bad);
+            dn_error(DN_ERR_NUMERIC, "anomaly: %s%s%s produced %g at element %lld of its output %s (forward pass)",
+                     op->name, ctx->tag ? " in " : "", ctx->tag ? ctx->tag : "", (double)v, (long long)bad,
+                     dn_tshape(y));
+            return fail(ctx, DN_ERR_NUMERIC);
+        }
+    }
+    node->tag = ctx->tag;
     if (ctx->grad_enabled && requires) {
         node->out->requires_grad = true;
         node->out->node = node;
@@ -203,6 +230,18 @@ dn_status dn_backward_with(dn_ctx *ctx, dn_tensor *out, const float *grad)
             dn_error_prefix("%s backward", node->op->name);
             ctx->status = s;
             return s;
+        }
+        for (int i = 0; ctx->detect_anomaly && i < node->n_in; i++) {
+            dn_tensor *in = node->in[i];
+            if (!in->requires_grad || !in->grad) continue;
+            int64_t bad = first_nonfinite(in->grad, dn_tensor_numel(in));
+            if (bad >= 0) {
+                ctx->status = dn_error(DN_ERR_NUMERIC, "anomaly: the backward pass of %s%s%s produced %g at element "
+                                                       "%lld of the gradient of its input %d %s",
+                                       node->op->name, node->tag ? " in " : "", node->tag ? node->tag : "",
+                                       (double)in->grad[bad], (long long)bad, i, dn_tshape(in));
+                return ctx->status;
+            }
         }
     }
     ctx->backward_done = true;

@@ -48,6 +48,8 @@ typedef struct dn_arena {
 } dn_arena;
 
 void dn_arena_init(dn_arena *a);
+/* The memory budget for one context's working memory (0: none); dn_set_memory_limit sets it. */
+size_t dn_memory_limit(void);
 /* 64-byte aligned, uninitialised; NULL (with DN_ERR_NOMEM recorded) if out of memory. */
 void *dn_arena_alloc(dn_arena *a, size_t size);
 void *dn_arena_calloc(dn_arena *a, size_t size);
@@ -91,6 +93,7 @@ struct dn_node {
     dn_tensor *out;
     double attr[DN_MAX_ATTRS];
     void *saved;   /* op-specific state kept for backward (arena memory) */
+    const char *tag; /* the context's tag when the node was recorded */
     dn_node *prev; /* the tape is a list, newest first */
 };
 
@@ -100,6 +103,8 @@ struct dn_ctx {
     dn_status status;  /* sticky first error */
     bool grad_enabled;
     bool backward_done; /* dn_backward ran on this tape */
+    bool detect_anomaly; /* check every op's output and gradients for NaN/inf */
+    const char *tag;     /* what is being computed (a model sets "layer 3 (conv2d)"), for messages */
 };
 
 /* A tensor in the context's arena: contiguous, uninitialised (new) or zeroed (zeros). */

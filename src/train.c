@@ -214,6 +214,7 @@ dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_da
     s = dn_optim_new(&config->optim, n, t->mask, &t->opt);
     if (s) goto fail;
     t->ctx = dn_ctx_new();
+    if (t->ctx) dn_ctx_set_detect_anomaly(t->ctx, config->detect_anomaly);
     int64_t ss = dn_dataset_sample_size(t->train);
     t->xbuf = dn_alloc((size_t)(config->batch * ss) * sizeof(float));
     t->ybuf = dn_alloc((size_t)(config->batch * dn_dataset_target_size(t->train)) * sizeof(float));

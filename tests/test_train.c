@@ -427,6 +427,102 @@ static void l1_l2_penalties(void)
     dn_model_free(m);
 }
 
+
+/* ------------------------------------------------------------------ numeric traps, budgets, damaged files */
+
+static void anomaly_detection_names_the_op(void)
+{
+    dn_ctx *ctx = dn_ctx_new();
+    dn_ctx_set_detect_anomaly(ctx, true);
+    dn_tensor *x;
+    CHECK_OK(dn_tensor_from(ctx, 1, (int64_t[]){3}, (float[]){1, -1, 4}, &x));
+    CHECK(dn_sqrt(ctx, x) == NULL && dn_ctx_status(ctx) == DN_ERR_NUMERIC);
+    CHECK_MSG(strstr(dn_last_error(), "anomaly: sqrt") && strstr(dn_last_error(), "forward"), "%s", dn_last_error());
+    /* backward: sqrt at 0 is finite, its derivative is not */
+    dn_ctx_reset(ctx);
+    CHECK_OK(dn_tensor_from(ctx, 1, (int64_t[]){2}, (float[]){0, 4}, &x));
+    CHECK_OK(dn_tensor_set_requires_grad(x, true));
+    dn_tensor *y = dn_sum(ctx, dn_sqrt(ctx, x), 0, false);
+    CHECK(y != NULL);
+    CHECK(dn_backward(ctx, y) == DN_ERR_NUMERIC);
+    CHECK_MSG(strstr(dn_last_error(), "backward pass of sqrt") && strstr(dn_last_error(), "inf"), "%s", dn_last_error());
+    dn_ctx_free(ctx);
+
+    /* in a model, the layer is named */
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 3\n[dense]\nunits = 4\nactivation = relu\n[dense]\nunits = 2\n", "a.cfg",
+                               &m, NULL));
+    if (!m) return;
+    dn_model_params(m)[12 + 4 + 1] = NAN; /* a weight of layer 1 */
+    ctx = dn_ctx_new();
+    dn_ctx_set_detect_anomaly(ctx, true);
+    CHECK_OK(dn_tensor_from(ctx, 2, (int64_t[]){1, 3}, (float[]){1, 2, 3}, &x));
+    CHECK(dn_model_forward(m, ctx, x) == NULL);
+    CHECK_MSG(strstr(dn_last_error(), "layer 1 (dense)") && strstr(dn_last_error(), "linear"), "%s", dn_last_error());
+    dn_ctx_free(ctx);
+    dn_model_free(m);
+}
+
+static void diverging_run_stops_and_keeps_checkpoint(void)
+{
+    if (!load_mnist()) return;
+    /* a learning rate of 1e30 overflows within the first epoch; the epoch-0 checkpoint stays as it was */
+    dn_model *m = NULL;
+    dn_train_config c;
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 28, 28\nbatch = 100\nlr = 1e30\nmomentum = 0.9\n[dense]\nunits = 32\n"
+                               "activation = relu\n[dense]\nunits = 10\n", "div.cfg", &m, &c));
+    if (!m) return;
+    c.detect_anomaly = true;
+    dn_trainer *t = NULL;
+    CHECK_OK(dn_trainer_new(m, &c, mnist_train, NULL, &t));
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s", tmp_path("div.ckpt"));
+    CHECK_OK(dn_trainer_save(t, ck));
+    dn_epoch_stats st;
+    dn_status s = t ? dn_trainer_epoch(t, &st) : DN_ERR_STATE;
+    CHECK_MSG(s == DN_ERR_NUMERIC && (strstr(dn_last_error(), "anomaly") || strstr(dn_last_error(), "diverged")),
+              "status %s: %s", dn_status_name(s), dn_last_error());
+    dn_model *back = NULL;
+    CHECK_OK(dn_model_load(ck, &back, NULL));
+    dn_model_free(back);
+    dn_trainer_free(t);
+    dn_model_free(m);
+}
+
+static void memory_budget_is_enforced(void)
+{
+    dn_set_memory_limit(2000000);
+    dn_ctx *ctx = dn_ctx_new();
+    dn_tensor *t = NULL;
+    CHECK(dn_tensor_new(ctx, 1, (int64_t[]){1000000}, &t) == DN_ERR_NOMEM);
+    CHECK_MSG(strstr(dn_last_error(), "budget") && strstr(dn_last_error(), "MB"), "%s", dn_last_error());
+    CHECK_OK(dn_tensor_new(ctx, 1, (int64_t[]){100000}, &t));
+    dn_ctx_free(ctx);
+    dn_set_memory_limit(0);
+}
+
+static void flipped_bit_is_reported(void)
+{
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_from_cfg(small_cfg, "small.cfg", &m, NULL));
+    if (!m) return;
+    char good[512];
+    snprintf(good, sizeof good, "%s", tmp_path("flip.ckpt"));
+    CHECK_OK(dn_model_save(m, good));
+    FILE *f = fopen(good, "r+b");
+    if (f) {
+        fseek(f, -100, SEEK_END); /* inside the last tensor's data */
+        int ch = fgetc(f);
+        fseek(f, -100, SEEK_END);
+        fputc(ch ^ 0x10, f);
+        fclose(f);
+    }
+    dn_model *x = NULL;
+    CHECK(dn_model_load(good, &x, NULL) == DN_ERR_FORMAT && x == NULL);
+    CHECK_MSG(strstr(dn_last_error(), "checksum"), "%s", dn_last_error());
+    dn_model_free(m);
+}
+
 void suite_train(void)
 {
     RUN(malformed_cfg_files);
@@ -438,6 +534,10 @@ void suite_train(void)
     RUN(l1_l2_penalties);
     RUN(command_line);
     RUN(examples_learn);
+    RUN(anomaly_detection_names_the_op);
+    RUN(diverging_run_stops_and_keeps_checkpoint);
+    RUN(memory_budget_is_enforced);
+    RUN(flipped_bit_is_reported);
     dn_dataset_free(mnist_train);
     dn_dataset_free(mnist_test);
     mnist_train = mnist_test = NULL;

@@ -45,6 +45,8 @@ static const char *const usage_train =
     "  --resume FILE     continue a run from its checkpoint\n"
     "  --log FILE        one JSON line per epoch\n"
     "  --quiet           no progress output\n"
+    "  --detect-anomaly  stop at the first op (and layer) that produces NaN or infinity\n"
+    "  --memory-limit MB refuse steps that need more working memory than this\n"
     "The last line on stdout is one JSON object with the run's figures.\n";
 
 static const char *const usage_eval =
@@ -184,12 +186,18 @@ static int cmd_train(int argc, char **argv)
     const char *cfg_path = NULL, *data = NULL, *save = NULL, *resume = NULL, *log_path = NULL;
     long epochs = -1, batch = -1, threads = -1, seed = -1;
     double lr = -1;
-    bool quiet = false;
+    bool quiet = false, anomaly = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (is_help(a)) return usage(usage_train, false);
         bool has = i + 1 < argc;
         if (!strcmp(a, "--quiet")) quiet = true;
+        else if (!strcmp(a, "--detect-anomaly")) anomaly = true;
+        else if (!strcmp(a, "--memory-limit") && has) {
+            long mb;
+            if (!parse_long(argv[++i], 1, 1 << 30, &mb)) goto bad;
+            dn_set_memory_limit((size_t)mb * 1000000u);
+        }
         else if (!strcmp(a, "--data") && has) data = argv[++i];
         else if (!strcmp(a, "--save") && has) save = argv[++i];
         else if (!strcmp(a, "--resume") && has) resume = argv[++i];
@@ -223,6 +231,7 @@ static int cmd_train(int argc, char **argv)
         c.seed = (uint64_t)seed;
         if (dn_model_reinit(m, c.seed)) return fail(NULL);
     }
+    if (anomaly) c.detect_anomaly = true;
     if (epochs >= 0) c.epochs = (int)epochs;
     if (batch > 0) c.batch = batch;
     if (threads > 0) c.threads = (int)threads;

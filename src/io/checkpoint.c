@@ -11,6 +11,73 @@
 #include <stdlib.h>
 
 #define FORMAT_TAG "dendrite-checkpoint/1"
+
+/* CRC-32 (IEEE, as zlib's) of a tensor's bytes: stored per tensor in the metadata so that a flipped bit
+ * anywhere in the data is reported instead of trained on. */
+static uint32_t crc32_of(const void *data, size_t n)
+{
+    static uint32_t table[256];
+    static bool ready;
+    if (!ready) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        ready = true;
+    }
+    const unsigned char *p = data;
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    return c ^ 0xffffffffu;
+}
+
+/* "name=crc;name=crc;..." for the first n entries (heap string, NULL when out of memory). */
+static char *checksums_text(const dn_st_entry *e, int n)
+{
+    size_t size = 1;
+    for (int i = 0; i < n; i++) size += strlen(e[i].name) + 10;
+    char *text = dn_alloc(size);
+    if (!text) return NULL;
+    size_t at = 0;
+    text[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        int64_t numel = 1;
+        for (int d = 0; d < e[i].ndim; d++) numel *= e[i].shape[d];
+        at += (size_t)snprintf(text + at, size - at, "%s=%08" PRIx32 ";", e[i].name,
+                               crc32_of(e[i].data, (size_t)numel * sizeof(float)));
+    }
+    return text;
+}
+
+/* Checks every tensor against the stored checksums (files without them, e.g. written by other tools, pass). */
+static dn_status verify_checksums(const dn_st_file *f, const char *path)
+{
+    const char *text = dn_st_meta(f, "checksums");
+    if (!text) return DN_OK;
+    for (int i = 0; i < dn_st_count(f); i++) {
+        const dn_st_entry *e = dn_st_at(f, i);
+        size_t len = strlen(e->name);
+        const char *p = text, *hit = NULL;
+        while ((p = strstr(p, e->name)) != NULL) {
+            if ((p == text || p[-1] == ';') && p[len] == '=') {
+                hit = p + len + 1;
+                break;
+            }
+            p += len;
+        }
+        if (!hit)
+            return dn_error(DN_ERR_FORMAT, "%s: tensor '%s' has no checksum although the file has checksums (the file "
+                                           "was altered)", path, e->name);
+        char *end;
+        unsigned long want = strtoul(hit, &end, 16);
+        uint32_t got = crc32_of(e->data, (size_t)dn_st_numel(e) * sizeof(float));
+        if (*end != ';' || (uint32_t)want != got)
+            return dn_error(DN_ERR_FORMAT, "%s: tensor '%s' fails its checksum (stored %08lx, data %08" PRIx32 "): the file is "
+                                           "damaged; use an earlier checkpoint", path, e->name, want, got);
+    }
+    return DN_OK;
+}
 #define MAX_CKPT_BYTES ((uint64_t)4 << 30)
 
 typedef struct meta_list {
@@ -103,9 +170,15 @@ dn_status dn_model_save(const dn_model *m, const char *path)
     int n = param_entries(m, e);
     char vocab[520];
     vocab_text(m, vocab, sizeof vocab);
-    const char *keys[] = {"format", "vocab", "cfg"};
-    const char *vals[] = {FORMAT_TAG, vocab, m->cfg_text ? m->cfg_text : ""};
-    dn_status s = dn_st_write(path, n, e, m->cfg_text ? 3 : 2, keys, vals);
+    char *sums = checksums_text(e, n);
+    if (!sums) {
+        dn_free(e);
+        return DN_ERR_NOMEM;
+    }
+    const char *keys[] = {"format", "vocab", "checksums", "cfg"};
+    const char *vals[] = {FORMAT_TAG, vocab, sums, m->cfg_text ? m->cfg_text : ""};
+    dn_status s = dn_st_write(path, n, e, m->cfg_text ? 4 : 3, keys, vals);
+    dn_free(sums);
     dn_free(e);
     return s;
 }
@@ -150,7 +223,11 @@ dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *tra
     dn_st_file *f = NULL;
     dn_model *m = NULL;
     dn_status s = dn_st_read(path, MAX_CKPT_BYTES, &f);
-    if (s) return s;
+    if (!s) s = verify_checksums(f, path);
+    if (s) {
+        dn_st_free(f);
+        return s;
+    }
     const char *cfg = dn_st_meta(f, "cfg");
     if (!cfg || !*cfg) {
         s = dn_error(DN_ERR_FORMAT, "%s: the checkpoint holds no model cfg (it was saved from a model built in C: "
@@ -177,7 +254,11 @@ dn_status dn_model_load_params(dn_model *m, const char *path)
     if (!m || !path) return dn_error(DN_ERR_ARG, "dn_model_load_params: model and path must not be NULL");
     dn_st_file *f = NULL;
     dn_status s = dn_st_read(path, MAX_CKPT_BYTES, &f);
-    if (s) return s;
+    if (!s) s = verify_checksums(f, path);
+    if (s) {
+        dn_st_free(f);
+        return s;
+    }
     s = load_params(m, f, path);
     dn_st_free(f);
     return s;
@@ -242,12 +323,22 @@ dn_status dn_trainer_save(const dn_trainer *t, const char *path)
     keys[nm] = "vocab";
     vals[nm] = vocab;
     nm++;
+    char *sums = checksums_text(e, n);
+    if (!sums) {
+        dn_free(e);
+        dn_free(names);
+        return DN_ERR_NOMEM;
+    }
+    keys[nm] = "checksums";
+    vals[nm] = sums;
+    nm++;
     if (m->cfg_text) {
         keys[nm] = "cfg";
         vals[nm] = m->cfg_text;
         nm++;
     }
     dn_status s = dn_st_write(path, n, e, nm, keys, vals);
+    dn_free(sums);
     dn_free(e);
     dn_free(names);
     return s;
@@ -278,7 +369,11 @@ dn_status dn_trainer_resume(dn_trainer *t, const char *path)
     if (!t || !path) return dn_error(DN_ERR_ARG, "dn_trainer_resume: trainer and path must not be NULL");
     dn_st_file *f = NULL;
     dn_status s = dn_st_read(path, MAX_CKPT_BYTES, &f);
-    if (s) return s;
+    if (!s) s = verify_checksums(f, path);
+    if (s) {
+        dn_st_free(f);
+        return s;
+    }
     long long epochs, finished, bad, step, sbad, scool;
     double best, sbest, slr;
     dn_rng rb, rm;

@@ -417,8 +417,15 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         return NULL;
     }
     dn_tensor *h = x;
+    const char *outer_tag = ctx->tag;
     for (int li = 0; li < m->n_layers && h; li++) {
         dn_layer *l = &m->layers[li];
+        if (ctx->detect_anomaly) {
+            /* names the layer in anomaly reports, forward and backward */
+            char *tag = dn_ctx_alloc(ctx, 64);
+            if (tag) snprintf(tag, 64, "layer %d (%s)", li, l->type);
+            ctx->tag = tag;
+        }
         dn_tensor *p0 = l->n_tensors ? &m->tensors[l->first_tensor].t : NULL;
         dn_tensor *p1 = l->n_tensors > 1 ? &m->tensors[l->first_tensor + 1].t : NULL;
         int64_t n = h->shape[0];
@@ -465,9 +472,10 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         }
         }
         if (h && l->act) h = dn_op_apply(ctx, l->act, 1, &h, l->act_attr);
-        if (!h) dn_error_prefix("layer %d (%s)", li, l->type);
+        if (!h && !ctx->detect_anomaly) dn_error_prefix("layer %d (%s)", li, l->type);
         outs[li + 1] = h;
     }
+    ctx->tag = outer_tag;
     outs[0] = x;
     return h;
 }
