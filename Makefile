@@ -22,7 +22,7 @@ EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/*/*.h tests/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/*/*.h tests/*.h tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLFLAGS) -c $< -o $@
 
@@ -33,7 +33,7 @@ $(BUILD)/libdendrite.a: $(LIB_OBJ)
 $(BUILD)/libdendrite.so: $(LIB_OBJ)
 	$(CC) -shared $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/dendrite: $(BUILD)/tools/dendrite.o $(BUILD)/libdendrite.a
+$(BUILD)/dendrite: $(BUILD)/tools/dendrite.o $(BUILD)/tools/report.o $(BUILD)/libdendrite.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(BUILD)/libdendrite.a
@@ -52,6 +52,8 @@ $(BUILD)/test_gemm: $(BUILD)/tests/test_gemm_standalone.o $(BUILD)/libdendrite.a
 test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples
 	@$(BUILD)/test_gemm > $(BUILD)/test_gemm.log || { tail -20 $(BUILD)/test_gemm.log; exit 1; }
 	@echo "gemm: $$(tail -1 $(BUILD)/test_gemm.log)"
+	@DN_DATA=data sh tests/test_report.sh $(BUILD) > $(BUILD)/test_report.log 2>&1 || { tail -30 $(BUILD)/test_report.log; exit 1; }
+	@echo "report: $$(tail -1 $(BUILD)/test_report.log)"
 	DN_DATA=data DN_BUILD=$(BUILD) $(BUILD)/test_runner
 
 gradcheck: $(BUILD)/dendrite

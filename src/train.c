@@ -222,6 +222,7 @@ dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_da
     t->schedule = config->schedule;
     t->schedule.base_lr = config->optim.lr;
     t->schedule.current_lr = config->optim.lr;
+    if (t->schedule.kind == DN_SCHED_COSINE && t->schedule.t_max <= 0) t->schedule.t_max = config->epochs;
     t->best = NAN;
     *out = t;
     return DN_OK;

@@ -1,5 +1,6 @@
 /* dendrite — the command-line trainer.  It parses arguments and calls the library (public header only). */
 #include "dendrite.h"
+#include "report.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,6 +30,8 @@ static const char *const usage_main =
     "  predict CKPT FILE  class probabilities (or outputs) for each sample of FILE (IDX or CSV)\n"
     "  info CFG|CKPT   layers, output shapes, parameters and FLOPs\n"
     "  generate CKPT   sample text from a character model\n"
+    "  report LOG [CKPT]  an HTML page: training curves and, with CKPT, test-set confusion matrix and mistakes\n"
+    "  visualize CKPT  the first convolutional layer's filters as an SVG or PNG picture\n"
     "  gradcheck       check every op's gradient against finite differences\n"
     "\n"
     "`dendrite <command> --help` describes a command's options.\n";
@@ -626,6 +629,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "gradcheck")) return cmd_gradcheck(argc - 2, argv + 2);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report")) return dn_cli_report(argc - 2, argv + 2);
+    if (!strcmp(cmd, "visualize")) return dn_cli_visualize(argc - 2, argv + 2);
     fprintf(stderr, "dendrite: unknown command '%s'\n", cmd);
     return usage(usage_main, true);
 }

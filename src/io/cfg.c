@@ -111,7 +111,8 @@ static dn_status read_net(dn_ini_section *s, int *in_ndim, int64_t *in_shape, dn
     dn_schedule_defaults(sk, o->lr, sc);
     if ((st = dn_ini_get_int(s, "step_size", sc->step_size, &sc->step_size))) return st;
     if ((st = dn_ini_get_float(s, "gamma", sc->gamma, &sc->gamma))) return st;
-    if ((st = dn_ini_get_int(s, "t_max", sc->t_max > 0 ? sc->t_max : c->epochs, &sc->t_max))) return st;
+    /* t_max 0: the run's epochs, filled in by the trainer (so --epochs moves it too) */
+    if ((st = dn_ini_get_int(s, "t_max", 0, &sc->t_max))) return st;
     if ((st = dn_ini_get_float(s, "eta_min", sc->eta_min, &sc->eta_min))) return st;
     if ((st = dn_ini_get_int(s, "warmup_epochs", sc->warmup_epochs, &sc->warmup_epochs))) return st;
     if ((st = dn_ini_get_float(s, "warmup_start_factor", sc->warmup_start_factor, &sc->warmup_start_factor))) return st;

@@ -250,12 +250,16 @@ dn_status dn_model_add_route(dn_model *m, int n, const int *layers)
                             dn_shape_str(src->out_ndim, src->out_shape));
         channels += src->out_shape[0];
     }
+    /* copy what is needed from `first` now: adding a layer may move the layer array */
+    int out_ndim = first->out_ndim;
+    int64_t out_shape[DN_MAX_DIMS];
+    memcpy(out_shape, first->out_shape, sizeof out_shape);
     dn_layer *l = dn_model_new_layer(m, DN_LAYER_ROUTE, "route");
     if (!l) return DN_ERR_NOMEM;
     l->n_from = n;
     memcpy(l->from, idx, (size_t)n * sizeof(int));
-    l->out_ndim = first->out_ndim;
-    memcpy(l->out_shape, first->out_shape, sizeof l->out_shape);
+    l->out_ndim = out_ndim;
+    memcpy(l->out_shape, out_shape, sizeof l->out_shape);
     l->out_shape[0] = channels;
     m->n_layers++;
     return DN_OK;

@@ -557,7 +557,7 @@ static const char *human(double v, char *buf, size_t size)
 size_t dn_model_summary(const dn_model *m, char *buf, size_t size)
 {
     size_t n = 0;
-#define OUT(...) n += (size_t)snprintf(buf + (n < size ? n : size), n < size ? size - n : 0, __VA_ARGS__)
+#define OUT(...) n += (size_t)snprintf(buf ? buf + (n < size ? n : size) : NULL, buf && n < size ? size - n : 0, __VA_ARGS__)
     char h1[32];
     OUT("%-4s %-14s %-18s %12s %10s\n", "#", "layer", "output shape", "parameters", "FLOPs");
     OUT("%-4s %-14s %-18s %12s %10s\n", "-", "input", dn_shape_str(m->in_ndim, m->in_shape), "", "");
