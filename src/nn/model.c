@@ -570,8 +570,16 @@ size_t dn_model_summary(const dn_model *m, char *buf, size_t size)
         OUT("%-4d %-14s %-18s %12lld %10s\n", i, l->type, dn_shape_str(l->out_ndim, l->out_shape), (long long)np,
             human((double)l->flops, h1, sizeof h1));
     }
-    OUT("total: %lld parameters (%s bytes as float32), %s FLOPs per sample\n", (long long)total,
-        human((double)total * 4, h1, sizeof h1), human((double)dn_model_flops(m), (char[32]){0}, 32));
+    /* memory: parameters (with their gradients and up to two optimiser buffers when training) and the
+     * activations one sample keeps for the backward pass */
+    int64_t act = 0;
+    for (int i = 0; i < m->n_layers; i++) act += dn_shape_numel(m->layers[i].out_ndim, m->layers[i].out_shape);
+    char h2[32], h3[32], h4[32];
+    OUT("total: %lld parameters (%sB as float32), %s FLOPs per sample\n", (long long)total,
+        human((double)total * 4, h1, sizeof h1), human((double)dn_model_flops(m), h2, sizeof h2));
+    OUT("memory: %sB of activations per sample; training with batch 64 needs about %sB (parameters, gradients, "
+        "Adam state and activations)\n", human((double)act * 4, h3, sizeof h3),
+        human((double)total * 16 + (double)act * 4 * 64 * 3, h4, sizeof h4));
 #undef OUT
     return n;
 }
