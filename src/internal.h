@@ -220,6 +220,33 @@ typedef void (*dn_pointwise_grad_fn)(const float *x, const float *y, const float
 dn_status dn_pointwise_forward(dn_ctx *ctx, dn_node *node, dn_pointwise_fn f);
 dn_status dn_pointwise_backward(dn_ctx *ctx, dn_node *node, dn_pointwise_grad_fn df);
 
+/* Defines name_f (forward over an array), name_df (adds the gradient) and name_bwd for a pointwise op; in the
+ * expressions v is x[i], out is y[i], g is dy[i] and attr the op's attributes.  DN_POINTWISE_FORWARD adds a
+ * name_fwd that checks nothing. */
+#define DN_POINTWISE(name, fwd_expr, grad_expr)                                                             \
+    static void name##_f(const float *x, float *y, int64_t n, const double *attr)                           \
+    {                                                                                                       \
+        (void)attr;                                                                                         \
+        for (int64_t i = 0; i < n; i++) {                                                                   \
+            float v = x[i];                                                                                 \
+            y[i] = (fwd_expr);                                                                              \
+        }                                                                                                   \
+    }                                                                                                       \
+    static void name##_df(const float *x, const float *y, const float *dy, float *dx, int64_t n,            \
+                          const double *attr)                                                               \
+    {                                                                                                       \
+        (void)attr;                                                                                         \
+        for (int64_t i = 0; i < n; i++) {                                                                   \
+            float v = x[i], out = y[i], g = dy[i];                                                          \
+            (void)v;                                                                                        \
+            (void)out;                                                                                      \
+            dx[i] += (grad_expr);                                                                           \
+        }                                                                                                   \
+    }                                                                                                       \
+    static dn_status name##_bwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_backward(ctx, node, name##_df); }
+#define DN_POINTWISE_FORWARD(name)                                                                          \
+    static dn_status name##_fwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_forward(ctx, node, name##_f); }
+
 /* Returns DN_ERR_NUMERIC with the op's name if any element of t is NaN or infinite. */
 dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t);
 

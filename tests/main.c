@@ -35,6 +35,32 @@ void t_run(const char *name, void (*fn)(void))
 
 const char *t_golden_dir(void) { return "tests/golden"; }
 
+void t_expect_error(const char *file, int line, dn_ctx *ctx, const dn_tensor *out, dn_status want, const char *a,
+                    const char *b, const char *c)
+{
+    const char *msg = dn_last_error();
+    if (out) t_fail(file, line, "expected %s, got a tensor", dn_status_name(want));
+    if (dn_ctx_status(ctx) != want)
+        t_fail(file, line, "expected %s, got %s (%s)", dn_status_name(want), dn_status_name(dn_ctx_status(ctx)), msg);
+    const char *parts[] = {a, b, c};
+    for (int i = 0; i < 3; i++)
+        if (parts[i] && !strstr(msg, parts[i])) t_fail(file, line, "message '%s' lacks '%s'", msg, parts[i]);
+    dn_ctx_reset(ctx);
+}
+
+const char *t_tmp_path(const char *name)
+{
+    static char dir[64], buf[8][512];
+    static int k;
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/dn_test_XXXXXX");
+        if (!mkdtemp(dir)) snprintf(dir, sizeof dir, "/tmp");
+    }
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
 const char *t_data_dir(void)
 {
     const char *d = getenv("DN_DATA");

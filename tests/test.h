@@ -39,4 +39,27 @@ const char *t_data_dir(void);
 
 #define RUN(fn) t_run(#fn, fn)
 
+/* Element i of t equals want within tol. */
+#define CHECK_AT(t, i, want, tol)                                                                           \
+    do {                                                                                                    \
+        if (!(t)) t_fail(__FILE__, __LINE__, "%s is NULL: %s", #t, dn_last_error());                        \
+        else CHECK_NEAR(dn_tensor_get((t), (i)), (want), (tol));                                            \
+    } while (0)
+/* Element i of t's gradient equals want within tol. */
+#define CHECK_GRAD(t, i, want, tol)                                                                         \
+    do {                                                                                                    \
+        float *g_ = (t) ? dn_tensor_grad(t) : NULL;                                                         \
+        if (!g_) t_fail(__FILE__, __LINE__, "%s has no gradient", #t);                                      \
+        else CHECK_NEAR(g_[i], (want), (tol));                                                              \
+    } while (0)
+
+/* The op failed (out is NULL) with status `want` and its message holds each non-NULL piece; then the context
+ * is reset for the next case. */
+void t_expect_error(const char *file, int line, dn_ctx *ctx, const dn_tensor *out, dn_status want, const char *a,
+                    const char *b, const char *c);
+#define EXPECT_ERROR(ctx, out, want, a, b, c) t_expect_error(__FILE__, __LINE__, ctx, out, want, a, b, c)
+
+/* A path inside a temporary directory made once per run (rotates among 8 buffers). */
+const char *t_tmp_path(const char *name);
+
 #endif

@@ -29,19 +29,6 @@ static dn_tensor *mat_(dn_ctx *ctx, int64_t r, int64_t c, const float *data, boo
 #define MAT(ctx, r, c, ...) mat_(ctx, r, c, FLOATS(__VA_ARGS__), false)
 #define GMAT(ctx, r, c, ...) mat_(ctx, r, c, FLOATS(__VA_ARGS__), true)
 
-/* Element i of t equals want within tol. */
-#define CHECK_AT(t, i, want, tol)                                                                           \
-    do {                                                                                                    \
-        if (!(t)) t_fail(__FILE__, __LINE__, "%s is NULL: %s", #t, dn_last_error());                        \
-        else CHECK_NEAR(dn_tensor_get((t), (i)), (want), (tol));                                            \
-    } while (0)
-/* Element i of t's gradient equals want within tol. */
-#define CHECK_GRAD(t, i, want, tol)                                                                         \
-    do {                                                                                                    \
-        float *g_ = (t) ? dn_tensor_grad(t) : NULL;                                                         \
-        if (!g_) t_fail(__FILE__, __LINE__, "%s has no gradient", #t);                                      \
-        else CHECK_NEAR(g_[i], (want), (tol));                                                              \
-    } while (0)
 
 /* Backward from the sum of all elements of out (seed of ones). */
 static dn_status backward_sum(dn_ctx *ctx, dn_tensor *out)
@@ -56,21 +43,6 @@ static dn_status backward_sum(dn_ctx *ctx, dn_tensor *out)
     return s;
 }
 
-/* The op failed with status `want`, and its message holds each of the given pieces; then the context is
- * reset for the next case. */
-static void expect_error(int line, dn_ctx *ctx, const dn_tensor *out, dn_status want, const char *a, const char *b,
-                         const char *c)
-{
-    const char *msg = dn_last_error();
-    if (out) t_fail(__FILE__, line, "expected %s, got a tensor", dn_status_name(want));
-    if (dn_ctx_status(ctx) != want)
-        t_fail(__FILE__, line, "expected %s, got %s (%s)", dn_status_name(want), dn_status_name(dn_ctx_status(ctx)), msg);
-    const char *parts[] = {a, b, c};
-    for (int i = 0; i < 3; i++)
-        if (parts[i] && !strstr(msg, parts[i])) t_fail(__FILE__, line, "message '%s' lacks '%s'", msg, parts[i]);
-    dn_ctx_reset(ctx);
-}
-#define EXPECT_ERROR(ctx, out, want, a, b, c) expect_error(__LINE__, ctx, out, want, a, b, c)
 
 #define TOL 1e-6
 

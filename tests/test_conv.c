@@ -57,20 +57,6 @@ static void check_values(int line, const char *what, const float *got, const flo
 #define OUT(t) ((t) ? dn_tensor_data(t) : NULL)
 #define GRAD(t) ((t) ? dn_tensor_grad(t) : NULL)
 
-/* The op failed with status `want` and the message holds each given piece; then the context is reset. */
-static void expect_error(int line, dn_ctx *ctx, const dn_tensor *out, dn_status want, const char *a, const char *b,
-                         const char *c)
-{
-    const char *msg = dn_last_error();
-    if (out) t_fail(__FILE__, line, "expected %s, got a tensor", dn_status_name(want));
-    if (dn_ctx_status(ctx) != want)
-        t_fail(__FILE__, line, "expected %s, got %s (%s)", dn_status_name(want), dn_status_name(dn_ctx_status(ctx)), msg);
-    const char *parts[] = {a, b, c};
-    for (int i = 0; i < 3; i++)
-        if (parts[i] && !strstr(msg, parts[i])) t_fail(__FILE__, line, "message '%s' lacks '%s'", msg, parts[i]);
-    dn_ctx_reset(ctx);
-}
-#define EXPECT_ERROR(ctx, out, want, a, b, c) expect_error(__LINE__, ctx, out, want, a, b, c)
 
 /* ------------------------------------------------------------------ convolution by hand */
 

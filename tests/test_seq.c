@@ -5,20 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static char dir[64];
-
-static const char *path(const char *name)
-{
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/dn_seq_XXXXXX");
-        if (!mkdtemp(dir)) dir[0] = '\0';
-    }
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+#define path t_tmp_path
 
 static void write_file(const char *p, const void *data, size_t n)
 {

@@ -28,33 +28,8 @@ static inline float softplus1(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fa
 
 /* ------------------------------------------------------------------ pointwise activations */
 
-/* Defines name_f (forward over an array), name_df (adds the gradient) and name_bwd.  In the expressions,
- * v is x[i], out is y[i], g is dy[i], attr the op's attributes. */
-#define POINTWISE(name, fwd_expr, grad_expr)                                                                \
-    static void name##_f(const float *x, float *y, int64_t n, const double *attr)                           \
-    {                                                                                                       \
-        (void)attr;                                                                                         \
-        for (int64_t i = 0; i < n; i++) {                                                                   \
-            float v = x[i];                                                                                 \
-            y[i] = (fwd_expr);                                                                              \
-        }                                                                                                   \
-    }                                                                                                       \
-    static void name##_df(const float *x, const float *y, const float *dy, float *dx, int64_t n,            \
-                          const double *attr)                                                               \
-    {                                                                                                       \
-        (void)attr;                                                                                         \
-        for (int64_t i = 0; i < n; i++) {                                                                   \
-            float v = x[i], out = y[i], g = dy[i];                                                          \
-            (void)v;                                                                                        \
-            (void)out;                                                                                      \
-            dx[i] += (grad_expr);                                                                           \
-        }                                                                                                   \
-    }                                                                                                       \
-    static dn_status name##_bwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_backward(ctx, node, name##_df); }
-
-/* A forward with no attribute to check. */
-#define PLAIN_FORWARD(name)                                                                                 \
-    static dn_status name##_fwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_forward(ctx, node, name##_f); }
+#define POINTWISE DN_POINTWISE
+#define PLAIN_FORWARD DN_POINTWISE_FORWARD
 
 POINTWISE(identity, v, g)
 PLAIN_FORWARD(identity)

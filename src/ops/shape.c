@@ -3,10 +3,10 @@
 
 #include <math.h>
 
-/* dst (contiguous, shape of the iteration) += src read with `src_stride` starting at src — or the reverse
- * when `scatter`: dst read with dst_stride gets += src contiguous.  Used by every backward here. */
-static void strided_add(int ndim, const int64_t *shape, float *dst, const int64_t *dst_stride, const float *src,
-                        const int64_t *src_stride)
+/* dst[i] (+)= src[i] over a strided index space: the copy (forward) and the accumulation (every backward here)
+ * of a view's elements.  Both sides have their own strides. */
+static void strided_move(int ndim, const int64_t *shape, float *dst, const int64_t *dst_stride, const float *src,
+                         const int64_t *src_stride, bool accumulate)
 {
     const int64_t *strides[] = {dst_stride, src_stride};
     dn_iter it;
@@ -15,23 +15,23 @@ static void strided_add(int ndim, const int64_t *shape, float *dst, const int64_
     do {
         float *d = dst + it.off[0];
         const float *s = src + it.off[1];
-        for (int64_t j = 0; j < it.inner; j++) d[j * it.step[0]] += s[j * it.step[1]];
+        if (accumulate)
+            for (int64_t j = 0; j < it.inner; j++) d[j * it.step[0]] += s[j * it.step[1]];
+        else
+            for (int64_t j = 0; j < it.inner; j++) d[j * it.step[0]] = s[j * it.step[1]];
     } while (dn_iter_next(&it));
 }
 
-/* Copies a (possibly strided) region into a contiguous destination with its own strides. */
+static void strided_add(int ndim, const int64_t *shape, float *dst, const int64_t *dst_stride, const float *src,
+                        const int64_t *src_stride)
+{
+    strided_move(ndim, shape, dst, dst_stride, src, src_stride, true);
+}
+
 static void strided_copy(int ndim, const int64_t *shape, float *dst, const int64_t *dst_stride, const float *src,
                          const int64_t *src_stride)
 {
-    const int64_t *strides[] = {dst_stride, src_stride};
-    dn_iter it;
-    dn_iter_init(&it, ndim, shape, 2, strides);
-    if (it.empty) return;
-    do {
-        float *d = dst + it.off[0];
-        const float *s = src + it.off[1];
-        for (int64_t j = 0; j < it.inner; j++) d[j * it.step[0]] = s[j * it.step[1]];
-    } while (dn_iter_next(&it));
+    strided_move(ndim, shape, dst, dst_stride, src, src_stride, false);
 }
 
 /* ------------------------------------------------------------------ reshape */

@@ -26,31 +26,8 @@ dn_status dn_pointwise_backward(dn_ctx *ctx, dn_node *node, dn_pointwise_grad_fn
     return DN_OK;
 }
 
-#define POINTWISE(name, fwd_expr, grad_expr)                                                                \
-    static void name##_f(const float *x, float *y, int64_t n, const double *attr)                           \
-    {                                                                                                       \
-        (void)attr;                                                                                         \
-        for (int64_t i = 0; i < n; i++) {                                                                   \
-            float v = x[i];                                                                                 \
-            (void)v;                                                                                        \
-            y[i] = (fwd_expr);                                                                              \
-        }                                                                                                   \
-    }                                                                                                       \
-    static void name##_df(const float *x, const float *y, const float *dy, float *dx, int64_t n,            \
-                          const double *attr)                                                               \
-    {                                                                                                       \
-        (void)attr;                                                                                         \
-        (void)x;                                                                                            \
-        (void)y;                                                                                            \
-        for (int64_t i = 0; i < n; i++) {                                                                   \
-            float v = x[i], out = y[i], g = dy[i];                                                          \
-            (void)v;                                                                                        \
-            (void)out;                                                                                      \
-            dx[i] += (grad_expr);                                                                           \
-        }                                                                                                   \
-    }                                                                                                       \
-    static dn_status name##_fwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_forward(ctx, node, name##_f); } \
-    static dn_status name##_bwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_backward(ctx, node, name##_df); }
+/* each op here checks nothing in its forward pass */
+#define POINTWISE(name, fwd_expr, grad_expr) DN_POINTWISE(name, fwd_expr, grad_expr) DN_POINTWISE_FORWARD(name)
 
 #define A0 ((float)attr[0])
 #define A1 ((float)attr[1])
