@@ -18,7 +18,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test examples asan clean gradcheck install uninstall
+.PHONY: all test examples asan clean gradcheck install uninstall docs
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
@@ -54,6 +54,9 @@ test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples
 	@echo "gemm: $$(tail -1 $(BUILD)/test_gemm.log)"
 	@DN_DATA=data sh tests/test_report.sh $(BUILD) > $(BUILD)/test_report.log 2>&1 || { tail -30 $(BUILD)/test_report.log; exit 1; }
 	@echo "report: $$(tail -1 $(BUILD)/test_report.log)"
+	@CC="$(CC)" EXTRA_CFLAGS="$(EXTRA_CFLAGS)" DN_DATA=data sh tests/test_docs.sh $(BUILD) > $(BUILD)/test_docs.log 2>&1 || { tail -30 $(BUILD)/test_docs.log; exit 1; }
+	@echo "docs: $$(tail -1 $(BUILD)/test_docs.log)"
+	@python3 tools/check_header_docs.py > $(BUILD)/header_docs.log || { cat $(BUILD)/header_docs.log; exit 1; }
 	DN_DATA=data DN_BUILD=$(BUILD) $(BUILD)/test_runner
 
 gradcheck: $(BUILD)/dendrite
@@ -81,6 +84,12 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/dendrite.h $(DESTDIR)$(PREFIX)/lib/libdendrite.a \
 		$(DESTDIR)$(PREFIX)/lib/libdendrite.so $(DESTDIR)$(PREFIX)/lib/pkgconfig/dendrite.pc \
 		$(DESTDIR)$(PREFIX)/bin/dendrite $(DESTDIR)$(PREFIX)/share/man/man1/dendrite.1
+
+# The API reference (include/dendrite.h) and the guides (docs/*.md) as HTML in $(BUILD)/docs; needs doxygen and python3.
+docs:
+	@command -v doxygen >/dev/null || { echo "make docs needs doxygen (apt-get install doxygen)"; exit 1; }
+	@{ cat Doxyfile; echo "PROJECT_NUMBER = $(VERSION)"; echo "OUTPUT_DIRECTORY = $(BUILD)"; } | doxygen -
+	@echo "docs: $(BUILD)/docs/index.html"
 
 clean:
 	rm -rf build build-asan

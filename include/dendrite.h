@@ -24,20 +24,22 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
+/* Marks a function whose dn_status result must not be ignored (warn_unused_result on GCC and Clang). */
 #define DN_NODISCARD __attribute__((warn_unused_result))
 #else
-#define DN_NODISCARD
+#define DN_NODISCARD /* other compilers: nothing */
 #endif
 
-#define DN_VERSION "0.1.0"
+#define DN_VERSION "0.1.0" /* the library's version, major.minor.patch */
 #define DN_MAX_DIMS 6   /* most dimensions a tensor may have */
 #define DN_MAX_ATTRS 8  /* most numeric attributes an op may take */
 #define DN_MAX_INPUTS 16 /* most inputs an op may take (concat is variadic) */
 
 /* ------------------------------------------------------------------ errors */
 
+/* What a fallible call returns: DN_OK (0) on success, else the kind of failure (details in dn_last_error()). */
 typedef enum dn_status {
-    DN_OK = 0,
+    DN_OK = 0,      /* success */
     DN_ERR_ARG,     /* a bad argument: NULL, out of range, unknown name */
     DN_ERR_SHAPE,   /* shapes that do not fit together */
     DN_ERR_NOMEM,   /* an allocation failed */
@@ -54,28 +56,31 @@ const char *dn_status_name(dn_status s);
 
 /* ------------------------------------------------------------------ memory */
 
+/* A replacement for malloc, realloc and free; each function also receives `user`. */
+typedef struct dn_allocator {
+    void *(*alloc)(size_t size, void *user);              /* as malloc */
+    void *(*realloc)(void *ptr, size_t size, void *user); /* as realloc */
+    void (*free)(void *ptr, void *user);                  /* as free */
+    void *user;                                           /* passed to each of the three */
+} dn_allocator;
 /* Replace the allocator (NULL restores malloc/realloc/free).  For embedding and for tests that fail
  * the N-th allocation.  Set it before creating any object. */
-typedef struct dn_allocator {
-    void *(*alloc)(size_t size, void *user);
-    void *(*realloc)(void *ptr, size_t size, void *user);
-    void (*free)(void *ptr, void *user);
-    void *user;
-} dn_allocator;
 void dn_set_allocator(const dn_allocator *a);
 
 /* ------------------------------------------------------------------ random numbers */
 
 /* A small, seeded generator (xoshiro128++).  Same seed, same sequence, on every platform. */
-typedef struct dn_rng { uint32_t s[4]; } dn_rng;
-void dn_rng_seed(dn_rng *r, uint64_t seed);
-uint32_t dn_rng_u32(dn_rng *r);
+typedef struct dn_rng { uint32_t s[4]; /* the state; set it with dn_rng_seed */ } dn_rng;
+void dn_rng_seed(dn_rng *r, uint64_t seed); /* any seed, 0 included */
+uint32_t dn_rng_u32(dn_rng *r);             /* the next 32 random bits */
 float dn_rng_uniform(dn_rng *r);  /* in [0, 1) */
 float dn_rng_normal(dn_rng *r);   /* mean 0, variance 1 */
 
 /* ------------------------------------------------------------------ contexts */
 
+/* A per-step context: the arena that holds the step's tensors, the tape, and the step's first error. */
 typedef struct dn_ctx dn_ctx;
+/* A float32 tensor of up to DN_MAX_DIMS dimensions, row-major with strides; views share storage. */
 typedef struct dn_tensor dn_tensor;
 
 /* A new, empty context; NULL if out of memory (dn_last_error says so). */
@@ -107,9 +112,9 @@ DN_NODISCARD dn_status dn_tensor_from(dn_ctx *ctx, int ndim, const int64_t *shap
 /* Frees a heap tensor (and its gradient).  NULL, and tensors that belong to a context, are ignored. */
 void dn_tensor_free(dn_tensor *t);
 
-int dn_tensor_ndim(const dn_tensor *t);
+int dn_tensor_ndim(const dn_tensor *t);                /* number of dimensions (0 for a scalar) */
 int64_t dn_tensor_dim(const dn_tensor *t, int axis);  /* negative axes count from the end */
-int64_t dn_tensor_numel(const dn_tensor *t);
+int64_t dn_tensor_numel(const dn_tensor *t);          /* number of elements */
 /* Pointer to the elements if the tensor is contiguous, else NULL (use dn_contiguous first). */
 float *dn_tensor_data(dn_tensor *t);
 /* Copies the elements in row-major order into buf (numel floats), whatever the strides. */
@@ -122,14 +127,14 @@ const char *dn_tensor_shape_str(const dn_tensor *t, char *buf, size_t size);
 /* Gradients.  A tensor that requires grad receives d(loss)/d(tensor) in dn_backward(); the gradient is
  * contiguous, in row-major order of the tensor's shape, and NULL until first written. */
 DN_NODISCARD dn_status dn_tensor_set_requires_grad(dn_tensor *t, bool requires);
-bool dn_tensor_requires_grad(const dn_tensor *t);
-float *dn_tensor_grad(dn_tensor *t);
-void dn_tensor_zero_grad(dn_tensor *t);
+bool dn_tensor_requires_grad(const dn_tensor *t); /* whether backward computes this tensor's gradient */
+float *dn_tensor_grad(dn_tensor *t);              /* the gradient (numel floats), NULL until first written */
+void dn_tensor_zero_grad(dn_tensor *t);           /* sets the gradient, if there is one, to zero */
 
 /* Fill helpers for heap or context tensors (contiguous only). */
 DN_NODISCARD dn_status dn_tensor_fill(dn_tensor *t, float value);
-DN_NODISCARD dn_status dn_tensor_fill_uniform(dn_tensor *t, dn_rng *r, float lo, float hi);
-DN_NODISCARD dn_status dn_tensor_fill_normal(dn_tensor *t, dn_rng *r, float mean, float std);
+DN_NODISCARD dn_status dn_tensor_fill_uniform(dn_tensor *t, dn_rng *r, float lo, float hi); /* U(lo, hi) */
+DN_NODISCARD dn_status dn_tensor_fill_normal(dn_tensor *t, dn_rng *r, float mean, float std); /* N(mean, std²) */
 
 /* ------------------------------------------------------------------ autodiff */
 
@@ -144,15 +149,15 @@ DN_NODISCARD dn_status dn_backward_with(dn_ctx *ctx, dn_tensor *out, const float
 /* Every differentiable op is one entry in a registry that the tests walk.  Attributes are numbers
  * with names (axis, alpha, reduction, ...); names, never positions, are what files store. */
 typedef struct dn_op dn_op;
-int dn_op_count(void);
-const dn_op *dn_op_at(int i);
-const dn_op *dn_op_find(const char *name);
-const char *dn_op_name(const dn_op *op);
+int dn_op_count(void);                     /* number of ops in the registry */
+const dn_op *dn_op_at(int i);              /* op i, 0 <= i < dn_op_count(); NULL outside */
+const dn_op *dn_op_find(const char *name); /* the op of that name ("relu"), NULL if there is none */
+const char *dn_op_name(const dn_op *op);   /* the name files and dn_op_find use */
 /* Number of inputs (-1: variadic); number of attributes and their names and defaults. */
 int dn_op_arity(const dn_op *op);
-int dn_op_attr_count(const dn_op *op);
-const char *dn_op_attr_name(const dn_op *op, int i);
-double dn_op_attr_default(const dn_op *op, int i);
+int dn_op_attr_count(const dn_op *op);                /* number of attributes */
+const char *dn_op_attr_name(const dn_op *op, int i);  /* name of attribute i ("alpha") */
+double dn_op_attr_default(const dn_op *op, int i);    /* default of attribute i */
 /* Looks up an attribute index by name, -1 if the op has none of that name. */
 int dn_op_attr_index(const dn_op *op, const char *name);
 /* One-line formula for the documentation and `dendrite gradcheck`. */
@@ -171,20 +176,20 @@ DN_NODISCARD dn_status dn_gradcheck_op(const dn_op *op, double *max_err, char *m
 enum { DN_REDUCE_MEAN = 0, DN_REDUCE_SUM = 1, DN_REDUCE_NONE = 2 };
 
 /* Elementwise arithmetic with NumPy/PyTorch broadcasting. */
-dn_tensor *dn_add(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);
-dn_tensor *dn_sub(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);
-dn_tensor *dn_mul(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);
-dn_tensor *dn_div(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);
+dn_tensor *dn_add(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);        /* a + b */
+dn_tensor *dn_sub(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);        /* a - b */
+dn_tensor *dn_mul(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);        /* a * b */
+dn_tensor *dn_div(dn_ctx *ctx, dn_tensor *a, dn_tensor *b);        /* a / b */
 dn_tensor *dn_scale(dn_ctx *ctx, dn_tensor *x, float factor);      /* factor * x */
 dn_tensor *dn_add_scalar(dn_ctx *ctx, dn_tensor *x, float value);  /* x + value */
 
 /* Unary maths. */
-dn_tensor *dn_exp(dn_ctx *ctx, dn_tensor *x);
-dn_tensor *dn_log(dn_ctx *ctx, dn_tensor *x);
-dn_tensor *dn_sqrt(dn_ctx *ctx, dn_tensor *x);
-dn_tensor *dn_pow(dn_ctx *ctx, dn_tensor *x, float exponent);
-dn_tensor *dn_abs(dn_ctx *ctx, dn_tensor *x);
-dn_tensor *dn_clamp(dn_ctx *ctx, dn_tensor *x, float lo, float hi);
+dn_tensor *dn_exp(dn_ctx *ctx, dn_tensor *x);                        /* e^x */
+dn_tensor *dn_log(dn_ctx *ctx, dn_tensor *x);                        /* natural logarithm */
+dn_tensor *dn_sqrt(dn_ctx *ctx, dn_tensor *x);                       /* square root */
+dn_tensor *dn_pow(dn_ctx *ctx, dn_tensor *x, float exponent);        /* x^exponent */
+dn_tensor *dn_abs(dn_ctx *ctx, dn_tensor *x);                        /* |x| */
+dn_tensor *dn_clamp(dn_ctx *ctx, dn_tensor *x, float lo, float hi);  /* min(max(x, lo), hi) */
 
 /* Matrix products.  matmul: [.., M, K] x [.., K, N] -> [.., M, N]; batch dimensions broadcast, and a 2-D
  * right side is shared by every batch.  linear: x [.., in] with W [out, in] and b [out] (b may be NULL)
@@ -194,48 +199,52 @@ dn_tensor *dn_linear(dn_ctx *ctx, dn_tensor *x, dn_tensor *w, dn_tensor *b);
 
 /* Reductions over a set of axes, given as a bit mask (bit i = axis i); mask 0 means every axis. */
 dn_tensor *dn_sum(dn_ctx *ctx, dn_tensor *x, unsigned axes, bool keepdim);
-dn_tensor *dn_mean(dn_ctx *ctx, dn_tensor *x, unsigned axes, bool keepdim);
-dn_tensor *dn_max(dn_ctx *ctx, dn_tensor *x, unsigned axes, bool keepdim);
+dn_tensor *dn_mean(dn_ctx *ctx, dn_tensor *x, unsigned axes, bool keepdim); /* sum / count */
+dn_tensor *dn_max(dn_ctx *ctx, dn_tensor *x, unsigned axes, bool keepdim);  /* ties share the gradient */
 
 /* Shape ops.  reshape, permute and slice return views when they can (no copy); a -1 in reshape is
  * inferred.  slice takes [start, end) with step along one axis (negative start/end count from the end). */
 dn_tensor *dn_reshape(dn_ctx *ctx, dn_tensor *x, int ndim, const int64_t *shape);
 dn_tensor *dn_permute(dn_ctx *ctx, dn_tensor *x, const int *perm);
-dn_tensor *dn_transpose(dn_ctx *ctx, dn_tensor *x, int axis0, int axis1);
+dn_tensor *dn_transpose(dn_ctx *ctx, dn_tensor *x, int axis0, int axis1);  /* swaps two axes (a view) */
 dn_tensor *dn_slice(dn_ctx *ctx, dn_tensor *x, int axis, int64_t start, int64_t end, int64_t step);
-dn_tensor *dn_concat(dn_ctx *ctx, int n, dn_tensor *const *xs, int axis);
-dn_tensor *dn_contiguous(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_concat(dn_ctx *ctx, int n, dn_tensor *const *xs, int axis);  /* n tensors joined along axis */
+dn_tensor *dn_contiguous(dn_ctx *ctx, dn_tensor *x);                       /* a row-major copy */
 
 /* Activations (the seed's full list). */
-dn_tensor *dn_identity(dn_ctx *ctx, dn_tensor *x);
-dn_tensor *dn_sigmoid(dn_ctx *ctx, dn_tensor *x);
-dn_tensor *dn_tanh(dn_ctx *ctx, dn_tensor *x);
-dn_tensor *dn_relu(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_identity(dn_ctx *ctx, dn_tensor *x);                           /* x */
+dn_tensor *dn_sigmoid(dn_ctx *ctx, dn_tensor *x);                            /* 1 / (1 + e^-x) */
+dn_tensor *dn_tanh(dn_ctx *ctx, dn_tensor *x);                               /* tanh(x) */
+dn_tensor *dn_relu(dn_ctx *ctx, dn_tensor *x);                               /* max(0, x) */
 dn_tensor *dn_leaky_relu(dn_ctx *ctx, dn_tensor *x, float alpha);            /* alpha default 0.01 */
-dn_tensor *dn_softmax(dn_ctx *ctx, dn_tensor *x, int axis);
-dn_tensor *dn_log_softmax(dn_ctx *ctx, dn_tensor *x, int axis);
+dn_tensor *dn_softmax(dn_ctx *ctx, dn_tensor *x, int axis);                  /* e^x / sum(e^x) along axis */
+dn_tensor *dn_log_softmax(dn_ctx *ctx, dn_tensor *x, int axis);              /* log(softmax), computed stably */
 /* PReLU: alpha has 1 element (shared) or C elements, one per channel (axis 1 of x). */
 dn_tensor *dn_prelu(dn_ctx *ctx, dn_tensor *x, dn_tensor *alpha);
 dn_tensor *dn_elu(dn_ctx *ctx, dn_tensor *x, float alpha);                   /* alpha default 1 */
 /* Swish x*sigmoid(beta*x); beta is a 1-element tensor so it can be learned. */
 dn_tensor *dn_swish(dn_ctx *ctx, dn_tensor *x, dn_tensor *beta);
-dn_tensor *dn_mish(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_mish(dn_ctx *ctx, dn_tensor *x);                               /* x * tanh(softplus(x)) */
+/* dn_gelu: x * Phi(x) (Phi: the normal CDF), exact (DN_GELU_ERF) or with PyTorch's tanh approximation. */
 enum { DN_GELU_ERF = 0, DN_GELU_TANH = 1 };
 dn_tensor *dn_gelu(dn_ctx *ctx, dn_tensor *x, int approximate);
 dn_tensor *dn_softplus(dn_ctx *ctx, dn_tensor *x, float beta, float threshold); /* 1, 20 */
-dn_tensor *dn_selu(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_selu(dn_ctx *ctx, dn_tensor *x);   /* lambda * (x > 0 ? x : alpha (e^x - 1)), PyTorch's constants */
 /* max(0, min(1, slope*x + offset)): the seed's form is slope 0.5, offset 0.5; PyTorch's is 1/6, 0.5. */
 dn_tensor *dn_hard_sigmoid(dn_ctx *ctx, dn_tensor *x, float slope, float offset);
 dn_tensor *dn_hard_tanh(dn_ctx *ctx, dn_tensor *x, float lo, float hi);     /* -1, 1 */
 
 /* Losses.  pred and target of the same shape unless said otherwise; reduction is DN_REDUCE_*.
  * Class targets are class indices stored as floats, shape [N] (or [N, d1..] for pred [N, C, d1..]). */
-dn_tensor *dn_mse_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, int reduction);
-dn_tensor *dn_l1_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, int reduction);
+dn_tensor *dn_mse_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, int reduction); /* (pred - target)^2 */
+dn_tensor *dn_l1_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, int reduction);  /* |pred - target| */
+/* d = pred - target: d^2 / 2 where |d| <= delta, else delta (|d| - delta / 2) (torch.nn.HuberLoss). */
 dn_tensor *dn_huber_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, float delta, int reduction);
 /* Cross-entropy on probabilities: -sum_c y_c log p_c per row (pred [N, C] of probabilities, target [N, C]). */
 dn_tensor *dn_cross_entropy_prob(dn_ctx *ctx, dn_tensor *prob, dn_tensor *target, int reduction);
+/* Binary cross-entropy -(y log p + (1 - y) log(1 - p)) on probabilities p. */
 dn_tensor *dn_bce_loss(dn_ctx *ctx, dn_tensor *prob, dn_tensor *target, int reduction);
+/* The same on logits: p = sigmoid(logits), computed stably (torch.nn.BCEWithLogitsLoss). */
 dn_tensor *dn_bce_with_logits(dn_ctx *ctx, dn_tensor *logits, dn_tensor *target, int reduction);
 /* Hinge with labels +1/-1: max(0, 1 - y*pred). */
 dn_tensor *dn_hinge_loss(dn_ctx *ctx, dn_tensor *pred, dn_tensor *target, int reduction);
@@ -255,11 +264,11 @@ dn_tensor *dn_conv2d(dn_ctx *ctx, dn_tensor *x, dn_tensor *w, dn_tensor *b, int 
 /* Pooling over kh x kw windows with stride (0: = kernel) and zero/-inf padding; gradients go to the first extreme
  * element of a window (PyTorch's rule); average pooling divides by kh*kw (count_include_pad). */
 dn_tensor *dn_max_pool2d(dn_ctx *ctx, dn_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw);
-dn_tensor *dn_avg_pool2d(dn_ctx *ctx, dn_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw);
-dn_tensor *dn_min_pool2d(dn_ctx *ctx, dn_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw);
+dn_tensor *dn_avg_pool2d(dn_ctx *ctx, dn_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw); /* average */
+dn_tensor *dn_min_pool2d(dn_ctx *ctx, dn_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw); /* minimum */
 /* [N, C, H, W] -> [N, C, 1, 1]. */
-dn_tensor *dn_global_avg_pool2d(dn_ctx *ctx, dn_tensor *x);
-dn_tensor *dn_global_max_pool2d(dn_ctx *ctx, dn_tensor *x);
+dn_tensor *dn_global_avg_pool2d(dn_ctx *ctx, dn_tensor *x); /* mean over H and W */
+dn_tensor *dn_global_max_pool2d(dn_ctx *ctx, dn_tensor *x); /* maximum over H and W */
 /* Batch normalisation over axis 1 of x [N, C, ...], as torch.nn.functional.batch_norm: in training, batch
  * statistics normalise (biased variance) and the running statistics are updated in place (unbiased variance);
  * in evaluation the running statistics normalise. */
@@ -283,7 +292,7 @@ dn_tensor *dn_gru_cell(dn_ctx *ctx, dn_tensor *xw, dn_tensor *h, dn_tensor *w_hh
 /* Samples in memory: x holds n samples of shape `shape` (row-major, float32); y holds one target per sample
  * (a class index stored as a float, or a regression value).  Loaders check every size and say what is wrong. */
 typedef struct dn_dataset {
-    int64_t n;
+    int64_t n;                     /* number of samples */
     int ndim;                      /* rank of one sample */
     int64_t shape[DN_MAX_DIMS];    /* shape of one sample */
     float *x;                      /* n * sample_size floats */
@@ -305,7 +314,7 @@ DN_NODISCARD dn_status dn_dataset_load_idx(const char *images, const char *label
 DN_NODISCARD dn_status dn_dataset_load_csv(const char *path, int label_col, int header, dn_dataset **out);
 /* label_col value meaning "no label column": every column is a feature and y is zero (for prediction). */
 #define DN_CSV_NO_LABEL (-2147483647 - 1)
-void dn_dataset_free(dn_dataset *d);
+void dn_dataset_free(dn_dataset *d); /* frees the data set and its arrays; NULL does nothing */
 /* Splits a seeded permutation: b gets round(fraction * n) samples (validation), a the rest (training);
  * fraction in [0, 1); both keep the original sample order; b may be empty. */
 DN_NODISCARD dn_status dn_dataset_split(const dn_dataset *d, double fraction, uint64_t seed, dn_dataset **a,
@@ -318,11 +327,11 @@ void dn_dataset_normalize(dn_dataset *d, const float *mean, const float *std);
 
 /* A character (byte) vocabulary: the distinct bytes of a text, in byte order. */
 typedef struct dn_vocab {
-    int size;
+    int size;                 /* number of distinct bytes */
     unsigned char bytes[256]; /* id -> byte */
     int16_t index[256];       /* byte -> id, -1 if absent */
 } dn_vocab;
-void dn_vocab_build(const unsigned char *text, size_t n, dn_vocab *v);
+void dn_vocab_build(const unsigned char *text, size_t n, dn_vocab *v); /* the vocabulary of n bytes of text */
 /* A text file as windows of seq_len character ids (x) whose targets are the next characters (y, target_size =
  * seq_len).  vocab: use this vocabulary (bytes outside it are errors), or NULL to build one from the file into
  * *vocab_out.  Binary files and empty files are refused. */
@@ -339,7 +348,7 @@ typedef struct dn_batcher dn_batcher;
  * saving dn_batcher_rng() between epochs and restoring it before dn_batcher_reset() resumes the same order. */
 DN_NODISCARD dn_status dn_batcher_new(const dn_dataset *d, int64_t batch, bool shuffle, uint64_t seed,
                                       dn_batcher **out);
-void dn_batcher_free(dn_batcher *b);
+void dn_batcher_free(dn_batcher *b); /* frees the batcher (not the data set); NULL does nothing */
 /* Starts a new epoch (reshuffles). */
 void dn_batcher_reset(dn_batcher *b);
 /* Copies the next batch into x (batch * sample_size floats) and y (batch * target_size floats); returns its
@@ -350,16 +359,18 @@ dn_rng *dn_batcher_rng(dn_batcher *b);
 
 /* ------------------------------------------------------------------ optimisers */
 
+/* The optimisers, each with PyTorch's update rule (docs/optimisers.md). */
 typedef enum dn_optim_kind { DN_SGD = 0, DN_ADAM, DN_ADAMW, DN_RMSPROP, DN_ADAGRAD } dn_optim_kind;
 
 /* Settings with PyTorch's names and defaults (dn_optim_defaults fills them for a kind). */
 typedef struct dn_optim_config {
-    dn_optim_kind kind;
+    dn_optim_kind kind;  /* which optimiser */
     float lr;            /* SGD 0.01 (torch requires it; we pick 0.01), Adam/AdamW 1e-3, RMSprop 0.01, Adagrad 0.01 */
     float momentum;      /* SGD, RMSprop: 0 */
     float dampening;     /* SGD: 0 */
     bool nesterov;       /* SGD */
-    float beta1, beta2;  /* Adam/AdamW: 0.9, 0.999 */
+    float beta1;         /* Adam/AdamW: 0.9 */
+    float beta2;         /* Adam/AdamW: 0.999 */
     float eps;           /* Adam/AdamW 1e-8, RMSprop 1e-8, Adagrad 1e-10 */
     float weight_decay;  /* L2 added to the gradient (SGD, Adam, RMSprop, Adagrad) or decoupled (AdamW, default 0.01) */
     bool amsgrad;        /* Adam/AdamW */
@@ -369,58 +380,66 @@ typedef struct dn_optim_config {
     float initial_accumulator; /* Adagrad: 0 */
 } dn_optim_config;
 
-void dn_optim_defaults(dn_optim_kind kind, dn_optim_config *cfg);
+void dn_optim_defaults(dn_optim_kind kind, dn_optim_config *cfg); /* fills cfg with the kind's defaults above */
 /* Parses "sgd", "adam", "adamw", "rmsprop", "adagrad". */
 DN_NODISCARD dn_status dn_optim_kind_parse(const char *name, dn_optim_kind *kind);
-const char *dn_optim_kind_name(dn_optim_kind kind);
+const char *dn_optim_kind_name(dn_optim_kind kind); /* "sgd", "adam", ... */
 
+/* An optimiser and its state (momentum buffers, moment estimates, step count). */
 typedef struct dn_optim dn_optim;
 /* An optimiser over n parameters kept in one flat buffer.  decay_mask (n bytes, may be NULL = all 1):
  * 0 excludes an element from weight decay (biases, batch-norm parameters). */
 DN_NODISCARD dn_status dn_optim_new(const dn_optim_config *cfg, size_t n, const uint8_t *decay_mask, dn_optim **out);
-void dn_optim_free(dn_optim *o);
+void dn_optim_free(dn_optim *o); /* NULL does nothing */
 /* One update of params from grads, with PyTorch's update rule for the kind. */
 void dn_optim_step(dn_optim *o, float *params, const float *grads);
-void dn_optim_set_lr(dn_optim *o, float lr);
-float dn_optim_get_lr(const dn_optim *o);
+void dn_optim_set_lr(dn_optim *o, float lr); /* the learning rate of the next steps (schedules set it) */
+float dn_optim_get_lr(const dn_optim *o);     /* the learning rate now */
 /* Optimiser state for checkpoints: buffers named like "momentum_buffer", "exp_avg", "exp_avg_sq",
  * "max_exp_avg_sq", "square_avg", "grad_avg", "sum", each n floats; plus the step count. */
 int dn_optim_state_count(const dn_optim *o);
-const char *dn_optim_state_name(const dn_optim *o, int i);
-float *dn_optim_state_data(dn_optim *o, int i);
-int64_t dn_optim_get_step(const dn_optim *o);
-void dn_optim_set_step(dn_optim *o, int64_t step);
+const char *dn_optim_state_name(const dn_optim *o, int i); /* name of state buffer i */
+float *dn_optim_state_data(dn_optim *o, int i);            /* its n floats */
+int64_t dn_optim_get_step(const dn_optim *o);              /* steps taken */
+void dn_optim_set_step(dn_optim *o, int64_t step);         /* for resuming: Adam's bias correction needs it */
 
 /* Gradient clipping over a flat gradient buffer: by global L2 norm (returns the norm before clipping, as
  * torch.nn.utils.clip_grad_norm_) and by value. */
 float dn_clip_grad_norm(float *grads, size_t n, float max_norm);
-void dn_clip_grad_value(float *grads, size_t n, float clip);
+void dn_clip_grad_value(float *grads, size_t n, float clip); /* each gradient into [-clip, clip] */
 
 /* Learning-rate schedules, evaluated per epoch (PyTorch's closed forms).  Warm-up, when set, ramps linearly
  * from lr*warmup_start_factor to lr over warmup_epochs before the schedule proper begins. */
 typedef enum dn_sched_kind { DN_SCHED_CONSTANT = 0, DN_SCHED_STEP, DN_SCHED_EXPONENTIAL, DN_SCHED_COSINE,
                              DN_SCHED_PLATEAU } dn_sched_kind;
+/* A schedule's settings and, for plateau, its state (dn_schedule_defaults fills it). */
 typedef struct dn_schedule {
-    dn_sched_kind kind;
-    float base_lr;
+    dn_sched_kind kind;  /* which schedule */
+    float base_lr;       /* the learning rate the schedule starts from */
     int step_size;       /* step: every step_size epochs multiply by gamma */
     float gamma;         /* step 0.1, exponential 0.95 */
     int t_max;           /* cosine: period in epochs */
     float eta_min;       /* cosine: floor 0 */
     int warmup_epochs;   /* 0: none */
     float warmup_start_factor; /* 1/3 as torch LinearLR's default */
-    /* reduce-on-plateau (mode min): factor 0.1, patience 10, threshold 1e-4 (rel), cooldown 0, min_lr 0 */
-    float factor, threshold, min_lr;
-    int patience, cooldown;
+    /* reduce-on-plateau (mode min) */
+    float factor;        /* multiplies the learning rate on a plateau: 0.1 */
+    float threshold;     /* relative improvement that counts: 1e-4 */
+    float min_lr;        /* lower bound: 0 */
+    int patience;        /* epochs without improvement before a cut: 10 */
+    int cooldown;        /* epochs to wait after a cut: 0 */
     /* plateau state */
-    float best, current_lr;
-    int bad_epochs, cooldown_left;
+    float best;          /* best metric so far */
+    float current_lr;    /* learning rate now */
+    int bad_epochs;      /* epochs since the best */
+    int cooldown_left;   /* cooldown epochs left */
 } dn_schedule;
-void dn_schedule_defaults(dn_sched_kind kind, float base_lr, dn_schedule *s);
+void dn_schedule_defaults(dn_sched_kind kind, float base_lr, dn_schedule *s); /* the defaults above */
+/* Parses "constant", "step", "exponential", "cosine", "plateau". */
 DN_NODISCARD dn_status dn_sched_kind_parse(const char *name, dn_sched_kind *kind);
 /* Learning rate for epoch `epoch` (0-based).  For plateau, call dn_schedule_observe after each epoch. */
 float dn_schedule_lr(dn_schedule *s, int epoch);
-void dn_schedule_observe(dn_schedule *s, float metric);
+void dn_schedule_observe(dn_schedule *s, float metric); /* plateau: the epoch's monitored metric */
 
 /* ------------------------------------------------------------------ models */
 
@@ -428,6 +447,7 @@ void dn_schedule_observe(dn_schedule *s, float metric);
  * step is one loop over them).  Input shape is per sample; a batch adds a leading axis N. */
 typedef struct dn_model dn_model;
 
+/* Weight initialisation of dense, convolutional and recurrent layers. */
 typedef enum dn_init {
     DN_INIT_DEFAULT = 0,  /* PyTorch's nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias */
     DN_INIT_XAVIER_UNIFORM, /* Glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); bias 0 */
@@ -440,7 +460,7 @@ DN_NODISCARD dn_status dn_init_parse(const char *name, dn_init *init);
 
 /* A new, empty model taking samples of the given shape; `seed` drives initialisation (and dropout). */
 DN_NODISCARD dn_status dn_model_new(int ndim, const int64_t *input_shape, uint64_t seed, dn_model **out);
-void dn_model_free(dn_model *m);
+void dn_model_free(dn_model *m); /* NULL does nothing */
 /* Fully connected layer y = x Wᵀ + b; inputs of rank > 1 per sample are flattened first. */
 DN_NODISCARD dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias);
 /* An activation op by name ("relu", "leaky_relu", "softmax", "prelu", "swish", ...) with attributes as
@@ -449,9 +469,9 @@ DN_NODISCARD dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init in
 DN_NODISCARD dn_status dn_model_add_activation(dn_model *m, const char *name, const char *attrs);
 /* Flattens each sample to one axis. */
 DN_NODISCARD dn_status dn_model_add_flatten(dn_model *m);
+#define DN_PAD_SAME (-1) /* dn_model_add_conv2d's pad that keeps H and W (for stride 1) */
 /* Convolution over images [C, H, W]: `filters` kernels of kh x kw, stride, padding (DN_PAD_SAME keeps H and W
  * for stride 1), dilation and groups (groups = C: depthwise). */
-#define DN_PAD_SAME (-1)
 DN_NODISCARD dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int stride, int pad,
                                            int dilation, int groups, dn_init init, bool bias);
 /* Pooling: kind "max", "avg" or "min"; stride 0 means = size. */
@@ -475,7 +495,7 @@ DN_NODISCARD dn_status dn_model_add_recurrent(dn_model *m, const char *kind, int
                                               bool bidirectional, float dropout, bool return_sequences, bool stateful);
 /* The character vocabulary of a text model (saved in checkpoints; size 0 if none). */
 void dn_model_set_vocab(dn_model *m, const dn_vocab *v);
-const dn_vocab *dn_model_vocab(const dn_model *m);
+const dn_vocab *dn_model_vocab(const dn_model *m); /* the vocabulary set or loaded */
 /* Forgets the carried state of stateful recurrent layers (start of an epoch, or of a new text). */
 void dn_model_reset_state(dn_model *m);
 /* Residual add: the previous layer's output plus layer `from`'s (negative: counted back, -1 the previous). */
@@ -488,21 +508,21 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x);
 /* Training mode (dropout active, batch statistics) or evaluation mode. */
 void dn_model_set_training(dn_model *m, bool training);
 
-int dn_model_layer_count(const dn_model *m);
+int dn_model_layer_count(const dn_model *m); /* number of layers */
 /* Shape of one input sample; returns its rank. */
 int dn_model_input_shape(const dn_model *m, int64_t *shape);
 /* Re-initialises every parameter as construction would with this seed (and reseeds dropout). */
 DN_NODISCARD dn_status dn_model_reinit(dn_model *m, uint64_t seed);
 /* Output shape of one sample after the model (rank in *ndim). */
 void dn_model_output_shape(const dn_model *m, int *ndim, int64_t *shape);
-size_t dn_model_param_count(const dn_model *m);
-float *dn_model_params(dn_model *m);
-float *dn_model_grads(dn_model *m);
-void dn_model_zero_grad(dn_model *m);
+size_t dn_model_param_count(const dn_model *m); /* number of parameters (floats) */
+float *dn_model_params(dn_model *m);            /* all parameters, one flat buffer */
+float *dn_model_grads(dn_model *m);             /* their gradients, in the same layout (dn_backward adds here) */
+void dn_model_zero_grad(dn_model *m);           /* zeroes the gradients; call before each backward */
 /* Named parameter tensors ("layers.0.weight"), in creation order. */
 int dn_model_tensor_count(const dn_model *m);
-const char *dn_model_tensor_name(const dn_model *m, int i);
-dn_tensor *dn_model_tensor(dn_model *m, int i);
+const char *dn_model_tensor_name(const dn_model *m, int i); /* name of tensor i */
+dn_tensor *dn_model_tensor(dn_model *m, int i);             /* tensor i (its data lies in the flat buffer) */
 /* 1 for elements that weight decay / L1 / L2 apply to (weights), 0 for biases and activation parameters. */
 const uint8_t *dn_model_decay_mask(const dn_model *m);
 /* A text table of layers: name, output shape, parameters, FLOPs per sample (multiply-adds count 2);
@@ -513,19 +533,23 @@ int64_t dn_model_flops(const dn_model *m);
 
 /* ------------------------------------------------------------------ model files (.cfg) */
 
+/* Training settings (defined below, with the trainer). */
+typedef struct dn_train_config dn_train_config;
 /* Builds a model from cfg text (Darknet-style sections; docs/cfg.md).  `filename` is used in messages
  * ("model.cfg:12: ...").  Training settings from [net] go to *train (may be NULL). */
-typedef struct dn_train_config dn_train_config;
 DN_NODISCARD dn_status dn_model_from_cfg(const char *text, const char *filename, dn_model **model,
                                          dn_train_config *train);
+/* The same from a file. */
 DN_NODISCARD dn_status dn_model_load_cfg(const char *path, dn_model **model, dn_train_config *train);
 /* The cfg text the model was built from (NULL when built from C). */
 const char *dn_model_cfg_text(const dn_model *m);
 
 /* ------------------------------------------------------------------ training */
 
+/* The figure early stopping and restore_best watch: validation loss (lower is better) or accuracy. */
 typedef enum dn_monitor { DN_MONITOR_VAL_LOSS = 0, DN_MONITOR_VAL_ACCURACY } dn_monitor;
 
+/* Everything a cfg file's [net] and [data] sections set, with the defaults in the comments. */
 struct dn_train_config {
     int epochs;             /* 10 */
     int64_t batch;          /* 64 */
@@ -534,7 +558,8 @@ struct dn_train_config {
     float huber_delta;      /* 1 */
     dn_optim_config optim;  /* SGD lr 0.01 unless set */
     dn_schedule schedule;   /* constant unless set */
-    float l1, l2;           /* penalties on weights: l1 * sum|w| and l2/2 * sum w^2 (the seed's form); 0 */
+    float l1;               /* penalty l1 * sum|w| on weights; 0 */
+    float l2;               /* penalty l2/2 * sum w^2 on weights (the seed's form); 0 */
     bool decay_bias;        /* apply L1/L2/weight decay to biases too; false */
     float clip_norm;        /* clip the global gradient norm to this; 0 = off */
     float clip_value;       /* clip each gradient to [-v, v]; 0 = off */
@@ -554,16 +579,19 @@ struct dn_train_config {
     int csv_header;         /* csv: -1 detect */
     bool normalize;         /* csv: standardise features with the training set's statistics */
 };
-void dn_train_defaults(dn_train_config *c);
+void dn_train_defaults(dn_train_config *c); /* fills c with the defaults above */
 
 /* Figures of one finished epoch. */
 typedef struct dn_epoch_stats {
     int epoch;              /* 1-based */
-    int epochs;
-    double train_loss, train_accuracy;
-    double val_loss, val_accuracy; /* NaN when there is no validation set */
-    double lr;
-    double seconds, samples_per_sec;
+    int epochs;             /* epochs planned */
+    double train_loss;      /* mean loss over the epoch's batches */
+    double train_accuracy;  /* NaN when the data has no classes */
+    double val_loss;        /* NaN when there is no validation set */
+    double val_accuracy;    /* NaN when there is no validation set */
+    double lr;              /* learning rate of the epoch */
+    double seconds;         /* time the epoch took */
+    double samples_per_sec; /* training speed */
     bool improved;          /* the monitored metric improved (checkpoint-worthy) */
     bool stop;              /* early stopping triggered after this epoch */
 } dn_epoch_stats;
@@ -576,36 +604,43 @@ typedef struct dn_trainer dn_trainer;
 /* train: the training data; val: a validation set, or NULL to hold out config->validation of train. */
 DN_NODISCARD dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_dataset *train,
                                       const dn_dataset *val, dn_trainer **out);
-void dn_trainer_free(dn_trainer *t);
+void dn_trainer_free(dn_trainer *t); /* NULL does nothing; the model and data sets are the caller's */
+/* fn(user, ...) is called after every batch (progress bars); NULL for none. */
 void dn_trainer_set_batch_callback(dn_trainer *t, dn_batch_fn fn, void *user);
 /* Runs one epoch; *stats describes it.  Returns DN_ERR_NUMERIC (naming the op) if the loss diverges. */
 DN_NODISCARD dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *stats);
 /* Epochs completed so far, and whether early stopping has ended the run. */
 int dn_trainer_epochs_done(const dn_trainer *t);
-bool dn_trainer_finished(const dn_trainer *t);
+bool dn_trainer_finished(const dn_trainer *t); /* all epochs done, or stopped early */
 /* Puts the best weights back (if restore_best and a validation set); call when the run ends. */
 void dn_trainer_restore_best(dn_trainer *t);
 /* Checkpoints: parameters, optimiser state, cfg text and training state in one safetensors file, written to a
  * temporary file and renamed (a crash never leaves a broken file). */
 DN_NODISCARD dn_status dn_trainer_save(const dn_trainer *t, const char *path);
+/* Continues a run from dn_trainer_save's checkpoint, in a trainer built with the same model and config. */
 DN_NODISCARD dn_status dn_trainer_resume(dn_trainer *t, const char *path);
 
+/* What dn_evaluate measured: mean loss, accuracy (NaN without classes) and the number of samples. */
+typedef struct dn_eval_result {
+    double loss;     /* mean loss per sample */
+    double accuracy; /* share of correct predictions (per step for sequences) */
+    int64_t n;       /* samples evaluated */
+} dn_eval_result;
 /* Loss, accuracy (classification) and optional confusion matrix (n_classes^2 ints, row = truth) of a model
  * on a data set, in evaluation mode. */
-typedef struct dn_eval_result { double loss, accuracy; int64_t n; } dn_eval_result;
 DN_NODISCARD dn_status dn_evaluate(dn_model *m, const dn_train_config *config, const dn_dataset *d,
                                    dn_eval_result *r, int64_t *confusion);
 
-/* Saves just the model (parameters + cfg text) / loads a model from a checkpoint written by either save.
- * train (may be NULL) receives the cfg's training settings. */
+/* Saves just the model: parameters and cfg text (a model built in C has no cfg; see dn_model_load_params). */
 DN_NODISCARD dn_status dn_model_save(const dn_model *m, const char *path);
+/* Loads a model from a checkpoint written by either save; train (may be NULL) receives the cfg's settings. */
 DN_NODISCARD dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *train);
 /* Loads parameters by name into an existing model (for models built in C); shapes must match. */
 DN_NODISCARD dn_status dn_model_load_params(dn_model *m, const char *path);
 
 /* Threads used by kernels (0: DN_THREADS from the environment, else 1). */
 void dn_set_threads(int n);
-int dn_get_threads(void);
+int dn_get_threads(void); /* the number in use */
 
 #ifdef __cplusplus
 }

@@ -406,7 +406,7 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         return NULL;
     }
     if (!ok) {
-        ctx->status = dn_error(DN_ERR_SHAPE, "model input must be [N, %s], got %s",
+        ctx->status = dn_error(DN_ERR_SHAPE, "model input must be [N, %s, got %s",
                                dn_shape_str(m->in_ndim, m->in_shape) + 1, dn_tshape(x));
         return NULL;
     }
