@@ -366,6 +366,26 @@ static void command_line(void)
     CHECK(run_cli(args, out, sizeof out) == 0 && strncmp(out, "0 ", 2) == 0 && strstr(out, "\n1 "));
     snprintf(args, sizeof args, "train %s --data %s --epochs 1", tmp_path("p.cfg"), tmp_path("p.csv"));
     CHECK(run_cli(args, out, sizeof out) == 1 && strstr(out, "[2]") && strstr(out, "[3]"));
+    /* malformed files through the command: a clear message and exit status 1, nothing written */
+    f = fopen(tmp_path("ragged.csv"), "w");
+    if (f) {
+        fputs("1,2,3,0\n4,5,1\n", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "train %s --data %s --quiet --save %s", tmp_path("p.cfg"), tmp_path("ragged.csv"),
+             tmp_path("never.ckpt"));
+    CHECK(run_cli(args, out, sizeof out) == 1 && strstr(out, "line 2") && access(tmp_path("never.ckpt"), F_OK) != 0);
+    snprintf(args, sizeof args, "eval %s --data %s/mnist", tmp_path("q.csv"), t_data_dir());
+    CHECK(run_cli(args, out, sizeof out) == 1 && strstr(out, "q.csv"));
+    f = fopen(tmp_path("trunc-images"), "wb");
+    if (f) {
+        fwrite("\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c", 1, 16, f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "predict %s %s", tmp_path("cli.ckpt"), tmp_path("trunc-images"));
+    CHECK(run_cli(args, out, sizeof out) == 1 && strstr(out, "trunc-images"));
+    snprintf(args, sizeof args, "train tests/fixtures/tiny_mnist.cfg --data %s --quiet", tmpdir);
+    CHECK(run_cli(args, out, sizeof out) == 1 && strstr(out, "fetch-mnist"));
     snprintf(args, sizeof args, "info %s", tmp_path("cli.ckpt"));
     CHECK(run_cli(args, out, sizeof out) == 0 && strstr(out, "dense"));
 }

@@ -153,6 +153,7 @@ static dn_status load_split(const dn_train_config *c, dn_model *m, const char *d
 typedef struct progress {
     bool tty, quiet;
     double start;
+    int64_t batch; /* samples per batch, for the rate */
 } progress;
 
 static double now(void)
@@ -173,8 +174,9 @@ static void on_batch(void *user, int epoch, int64_t batch, int64_t batches, doub
     char bar[64];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
     bar[width] = '\0';
-    fprintf(stderr, "\repoch %d [%s] %lld/%lld loss %.4f ETA %.0fs ", epoch, bar, (long long)batch, (long long)batches,
-            loss, eta);
+    double rate = el > 0 ? (double)(batch * p->batch) / el : 0;
+    fprintf(stderr, "\repoch %d [%s] %lld/%lld loss %.4f %.0f samples/s ETA %.0fs ", epoch, bar, (long long)batch,
+            (long long)batches, loss, rate, eta);
     fflush(stderr);
 }
 
@@ -269,7 +271,7 @@ static int cmd_train(int argc, char **argv)
         free(sd);
     }
     if (dn_trainer_new(m, &c, train, NULL, &t)) { fail(NULL); goto out; }
-    progress prog = {isatty(2), quiet, 0};
+    progress prog = {isatty(2), quiet, 0, c.batch};
     dn_trainer_set_batch_callback(t, on_batch, &prog);
     if (resume && dn_trainer_resume(t, resume)) { fail("resuming"); goto out; }
     if (log_path) {
