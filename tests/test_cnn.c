@@ -166,11 +166,134 @@ static void residual_net_learns(void)
     CHECK_MSG(acc >= 0.60, "residual net test accuracy %.4f below the 0.60 floor", acc);
 }
 
+
+/* ------------------------------------------------------------------ a whole block against PyTorch */
+
+#include "../src/nn/model.h"
+
+typedef struct fx_tensor {
+    char name[96];
+    int ndim;
+    int64_t shape[DN_MAX_DIMS];
+    float *v;
+    int64_t n;
+} fx_tensor;
+
+/* Reads tests/golden/block_resnet.txt (tools/golden_block.py): the cfg text and named tensors. */
+static int read_block_fixture(const char *path, char **cfg, fx_tensor *t, int max)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[512];
+    int n = 0, cfg_lines = 0;
+    *cfg = NULL;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        if (sscanf(line, "cfg %d", &cfg_lines) == 1) {
+            *cfg = calloc((size_t)cfg_lines + 1, 128);
+            for (int i = 0; i < cfg_lines && fgets(line, sizeof line, f); i++) strcat(*cfg, line);
+            continue;
+        }
+        if (strncmp(line, "tensor ", 7) || n >= max) continue;
+        fx_tensor *x = &t[n];
+        char *p = line + 7;
+        int used = 0;
+        if (sscanf(p, "%95s %d%n", x->name, &x->ndim, &used) != 2) break;
+        p += used;
+        x->n = 1;
+        for (int d = 0; d < x->ndim; d++) {
+            long long v;
+            if (sscanf(p, "%lld%n", &v, &used) != 1) break;
+            p += used;
+            x->shape[d] = v;
+            x->n *= v;
+        }
+        x->v = malloc((size_t)x->n * sizeof(float));
+        for (int64_t i = 0; i < x->n; i++)
+            if (fscanf(f, "%f", &x->v[i]) != 1) x->v[i] = NAN;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static const fx_tensor *fx_find(const fx_tensor *t, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(t[i].name, name)) return &t[i];
+    return NULL;
+}
+
+static void fx_compare(const char *what, const float *got, const fx_tensor *want)
+{
+    if (!got || !want) {
+        CHECK_MSG(0, "%s: missing (%s)", what, got ? "no expected value" : "no value");
+        return;
+    }
+    float scale = 0;
+    for (int64_t i = 0; i < want->n; i++) scale = fmaxf(scale, fabsf(want->v[i]));
+    for (int64_t i = 0; i < want->n; i++) {
+        /* float32 through three convolutions and two batch norms: 1e-4 of the tensor's largest value */
+        if (fabsf(got[i] - want->v[i]) > 1e-4f * fmaxf(scale, 1e-3f)) {
+            CHECK_MSG(0, "%s[%lld] = %.7g, PyTorch %.7g", what, (long long)i, (double)got[i], (double)want->v[i]);
+            return;
+        }
+    }
+}
+
+static void residual_block_matches_pytorch(void)
+{
+    fx_tensor t[64];
+    char *cfg = NULL;
+    int n = read_block_fixture("tests/golden/block_resnet.txt", &cfg, t, 64);
+    CHECK_MSG(n > 0 && cfg, "cannot read tests/golden/block_resnet.txt");
+    dn_model *m = NULL;
+    if (cfg) CHECK_OK(dn_model_from_cfg(cfg, "block_resnet.cfg", &m, NULL));
+    dn_ctx *ctx = dn_ctx_new();
+    if (m) {
+        char key[128];
+        for (int i = 0; i < dn_model_tensor_count(m); i++) {
+            snprintf(key, sizeof key, "param:%s", dn_model_tensor_name(m, i));
+            const fx_tensor *p = fx_find(t, n, key);
+            dn_tensor *pt = dn_model_tensor(m, i);
+            CHECK_MSG(p && p->n == dn_tensor_numel(pt), "parameter %s missing or of another size", key);
+            if (p && p->n == dn_tensor_numel(pt)) memcpy(dn_tensor_data(pt), p->v, (size_t)p->n * sizeof(float));
+        }
+        const fx_tensor *x = fx_find(t, n, "input"), *gy = fx_find(t, n, "grad_output");
+        dn_tensor *xt = NULL;
+        if (x && gy) {
+            CHECK_OK(dn_tensor_from(ctx, 4, x->shape, x->v, &xt));
+            CHECK_OK(dn_tensor_set_requires_grad(xt, true));
+            dn_model_zero_grad(m);
+            dn_tensor *y = dn_model_forward(m, ctx, xt);
+            CHECK_MSG(y != NULL, "%s", dn_last_error());
+            if (y) {
+                fx_compare("output", dn_tensor_data(y), fx_find(t, n, "output"));
+                CHECK_OK(dn_backward_with(ctx, y, gy->v));
+                fx_compare("grad:input", dn_tensor_grad(xt), fx_find(t, n, "grad:input"));
+                for (int i = 0; i < dn_model_tensor_count(m); i++) {
+                    snprintf(key, sizeof key, "grad:%s", dn_model_tensor_name(m, i));
+                    fx_compare(key, dn_tensor_grad(dn_model_tensor(m, i)), fx_find(t, n, key));
+                }
+                for (int i = 0; i < m->n_buffers; i++) {
+                    snprintf(key, sizeof key, "buffer:%s", m->buffers[i].name);
+                    fx_compare(key, m->buffers[i].t.data, fx_find(t, n, key));
+                }
+            }
+        }
+    }
+    dn_ctx_free(ctx);
+    dn_model_free(m);
+    for (int i = 0; i < n; i++) free(t[i].v);
+    free(cfg);
+}
+
 void suite_cnn(void)
 {
     RUN(cnn_cfg_errors);
     RUN(cnn_shapes_and_summary);
     RUN(dropout_modes);
+    RUN(residual_block_matches_pytorch);
     RUN(small_cnn_learns);
     RUN(residual_net_learns);
     dn_dataset_free(train_set);

@@ -886,8 +886,10 @@ def main():
             sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
             import golden_optim
             import golden_rnn
+            import golden_block
             golden_optim.main(args.out)
             golden_rnn.main(args.out)
+            golden_block.main(args.out)
         return rc
     with tempfile.TemporaryDirectory() as tmp:
         generate(names, tmp)
