@@ -44,6 +44,10 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdendrite.a
 
 examples: $(EX_BIN)
 
+# Resident memory over a 20-epoch MNIST run (docs/reliability.md).
+$(BUILD)/soak: $(BUILD)/tools/soak.o $(BUILD)/libdendrite.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+
 # The GEMM kernel against its reference over thousands of shapes (its own program; --bench times it).
 $(BUILD)/test_gemm: $(BUILD)/tests/test_gemm_standalone.o $(BUILD)/libdendrite.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
