@@ -224,7 +224,7 @@ static dn_status build_header(int n, const dn_st_entry *entries, int n_meta, con
         offset += bytes;
     }
     sb_puts(h, "}");
-    while (h->len % 8) sb_puts(h, " ");
+    while (!h->nomem && h->len % 8) sb_puts(h, " ");
     return h->nomem ? DN_ERR_NOMEM : DN_OK;
 }
 

@@ -26,17 +26,29 @@
  * K is cut into ceil(K/KC) nearly equal blocks (784 -> 262 + 261 + 261, not 288 + 288 + 208; 288 -> one
  * block), so no block is a sliver that pays a full pass over C for little work.  Measured on a Zen 5
  * (AVX2 path): KC from 256 to 384 and MC from 96 to 192 are within noise of each other on large squares;
- * KC >= 288 keeps K = 288 (a 3x3x32 convolution) in one block, which is worth ~20% on that shape.
+ * KC >= 288 keeps K = 288 (a 3x3x32 convolution) in one block, which is worth ~20% on that shape.  The
+ * AVX-512 kernel keeps two B micro-panels (36 KiB) in a 48 KiB L1 with the same sizes.
  *
- * The packing buffers are fixed-size, 64-byte aligned, thread-local static arrays (MC*KC + KC*NC floats,
- * about 740 KiB per thread): no malloc, no failure path, and safe to call from several threads at once.
+ * The packing buffers (MC*KC + KC*NC floats, about 740 KiB) are the running thread's scratch buffer from
+ * the kernels' thread pool (threads.h): allocated once per thread, so the loop itself never allocates, and
+ * dn_sgemm is safe to call from several threads at once.  Large products are shared between threads, with
+ * results that do not depend on the thread count (see "threads" below).
+ *
+ * Micro-kernels.  The portable C kernel and the AVX2 + FMA kernel compute MR x NR tiles.  Where the CPU has
+ * AVX-512, whole 12 x 32 tiles (two A micro-panels by two B micro-panels of the same packed buffers) and
+ * 6 x 32 tiles go to AVX-512 kernels, twice as much work per instruction, and the edges stay with the AVX2
+ * kernel.  Products of 1 to 4 rows skip packing altogether ("skinny products" below).
  *
  * Determinism: for a given shape the summation order is fixed.  In the blocked path C(i,j) is, per K
  * block in order, acc = sum over k of A(i,k)*B(k,j) accumulated sequentially from zero (fused multiply-add
- * in the AVX2 kernel), then C = alpha*acc + beta*C for the first block and C = alpha*acc + C for later
+ * in the SIMD kernels), then C = alpha*acc + beta*C for the first block and C = alpha*acc + C for later
  * ones.  This does not depend on pointer alignment, the leading dimensions, M, N, or where (i,j) falls in a
- * tile (edge tiles go through the same arithmetic).  Which micro-kernel runs (AVX2+FMA or portable C) is
- * decided by the CPU, so results can differ in the last bits between machines, never between runs.
+ * tile: the AVX2, AVX-512 and skinny kernels do exactly this arithmetic per element (FMA lanes round the
+ * same at any vector width), so which of them computes an element, and how many threads share the
+ * product, never changes it.  One exception, for speed: on AVX-512 machines a single row times a
+ * transposed B (a dense layer on one sample) is a set of dot products, with its own fixed order (see
+ * gemv_rows_avx512).  Whether FMA is used at all (SIMD or portable C), and that exception, depend on the
+ * CPU, so results can differ in the last bits between machines, never between runs or thread counts.
  *
  * Small problems (M*N*K <= 256, or M*N <= 16 where a 6 x 16 tile would be mostly padding) skip packing
  * and use a plain dot-product loop (a different, also fixed, order).  Measured crossover: the packed path
@@ -46,7 +58,9 @@
  * NaN or garbage in C does not leak into the result.
  */
 #include "internal.h"
+#include "threads.h"
 
+#include <math.h>
 #include <stdint.h>
 
 /* DN_GEMM_NO_SIMD builds only the portable code (to test it on an x86 machine). */
@@ -81,8 +95,6 @@
 #error "MC must be a multiple of MR and NC a multiple of NR"
 #endif
 
-static _Thread_local float pack_a[MC * KC] __attribute__((aligned(64)));
-static _Thread_local float pack_b[KC * NC] __attribute__((aligned(64)));
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -453,6 +465,390 @@ __attribute__((target("avx2,fma"))) static void micro_kernel_avx2(int64_t kc, co
 }
 #endif
 
+#if DN_GEMM_X86
+/* AVX-512, 12 x 32: two A micro-panels (rows 0-5 and 6-11) times two B micro-panels (columns 0-15 and
+ * 16-31) of the same packed buffers, 24 zmm accumulators.  Each k step is 2 loads of B, 12 broadcasts of A
+ * and 24 FMAs, so the FMA units, not the loads, set the pace; twice the work per instruction of the AVX2
+ * kernel on a CPU with 512-bit FMA units.
+ *
+ * Each lane computes exactly what the AVX2 kernel computes for that element (a chain of single-rounding
+ * FMAs in k order from zero, then alpha*acc + beta*C with the same roundings), so results do not depend on
+ * which of the two kernels ran: the driver uses this one for whole 12 x 32 tiles and the AVX2 kernel for
+ * the edges.  Only full tiles come here: no partial write-back. */
+__attribute__((target("avx512f"))) static void micro_kernel_avx512(int64_t kc, const float *restrict Ap,
+                                                                    const float *restrict Bp, float *C,
+                                                                    int64_t ldc, float alpha, float beta)
+{
+    const float *restrict a0 = Ap, *restrict a1 = Ap + MR * kc; /* rows 0-5, rows 6-11 */
+    const float *restrict b0 = Bp, *restrict b1 = Bp + NR * kc; /* columns 0-15, 16-31 */
+    /* accumulators cIH: row I (0-9, then A, B for 10, 11), columns 16*H .. 16*H + 15; named, not an array,
+     * so that the compiler keeps all 24 in registers */
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    __m512 c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00;
+    __m512 c90 = c00, c91 = c00, cA0 = c00, cA1 = c00, cB0 = c00, cB1 = c00;
+    for (int i = 0; i < 2 * MR; i++) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+#define DN_GEMM_ROW(acc0, acc1, ptr)                                                                        \
+    do {                                                                                                    \
+        const __m512 a = _mm512_set1_ps(*(ptr));                                                            \
+        acc0 = _mm512_fmadd_ps(a, x0, acc0);                                                                \
+        acc1 = _mm512_fmadd_ps(a, x1, acc1);                                                                \
+    } while (0)
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 x0 = _mm512_load_ps(b0 + k * NR), x1 = _mm512_load_ps(b1 + k * NR);
+        const float *p = a0 + k * MR, *q = a1 + k * MR;
+        DN_GEMM_ROW(c00, c01, p);
+        DN_GEMM_ROW(c10, c11, p + 1);
+        DN_GEMM_ROW(c20, c21, p + 2);
+        DN_GEMM_ROW(c30, c31, p + 3);
+        DN_GEMM_ROW(c40, c41, p + 4);
+        DN_GEMM_ROW(c50, c51, p + 5);
+        DN_GEMM_ROW(c60, c61, q);
+        DN_GEMM_ROW(c70, c71, q + 1);
+        DN_GEMM_ROW(c80, c81, q + 2);
+        DN_GEMM_ROW(c90, c91, q + 3);
+        DN_GEMM_ROW(cA0, cA1, q + 4);
+        DN_GEMM_ROW(cB0, cB1, q + 5);
+    }
+#undef DN_GEMM_ROW
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#define DN_GEMM_WB(row, x0, x1)                                                                             \
+    do {                                                                                                    \
+        float *cp = C + (row) * ldc;                                                                        \
+        __m512 t0 = _mm512_mul_ps(va, x0), t1 = _mm512_mul_ps(va, x1);                                      \
+        if (beta == 1.0f) {                                                                                 \
+            t0 = _mm512_add_ps(t0, _mm512_loadu_ps(cp));                                                    \
+            t1 = _mm512_add_ps(t1, _mm512_loadu_ps(cp + NR));                                               \
+        } else if (beta != 0.0f) {                                                                          \
+            t0 = _mm512_add_ps(t0, _mm512_mul_ps(vb, _mm512_loadu_ps(cp)));                                 \
+            t1 = _mm512_add_ps(t1, _mm512_mul_ps(vb, _mm512_loadu_ps(cp + NR)));                            \
+        }                                                                                                   \
+        _mm512_storeu_ps(cp, t0);                                                                           \
+        _mm512_storeu_ps(cp + NR, t1);                                                                      \
+    } while (0)
+    DN_GEMM_WB(0, c00, c01);
+    DN_GEMM_WB(1, c10, c11);
+    DN_GEMM_WB(2, c20, c21);
+    DN_GEMM_WB(3, c30, c31);
+    DN_GEMM_WB(4, c40, c41);
+    DN_GEMM_WB(5, c50, c51);
+    DN_GEMM_WB(6, c60, c61);
+    DN_GEMM_WB(7, c70, c71);
+    DN_GEMM_WB(8, c80, c81);
+    DN_GEMM_WB(9, c90, c91);
+    DN_GEMM_WB(10, cA0, cA1);
+    DN_GEMM_WB(11, cB0, cB1);
+#undef DN_GEMM_WB
+}
+
+/* The same for one A micro-panel: rows 0 .. mr-1 (mr <= 6; the packed rows past mr are zeros and their
+ * results are dropped) times 32 columns.  12 accumulators: still enough independent chains.  For the rows
+ * a 12-row strip leaves over (M = 64 = 5 * 12 + 4) and for products with few rows (6 or 16 filters). */
+__attribute__((target("avx512f"))) static void micro_kernel_avx512_6(int64_t kc, const float *restrict Ap,
+                                                                      const float *restrict Bp, float *C,
+                                                                      int64_t ldc, int64_t mr, float alpha,
+                                                                      float beta)
+{
+    const float *restrict b0 = Bp, *restrict b1 = Bp + NR * kc;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t i = 0; i < mr; i++) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+#define DN_GEMM_ROW(acc0, acc1, ptr)                                                                        \
+    do {                                                                                                    \
+        const __m512 a = _mm512_set1_ps(*(ptr));                                                            \
+        acc0 = _mm512_fmadd_ps(a, x0, acc0);                                                                \
+        acc1 = _mm512_fmadd_ps(a, x1, acc1);                                                                \
+    } while (0)
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 x0 = _mm512_load_ps(b0 + k * NR), x1 = _mm512_load_ps(b1 + k * NR);
+        const float *p = Ap + k * MR;
+        DN_GEMM_ROW(c00, c01, p);
+        DN_GEMM_ROW(c10, c11, p + 1);
+        DN_GEMM_ROW(c20, c21, p + 2);
+        DN_GEMM_ROW(c30, c31, p + 3);
+        DN_GEMM_ROW(c40, c41, p + 4);
+        DN_GEMM_ROW(c50, c51, p + 5);
+    }
+#undef DN_GEMM_ROW
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#define DN_GEMM_WB(row, x0, x1)                                                                             \
+    do {                                                                                                    \
+        if ((row) >= mr) break;                                                                             \
+        float *cp = C + (row) * ldc;                                                                        \
+        __m512 t0 = _mm512_mul_ps(va, x0), t1 = _mm512_mul_ps(va, x1);                                      \
+        if (beta == 1.0f) {                                                                                 \
+            t0 = _mm512_add_ps(t0, _mm512_loadu_ps(cp));                                                    \
+            t1 = _mm512_add_ps(t1, _mm512_loadu_ps(cp + NR));                                               \
+        } else if (beta != 0.0f) {                                                                          \
+            t0 = _mm512_add_ps(t0, _mm512_mul_ps(vb, _mm512_loadu_ps(cp)));                                 \
+            t1 = _mm512_add_ps(t1, _mm512_mul_ps(vb, _mm512_loadu_ps(cp + NR)));                            \
+        }                                                                                                   \
+        _mm512_storeu_ps(cp, t0);                                                                           \
+        _mm512_storeu_ps(cp + NR, t1);                                                                      \
+    } while (0)
+    DN_GEMM_WB(0, c00, c01);
+    DN_GEMM_WB(1, c10, c11);
+    DN_GEMM_WB(2, c20, c21);
+    DN_GEMM_WB(3, c30, c31);
+    DN_GEMM_WB(4, c40, c41);
+    DN_GEMM_WB(5, c50, c51);
+#undef DN_GEMM_WB
+}
+#endif
+
+/* ------------------------------------------------------------------ skinny products (M <= SKINNY_M)
+ *
+ * A product with 1 to 4 rows (a dense layer on one sample, dy W for a tiny batch) wastes most of a 6 x 16
+ * tile, and packing B costs as much as the arithmetic: each element of B is used only M times.  So these
+ * go straight from A and B to C, 8 columns at a time, with no packing: op(B) rows are read directly, or,
+ * when B is transposed (a dense layer's weight), 8 x 8 blocks are transposed in registers on the way in.
+ *
+ * Same numbers as the blocked path: each element of C is, per K block (the same blocks), a chain of fused
+ * multiply-adds in k order starting from zero, then alpha*acc + beta*C with the same roundings.  So whether
+ * a product goes this way or the other never changes its result. */
+#define SKINNY_M 4
+
+#if DN_GEMM_X86
+
+/* Scalar fallback for the last N % 8 columns, with the same arithmetic as one lane of the vector code. */
+__attribute__((target("avx2,fma"))) static void skinny_column(bool transa, bool transb, int64_t m, int64_t K,
+                                                               float alpha, const float *A, int64_t lda,
+                                                               const float *B, int64_t ldb, float beta,
+                                                               float *C, int64_t ldc, int64_t j)
+{
+    const int64_t kblocks = (K + KC - 1) / KC;
+    for (int64_t i = 0; i < m; i++) {
+        float *c = C + i * ldc + j;
+        for (int64_t kb = 0, p0 = 0; kb < kblocks; kb++) {
+            const int64_t kc = K / kblocks + (kb < K % kblocks ? 1 : 0);
+            float acc = 0.0f;
+            for (int64_t k = p0; k < p0 + kc; k++)
+                acc = fmaf(transa ? A[k * lda + i] : A[i * lda + k], transb ? B[j * ldb + k] : B[k * ldb + j], acc);
+            const float bk = kb == 0 ? beta : 1.0f;
+            /* separate statements, so no compiler fuses alpha*acc + beta*c into one rounding */
+            const float t = alpha * acc;
+            if (bk == 0.0f) {
+                *c = t;
+            } else if (bk == 1.0f) {
+                *c = t + *c;
+            } else {
+                const float u = bk * *c;
+                *c = t + u;
+            }
+            p0 += kc;
+        }
+    }
+}
+
+/* The skinny kernel works on g groups of 8 columns at once.  Each element's sum is one chain of FMAs (that
+ * is what keeps it identical to the blocked path), and an FMA waits ~4 cycles for the previous one, so one
+ * row needs several independent column groups in flight: 4 groups for 1 row, 2 for 2 rows, 1 for 3-4 rows
+ * (4 chains, and registers run out beyond that). */
+#define SKINNY_GROUPS(m) ((m) == 1 ? 4 : (m) == 2 ? 2 : 1) /* groups * m <= SKINNY_M */
+
+/* 8 k steps [k, k+8) of one group of 8 columns: acc[i] += op(A)(i, k+s) * op(B)(k+s, 8 columns), s in order.
+ * ap holds op(A)'s rows of the K block interleaved (ap[k*SKINNY_M + i] = op(A)(i, k)); b points at the
+ * group's op(B): op(B)(k, j) = b[k*ldb + j], or b[j*ldb + k] when transb, in which case 8 rows of B are
+ * transposed in registers into 8 vectors over j. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+skinny_8steps(const int m, bool transb, int64_t k, const float *ap, const float *b, int64_t ldb, __m256 *acc)
+{
+    __m256 r[8];
+    if (transb) {
+        r[0] = _mm256_loadu_ps(b + k);
+        r[1] = _mm256_loadu_ps(b + ldb + k);
+        r[2] = _mm256_loadu_ps(b + 2 * ldb + k);
+        r[3] = _mm256_loadu_ps(b + 3 * ldb + k);
+        r[4] = _mm256_loadu_ps(b + 4 * ldb + k);
+        r[5] = _mm256_loadu_ps(b + 5 * ldb + k);
+        r[6] = _mm256_loadu_ps(b + 6 * ldb + k);
+        r[7] = _mm256_loadu_ps(b + 7 * ldb + k);
+        transpose8x8(r);
+    } else {
+        r[0] = _mm256_loadu_ps(b + k * ldb);
+        r[1] = _mm256_loadu_ps(b + (k + 1) * ldb);
+        r[2] = _mm256_loadu_ps(b + (k + 2) * ldb);
+        r[3] = _mm256_loadu_ps(b + (k + 3) * ldb);
+        r[4] = _mm256_loadu_ps(b + (k + 4) * ldb);
+        r[5] = _mm256_loadu_ps(b + (k + 5) * ldb);
+        r[6] = _mm256_loadu_ps(b + (k + 6) * ldb);
+        r[7] = _mm256_loadu_ps(b + (k + 7) * ldb);
+    }
+#define SK_FMA(s)                                                                                           \
+    do {                                                                                                    \
+        const float *a_ = ap + (k + (s)) * SKINNY_M;                                                        \
+        acc[0] = _mm256_fmadd_ps(_mm256_broadcast_ss(a_), r[s], acc[0]);                                    \
+        if (m > 1) acc[1] = _mm256_fmadd_ps(_mm256_broadcast_ss(a_ + 1), r[s], acc[1]);                     \
+        if (m > 2) acc[2] = _mm256_fmadd_ps(_mm256_broadcast_ss(a_ + 2), r[s], acc[2]);                     \
+        if (m > 3) acc[3] = _mm256_fmadd_ps(_mm256_broadcast_ss(a_ + 3), r[s], acc[3]);                     \
+    } while (0)
+    SK_FMA(0);
+    SK_FMA(1);
+    SK_FMA(2);
+    SK_FMA(3);
+    SK_FMA(4);
+    SK_FMA(5);
+    SK_FMA(6);
+    SK_FMA(7);
+}
+
+/* One k step (the last kc % 8 of a block). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+skinny_1step(const int m, bool transb, int64_t k, const float *ap, const float *b, int64_t ldb, __m256 *acc)
+{
+    const __m256 v = transb ? _mm256_set_ps(b[7 * ldb + k], b[6 * ldb + k], b[5 * ldb + k], b[4 * ldb + k],
+                                            b[3 * ldb + k], b[2 * ldb + k], b[ldb + k], b[k])
+                            : _mm256_loadu_ps(b + k * ldb);
+    const float *a_ = ap + k * SKINNY_M;
+    acc[0] = _mm256_fmadd_ps(_mm256_broadcast_ss(a_), v, acc[0]);
+    if (m > 1) acc[1] = _mm256_fmadd_ps(_mm256_broadcast_ss(a_ + 1), v, acc[1]);
+    if (m > 2) acc[2] = _mm256_fmadd_ps(_mm256_broadcast_ss(a_ + 2), v, acc[2]);
+    if (m > 3) acc[3] = _mm256_fmadd_ps(_mm256_broadcast_ss(a_ + 3), v, acc[3]);
+#undef SK_FMA
+}
+
+/* C (m rows, g*8 columns) from one K block of kc steps; beta as for this block (see gemm_skinny_avx2).  m and
+ * g are constants after inlining, so the g*m accumulators live in registers. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+skinny_tile(const int m, const int g, bool transb, int64_t kc, const float *ap, const float *b, int64_t ldb,
+            float alpha, float beta, float *C, int64_t ldc)
+{
+    __m256 acc[SKINNY_M]; /* group q, row i: acc[q*m + i] (g*m <= 4) */
+    acc[0] = acc[1] = acc[2] = acc[3] = _mm256_setzero_ps();
+    const int64_t gstep = transb ? 8 * ldb : 8; /* from one group's op(B) to the next */
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        skinny_8steps(m, transb, k, ap, b, ldb, acc);
+        if (g > 1) skinny_8steps(m, transb, k, ap, b + gstep, ldb, acc + m);
+        if (g > 2) skinny_8steps(m, transb, k, ap, b + 2 * gstep, ldb, acc + 2 * m);
+        if (g > 3) skinny_8steps(m, transb, k, ap, b + 3 * gstep, ldb, acc + 3 * m);
+    }
+    for (; k < kc; k++) {
+        skinny_1step(m, transb, k, ap, b, ldb, acc);
+        if (g > 1) skinny_1step(m, transb, k, ap, b + gstep, ldb, acc + m);
+        if (g > 2) skinny_1step(m, transb, k, ap, b + 2 * gstep, ldb, acc + 2 * m);
+        if (g > 3) skinny_1step(m, transb, k, ap, b + 3 * gstep, ldb, acc + 3 * m);
+    }
+    /* write-back with the blocked kernel's roundings: alpha*acc, then + C or + beta*C */
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int x = 0; x < g * m; x++) { /* accumulator x is group x / m, row x % m */
+        float *c = C + (x % m) * ldc + 8 * (x / m);
+        __m256 t = _mm256_mul_ps(va, acc[x]);
+        if (beta == 1.0f)
+            t = _mm256_add_ps(t, _mm256_loadu_ps(c));
+        else if (beta != 0.0f)
+            t = _mm256_add_ps(t, _mm256_mul_ps(vb, _mm256_loadu_ps(c)));
+        _mm256_storeu_ps(c, t);
+    }
+}
+
+/* All tiles of one K block for a constant m: wide tiles of SKINNY_GROUPS(m) groups, then single groups. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+skinny_block(const int m, bool transb, int64_t N, int64_t kc, const float *ap, const float *B, int64_t ldb,
+             float alpha, float beta, float *C, int64_t ldc)
+{
+    const int g = SKINNY_GROUPS(m);
+    const int64_t n8 = N - N % 8;
+    int64_t j0 = 0;
+    if (g > 1)
+        for (; j0 + 8 * g <= n8; j0 += 8 * g)
+            skinny_tile(m, g, transb, kc, ap, transb ? B + j0 * ldb : B + j0, ldb, alpha, beta, C + j0, ldc);
+    for (; j0 < n8; j0 += 8)
+        skinny_tile(m, 1, transb, kc, ap, transb ? B + j0 * ldb : B + j0, ldb, alpha, beta, C + j0, ldc);
+}
+
+/* One row times a transposed B (a dense layer on a single sample: y = W x with W stored [N, K]) as N dot
+ * products along the rows of B, which are contiguous: B is read once, front to back, with no transposing,
+ * which makes this about twice as fast as the skinny kernel for this case (measured: MNIST MLP layers
+ * 784-512-256, 27 us against 55 us).  The price: a different, also fixed, summation order.  Lane l of an
+ * accumulator sums k = l, l + 16, l + 32, ... by FMAs; the 16 lanes are then added in _mm512_reduce_add_ps's
+ * fixed order, and C = alpha*dot + beta*C.  So a sample on its own can differ in the last bits from the same
+ * sample inside a batch (as with any BLAS); across runs and thread counts it cannot.  AVX-512 machines only:
+ * elsewhere the skinny kernel does these too. */
+__attribute__((target("avx512f"))) static void gemv_rows_avx512(int64_t N, int64_t K, float alpha, const float *x,
+                                                                  const float *B, int64_t ldb, float beta,
+                                                                  float *C)
+{
+    const int64_t k16 = K - K % 16;
+    const __mmask16 tail = (__mmask16)((1u << (K % 16)) - 1u);
+    int64_t j = 0;
+    /* 8 rows at a time: 8 independent FMA chains keep both FMA units busy */
+    for (; j + 8 <= N; j += 8) {
+        const float *b = B + j * ldb;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int64_t k = 0; k < K; k += 16) {
+            const __mmask16 m = k < k16 ? (__mmask16)0xffff : tail;
+            const __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, b + k), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, b + ldb + k), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, b + 2 * ldb + k), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, b + 3 * ldb + k), xv, a3);
+            a4 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, b + 4 * ldb + k), xv, a4);
+            a5 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, b + 5 * ldb + k), xv, a5);
+            a6 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, b + 6 * ldb + k), xv, a6);
+            a7 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, b + 7 * ldb + k), xv, a7);
+        }
+        float dot[8] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
+                        _mm512_reduce_add_ps(a3), _mm512_reduce_add_ps(a4), _mm512_reduce_add_ps(a5),
+                        _mm512_reduce_add_ps(a6), _mm512_reduce_add_ps(a7)};
+        for (int i = 0; i < 8; i++) {
+            const float t = alpha * dot[i]; /* separate statements: no fused alpha*dot + beta*C */
+            if (beta == 0.0f) {
+                C[j + i] = t;
+            } else if (beta == 1.0f) {
+                C[j + i] = t + C[j + i];
+            } else {
+                const float u = beta * C[j + i];
+                C[j + i] = t + u;
+            }
+        }
+    }
+    for (; j < N; j++) { /* the last N % 8 rows, one at a time, same arithmetic */
+        const float *b = B + j * ldb;
+        __m512 a = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; k += 16) {
+            const __mmask16 m = k < k16 ? (__mmask16)0xffff : tail;
+            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, b + k), _mm512_maskz_loadu_ps(m, x + k), a);
+        }
+        const float t = alpha * _mm512_reduce_add_ps(a);
+        if (beta == 0.0f) {
+            C[j] = t;
+        } else if (beta == 1.0f) {
+            C[j] = t + C[j];
+        } else {
+            const float u = beta * C[j];
+            C[j] = t + u;
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void gemm_skinny_avx2(bool transa, bool transb, int64_t M, int64_t N,
+                                                                  int64_t K, float alpha, const float *A,
+                                                                  int64_t lda, const float *B, int64_t ldb,
+                                                                  float beta, float *C, int64_t ldc)
+{
+    float ap[KC * SKINNY_M] __attribute__((aligned(32))); /* op(A)'s rows of one K block, interleaved */
+    const int64_t kblocks = (K + KC - 1) / KC;
+    for (int64_t kb = 0, p0 = 0; kb < kblocks; kb++) {
+        const int64_t kc = K / kblocks + (kb < K % kblocks ? 1 : 0);
+        const float bk = kb == 0 ? beta : 1.0f; /* later K blocks accumulate, as in the blocked path */
+        for (int64_t k = 0; k < kc; k++)
+            for (int64_t i = 0; i < M; i++)
+                ap[k * SKINNY_M + i] = transa ? A[(p0 + k) * lda + i] : A[i * lda + p0 + k];
+        const float *b = transb ? B + p0 : B + p0 * ldb; /* op(B)'s K block */
+        switch (M) { /* a constant m: see skinny_tile */
+        case 1: skinny_block(1, transb, N, kc, ap, b, ldb, alpha, bk, C, ldc); break;
+        case 2: skinny_block(2, transb, N, kc, ap, b, ldb, alpha, bk, C, ldc); break;
+        case 3: skinny_block(3, transb, N, kc, ap, b, ldb, alpha, bk, C, ldc); break;
+        default: skinny_block(4, transb, N, kc, ap, b, ldb, alpha, bk, C, ldc); break;
+        }
+        p0 += kc;
+    }
+    for (int64_t j = N - N % 8; j < N; j++)
+        skinny_column(transa, transb, M, K, alpha, A, lda, B, ldb, beta, C, ldc, j);
+}
+#endif
+
 /* True when the AVX2 + FMA code may run.  Depends only on the CPU. */
 static bool have_avx2_fma(void)
 {
@@ -464,7 +860,133 @@ static bool have_avx2_fma(void)
 #endif
 }
 
+/* True when the AVX-512 kernel may run as well (DN_GEMM_NO_AVX512 builds without it, for comparisons). */
+static bool have_avx512(void)
+{
+#if DN_GEMM_X86 && !defined(DN_GEMM_NO_AVX512)
+    __builtin_cpu_init();
+    return have_avx2_fma() && __builtin_cpu_supports("avx512f");
+#else
+    return false;
+#endif
+}
+
 /* ------------------------------------------------------------------ blocked driver */
+
+/* The five-loop nest (see the top) over one rectangle of C, with packing buffers in `scratch`. */
+static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                         int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, float *scratch)
+{
+    const bool simd = have_avx2_fma(), wide = have_avx512();
+    micro_kernel_fn *kernel = micro_kernel_c;
+#if DN_GEMM_X86
+    if (simd) kernel = micro_kernel_avx2;
+#endif
+    float *const Ap = scratch, *const Bp = scratch + MC * KC; /* MC*KC floats (a multiple of 16): stays aligned */
+
+    const int64_t kblocks = (K + KC - 1) / KC; /* K split into nearly equal blocks of at most KC */
+    for (int64_t jc = 0; jc < N; jc += NC) {
+        const int64_t nc = min64(NC, N - jc);
+        for (int64_t kb = 0, pc = 0; kb < kblocks; kb++) {
+            const int64_t kc = K / kblocks + (kb < K % kblocks ? 1 : 0);
+            const float beta_k = kb == 0 ? beta : 1.0f; /* later K blocks accumulate */
+            pack_b_block(simd, transb, B, ldb, pc, jc, kc, nc, Bp);
+            for (int64_t ic = 0; ic < M; ic += MC) {
+                const int64_t mc = min64(MC, M - ic);
+                pack_a_block(simd, transa, A, lda, ic, pc, mc, kc, Ap);
+                int64_t jr = 0;
+#if DN_GEMM_X86
+                /* 32-column strips with the AVX-512 kernels (12 rows, then up to 6), the rest with AVX2 */
+                for (; wide && jr + 2 * NR <= nc; jr += 2 * NR) {
+                    const float *bp = Bp + jr * kc;
+                    float *c = C + ic * ldc + jc + jr;
+                    int64_t ir = 0;
+                    for (; ir + 2 * MR <= mc; ir += 2 * MR)
+                        micro_kernel_avx512(kc, Ap + ir * kc, bp, c + ir * ldc, ldc, alpha, beta_k);
+                    for (; ir < mc; ir += MR)
+                        micro_kernel_avx512_6(kc, Ap + ir * kc, bp, c + ir * ldc, ldc, min64(MR, mc - ir), alpha,
+                                              beta_k);
+                }
+#endif
+                for (; jr < nc; jr += NR) {
+                    const int64_t nr = min64(NR, nc - jr);
+                    const float *bp = Bp + jr * kc;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int64_t mr = min64(MR, mc - ir);
+                        kernel(kc, Ap + ir * kc, bp, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr, alpha, beta_k);
+                    }
+                }
+            }
+            pc += kc;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ threads
+ *
+ * Several threads share one product by cutting C into vertical strips (whole NR-wide micro-panels of
+ * packed B) or horizontal strips (whole MR-high micro-panels of packed A); each thread runs the blocked
+ * driver on its strip with its own packing buffers.  An element of C is computed by one thread, with
+ * the same K blocks and the same micro-kernel arithmetic as in the serial code (the order does not depend
+ * on where the element sits, see the top), so results are bit-identical for any thread count.
+ *
+ * Cutting N makes every thread pack all of A (M*K) but only its share of B; cutting M, the reverse.  So
+ * we cut the dimension whose cut duplicates the smaller operand: N when M <= N (the MLP's and the
+ * convolutions' shapes), M otherwise (tall im2col products like 25088 x 64 x 288).  Below PAR_MIN_FLOPS a
+ * product is not worth waking a second thread for (about 20 us of work on one core). */
+#ifndef DN_GEMM_PAR_MIN_FLOPS
+#define DN_GEMM_PAR_MIN_FLOPS 2000000.0
+#endif
+
+_Static_assert((MC * KC + KC * NC) * sizeof(float) <= DN_THREAD_SCRATCH_BYTES,
+               "the packing buffers must fit in a thread's scratch");
+_Static_assert((MC * KC) % 16 == 0, "packed B must start 64-byte aligned (the AVX2 kernel loads it aligned)");
+
+typedef struct gemm_job {
+    bool transa, transb, split_n, skinny, gemv;
+    int64_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int64_t panels; /* micro-panels along the cut dimension */
+} gemm_job;
+
+static void gemm_part(void *arg, int part, int parts, void *scratch)
+{
+    const gemm_job *j = arg;
+    /* this part's micro-panels [p0, p1): as equal as whole panels allow */
+    const int64_t p0 = j->panels * part / parts, p1 = j->panels * (part + 1) / parts;
+    const float *A = j->A, *B = j->B;
+    float *C = j->C;
+    int64_t M = j->M, N = j->N;
+    if (j->split_n) {
+        const int64_t c0 = p0 * NR, c1 = min64(p1 * NR, j->N); /* columns [c0, c1) of op(B) and C */
+        if (c1 <= c0) return;
+        B += j->transb ? c0 * j->ldb : c0;
+        C += c0;
+        N = c1 - c0;
+    } else {
+        const int64_t r0 = p0 * MR, r1 = min64(p1 * MR, j->M); /* rows [r0, r1) of op(A) and C */
+        if (r1 <= r0) return;
+        A += j->transa ? r0 : r0 * j->lda;
+        C += r0 * j->ldc;
+        M = r1 - r0;
+    }
+#if DN_GEMM_X86
+    if (j->gemv) {
+        gemv_rows_avx512(N, j->K, j->alpha, A, B, j->ldb, j->beta, C);
+        return;
+    }
+    if (j->skinny) {
+        gemm_skinny_avx2(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
+        return;
+    }
+#endif
+    if (scratch)
+        gemm_blocked(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc, scratch);
+    else /* out of memory for the packing buffers: slower, still correct (rounding may differ) */
+        gemm_small(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
+}
 
 void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
@@ -483,33 +1005,16 @@ void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float a
         return;
     }
 
-    const bool simd = have_avx2_fma();
-    micro_kernel_fn *kernel = micro_kernel_c;
-#if DN_GEMM_X86
-    if (simd) kernel = micro_kernel_avx2;
-#endif
-    float *const Ap = pack_a, *const Bp = pack_b;
-
-    const int64_t kblocks = (K + KC - 1) / KC; /* K split into nearly equal blocks of at most KC */
-    for (int64_t jc = 0; jc < N; jc += NC) {
-        const int64_t nc = min64(NC, N - jc);
-        for (int64_t kb = 0, pc = 0; kb < kblocks; kb++) {
-            const int64_t kc = K / kblocks + (kb < K % kblocks ? 1 : 0);
-            const float beta_k = kb == 0 ? beta : 1.0f; /* later K blocks accumulate */
-            pack_b_block(simd, transb, B, ldb, pc, jc, kc, nc, Bp);
-            for (int64_t ic = 0; ic < M; ic += MC) {
-                const int64_t mc = min64(MC, M - ic);
-                pack_a_block(simd, transa, A, lda, ic, pc, mc, kc, Ap);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const int64_t nr = min64(NR, nc - jr);
-                    const float *bp = Bp + jr * kc;
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int64_t mr = min64(MR, mc - ir);
-                        kernel(kc, Ap + ir * kc, bp, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr, alpha, beta_k);
-                    }
-                }
-            }
-            pc += kc;
-        }
+    /* 1 to SKINNY_M rows: no packing (see "skinny products"); one row times a transposed B: dot products
+     * (gemv_rows_avx512).  These are always cut along N. */
+    const bool skinny = DN_GEMM_X86 && M <= SKINNY_M && have_avx2_fma();
+    const bool gemv = skinny && M == 1 && !transa && transb && have_avx512();
+    gemm_job job = {transa, transb, skinny || M <= N, skinny, gemv, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, 0};
+    job.panels = job.split_n ? (N + NR - 1) / NR : (M + MR - 1) / MR;
+    int parts = 1;
+    if (2.0 * (double)M * (double)N * (double)K >= DN_GEMM_PAR_MIN_FLOPS) {
+        parts = dn_parallel_parts();
+        if (parts > job.panels) parts = (int)job.panels;
     }
+    dn_parallel_run(parts, gemm_part, &job);
 }

@@ -27,9 +27,9 @@ dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int 
     dn_status s = need_image(m, "conv2d", &c, &h, &w);
     if (s) return s;
     if (filters < 1 || filters > (1 << 20) || kh < 1 || kw < 1 || stride < 1 || dilation < 1 || groups < 1 ||
-        pad < DN_PAD_SAME)
-        return dn_error(DN_ERR_ARG, "conv2d: filters %lld, size %dx%d, stride %d, dilation %d and groups %d must be "
-                                    "positive, and pad >= 0 (or same)", (long long)filters, kh, kw, stride, dilation, groups);
+        pad < DN_PAD_SAME || kh > 4096 || kw > 4096 || stride > 4096 || dilation > 4096 || pad > 4096)
+        return dn_error(DN_ERR_ARG, "conv2d: filters %lld, size %dx%d, stride %d, dilation %d and groups %d must be positive (size, stride, "
+                                    "dilation and pad at most 4096) and pad >= 0 (or same)", (long long)filters, kh, kw, stride, dilation, groups);
     if (c % groups || filters % groups)
         return dn_error(DN_ERR_SHAPE, "conv2d: groups=%d must divide the %lld input channels and the %lld filters", groups,
                         (long long)c, (long long)filters);
@@ -94,7 +94,7 @@ dn_status dn_model_add_pool2d(dn_model *m, const char *kind, int size, int strid
     dn_status s = need_image(m, opname, &c, &h, &w);
     if (s) return s;
     if (stride == 0) stride = size;
-    if (size < 1 || stride < 1 || pad < 0 || pad > size / 2)
+    if (size < 1 || stride < 1 || pad < 0 || pad > size / 2 || size > 4096 || stride > 4096)
         return dn_error(DN_ERR_ARG, "%s: size %d and stride %d must be positive and pad %d at most size/2", opname, size,
                         stride, pad);
     if (h + 2 * pad < size || w + 2 * pad < size)

@@ -295,6 +295,22 @@ static bool is_activation(const char *name)
     return false;
 }
 
+/* Applies the op once to a one-sample input of the layer's shape, so that attribute values the op refuses
+ * (gelu approximate=5, hard_tanh min > max, ...) fail when the model is built, not at its first batch. */
+static dn_status try_activation(const dn_op *op, const double *attr, int nd, const int64_t *shape, int64_t n_param)
+{
+    dn_ctx *ctx = dn_ctx_new();
+    if (!ctx) return DN_ERR_NOMEM;
+    int64_t full[DN_MAX_DIMS + 1];
+    full[0] = 1;
+    memcpy(full + 1, shape, (size_t)nd * sizeof(int64_t));
+    dn_tensor *in[2] = {dn_ctx_zeros(ctx, nd + 1, full), n_param ? dn_ctx_zeros(ctx, 1, &n_param) : NULL};
+    dn_status s = DN_ERR_NOMEM;
+    if (in[0] && (!n_param || in[1])) s = dn_op_apply(ctx, op, n_param ? 2 : 1, in, attr) ? DN_OK : dn_ctx_status(ctx);
+    dn_ctx_free(ctx);
+    return s;
+}
+
 dn_status dn_model_add_activation(dn_model *m, const char *name, const char *attrs)
 {
     if (!m || !name) return dn_error(DN_ERR_ARG, "dn_model_add_activation: model or name is NULL");
@@ -334,6 +350,9 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
     if (strcmp(name, "prelu") == 0 && channels != 1 && (channels != shape[0]))
         return dn_error(DN_ERR_SHAPE, "prelu: channels=%g must be 1 or the input's channel count %lld", channels,
                         (long long)shape[0]);
+    bool learned = !strcmp(name, "prelu") || !strcmp(name, "swish");
+    if ((s = try_activation(op, a, nd, shape, learned ? (!strcmp(name, "prelu") ? (int64_t)channels : 1) : 0)))
+        return s;
     dn_layer *l = dn_model_new_layer(m, DN_LAYER_ACTIVATION, name);
     if (!l) return DN_ERR_NOMEM;
     l->op = op;
@@ -365,6 +384,7 @@ dn_status dn_model_fuse_activation(dn_model *m, const char *name, const char *at
     dn_layer *l = &m->layers[m->n_layers - 1];
     double a[DN_MAX_ATTRS];
     dn_status s = dn_parse_attrs(op, attrs, a);
+    if (!s) s = try_activation(op, a, l->out_ndim, l->out_shape, 0);
     if (s) return s;
     l->act = op;
     memcpy(l->act_attr, a, sizeof a);

@@ -1,0 +1,44 @@
+/* The kernels' thread pool: fork-join over a few parts, and a scratch buffer per thread.
+ *
+ * A kernel that wants to use several cores cuts its work into `parts` pieces whose results do not
+ * depend on how many pieces there are or which thread runs them (each output element is computed by
+ * exactly one piece, in the same order as in the serial code), then calls dn_parallel_run.  The calling
+ * thread and the pool's workers take pieces until none is left; the call returns when every piece has
+ * finished.  So the numbers never depend on the thread count, only the speed does, and a worker that the
+ * operating system has not scheduled yet never holds the caller up: the caller does its share as well.
+ *
+ * The pool is made on first use and grows to the largest count asked for; its workers wait (spinning
+ * briefly, then asleep) between calls and are joined at exit.  Only one parallel region runs at a time:
+ * a second thread that calls in meanwhile, or a part that calls dn_parallel_run itself, gets its parts
+ * run one after another on the calling thread — same results, no deadlock.
+ *
+ * Everything here is for src/kernels/ only; the rest of the library stays serial. */
+#ifndef DN_THREADS_H
+#define DN_THREADS_H
+
+#include <stddef.h>
+
+#define DN_MAX_THREADS 64
+/* Bytes of each thread's scratch buffer (64-byte aligned).  gemm.c keeps its packed A and B panels
+ * there and checks at compile time that they fit. */
+#define DN_THREAD_SCRATCH_BYTES ((size_t)768 * 1024)
+
+/* One part of a parallel job.  scratch: the running thread's scratch buffer (DN_THREAD_SCRATCH_BYTES),
+ * or NULL if it could not be allocated — the part must then manage without it. */
+typedef void (*dn_part_fn)(void *arg, int part, int parts, void *scratch);
+
+/* Parts a kernel should cut a large job into: dn_get_threads(), at most DN_MAX_THREADS. */
+int dn_parallel_parts(void);
+/* Runs fn(arg, p, parts, scratch) for p = 0 .. parts-1, each exactly once, on the caller and the pool's
+ * workers, and returns when all are done.  parts <= 1 runs part 0 on the caller without touching the pool. */
+void dn_parallel_run(int parts, dn_part_fn fn, void *arg);
+/* The calling thread's scratch buffer: allocated (with the library allocator) on first use, freed when
+ * the thread exits, or at process exit for the main thread.  NULL if out of memory. */
+void *dn_thread_scratch(void);
+/* Joins the workers and frees their memory and the calling thread's scratch.  Runs at exit; a later
+ * dn_parallel_run makes a new pool.  Must not be called while a parallel region is running. */
+void dn_threads_shutdown(void);
+/* Workers the pool holds now (0 before first use and after shutdown); for tests. */
+int dn_threads_workers(void);
+
+#endif /* DN_THREADS_H */
