@@ -18,7 +18,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test examples asan clean gradcheck install uninstall docs
+.PHONY: all test examples asan clean gradcheck install uninstall docs bench fuzz
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
@@ -43,6 +43,17 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdendrite.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 
 examples: $(EX_BIN)
+
+# Speed next to PyTorch (docs/benchmarks.md); run it on an otherwise idle machine.
+$(BUILD)/bench/bench: $(BUILD)/bench/bench.o $(BUILD)/libdendrite.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS) -ldl
+
+bench: $(BUILD)/bench/bench
+	sh bench/run.sh $(BUILD)
+
+# libFuzzer targets for every parser, each for FUZZ_SECONDS (docs/reliability.md); needs clang.
+fuzz:
+	@$(MAKE) --no-print-directory -C fuzz fuzz
 
 # Resident memory over a 20-epoch MNIST run (docs/reliability.md).
 $(BUILD)/soak: $(BUILD)/tools/soak.o $(BUILD)/libdendrite.a
