@@ -49,8 +49,13 @@ float dn_rng_normal(dn_rng *r)
 
 int64_t dn_shape_numel(int ndim, const int64_t *shape)
 {
+    /* saturates instead of overflowing, so a hostile shape reads as "too large", never as a small number */
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0) return shape[i] == 0 ? 0 : -1;
+        if (n > INT64_MAX / shape[i]) return INT64_MAX;
+        n *= shape[i];
+    }
     return n;
 }
 

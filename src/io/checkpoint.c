@@ -6,6 +6,7 @@
 #include "io/safetensors.h"
 #include "train.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -153,8 +154,10 @@ static dn_status vocab_parse(dn_model *m, const char *path, const char *text)
     if (n % 2 || n > 512) return dn_error(DN_ERR_FORMAT, "%s: metadata 'vocab' is malformed", path);
     for (size_t i = 0; i < n; i += 2) {
         char hex[3] = {text[i], text[i + 1], 0}, *end;
+        if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1]))
+            return dn_error(DN_ERR_FORMAT, "%s: metadata 'vocab' is malformed", path);
         unsigned long b = strtoul(hex, &end, 16);
-        if (*end || v.index[b] >= 0) return dn_error(DN_ERR_FORMAT, "%s: metadata 'vocab' is malformed", path);
+        if (*end || b > 255 || v.index[b] >= 0) return dn_error(DN_ERR_FORMAT, "%s: metadata 'vocab' is malformed", path);
         v.index[b] = (int16_t)v.size;
         v.bytes[v.size++] = (unsigned char)b;
     }
@@ -374,8 +377,8 @@ dn_status dn_trainer_resume(dn_trainer *t, const char *path)
         dn_st_free(f);
         return s;
     }
-    long long epochs, finished, bad, step, sbad, scool;
-    double best, sbest, slr;
+    long long epochs = 0, finished = 0, bad = 0, step = 0, sbad = 0, scool = 0;
+    double best = 0, sbest = 0, slr = 0;
     dn_rng rb, rm;
     const char *fmt = dn_st_meta(f, "format"), *opt = dn_st_meta(f, "optimizer");
     int64_t np = (int64_t)dn_model_param_count(t->m);

@@ -23,7 +23,7 @@ dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int 
                               int groups, dn_init init, bool bias)
 {
     if (!m) return dn_error(DN_ERR_ARG, "dn_model_add_conv2d: model is NULL");
-    int64_t c, h, w;
+    int64_t c = 0, h = 0, w = 0;
     dn_status s = need_image(m, "conv2d", &c, &h, &w);
     if (s) return s;
     if (filters < 1 || filters > (1 << 20) || kh < 1 || kw < 1 || stride < 1 || dilation < 1 || groups < 1 ||
@@ -90,7 +90,7 @@ dn_status dn_model_add_pool2d(dn_model *m, const char *kind, int size, int strid
     const dn_op *op = dn_op_find(opname);
     if (!op || (strcmp(kind, "max") && strcmp(kind, "avg") && strcmp(kind, "min")))
         return dn_error(DN_ERR_ARG, "unknown pooling '%s' (max, avg, min)", kind);
-    int64_t c, h, w;
+    int64_t c = 0, h = 0, w = 0;
     dn_status s = need_image(m, opname, &c, &h, &w);
     if (s) return s;
     if (stride == 0) stride = size;
@@ -127,7 +127,7 @@ dn_status dn_model_add_global_pool(dn_model *m, const char *kind)
     const dn_op *op = dn_op_find(opname);
     if (!op || (strcmp(kind, "max") && strcmp(kind, "avg")))
         return dn_error(DN_ERR_ARG, "unknown global pooling '%s' (avg, max)", kind);
-    int64_t c, h, w;
+    int64_t c = 0, h = 0, w = 0;
     dn_status s = need_image(m, opname, &c, &h, &w);
     if (s) return s;
     dn_layer *l = dn_model_new_layer(m, DN_LAYER_GLOBAL_POOL, opname);
@@ -249,6 +249,8 @@ dn_status dn_model_add_route(dn_model *m, int n, const int *layers)
                             idx[0], dn_shape_str(first->out_ndim, first->out_shape), idx[k],
                             dn_shape_str(src->out_ndim, src->out_shape));
         channels += src->out_shape[0];
+        if (channels > (1 << 24))
+            return dn_error(DN_ERR_SHAPE, "route: the joined output would have %lld channels", (long long)channels);
     }
     /* copy what is needed from `first` now: adding a layer may move the layer array */
     int out_ndim = first->out_ndim;

@@ -174,6 +174,13 @@ int dn_model_add_param(dn_model *m, const char *name, int ndim, const int64_t *s
 
 dn_layer *dn_model_new_layer(dn_model *m, dn_layer_kind kind, const char *type)
 {
+    int tnd;
+    int64_t tshape[DN_MAX_DIMS];
+    dn_model_tail_shape(m, &tnd, tshape);
+    if (dn_shape_numel(tnd, tshape) > ((int64_t)1 << 31)) {
+        dn_error(DN_ERR_SHAPE, "%s: its input %s has more than 2^31 elements per sample", type, dn_shape_str(tnd, tshape));
+        return NULL;
+    }
     if (m->n_layers == m->cap_layers) {
         int cap = m->cap_layers ? 2 * m->cap_layers : 8;
         dn_layer *l = dn_realloc(m->layers, (size_t)cap * sizeof *l);
@@ -592,14 +599,14 @@ size_t dn_model_summary(const dn_model *m, char *buf, size_t size)
     }
     /* memory: parameters (with their gradients and up to two optimiser buffers when training) and the
      * activations one sample keeps for the backward pass */
-    int64_t act = 0;
-    for (int i = 0; i < m->n_layers; i++) act += dn_shape_numel(m->layers[i].out_ndim, m->layers[i].out_shape);
+    double act = 0;
+    for (int i = 0; i < m->n_layers; i++) act += (double)dn_shape_numel(m->layers[i].out_ndim, m->layers[i].out_shape);
     char h2[32], h3[32], h4[32];
     OUT("total: %lld parameters (%sB as float32), %s FLOPs per sample\n", (long long)total,
         human((double)total * 4, h1, sizeof h1), human((double)dn_model_flops(m), h2, sizeof h2));
     OUT("memory: %sB of activations per sample; training with batch 64 needs about %sB (parameters, gradients, "
-        "Adam state and activations)\n", human((double)act * 4, h3, sizeof h3),
-        human((double)total * 16 + (double)act * 4 * 64 * 3, h4, sizeof h4));
+        "Adam state and activations)\n", human(act * 4, h3, sizeof h3),
+        human((double)total * 16 + act * 4 * 64 * 3, h4, sizeof h4));
 #undef OUT
     return n;
 }

@@ -172,7 +172,7 @@ static dn_status plan_slice(const dn_node *node, slice_plan *p)
 static dn_status slice_fwd(dn_ctx *ctx, dn_node *node)
 {
     dn_tensor *x = node->in[0];
-    slice_plan p;
+    slice_plan p = {0, 0, 0, 1};
     dn_status s = plan_slice(node, &p);
     if (s) return s;
     dn_tensor *y = dn_ctx_view(ctx, x);
@@ -190,7 +190,7 @@ static dn_status slice_bwd(dn_ctx *ctx, dn_node *node)
     if (!x->requires_grad) return DN_OK;
     float *dx = dn_grad_buf(ctx, x);
     if (!dx) return DN_ERR_NOMEM;
-    slice_plan p;
+    slice_plan p = {0, 0, 0, 1};
     dn_status s = plan_slice(node, &p);
     if (s) return s;
     int64_t gx[DN_MAX_DIMS], gy[DN_MAX_DIMS];
