@@ -237,7 +237,7 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
         }
         if ((st = dn_model_add_conv2d(m, filters, size_h, size_w, stride, pad, dilation, groups, init, bias))) {
             dn_error_prefix("%s:%d", s->file, s->line);
-            return DN_ERR_FORMAT;
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
         }
         return fuse_activation(m, s, act);
     }
@@ -250,14 +250,14 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
         snprintf(kind, sizeof kind, "%.3s", s->name);
         if ((st = dn_model_add_pool2d(m, kind, size, stride, pad))) {
             dn_error_prefix("%s:%d", s->file, s->line);
-            return DN_ERR_FORMAT;
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
         }
         return DN_OK;
     }
     if (!strcmp(s->name, "global_avgpool") || !strcmp(s->name, "global_maxpool")) {
         if ((st = dn_model_add_global_pool(m, s->name[7] == 'a' ? "avg" : "max"))) {
             dn_error_prefix("%s:%d", s->file, s->line);
-            return DN_ERR_FORMAT;
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
         }
         return DN_OK;
     }
@@ -267,7 +267,7 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
             return st;
         if ((st = dn_model_add_batchnorm(m, momentum, eps))) {
             dn_error_prefix("%s:%d", s->file, s->line);
-            return DN_ERR_FORMAT;
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
         }
         return DN_OK;
     }
@@ -276,7 +276,7 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
         if ((st = dn_ini_get_float(s, "p", 0.5f, &p))) return st;
         if ((st = dn_model_add_dropout(m, p, !strcmp(s->name, "dropout2d")))) {
             dn_error_prefix("%s:%d", s->file, s->line);
-            return DN_ERR_FORMAT;
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
         }
         return DN_OK;
     }
@@ -288,7 +288,7 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
             return st;
         if ((st = dn_model_add_shortcut(m, from))) {
             dn_error_prefix("%s:%d", s->file, s->line);
-            return DN_ERR_FORMAT;
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
         }
         return fuse_activation(m, s, act);
     }
@@ -299,7 +299,7 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
             return st;
         if ((st = dn_model_add_embedding(m, vocab, size))) {
             dn_error_prefix("%s:%d", s->file, s->line);
-            return DN_ERR_FORMAT;
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
         }
         return DN_OK;
     }
@@ -322,7 +322,7 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
         const char *kind = strcmp(s->name, "rnn") ? s->name : (strcmp(nonlin, "relu") ? "rnn" : "rnn_relu");
         if ((st = dn_model_add_recurrent(m, kind, hidden, layers, bidir, dropout, seqs, stateful))) {
             dn_error_prefix("%s:%d", s->file, s->line);
-            return DN_ERR_FORMAT;
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
         }
         return DN_OK;
     }
@@ -331,7 +331,7 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
         if ((st = dn_ini_require(s, "layers")) || (st = dn_ini_get_ints(s, "layers", layers, 8, &n))) return st;
         if ((st = dn_model_add_route(m, n, layers))) {
             dn_error_prefix("%s:%d", s->file, s->line);
-            return DN_ERR_FORMAT;
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
         }
         return DN_OK;
     }
