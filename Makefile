@@ -83,7 +83,7 @@ asan:
 # Installation: header, static and shared libraries, pkg-config file, the command and its man page.
 PREFIX  ?= /usr/local
 DESTDIR ?=
-VERSION := $(shell sed -n 's/^#define DN_VERSION "\(.*\)"/\1/p' include/dendrite.h)
+VERSION := $(shell sed -n 's/^#define DN_VERSION "\([0-9.]*\)".*/\1/p' include/dendrite.h)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
