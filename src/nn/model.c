@@ -251,7 +251,7 @@ dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias
      * flattened first */
     bool per_step = nd == 2 && m->variable_length;
     int64_t fan_in = per_step ? shape[1] : dn_shape_numel(nd, shape);
-    if (fan_in * units > ((int64_t)1 << 31))
+    if (fan_in > ((int64_t)1 << 31) / units) /* by division: the product itself may overflow */
         return dn_error(DN_ERR_SHAPE, "dense: %lld x %lld weights are too many", (long long)units, (long long)fan_in);
     dn_layer *l = dn_model_new_layer(m, DN_LAYER_DENSE, "dense");
     if (!l) return DN_ERR_NOMEM;
