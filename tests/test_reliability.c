@@ -274,9 +274,12 @@ static dn_status run_load(void *arg, bool *wrong)
 static dn_status run_load_params(void *arg, bool *wrong)
 {
     model_ref *r = arg;
-    memset(dn_model_params(r->model), 0, r->n_params * sizeof(float));
+    float *p = dn_model_params(r->model);
+    memset(p, 0, r->n_params * sizeof(float));
     dn_status s = dn_model_load_params(r->model, r->path);
     if (!s) *wrong = !same_params(r->model, r);
+    /* a failed load checks everything before it copies: the parameters are as they were */
+    for (size_t i = 0; s && i < r->n_params && !*wrong; i++) *wrong = p[i] != 0.0f;
     return s;
 }
 
