@@ -4,10 +4,10 @@
 #   make examples            the programs in examples/
 CC      ?= cc
 BUILD   ?= build
-OPT     ?= -O2
+OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-ALLFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Iinclude -Isrc -fPIC $(CFLAGS) $(EXTRA_CFLAGS)
+ALLFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math $(WARN) -Iinclude -Isrc -fPIC $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := -lm -lpthread
 
 LIB_SRC  := $(wildcard src/*.c src/kernels/*.c src/ops/*.c src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c)

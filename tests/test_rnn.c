@@ -279,7 +279,7 @@ static bool seq_file_load(const char *name, seq_file *f)
     char *p = text, *tok;
     const char *err = NULL;
     while (!err && (tok = next_token(&p))) {
-        long v;
+        long v = 0;
         if (!strncmp(tok, "kind=", 5)) {
             snprintf(f->kind, sizeof f->kind, "%s", tok + 5);
         } else if (!strncmp(tok, "layers=", 7)) {

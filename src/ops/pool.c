@@ -77,6 +77,37 @@ static void window(const pool_plan *p, int64_t oh, int64_t ow, int64_t *h0, int6
     *w0 = ws > 0 ? ws : 0;
 }
 
+/* The common case, 2 x 2 windows with stride 2 and no padding, for max and min: every window lies inside the
+ * plane, so the clipping goes, and the comparisons, in the general loop's order and with its rule (strict, a NaN
+ * takes over), become selects.  The first element needs no comparison: against the -inf (+inf) start it is
+ * taken or, being -inf (+inf) itself, equals the start, and the index starts at it either way. */
+static inline void pool_2x2(const pool_plan *p, bool is_max, const float *xd, float *yd, int64_t *arg)
+{
+    const int64_t W = p->W, Ho = p->Ho, Wo = p->Wo;
+    for (int64_t pl = 0; pl < p->planes; pl++) {
+        const float *xp = xd + pl * p->H * W;
+        float *yp = yd + pl * Ho * Wo;
+        int64_t *ap = arg + pl * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                const float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+                const int64_t first = 2 * oh * W + 2 * ow;
+                const int64_t at_of[4] = {first, first + 1, first + W, first + W + 1};
+                float best = v[0];
+                int64_t at = first;
+                for (int k = 1; k < 4; k++) {
+                    const bool take = (is_max ? v[k] > best : v[k] < best) || isnan(v[k]);
+                    best = take ? v[k] : best;
+                    at = take ? at_of[k] : at;
+                }
+                yp[oh * Wo + ow] = best;
+                ap[oh * Wo + ow] = at;
+            }
+        }
+    }
+}
+
 static dn_status pool_forward(dn_ctx *ctx, dn_node *node, int kind, bool global)
 {
     pool_plan p;
@@ -91,6 +122,12 @@ static dn_status pool_forward(dn_ctx *ctx, dn_node *node, int kind, bool global)
     int64_t *arg = kind == P_AVG ? NULL : dn_ctx_alloc(ctx, (size_t)(n_out + 1) * sizeof(int64_t));
     if (!y || !xd || (kind != P_AVG && !arg)) return DN_ERR_NOMEM;
     const float count = (float)(p.kh * p.kw); /* count_include_pad: always the full window */
+    if (kind != P_AVG && !global && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0) {
+        pool_2x2(&p, kind == P_MAX, xd, y->data, arg);
+        node->saved = arg;
+        node->out = y;
+        return DN_OK;
+    }
     for (int64_t pl = 0; pl < p.planes; pl++) {
         const float *xp = xd + pl * p.H * p.W;
         float *yp = y->data + pl * p.Ho * p.Wo;
