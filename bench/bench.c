@@ -1,6 +1,6 @@
 /* dendrite's side of `make bench` (bench/run.sh runs it next to bench/bench_torch.py and prints the table).
  *
- *   bench [--data DIR] CASE THREADS
+ *   bench [--data DIR] [--text FILE] CASE THREADS
  *
  * CASE is one of
  *   sgemm            GFLOP/s of C = A B (row-major, no transposes, beta 0) through dn_matmul, for each shape
@@ -15,9 +15,12 @@
  *   cnn              training samples/s, PyTorch's MNIST example CNN, batch 64: 3 warm-up batches, then 50
  *   infer-mlp        batch-1 inference latency of the MLP, median microseconds over 1000 calls
  *   infer-lenet      the same for LeNet-5
- * Every training case uses softmax cross-entropy and SGD (lr 0.01, momentum 0.9) on the real MNIST
- * training images scaled to [0, 1], in file order.  (The character LSTM/GRU cases will come here when the
- * RNN layers land: see "RNN CASES" below.)
+ *   lstm, gru        training tokens/s of a character language model on --text (data/fortunes.txt): byte
+ *                    embedding 64, one LSTM (GRU) layer of 256, a dense layer to the vocabulary at every
+ *                    step; Adam lr 0.002, batch 32 x 64 steps: 3 warm-up batches, then 60
+ * The MNIST training cases use softmax cross-entropy and SGD (lr 0.01, momentum 0.9) on the real MNIST
+ * training images scaled to [0, 1], in file order (--data names the folder of the IDX files).  Without the
+ * text file the character cases print a "skipped" line to stderr and exit 0 with no result.
  *
  * Output: one line per figure, "result CASE IMPL THREADS VALUE UNIT"; for sgemm and training, also a
  * "cpuresult" line with the rate per CPU second (the steadier figure for one thread on a busy machine);
@@ -44,6 +47,7 @@
 #endif
 
 static const char *data_dir = "data/mnist";
+static const char *text_path = "data/fortunes.txt";
 static int threads = 1;
 
 static double now(void)
@@ -495,19 +499,100 @@ static void infer_case(const char *name, dn_model *(*build)(void))
 }
 
 /* ------------------------------------------------------------------ RNN CASES
- * Character-level LSTM and GRU (training samples/s and batch-1 step latency) go here when the recurrent
- * layers land; bench_torch.py and run.sh have the matching placeholders. */
+ *
+ * Character-level language models on data/fortunes.txt, as examples/char_lstm.cfg without validation and
+ * clipping: byte embedding (vocab -> 64), one LSTM or GRU layer of 256 returning every step, a dense layer
+ * (256 -> vocab) at every step, softmax cross-entropy averaged over all B*T positions; Adam lr 0.002.
+ * Batches of 32 windows of 64 bytes in file order, the state starting at zero in every batch. */
+
+enum { RNN_BATCH = 32, RNN_SEQ = 64, RNN_EMBED = 64, RNN_HIDDEN = 256, RNN_WARMUP = 3, RNN_STEPS = 60 };
+
+static dn_model *build_char_model(const char *kind, int vocab)
+{
+    dn_model *m = NULL;
+    OK(dn_model_new(1, (int64_t[]){RNN_SEQ}, 1, &m));
+    OK(dn_model_add_embedding(m, vocab, RNN_EMBED));
+    OK(dn_model_add_recurrent(m, kind, RNN_HIDDEN, 1, false, 0.0f, true, false)); /* every step; not stateful */
+    OK(dn_model_add_dense(m, vocab, DN_INIT_DEFAULT, true));                       /* per step on [T, H] */
+    return m;
+}
+
+/* Trains `warmup` untimed then `steps` timed batches (wrapping round the text); prints tokens/s (B*T per step),
+ * the rate per CPU second and the memory line, as train_case does for the MNIST models. */
+static void char_case(const char *kind, int warmup, int steps)
+{
+    dn_vocab vocab;
+    dn_dataset *d = NULL;
+    if (dn_dataset_load_text(text_path, RNN_SEQ, NULL, &vocab, &d) != DN_OK) {
+        fprintf(stderr, "bench: %s skipped: cannot load %s (%s); fetch it with scripts/fetch-fortunes.sh or pass "
+                        "--text FILE\n", kind, text_path, dn_last_error());
+        exit(0); /* no result line: run.sh's table simply has no row for this case */
+    }
+    if (d->n < RNN_BATCH) {
+        fprintf(stderr, "bench: %s skipped: %s has %lld windows of %d bytes, fewer than one batch of %d\n", kind,
+                text_path, (long long)d->n, RNN_SEQ, RNN_BATCH);
+        exit(0);
+    }
+    long data_kib = proc_kib("VmRSS");
+    dn_model *m = build_char_model(kind, vocab.size);
+    dn_model_set_training(m, true);
+    printf("info %s dendrite vocab %d, %zu parameters, %lld windows\n", kind, vocab.size, dn_model_param_count(m),
+           (long long)d->n);
+    dn_optim_config oc;
+    dn_optim_defaults(DN_ADAM, &oc);
+    oc.lr = 0.002f;
+    dn_optim *opt = NULL;
+    OK(dn_optim_new(&oc, dn_model_param_count(m), NULL, &opt));
+    dn_ctx *ctx = dn_ctx_new();
+    if (!ctx) die("dn_ctx_new");
+    const int64_t B = RNN_BATCH, T = RNN_SEQ, full = d->n / B; /* whole batches only: every step is B x T */
+    double t0 = 0, c0 = 0, loss_sum = 0;
+    int64_t tokens = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup) {
+            t0 = now();
+            c0 = cpu_now();
+        }
+        const int64_t at = s % full * B; /* first window of the batch */
+        dn_ctx_reset(ctx);
+        dn_tensor *x, *y;
+        OK(dn_tensor_from(ctx, 2, (int64_t[]){B, T}, d->x + at * T, &x));
+        OK(dn_tensor_from(ctx, 1, (int64_t[]){B * T}, d->y + at * T, &y));
+        /* logits [B, T, V] -> [B*T, V]: one class per position, the mean over all of them */
+        dn_tensor *logits = dn_reshape(ctx, dn_model_forward(m, ctx, x), 2, (int64_t[]){B * T, vocab.size});
+        dn_tensor *loss = dn_softmax_cross_entropy(ctx, logits, y, DN_REDUCE_MEAN);
+        if (!loss) die("forward");
+        dn_model_zero_grad(m);
+        OK(dn_backward(ctx, loss));
+        dn_optim_step(opt, dn_model_params(m), dn_model_grads(m));
+        if (s >= warmup) {
+            tokens += B * T;
+            loss_sum += dn_tensor_get(loss, 0);
+        }
+    }
+    double t = now() - t0, tc = cpu_now() - c0;
+    printf("result %s dendrite %d %.1f tokens/s\n", kind, threads, (double)tokens / t);
+    printf("cpuresult %s dendrite %d %.1f tokens/s\n", kind, threads, (double)tokens / tc);
+    printf("memory %s dendrite %d %ld %ld\n", kind, threads, proc_kib("VmHWM"), data_kib);
+    printf("info %s dendrite mean loss %.4f over %d steps\n", kind, loss_sum / steps, steps);
+    dn_ctx_free(ctx);
+    dn_optim_free(opt);
+    dn_model_free(m);
+    dn_dataset_free(d);
+}
 
 int main(int argc, char **argv)
 {
     int a = 1;
-    if (a + 1 < argc && !strcmp(argv[a], "--data")) {
-        data_dir = argv[a + 1];
+    for (;;) {
+        if (a + 1 < argc && !strcmp(argv[a], "--data")) data_dir = argv[a + 1];
+        else if (a + 1 < argc && !strcmp(argv[a], "--text")) text_path = argv[a + 1];
+        else break;
         a += 2;
     }
     if (argc - a != 2) {
-        fprintf(stderr, "usage: bench [--data DIR] CASE THREADS\n"
-                        "  CASE: sgemm sgemm-openblas fma-peak cores mlp lenet cnn infer-mlp infer-lenet\n");
+        fprintf(stderr, "usage: bench [--data DIR] [--text FILE] CASE THREADS\n"
+                        "  CASE: sgemm sgemm-openblas fma-peak cores mlp lenet cnn infer-mlp infer-lenet lstm gru\n");
         return 2;
     }
     const char *c = argv[a];
@@ -523,6 +608,7 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "cnn")) train_case("cnn", build_cnn, 3, 50);
     else if (!strcmp(c, "infer-mlp")) infer_case("infer-mlp", build_mlp);
     else if (!strcmp(c, "infer-lenet")) infer_case("infer-lenet", build_lenet);
+    else if (!strcmp(c, "lstm") || !strcmp(c, "gru")) char_case(c, RNN_WARMUP, RNN_STEPS);
     else {
         fprintf(stderr, "bench: unknown case '%s'\n", c);
         return 2;

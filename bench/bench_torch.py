@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """PyTorch's side of `make bench`: the same cases as bench/bench.c, printed in the same format.
 
-    bench_torch.py [--data DIR] CASE THREADS
+    bench_torch.py [--data DIR] [--text FILE] CASE THREADS
 
-CASE: mlp lenet cnn infer-mlp infer-lenet, or info (how this torch is built and which BLAS it runs on).
-Same models, data (the MNIST training images scaled to [0, 1], in file order), batch 64, loss (softmax
-cross-entropy), optimiser (SGD lr 0.01 momentum 0.9), warm-up and batch counts as bench.c.  The thread count
+CASE: mlp lenet cnn infer-mlp infer-lenet lstm gru, or info (how this torch is built and which BLAS it runs
+on).  Same models, data (the MNIST training images scaled to [0, 1], in file order), batch 64, loss (softmax
+cross-entropy), optimiser (SGD lr 0.01 momentum 0.9), warm-up and batch counts as bench.c.  lstm and gru are
+bench.c's character language models on --text (data/fortunes.txt): the same vocabulary, windows, batches,
+model, loss and Adam settings.  The thread count
 is set with torch.set_num_threads; run.sh also sets OMP_NUM_THREADS and points LD_LIBRARY_PATH at Debian's
 OpenBLAS (with the reference BLAS that libblas.so.3 may otherwise be, torch is ~15x slower).
 """
@@ -89,6 +91,73 @@ def train_case(name, build, warmup, batches, data_dir, threads):
     print(f"info {name} torch mean loss {loss_sum / batches:.4f} over {samples} samples")
 
 
+def load_text(path, seq_len):
+    """dn_dataset_load_text's windows: ids into the file's distinct bytes in byte order; window k is bytes
+    [k T, k T + T) and its targets are the bytes one further on.  Returns x, y [windows, T] and the vocab size."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    vocab = np.unique(raw)  # sorted: byte order, as dn_vocab_build
+    index = np.full(256, -1, dtype=np.int64)
+    index[vocab] = np.arange(len(vocab))
+    ids = torch.from_numpy(index[raw])
+    windows = (len(ids) - 1) // seq_len
+    x = ids[:windows * seq_len].view(windows, seq_len)
+    y = ids[1:windows * seq_len + 1].view(windows, seq_len)
+    return x, y, len(vocab)
+
+
+class CharModel(nn.Module):
+    """bench.c's build_char_model: Embedding(V, 64) -> one LSTM/GRU layer of 256 -> Linear(256, V) per step."""
+
+    def __init__(self, kind, vocab):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 64)
+        self.rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(64, 256, batch_first=True)
+        self.out = nn.Linear(256, vocab)
+
+    def forward(self, ids):
+        h, _ = self.rnn(self.emb(ids))  # no initial state: zeros in every batch
+        return self.out(h)
+
+
+def char_case(kind, warmup, steps, text_path, threads):
+    if not os.path.isfile(text_path):
+        print(f"bench_torch.py: {kind} skipped: no {text_path}; fetch it with scripts/fetch-fortunes.sh or pass "
+              "--text FILE", file=sys.stderr)
+        return
+    bs, seq = 32, 64
+    x, y, vocab = load_text(text_path, seq)
+    full = x.shape[0] // bs  # whole batches only: every step is B x T
+    if full < 1:
+        print(f"bench_torch.py: {kind} skipped: {text_path} has fewer than {bs} windows of {seq} bytes",
+              file=sys.stderr)
+        return
+    data_kib = proc_kib("VmRSS")
+    torch.manual_seed(1)
+    model = CharModel(kind, vocab)
+    model.train()
+    print(f"info {kind} torch vocab {vocab}, {sum(p.numel() for p in model.parameters())} parameters, "
+          f"{x.shape[0]} windows")
+    opt = torch.optim.Adam(model.parameters(), lr=0.002)
+    tokens, loss_sum, t0, c0 = 0, 0.0, 0.0, 0.0
+    for s in range(warmup + steps):
+        if s == warmup:
+            t0, c0 = time.perf_counter(), time.process_time()
+        at = s % full * bs
+        xb, yb = x[at:at + bs], y[at:at + bs]
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xb).reshape(-1, vocab), yb.reshape(-1))  # mean over all B*T positions
+        loss.backward()
+        opt.step()
+        if s >= warmup:
+            tokens += bs * seq
+            loss_sum += loss.item()
+    t, tc = time.perf_counter() - t0, time.process_time() - c0
+    print(f"result {kind} torch {threads} {tokens / t:.1f} tokens/s")
+    print(f"cpuresult {kind} torch {threads} {tokens / tc:.1f} tokens/s")
+    print(f"memory {kind} torch {threads} {proc_kib('VmHWM')} {data_kib}")
+    print(f"info {kind} torch mean loss {loss_sum / steps:.4f} over {steps} steps")
+
+
 def infer_case(name, build, data_dir, threads):
     x, _ = load_mnist(data_dir)
     torch.manual_seed(1)
@@ -136,12 +205,15 @@ def info(threads):
 
 
 def main(argv):
-    data_dir = "data/mnist"
-    if len(argv) > 2 and argv[1] == "--data":
-        data_dir = argv[2]
+    data_dir, text_path = "data/mnist", "data/fortunes.txt"
+    while len(argv) > 2 and argv[1] in ("--data", "--text"):
+        if argv[1] == "--data":
+            data_dir = argv[2]
+        else:
+            text_path = argv[2]
         argv = argv[:1] + argv[3:]
     if len(argv) != 3:
-        print("usage: bench_torch.py [--data DIR] CASE THREADS", file=sys.stderr)
+        print("usage: bench_torch.py [--data DIR] [--text FILE] CASE THREADS", file=sys.stderr)
         return 2
     case, threads = argv[1], max(1, int(argv[2]))
     torch.set_num_threads(threads)
@@ -157,7 +229,8 @@ def main(argv):
         infer_case("infer-mlp", build_mlp, data_dir, threads)
     elif case == "infer-lenet":
         infer_case("infer-lenet", build_lenet, data_dir, threads)
-    # RNN CASES: the character LSTM/GRU cases go here when dendrite's recurrent layers land.
+    elif case in ("lstm", "gru"):  # RNN CASES: 3 warm-up steps, then 60, as bench.c
+        char_case(case, 3, 60, text_path, threads)
     else:
         print(f"bench_torch.py: unknown case '{case}'", file=sys.stderr)
         return 2

@@ -4,7 +4,8 @@
 #   bench/run.sh [BUILD_DIR]            (default build; needs BUILD_DIR/bench/bench)
 #
 # Environment: REPS (3) runs of every case, THREADS ("1 2"), CASES (all of them: sgemm mlp lenet cnn
-# infer-mlp infer-lenet), DN_DATA (data/mnist), PYTHON (/usr/bin/python3, Debian's, which has torch),
+# infer-mlp infer-lenet lstm gru), DN_DATA (data: the folder holding mnist/ and fortunes.txt; or the MNIST
+# folder itself), PYTHON (/usr/bin/python3, Debian's, which has torch),
 # OPENBLAS_DIR (/usr/lib/x86_64-linux-gnu/openblas-openmp), BENCH_OPENBLAS_CORETYPE (unset: OpenBLAS picks
 # its kernels for this CPU; an OPENBLAS_CORETYPE already in the environment is dropped, because a forced
 # older kernel, e.g. Haswell on an AVX-512 machine, would make the reference look twice as slow as it is).
@@ -17,9 +18,10 @@ BUILD=${1:-${BUILD:-build}}
 BENCH=$BUILD/bench/bench
 REPS=${REPS:-3}
 THREADS=${THREADS:-"1 2"}
-CASES=${CASES:-"sgemm mlp lenet cnn infer-mlp infer-lenet"}
+CASES=${CASES:-"sgemm mlp lenet cnn infer-mlp infer-lenet lstm gru"}
 DATA=${DN_DATA:-data}/mnist # DN_DATA names the folder holding mnist/, as for make test ...
 [ -f "$DATA/train-images-idx3-ubyte" ] || DATA=${DN_DATA:-data/mnist} # ... or the MNIST folder itself
+TEXT=${DN_DATA:-data}/fortunes.txt # the character cases' corpus (scripts/fetch-fortunes.sh); without it they skip
 PYTHON=${PYTHON:-/usr/bin/python3}
 OPENBLAS_DIR=${OPENBLAS_DIR:-/usr/lib/x86_64-linux-gnu/openblas-openmp}
 HERE=$(dirname "$0")
@@ -31,10 +33,19 @@ if [ ! -x "$BENCH" ]; then
     echo "run.sh: $BENCH is missing: build it with 'make bench'" >&2
     exit 1
 fi
-if [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
+NEED_MNIST=0
+for c in $CASES; do
+    case $c in mlp | lenet | cnn | infer-*) NEED_MNIST=1 ;; esac
+done
+if [ "$NEED_MNIST" = 1 ] && [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
     echo "run.sh: no MNIST in $DATA: fetch it with scripts/fetch-mnist.sh (or set DN_DATA)" >&2
     exit 1
 fi
+case " $CASES " in
+*" lstm "* | *" gru "*)
+    [ -f "$TEXT" ] || echo "run.sh: no $TEXT: the lstm and gru cases will be skipped (scripts/fetch-fortunes.sh)" >&2
+    ;;
+esac
 
 # PyTorch, if Debian's python has it.  Debian's torch calls whatever libblas.so.3 the system selected; the
 # reference BLAS would make it ~15x slower, so its runs get OpenBLAS put first on the library path.
@@ -42,7 +53,7 @@ HAVE_TORCH=0
 if [ -x "$PYTHON" ] && "$PYTHON" -c "import torch" 2>/dev/null; then HAVE_TORCH=1; fi
 torch_run() { # case threads
     OMP_NUM_THREADS=$2 LD_LIBRARY_PATH="$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-        "$PYTHON" "$HERE/bench_torch.py" --data "$DATA" "$1" "$2"
+        "$PYTHON" "$HERE/bench_torch.py" --data "$DATA" --text "$TEXT" "$1" "$2"
 }
 
 : > "$RAW"
@@ -67,7 +78,7 @@ for c in $CASES; do
         r=1
         while [ "$r" -le "$REPS" ]; do
             printf '%s, %s thread(s), run %s/%s\n' "$c" "$t" "$r" "$REPS" >&2
-            "$BENCH" --data "$DATA" "$c" "$t" >> "$RAW" || echo "run.sh: dendrite $c $t failed" >&2
+            "$BENCH" --data "$DATA" --text "$TEXT" "$c" "$t" >> "$RAW" || echo "run.sh: dendrite $c $t failed" >&2
             if [ "$c" = sgemm ]; then
                 OMP_NUM_THREADS=$t "$BENCH" sgemm-openblas "$t" >> "$RAW"
             elif [ "$HAVE_TORCH" = 1 ]; then
@@ -134,4 +145,3 @@ END {
     }
 }' "$RAW"
 echo "(raw figures: $RAW)"
-# RNN CASES: character-level LSTM/GRU rows join CASES when the recurrent layers land.
