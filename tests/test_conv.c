@@ -463,6 +463,56 @@ static void pool_errors(void)
     dn_ctx_free(ctx);
 }
 
+/* The 2x2 / stride 2 path (SIMD, four windows at a time, then a scalar tail) against a plain loop over the
+ * rule, on planes full of ties, NaNs and infinities, with odd sizes (the last row and column are dropped) and
+ * widths that leave a tail. */
+static void pool_2x2_against_rule(void)
+{
+    const int64_t N = 2, C = 3, H = 7, W = 19, Ho = H / 2, Wo = W / 2;
+    static float data[2 * 3 * 7 * 19];
+    uint64_t r = 12345;
+    for (int64_t i = 0; i < N * C * H * W; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        const int k = (int)(r >> 59); /* 0..31 */
+        data[i] = k < 2 ? NAN : k < 4 ? INFINITY : k < 6 ? -INFINITY : (float)(k % 3) - 1.0f;
+    }
+    for (int is_max = 0; is_max < 2; is_max++) {
+        dn_ctx *ctx = dn_ctx_new();
+        dn_tensor *x = tensor4(ctx, N, C, H, W, data, true);
+        dn_tensor *y = is_max ? dn_max_pool2d(ctx, x, 2, 2, 0, 0, 0, 0) : dn_min_pool2d(ctx, x, 2, 2, 0, 0, 0, 0);
+        CHECK_OK(backward_sum(ctx, y));
+        const float *yv = OUT(y), *dx = GRAD(x);
+        if (!yv || !dx) {
+            dn_ctx_free(ctx);
+            return;
+        }
+        static float want_dx[2 * 3 * 7 * 19];
+        memset(want_dx, 0, sizeof want_dx);
+        int bad = 0;
+        for (int64_t pl = 0; pl < N * C; pl++)
+            for (int64_t oh = 0; oh < Ho; oh++)
+                for (int64_t ow = 0; ow < Wo; ow++) {
+                    float best = is_max ? -INFINITY : INFINITY;
+                    int64_t at = pl * H * W + 2 * oh * W + 2 * ow;
+                    for (int i = 0; i < 2; i++)
+                        for (int j = 0; j < 2; j++) {
+                            const int64_t k = pl * H * W + (2 * oh + i) * W + 2 * ow + j;
+                            const float v = data[k];
+                            if ((is_max ? v > best : v < best) || isnan(v)) {
+                                best = v;
+                                at = k;
+                            }
+                        }
+                    const float got = yv[(pl * Ho + oh) * Wo + ow];
+                    if (!(got == best || (isnan(got) && isnan(best)))) bad++;
+                    want_dx[at] += 1.0f;
+                }
+        CHECK(bad == 0);
+        CHECK(memcmp(want_dx, dx, sizeof want_dx) == 0);
+        dn_ctx_free(ctx);
+    }
+}
+
 void suite_conv(void)
 {
     RUN(conv_identity_kernel);
@@ -471,5 +521,6 @@ void suite_conv(void)
     RUN(conv_against_reference);
     RUN(conv_determinism_and_views);
     RUN(pool_values_and_ties);
+    RUN(pool_2x2_against_rule);
     RUN(pool_errors);
 }
