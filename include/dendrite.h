@@ -289,25 +289,43 @@ dn_tensor *dn_gru_cell(dn_ctx *ctx, dn_tensor *xw, dn_tensor *h, dn_tensor *w_hh
 
 /* ------------------------------------------------------------------ data sets */
 
-/* Samples in memory: x holds n samples of shape `shape` (row-major, float32); y holds one target per sample
- * (a class index stored as a float, or a regression value).  Loaders check every size and say what is wrong. */
+/* Samples in memory: n samples of shape `shape` (row-major) and, in y, one target per sample (a class index
+ * stored as a float, or a regression value).  The samples are stored in one of two ways; exactly one of x and
+ * x_bytes is set (both may be NULL when n * sample_size is 0):
+ *   - x: float32 values (the CSV and text loaders, dn_dataset_load_idx, data sets built by hand);
+ *   - x_bytes: one unsigned byte per value, a quarter of the memory (dn_dataset_load_idx_compact, which the CLI
+ *     uses): value = (float)(x_bytes[k] * x_scale), then (value - x_mean[f]) / x_std[f] for feature f once
+ *     dn_dataset_normalize has run.  x is NULL then.
+ * Read samples with dn_dataset_get(), which serves both and gives bit for bit the floats x would hold; code that
+ * reads d->x directly must handle x == NULL.  Loaders check every size and say what is wrong. */
 typedef struct dn_dataset {
     int64_t n;                     /* number of samples */
     int ndim;                      /* rank of one sample */
     int64_t shape[DN_MAX_DIMS];    /* shape of one sample */
-    float *x;                      /* n * sample_size floats */
+    float *x;                      /* n * sample_size floats, or NULL when the samples are bytes (x_bytes) */
     float *y;                      /* n * target_size floats */
     int n_classes;                 /* 1 + largest label for classification data; 0 if unknown */
     int64_t target_size;           /* targets per sample: 0 or 1 for one label, T for a sequence of labels */
+    uint8_t *x_bytes;              /* n * sample_size bytes, or NULL when the samples are floats (x) */
+    float x_scale;                 /* byte storage: a byte b stands for (float)(b * x_scale) */
+    float *x_mean;                 /* byte storage: sample_size means subtracted on the way out, or NULL */
+    float *x_std;                  /* byte storage: sample_size divisors (a 0 already made 1); set with x_mean */
 } dn_dataset;
 
 /* Elements of one sample. */
 int64_t dn_dataset_sample_size(const dn_dataset *d);
 /* Targets of one sample (1 unless target_size says more). */
 int64_t dn_dataset_target_size(const dn_dataset *d);
+/* Copies samples first .. first + count - 1 into out (count * sample_size floats), from either storage.
+ * Returns the number copied: fewer at the end of the data, 0 when first is out of range. */
+int64_t dn_dataset_get(const dn_dataset *d, int64_t first, int64_t count, float *out);
 /* MNIST-style IDX pair: images (any rank, unsigned byte or float/int) scaled by `scale` (1/255 for bytes
- * to [0,1]), labels (rank 1).  labels may be NULL (y is then zero).  Counts must agree. */
+ * to [0,1]), labels (rank 1).  labels may be NULL (y is then zero).  Counts must agree.  Samples as floats (x). */
 DN_NODISCARD dn_status dn_dataset_load_idx(const char *images, const char *labels, float scale, dn_dataset **out);
+/* As dn_dataset_load_idx, but unsigned-byte images stay bytes (x_bytes, x NULL): a quarter of the memory, the
+ * same values through dn_dataset_get.  Images of other element types load as floats. */
+DN_NODISCARD dn_status dn_dataset_load_idx_compact(const char *images, const char *labels, float scale,
+                                                   dn_dataset **out);
 /* Numeric CSV: one sample per row, `label_col` (negative counts from the end) is the target, the other
  * columns are features.  header: 1 skip the first line, 0 none, -1 detect (a first row that is not numeric).
  * Errors name the line and column. */
@@ -316,14 +334,15 @@ DN_NODISCARD dn_status dn_dataset_load_csv(const char *path, int label_col, int 
 #define DN_CSV_NO_LABEL (-2147483647 - 1)
 void dn_dataset_free(dn_dataset *d); /* frees the data set and its arrays; NULL does nothing */
 /* Splits a seeded permutation: b gets round(fraction * n) samples (validation), a the rest (training);
- * fraction in [0, 1); both keep the original sample order; b may be empty. */
+ * fraction in [0, 1); both keep the original sample order and d's storage (floats or bytes); b may be empty. */
 DN_NODISCARD dn_status dn_dataset_split(const dn_dataset *d, double fraction, uint64_t seed, dn_dataset **a,
                                         dn_dataset **b);
 /* Per-feature mean and population standard deviation of d (arrays of sample_size floats, caller-allocated);
  * an empty data set gives mean 0, std 1. */
 void dn_dataset_stats(const dn_dataset *d, float *mean, float *std);
-/* x = (x - mean) / std per feature (std 0 is treated as 1). */
-void dn_dataset_normalize(dn_dataset *d, const float *mean, const float *std);
+/* x = (x - mean) / std per feature (std 0 is treated as 1).  Byte storage keeps copies of mean and std and
+ * applies them in dn_dataset_get; normalising it a second time turns it into floats (no byte form is exact). */
+DN_NODISCARD dn_status dn_dataset_normalize(dn_dataset *d, const float *mean, const float *std);
 
 /* A character (byte) vocabulary: the distinct bytes of a text, in byte order. */
 typedef struct dn_vocab {

@@ -370,7 +370,9 @@ dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d
         return dn_error(DN_ERR_SHAPE, "the data's samples are %s but the model takes %s", dn_shape_str(d->ndim, d->shape),
                         dn_shape_str(m->in_ndim, m->in_shape));
     int64_t batch = c->batch > 0 ? (c->batch < 256 ? 256 : c->batch) : 256;
-    int64_t ss = dn_dataset_sample_size(d), ts = dn_dataset_target_size(d);
+    int64_t ts = dn_dataset_target_size(d);
+    if (d->n > 0 && (!d->y || (!d->x && !d->x_bytes && dn_dataset_sample_size(d) > 0)))
+        return dn_error(DN_ERR_ARG, "dn_evaluate: data set of %lld samples has no x or y array", (long long)d->n);
     dn_ctx *ctx = dn_ctx_new();
     if (!ctx) return DN_ERR_NOMEM;
     dn_ctx_set_grad(ctx, false);
@@ -386,8 +388,9 @@ dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d
         dn_ctx_reset(ctx);
         xshape[0] = nb;
         dn_tensor *x;
-        s = dn_tensor_from(ctx, d->ndim + 1, xshape, d->x + at * ss, &x);
+        s = dn_tensor_new(ctx, d->ndim + 1, xshape, &x);
         if (s) break;
+        dn_dataset_get(d, at, nb, x->data); /* floats or bytes, converted a batch at a time */
         dn_tensor *out = dn_model_forward(m, ctx, x);
         dn_tensor *loss = dn_apply_loss(ctx, c, out, d->y + at * ts, nb, ts);
         if (!loss) {

@@ -428,7 +428,7 @@ static void test_dataset_stats(void)
     CHECK_NEAR(std[0], sqrt(1.25), 1e-6); /* population std of 0..3 */
     CHECK_NEAR(mean[1], 5.0, 1e-6);
     CHECK(std[1] == 0.0f);
-    dn_dataset_normalize(d, mean, std);
+    CHECK_OK(dn_dataset_normalize(d, mean, std));
     CHECK_NEAR(d->x[0], -1.5 / sqrt(1.25), 1e-6);
     CHECK_NEAR(d->x[6], 1.5 / sqrt(1.25), 1e-6);
     CHECK(d->x[1] == 0.0f && d->x[7] == 0.0f); /* std 0 is treated as 1 */
@@ -447,6 +447,298 @@ static void test_dataset_stats(void)
     CHECK_NEAR(m[299], 300.0, 1e-5);
     CHECK_NEAR(s[299], sqrt(2.0 / 3.0), 1e-6);
     free_counting(w);
+}
+
+/* ------------------------------------------------------------------ byte storage */
+
+/* An IDX file of any size (write_idx's buffer is small). */
+static void write_idx_big(const char *path, int type, int ndim, const uint32_t *dims, const void *data, size_t n)
+{
+    unsigned char *buf = malloc(64 + n);
+    if (!buf) return;
+    size_t h = idx_header(buf, type, ndim, dims);
+    memcpy(buf + h, data, n);
+    write_bytes(path, buf, h + n);
+    free(buf);
+}
+
+/* n images of 4x5 bytes, every byte value present, and labels 0..2 that depend on the pixels (learnable). */
+enum { BYTES_N = 300, BYTES_SS = 20 };
+static void write_byte_images(const char *images, const char *labels)
+{
+    static unsigned char px[BYTES_N * BYTES_SS], lab[BYTES_N];
+    uint32_t r = 12345;
+    for (int i = 0; i < BYTES_N * BYTES_SS; i++) {
+        r = r * 1664525u + 1013904223u;
+        px[i] = i < 256 ? (unsigned char)i : (unsigned char)(r >> 24);
+    }
+    for (int i = 0; i < BYTES_N; i++) lab[i] = (unsigned char)((px[i * BYTES_SS] + px[i * BYTES_SS + 7]) % 3);
+    const uint32_t dims[] = {BYTES_N, 4, 5}, ldims[] = {BYTES_N};
+    write_idx_big(images, 0x08, 3, dims, px, sizeof px);
+    write_idx_big(labels, 0x08, 1, ldims, lab, sizeof lab);
+}
+
+/* a and b hold the same samples, bit for bit, whatever their storage (and the same targets and shape). */
+static bool same_samples(const dn_dataset *a, const dn_dataset *b)
+{
+    if (!a || !b || a->n != b->n || a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof a->shape) ||
+        a->n_classes != b->n_classes || dn_dataset_target_size(a) != dn_dataset_target_size(b))
+        return false;
+    int64_t ss = dn_dataset_sample_size(a), nx = a->n * ss, ny = a->n * dn_dataset_target_size(a);
+    float *xa = malloc((size_t)(nx + 1) * sizeof(float)), *xb = malloc((size_t)(nx + 1) * sizeof(float));
+    bool same = xa && xb && dn_dataset_get(a, 0, a->n, xa) == a->n && dn_dataset_get(b, 0, b->n, xb) == b->n &&
+                memcmp(xa, xb, (size_t)nx * sizeof(float)) == 0 && memcmp(a->y, b->y, (size_t)ny * sizeof(float)) == 0;
+    free(xa);
+    free(xb);
+    return same;
+}
+
+static bool is_bytes(const dn_dataset *d) { return d && d->x == NULL && d->x_bytes != NULL; }
+
+/* The compact loader keeps bytes, and dn_dataset_get gives exactly the floats the float loader makes. */
+static void test_idx_bytes(void)
+{
+    write_byte_images(tpath("bimg"), tpath("blab"));
+    const float scales[] = {1.0f / 255.0f, 1.0f, 0.5f, 3.7f, -0.0123f, 1e-30f, 1e35f, 1.0f / 3.0f};
+    for (size_t k = 0; k < sizeof scales / sizeof *scales; k++) {
+        dn_dataset *f = NULL, *b = NULL;
+        CHECK_OK(dn_dataset_load_idx(tpath("bimg"), tpath("blab"), scales[k], &f));
+        CHECK_OK(dn_dataset_load_idx_compact(tpath("bimg"), tpath("blab"), scales[k], &b));
+        if (f && b) {
+            CHECK(f->x && !f->x_bytes);
+            CHECK(is_bytes(b) && b->x_scale == scales[k] && !b->x_mean && !b->x_std);
+            CHECK(b->n == BYTES_N && b->ndim == 2 && b->shape[0] == 4 && b->shape[1] == 5 && b->n_classes == 3);
+            CHECK_MSG(same_samples(f, b), "scale %g: byte samples differ from float samples", (double)scales[k]);
+        }
+        dn_dataset_free(f);
+        dn_dataset_free(b);
+    }
+    /* dn_dataset_get copies what is there: fewer at the end, none out of range */
+    dn_dataset *b = NULL;
+    CHECK_OK(dn_dataset_load_idx_compact(tpath("bimg"), NULL, 1.0f, &b));
+    if (b) {
+        float out[3 * BYTES_SS];
+        CHECK(dn_dataset_get(b, 1, 2, out) == 2 && out[0] == 20.0f && out[19] == 39.0f && out[20] == 40.0f);
+        CHECK(dn_dataset_get(b, BYTES_N - 1, 3, out) == 1);
+        CHECK(dn_dataset_get(b, BYTES_N, 1, out) == 0 && dn_dataset_get(b, -1, 1, out) == 0);
+        CHECK(dn_dataset_get(b, 0, 0, out) == 0 && dn_dataset_get(NULL, 0, 1, out) == 0);
+        CHECK(dn_dataset_get(b, 0, 1, NULL) == 0);
+        CHECK(b->n_classes == 0 && b->y[0] == 0.0f);
+        dn_dataset_free(b);
+    }
+    /* other element types load as floats */
+    const uint32_t dims2[] = {2, 1};
+    unsigned char fl[8] = {0x3F, 0xC0, 0x00, 0x00, 0xC0, 0x20, 0x00, 0x00}; /* 1.5, -2.5 */
+    write_idx(tpath("typed"), 0x0D, 2, dims2, fl, 8);
+    CHECK_OK(dn_dataset_load_idx_compact(tpath("typed"), NULL, 2.0f, &b));
+    if (b) {
+        CHECK(b->x && !b->x_bytes && b->x[0] == 3.0f && b->x[1] == -5.0f);
+        dn_dataset_free(b);
+    }
+    /* the same errors as the float loader, named for the compact one */
+    CHECK_ERR(dn_dataset_load_idx_compact(tpath("missing"), NULL, 1.0f, &b), DN_ERR_IO, "missing");
+    CHECK_ERR(dn_dataset_load_idx_compact(tpath("bimg"), NULL, 0.0f, &b), DN_ERR_ARG, "dn_dataset_load_idx_compact",
+              "scale");
+    CHECK_ERR(dn_dataset_load_idx_compact(NULL, NULL, 1.0f, &b), DN_ERR_ARG, "no images file");
+    const uint32_t dims3[] = {3, 2, 2};
+    unsigned char px[13] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    write_idx(tpath("trunc"), 0x08, 3, dims3, px, 10);
+    CHECK_ERR(dn_dataset_load_idx_compact(tpath("trunc"), NULL, 1.0f, &b), DN_ERR_FORMAT, "expected 12 bytes of data");
+    write_idx(tpath("trail"), 0x08, 3, dims3, px, 13);
+    CHECK_ERR(dn_dataset_load_idx_compact(tpath("trail"), NULL, 1.0f, &b), DN_ERR_FORMAT, "1 bytes of trailing data");
+    write_idx(tpath("img"), 0x08, 3, dims3, px, 12);
+    const uint32_t dims1b[] = {2};
+    write_idx(tpath("lab2"), 0x08, 1, dims1b, px, 2);
+    CHECK_ERR(dn_dataset_load_idx_compact(tpath("img"), tpath("lab2"), 1.0f, &b), DN_ERR_SHAPE,
+              "images have 3 samples but labels 2");
+    /* a scale that overflows float32 for some byte: the first such element, as the float loader says */
+    CHECK_ERR(dn_dataset_load_idx(tpath("img"), NULL, 1e38f, &b), DN_ERR_NUMERIC, "element 4 is");
+    CHECK_ERR(dn_dataset_load_idx_compact(tpath("img"), NULL, 1e38f, &b), DN_ERR_NUMERIC, "element 4 is 4", "1e+38");
+    CHECK(b == NULL);
+}
+
+/* Split, stats, normalisation, batches and streams give the same bits from bytes as from floats. */
+static void test_bytes_dataset_ops(void)
+{
+    write_byte_images(tpath("bimg"), tpath("blab"));
+    dn_dataset *f = NULL, *b = NULL;
+    CHECK_OK(dn_dataset_load_idx(tpath("bimg"), tpath("blab"), 1.0f / 255.0f, &f));
+    CHECK_OK(dn_dataset_load_idx_compact(tpath("bimg"), tpath("blab"), 1.0f / 255.0f, &b));
+    if (!f || !is_bytes(b)) {
+        dn_dataset_free(f);
+        dn_dataset_free(b);
+        return;
+    }
+    /* split: the parts keep byte storage */
+    dn_dataset *fa = NULL, *fb = NULL, *ba = NULL, *bb = NULL;
+    CHECK_OK(dn_dataset_split(f, 0.25, 9, &fa, &fb));
+    CHECK_OK(dn_dataset_split(b, 0.25, 9, &ba, &bb));
+    CHECK(is_bytes(ba) && is_bytes(bb) && ba->n == 225 && bb->n == 75);
+    CHECK(same_samples(fa, ba) && same_samples(fb, bb));
+    /* stats, then normalisation with the training part's statistics */
+    float fm[BYTES_SS], fs[BYTES_SS], bm[BYTES_SS], bs[BYTES_SS];
+    dn_dataset_stats(fa, fm, fs);
+    dn_dataset_stats(ba, bm, bs);
+    CHECK(memcmp(fm, bm, sizeof fm) == 0 && memcmp(fs, bs, sizeof fs) == 0);
+    fs[3] = bs[3] = 0.0f; /* a zero deviation is treated as 1 in both */
+    CHECK_OK(dn_dataset_normalize(fa, fm, fs));
+    CHECK_OK(dn_dataset_normalize(fb, fm, fs));
+    CHECK_OK(dn_dataset_normalize(ba, bm, bs));
+    CHECK_OK(dn_dataset_normalize(bb, bm, bs));
+    CHECK(is_bytes(ba) && ba->x_mean && ba->x_std && ba->x_std[3] == 1.0f);
+    CHECK(same_samples(fa, ba) && same_samples(fb, bb));
+    /* statistics of normalised data, and a split of it (which carries the normalisation along) */
+    dn_dataset_stats(fa, fm, fs);
+    dn_dataset_stats(ba, bm, bs);
+    CHECK(memcmp(fm, bm, sizeof fm) == 0 && memcmp(fs, bs, sizeof fs) == 0);
+    dn_dataset *f2 = NULL, *f3 = NULL, *b2 = NULL, *b3 = NULL;
+    CHECK_OK(dn_dataset_split(fa, 0.5, 4, &f2, &f3));
+    CHECK_OK(dn_dataset_split(ba, 0.5, 4, &b2, &b3));
+    CHECK(is_bytes(b2) && b2->x_mean && same_samples(f2, b2) && same_samples(f3, b3));
+    /* shuffled batches, the last one short */
+    dn_batcher *bf = NULL, *bt = NULL;
+    CHECK_OK(dn_batcher_new(fa, 16, true, 77, &bf));
+    CHECK_OK(dn_batcher_new(ba, 16, true, 77, &bt));
+    if (bf && bt) {
+        float x1[16 * BYTES_SS], x2[16 * BYTES_SS], y1[16], y2[16];
+        int64_t k1, k2, batches = 0;
+        bool same = true;
+        for (int e = 0; e < 2; e++) {
+            dn_batcher_reset(bf);
+            dn_batcher_reset(bt);
+            do {
+                k1 = dn_batcher_next(bf, x1, y1);
+                k2 = dn_batcher_next(bt, x2, y2);
+                same = same && k1 == k2 && memcmp(x1, x2, (size_t)(k1 * BYTES_SS) * sizeof(float)) == 0 &&
+                       memcmp(y1, y2, (size_t)k1 * sizeof(float)) == 0;
+                batches += k1 > 0;
+            } while (k1 > 0 && k2 > 0);
+        }
+        CHECK(same && batches == 2 * 15);
+    }
+    dn_batcher_free(bf);
+    dn_batcher_free(bt);
+    /* a second normalisation has no byte form: the samples become floats, still the same bits */
+    CHECK_OK(dn_dataset_normalize(fb, fm, fs));
+    CHECK_OK(dn_dataset_normalize(bb, bm, bs));
+    CHECK(bb->x && !bb->x_bytes && !bb->x_mean && !bb->x_std && same_samples(fb, bb));
+    /* streams (the text layout) reorder bytes like floats */
+    CHECK_OK(dn_dataset_streams(f3, 8));
+    CHECK_OK(dn_dataset_streams(b3, 8));
+    CHECK(is_bytes(b3) && b3->n == 112 && same_samples(f3, b3));
+    /* a data set claiming both storages, or half a normalisation, is refused */
+    dn_dataset bad = *b2;
+    bad.x = f2->x;
+    dn_batcher *none = NULL;
+    CHECK_ERR(dn_batcher_new(&bad, 4, false, 1, &none), DN_ERR_ARG, "both x and x_bytes");
+    CHECK_ERR(dn_dataset_normalize(&bad, fm, fs), DN_ERR_ARG, "both x and x_bytes");
+    bad.x = NULL;
+    bad.x_std = NULL;
+    dn_dataset *u1 = NULL, *u2 = NULL;
+    CHECK_ERR(dn_dataset_split(&bad, 0.5, 1, &u1, &u2), DN_ERR_ARG, "x_mean");
+    CHECK_ERR(dn_dataset_normalize(&bad, fm, fs), DN_ERR_ARG, "only one of x_mean and x_std");
+    CHECK_ERR(dn_dataset_normalize(NULL, fm, fs), DN_ERR_ARG, "NULL");
+    dn_dataset *parts[] = {f, b, fa, fb, ba, bb, f2, f3, b2, b3};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) dn_dataset_free(parts[i]);
+}
+
+static const char *bytes_cfg =
+    "[net]\n"
+    "input = 4, 5\n"
+    "batch = 16\n"
+    "seed = 3\n"
+    "optimizer = adam\n"
+    "lr = 0.01\n"
+    "validation = 0.2\n"
+    "\n"
+    "[dense]\n"
+    "units = 8\n"
+    "activation = relu\n"
+    "\n"
+    "[dense]\n"
+    "units = 3\n";
+
+/* Trains bytes_cfg for 2 epochs on d (normalised first, as `dendrite train` does with normalize = 1); the
+ * trainer's own validation split and evaluation see d's storage too.  Returns the model, NULL on failure. */
+static dn_model *train_small(dn_dataset *d, double *val_loss)
+{
+    dn_model *m = NULL;
+    dn_train_config c;
+    dn_trainer *t = NULL;
+    float mean[BYTES_SS], sd[BYTES_SS];
+    dn_dataset_stats(d, mean, sd);
+    dn_status s = dn_dataset_normalize(d, mean, sd);
+    if (!s) s = dn_model_from_cfg(bytes_cfg, "bytes.cfg", &m, &c);
+    c.epochs = 2;
+    if (!s) s = dn_trainer_new(m, &c, d, NULL, &t);
+    dn_epoch_stats st = {0};
+    while (!s && !dn_trainer_finished(t)) s = dn_trainer_epoch(t, &st);
+    dn_trainer_free(t);
+    CHECK_OK(s);
+    if (s) {
+        dn_model_free(m);
+        return NULL;
+    }
+    *val_loss = st.val_loss;
+    return m;
+}
+
+/* A training run from byte storage ends with the same weights, bit for bit, as one from float storage. */
+static void test_bytes_training(void)
+{
+    write_byte_images(tpath("bimg"), tpath("blab"));
+    dn_dataset *f = NULL, *b = NULL;
+    CHECK_OK(dn_dataset_load_idx(tpath("bimg"), tpath("blab"), 1.0f / 255.0f, &f));
+    CHECK_OK(dn_dataset_load_idx_compact(tpath("bimg"), tpath("blab"), 1.0f / 255.0f, &b));
+    double lf = NAN, lb = NAN;
+    dn_model *mf = f ? train_small(f, &lf) : NULL, *mb = is_bytes(b) ? train_small(b, &lb) : NULL;
+    if (mf && mb) {
+        size_t n = dn_model_param_count(mf);
+        CHECK(n > 0 && n == dn_model_param_count(mb));
+        CHECK_MSG(memcmp(dn_model_params(mf), dn_model_params(mb), n * sizeof(float)) == 0,
+                  "weights trained from bytes differ from those trained from floats");
+        CHECK_MSG(isfinite(lf) && memcmp(&lf, &lb, sizeof lf) == 0, "validation loss %.9g (floats) vs %.9g (bytes)",
+                  lf, lb);
+        /* and evaluation reads bytes as it reads floats */
+        dn_train_config c;
+        dn_train_defaults(&c);
+        dn_eval_result rf, rb;
+        CHECK_OK(dn_evaluate(mf, &c, f, &rf, NULL));
+        CHECK_OK(dn_evaluate(mf, &c, b, &rb, NULL));
+        CHECK(rf.n == BYTES_N && rf.loss == rb.loss && rf.accuracy == rb.accuracy);
+    }
+    dn_model_free(mf);
+    dn_model_free(mb);
+    dn_dataset_free(f);
+    dn_dataset_free(b);
+}
+
+/* The real test set: bytes and floats agree on every pixel, on the statistics and once normalised. */
+static void test_bytes_mnist(void)
+{
+    char images[512], labels[512];
+    snprintf(images, sizeof images, "%s/mnist/t10k-images-idx3-ubyte", t_data_dir());
+    snprintf(labels, sizeof labels, "%s/mnist/t10k-labels-idx1-ubyte", t_data_dir());
+    if (!file_exists(images) || !file_exists(labels)) {
+        printf("    note: %s not found, MNIST byte checks skipped (run scripts/fetch-mnist.sh)\n", images);
+        return;
+    }
+    dn_dataset *f = NULL, *b = NULL;
+    CHECK_OK(dn_dataset_load_idx(images, labels, 1.0f / 255.0f, &f));
+    CHECK_OK(dn_dataset_load_idx_compact(images, labels, 1.0f / 255.0f, &b));
+    if (f && is_bytes(b)) {
+        CHECK(b->n == 10000 && b->n_classes == 10 && b->y[0] == 7.0f);
+        CHECK(same_samples(f, b));
+        static float fm[784], fs[784], bm[784], bs[784];
+        dn_dataset_stats(f, fm, fs);
+        dn_dataset_stats(b, bm, bs);
+        CHECK(memcmp(fm, bm, sizeof fm) == 0 && memcmp(fs, bs, sizeof fs) == 0);
+        CHECK_OK(dn_dataset_normalize(f, fm, fs));
+        CHECK_OK(dn_dataset_normalize(b, bm, bs));
+        CHECK(same_samples(f, b));
+    }
+    dn_dataset_free(f);
+    dn_dataset_free(b);
 }
 
 static int64_t alloc_calls;
@@ -1025,6 +1317,33 @@ static dn_status op_idx(void)
     return s;
 }
 
+static dn_status op_idx_compact(void)
+{
+    dn_dataset *d = NULL;
+    dn_status s = dn_dataset_load_idx_compact(tpath("img"), tpath("lab"), 1.0f, &d);
+    dn_dataset_free(d);
+    return s;
+}
+
+/* A split of normalised byte storage (the parts copy the normalisation), then a second normalisation of one
+ * part (which turns it into floats). */
+static dn_status op_bytes_split_normalize(void)
+{
+    dn_dataset *d = NULL, *a = NULL, *b = NULL;
+    float mean[4] = {1, 2, 3, 4}, std[4] = {2, 0, 1, 3};
+    dn_set_allocator(NULL); /* the load is swept on its own (op_idx_compact) */
+    dn_status s = dn_dataset_load_idx_compact(tpath("img"), tpath("lab"), 1.0f, &d);
+    dn_allocator failing = {failing_alloc, failing_realloc, count_free, NULL};
+    dn_set_allocator(&failing);
+    if (!s) s = dn_dataset_normalize(d, mean, std);
+    if (!s) s = dn_dataset_split(d, 0.5, 3, &a, &b);
+    if (!s) s = dn_dataset_normalize(a, mean, std);
+    dn_dataset_free(a);
+    dn_dataset_free(b);
+    dn_dataset_free(d);
+    return s;
+}
+
 static dn_status op_split(void)
 {
     dn_dataset *d = counting_dataset(10), *a = NULL, *b = NULL;
@@ -1093,6 +1412,8 @@ static void test_alloc_failures(void)
 
     each_alloc_failure("dn_dataset_load_csv", op_csv);
     each_alloc_failure("dn_dataset_load_idx", op_idx);
+    each_alloc_failure("dn_dataset_load_idx_compact", op_idx_compact);
+    each_alloc_failure("byte storage: dn_dataset_normalize, dn_dataset_split", op_bytes_split_normalize);
     each_alloc_failure("dn_dataset_split", op_split);
     each_alloc_failure("dn_batcher_new", op_batcher);
     each_alloc_failure("dn_st_write", op_st_write);
@@ -1116,6 +1437,10 @@ void suite_data_io(void)
     RUN(test_dataset_split);
     RUN(test_dataset_stats);
     RUN(test_batcher);
+    RUN(test_idx_bytes);
+    RUN(test_bytes_dataset_ops);
+    RUN(test_bytes_training);
+    RUN(test_bytes_mnist);
     RUN(test_st_reference);
     RUN(test_st_roundtrip);
     RUN(test_st_write_errors);

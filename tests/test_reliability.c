@@ -448,7 +448,7 @@ static void test_alloc_fail_training(void)
 /* Small files for the loaders, and what the clean load gives. */
 typedef struct data_ref {
     const char *images, *labels, *csv, *text;
-    dn_dataset *idx_ref, *csv_ref, *text_ref;
+    dn_dataset *idx_ref, *idx_compact_ref, *csv_ref, *text_ref;
 } data_ref;
 
 static bool same_dataset(const dn_dataset *a, const dn_dataset *b)
@@ -457,7 +457,10 @@ static bool same_dataset(const dn_dataset *a, const dn_dataset *b)
         memcmp(a->shape, b->shape, sizeof a->shape) || dn_dataset_target_size(a) != dn_dataset_target_size(b))
         return false;
     size_t nx = (size_t)(a->n * dn_dataset_sample_size(a)), ny = (size_t)(a->n * dn_dataset_target_size(a));
-    return memcmp(a->x, b->x, nx * sizeof(float)) == 0 && memcmp(a->y, b->y, ny * sizeof(float)) == 0;
+    if (!a->x != !b->x || !a->x_bytes != !b->x_bytes) return false; /* the same storage: floats or bytes */
+    bool same_x = a->x ? memcmp(a->x, b->x, nx * sizeof(float)) == 0
+                       : memcmp(a->x_bytes, b->x_bytes, nx) == 0 && a->x_scale == b->x_scale;
+    return same_x && memcmp(a->y, b->y, ny * sizeof(float)) == 0;
 }
 
 static dn_status run_idx(void *arg, bool *wrong)
@@ -466,6 +469,16 @@ static dn_status run_idx(void *arg, bool *wrong)
     dn_dataset *d = NULL;
     dn_status s = dn_dataset_load_idx(r->images, r->labels, 1.0f / 255.0f, &d);
     if (!s) *wrong = !same_dataset(d, r->idx_ref);
+    dn_dataset_free(d);
+    return s;
+}
+
+static dn_status run_idx_compact(void *arg, bool *wrong)
+{
+    data_ref *r = arg;
+    dn_dataset *d = NULL;
+    dn_status s = dn_dataset_load_idx_compact(r->images, r->labels, 1.0f / 255.0f, &d);
+    if (!s) *wrong = !same_dataset(d, r->idx_compact_ref);
     dn_dataset_free(d);
     return s;
 }
@@ -514,17 +527,21 @@ static void test_alloc_fail_loaders(void)
     /* the references, loaded with the ordinary allocator */
     dn_vocab v;
     CHECK_OK(dn_dataset_load_idx(r.images, r.labels, 1.0f / 255.0f, &r.idx_ref));
+    CHECK_OK(dn_dataset_load_idx_compact(r.images, r.labels, 1.0f / 255.0f, &r.idx_compact_ref));
     CHECK_OK(dn_dataset_load_csv(r.csv, -1, -1, &r.csv_ref));
     CHECK_OK(dn_dataset_load_text(r.text, 8, NULL, &v, &r.text_ref));
     CHECK(r.idx_ref && r.idx_ref->n == 6 && r.idx_ref->n_classes == 3);
     CHECK(r.csv_ref && r.csv_ref->n == 5 && r.csv_ref->shape[0] == 3);
     CHECK(r.text_ref && r.text_ref->n == (int64_t)(strlen(text) - 1) / 8);
-    if (r.idx_ref && r.csv_ref && r.text_ref) {
+    CHECK(r.idx_compact_ref && r.idx_compact_ref->x_bytes && !r.idx_compact_ref->x);
+    if (r.idx_ref && r.idx_compact_ref && r.csv_ref && r.text_ref) {
         sweep("dn_dataset_load_idx (images + labels)", run_idx, &r);
+        sweep("dn_dataset_load_idx_compact (images + labels)", run_idx_compact, &r);
         sweep("dn_dataset_load_csv", run_csv, &r);
         sweep("dn_dataset_load_text", run_text, &r);
     }
     dn_dataset_free(r.idx_ref);
+    dn_dataset_free(r.idx_compact_ref);
     dn_dataset_free(r.csv_ref);
     dn_dataset_free(r.text_ref);
     remove(r.images);

@@ -1,5 +1,10 @@
 /* Data sets in memory: sizes, seeded splits, feature statistics, and the minibatch iterator.
- * The loaders for IDX and CSV files are in idx.c and csv.c. */
+ * The loaders for IDX and CSV files are in idx.c and csv.c.
+ *
+ * Samples are stored as floats (x) or as bytes (x_bytes, x_scale, and after normalisation x_mean/x_std).  A byte
+ * sample is turned into floats only when it is copied out (dn_dataset_get), by the same float operations, in
+ * the same order, that the IDX loader and dn_dataset_normalize apply to float storage, so both storages give
+ * identical bits. */
 #include "internal.h"
 
 #include <math.h>
@@ -19,7 +24,43 @@ void dn_dataset_free(dn_dataset *d)
     if (!d) return;
     dn_free(d->x);
     dn_free(d->y);
+    dn_free(d->x_bytes);
+    dn_free(d->x_mean);
+    dn_free(d->x_std);
     dn_free(d);
+}
+
+/* Byte b of feature j as the float that float storage would hold.  The loader computes
+ * (float)(scale * (double)b) (exact in double: 24 x 8 bits), dn_dataset_normalize then (v - mean) / std in float. */
+static inline float byte_value(const dn_dataset *d, uint8_t b, int64_t j)
+{
+    float v = (float)(d->x_scale * (double)b);
+    return d->x_mean ? (v - d->x_mean[j]) / d->x_std[j] : v;
+}
+
+/* Values j0 .. j0 + m - 1 of sample i into out. */
+static void get_values(const dn_dataset *d, int64_t i, int64_t j0, int64_t m, float *out)
+{
+    int64_t ss = dn_dataset_sample_size(d);
+    if (d->x) {
+        memcpy(out, d->x + i * ss + j0, (size_t)m * sizeof(float));
+        return;
+    }
+    const uint8_t *row = d->x_bytes + i * ss + j0;
+    for (int64_t j = 0; j < m; j++) out[j] = byte_value(d, row[j], j0 + j);
+}
+
+int64_t dn_dataset_get(const dn_dataset *d, int64_t first, int64_t count, float *out)
+{
+    if (!d || !out || first < 0 || first >= d->n || count <= 0) return 0;
+    if (count > d->n - first) count = d->n - first;
+    int64_t ss = dn_dataset_sample_size(d);
+    if (ss == 0) return count; /* nothing to copy */
+    if (!d->x && !d->x_bytes) return 0;
+    if (d->x) memcpy(out, d->x + first * ss, (size_t)(count * ss) * sizeof(float));
+    else
+        for (int64_t i = 0; i < count; i++) get_values(d, first + i, 0, ss, out + i * ss);
+    return count;
 }
 
 /* A uniform integer in [0, bound), bound >= 1.  Plain `x % bound` would favour small values; rejecting the
@@ -61,12 +102,17 @@ static dn_status check_dataset(const char *fn, const dn_dataset *d)
     for (int i = 0; i < d->ndim; i++)
         if (d->shape[i] < 0) return dn_error(DN_ERR_ARG, "%s: data set has sample shape %s", fn,
                                              dn_shape_str(d->ndim, d->shape));
-    if (d->n > 0 && (!d->y || (!d->x && dn_dataset_sample_size(d) > 0)))
+    if (d->n > 0 && (!d->y || (!d->x && !d->x_bytes && dn_dataset_sample_size(d) > 0)))
         return dn_error(DN_ERR_ARG, "%s: data set of %lld samples has no x or y array", fn, (long long)d->n);
+    if (d->x && d->x_bytes)
+        return dn_error(DN_ERR_ARG, "%s: data set has both x and x_bytes; exactly one holds the samples", fn);
+    if (d->x_bytes && !d->x_mean != !d->x_std)
+        return dn_error(DN_ERR_ARG, "%s: data set has only one of x_mean and x_std", fn);
     return DN_OK;
 }
 
-/* An empty data set of n samples shaped like `like`, with x and y allocated (uninitialised). */
+/* An empty data set of n samples shaped and stored like `like` (floats or bytes, with its scale and
+ * normalisation), with x or x_bytes and y allocated (uninitialised). */
 static dn_dataset *dataset_like(const dn_dataset *like, int64_t n)
 {
     int64_t ss = dn_dataset_sample_size(like);
@@ -81,9 +127,22 @@ static dn_dataset *dataset_like(const dn_dataset *like, int64_t n)
     memcpy(d->shape, like->shape, sizeof d->shape);
     d->n_classes = like->n_classes;
     d->target_size = like->target_size;
-    d->x = dn_alloc((size_t)(n * ss) * sizeof(float));
+    d->x_scale = like->x_scale;
+    bool ok = true;
+    if (like->x_bytes) {
+        ok = (d->x_bytes = dn_alloc((size_t)(n * ss))) != NULL;
+        if (ok && like->x_mean) {
+            d->x_mean = dn_alloc((size_t)ss * sizeof(float));
+            d->x_std = dn_alloc((size_t)ss * sizeof(float));
+            ok = d->x_mean && d->x_std;
+            if (ok) memcpy(d->x_mean, like->x_mean, (size_t)ss * sizeof(float));
+            if (ok) memcpy(d->x_std, like->x_std, (size_t)ss * sizeof(float));
+        }
+    } else {
+        ok = (d->x = dn_alloc((size_t)(n * ss) * sizeof(float))) != NULL;
+    }
     d->y = dn_alloc((size_t)(n * dn_dataset_target_size(like)) * sizeof(float));
-    if (!d->x || !d->y) {
+    if (!ok || !d->y) {
         dn_dataset_free(d);
         return NULL;
     }
@@ -124,7 +183,8 @@ dn_status dn_dataset_split(const dn_dataset *d, double fraction, uint64_t seed, 
     for (int64_t i = 0; i < d->n; i++) {
         dn_dataset *dst = in_b[i] ? db : da;
         int64_t *k = in_b[i] ? &ib : &ia;
-        if (ss) memcpy(dst->x + *k * ss, d->x + i * ss, (size_t)ss * sizeof(float));
+        if (ss && d->x) memcpy(dst->x + *k * ss, d->x + i * ss, (size_t)ss * sizeof(float));
+        if (ss && d->x_bytes) memcpy(dst->x_bytes + *k * ss, d->x_bytes + i * ss, (size_t)ss);
         memcpy(dst->y + *k * ts, d->y + i * ts, (size_t)ts * sizeof(float));
         (*k)++;
     }
@@ -143,24 +203,28 @@ void dn_dataset_stats(const dn_dataset *d, float *mean, float *std)
 {
     if (!d || !mean || !std) return;
     int64_t ss = dn_dataset_sample_size(d);
-    if (d->n <= 0 || !d->x) {
+    if (d->n <= 0 || (!d->x && !d->x_bytes)) {
         for (int64_t j = 0; j < ss; j++) mean[j] = 0.0f, std[j] = 1.0f;
         return;
     }
+    /* byte storage: each row's block of values is made in buf, then summed exactly as float rows are */
     double acc[STAT_BLOCK];
+    float buf[STAT_BLOCK];
     for (int64_t j0 = 0; j0 < ss; j0 += STAT_BLOCK) {
         int64_t m = ss - j0 < STAT_BLOCK ? ss - j0 : STAT_BLOCK;
         /* two passes: mean = sum x / n, then std = sqrt(sum (x - mean)^2 / n) (population std, as
          * sklearn's StandardScaler), which avoids the cancellation of sum x^2 - n mean^2 */
         for (int64_t j = 0; j < m; j++) acc[j] = 0.0;
         for (int64_t i = 0; i < d->n; i++) {
-            const float *row = d->x + i * ss + j0;
+            const float *row = d->x ? d->x + i * ss + j0 : buf;
+            if (!d->x) get_values(d, i, j0, m, buf);
             for (int64_t j = 0; j < m; j++) acc[j] += row[j];
         }
         for (int64_t j = 0; j < m; j++) mean[j0 + j] = (float)(acc[j] / (double)d->n);
         for (int64_t j = 0; j < m; j++) acc[j] = 0.0;
         for (int64_t i = 0; i < d->n; i++) {
-            const float *row = d->x + i * ss + j0;
+            const float *row = d->x ? d->x + i * ss + j0 : buf;
+            if (!d->x) get_values(d, i, j0, m, buf);
             for (int64_t j = 0; j < m; j++) {
                 double dev = (double)row[j] - mean[j0 + j];
                 acc[j] += dev * dev;
@@ -170,10 +234,58 @@ void dn_dataset_stats(const dn_dataset *d, float *mean, float *std)
     }
 }
 
-void dn_dataset_normalize(dn_dataset *d, const float *mean, const float *std)
+/* Byte storage normalised once more: (v - m1) / s1 has no byte form, so the samples become floats, computed
+ * through dn_dataset_get to be exactly what float storage holds at this point. */
+static dn_status bytes_to_floats(dn_dataset *d)
 {
-    if (!d || !d->x || !mean || !std) return;
     int64_t ss = dn_dataset_sample_size(d);
+    if (ss > 0 && d->n > (int64_t)(SIZE_MAX / sizeof(float)) / ss)
+        return dn_error(DN_ERR_NOMEM, "dn_dataset_normalize: %lld samples of %lld floats do not fit in memory",
+                        (long long)d->n, (long long)ss);
+    float *x = dn_alloc((size_t)(d->n * ss > 0 ? d->n * ss : 1) * sizeof(float));
+    if (!x) return dn_error(DN_ERR_NOMEM, "dn_dataset_normalize: no memory to turn %lld byte samples into floats",
+                            (long long)d->n);
+    for (int64_t i = 0; i < d->n; i++) get_values(d, i, 0, ss, x + i * ss);
+    dn_free(d->x_bytes);
+    dn_free(d->x_mean);
+    dn_free(d->x_std);
+    d->x_bytes = NULL;
+    d->x_mean = d->x_std = NULL;
+    d->x = x;
+    return DN_OK;
+}
+
+dn_status dn_dataset_normalize(dn_dataset *d, const float *mean, const float *std)
+{
+    if (!d || !mean || !std)
+        return dn_error(DN_ERR_ARG, "dn_dataset_normalize: data set, mean and std must not be NULL");
+    if (d->x && d->x_bytes)
+        return dn_error(DN_ERR_ARG, "dn_dataset_normalize: data set has both x and x_bytes; exactly one holds the "
+                        "samples");
+    if (d->x_bytes && !d->x_mean != !d->x_std)
+        return dn_error(DN_ERR_ARG, "dn_dataset_normalize: data set has only one of x_mean and x_std");
+    dn_status s = DN_OK;
+    int64_t ss = dn_dataset_sample_size(d);
+    if (d->x_bytes && !d->x_mean) {
+        /* the first normalisation of bytes: remember it, dn_dataset_get applies it */
+        size_t bytes = (size_t)(ss > 0 ? ss : 1) * sizeof(float);
+        float *m = dn_alloc(bytes), *sd = dn_alloc(bytes);
+        if (!m || !sd) {
+            dn_free(m);
+            dn_free(sd);
+            return dn_error(DN_ERR_NOMEM, "dn_dataset_normalize: no memory for %lld means and deviations",
+                            (long long)ss);
+        }
+        for (int64_t j = 0; j < ss; j++) {
+            m[j] = mean[j];
+            sd[j] = std[j] != 0.0f ? std[j] : 1.0f; /* as below */
+        }
+        d->x_mean = m;
+        d->x_std = sd;
+        return DN_OK;
+    }
+    if (d->x_bytes && (s = bytes_to_floats(d))) return s;
+    if (!d->x) return DN_OK; /* nothing to normalise: no samples, or samples of size 0 */
     for (int64_t i = 0; i < d->n; i++) {
         float *row = d->x + i * ss;
         for (int64_t j = 0; j < ss; j++) {
@@ -181,6 +293,7 @@ void dn_dataset_normalize(dn_dataset *d, const float *mean, const float *std)
             row[j] = (row[j] - mean[j]) / sd;
         }
     }
+    return DN_OK;
 }
 
 /* ------------------------------------------------------------------ the batcher */
@@ -244,7 +357,7 @@ int64_t dn_batcher_next(dn_batcher *b, float *x, float *y)
     int64_t ss = dn_dataset_sample_size(b->d), ts = dn_dataset_target_size(b->d);
     for (int64_t i = 0; i < k; i++) {
         int64_t src = b->perm[b->pos + i];
-        if (x && ss) memcpy(x + i * ss, b->d->x + src * ss, (size_t)ss * sizeof(float));
+        if (x && ss) dn_dataset_get(b->d, src, 1, x + i * ss);
         if (y) memcpy(y + i * ts, b->d->y + src * ts, (size_t)ts * sizeof(float));
     }
     b->pos += k;

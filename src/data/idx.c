@@ -167,14 +167,36 @@ static dn_status idx_read(idx_file *x, float *dst, float scale)
     return DN_OK;
 }
 
-dn_status dn_dataset_load_idx(const char *images, const char *labels, float scale, dn_dataset **out)
+/* Reads all x->count unsigned bytes straight into dst: the bytes are the samples, no float copy is made.  The
+ * values they stand for, (float)(scale * byte) as idx_read computes them, must be finite like idx_read's. */
+static dn_status idx_read_bytes(idx_file *x, uint8_t *dst, float scale)
 {
-    if (!out) return dn_error(DN_ERR_ARG, "dn_dataset_load_idx: out must not be NULL");
+    size_t got = fread(dst, 1, (size_t)x->count, x->f);
+    if (got != (size_t)x->count)
+        return dn_error(DN_ERR_IO, "file %s: read failed after %lld elements (file changed while reading?)", x->path,
+                        (long long)got);
+    /* only a scale beyond FLT_MAX / 255 can overflow; then find the first byte that does, as idx_read would */
+    unsigned char top = 255;
+    if (isfinite((float)(scale * idx_value(0x08, &top)))) return DN_OK;
+    for (int64_t i = 0; i < x->count; i++) {
+        float v = (float)(scale * idx_value(0x08, dst + i));
+        if (!isfinite(v))
+            return dn_error(DN_ERR_NUMERIC, "file %s: element %lld is %d after scaling by %g (not a finite float32)",
+                            x->path, (long long)i, dst[i], (double)scale);
+    }
+    return DN_OK;
+}
+
+/* compact: keep unsigned-byte images as bytes (x_bytes) instead of floats. */
+static dn_status load_idx(const char *fn, const char *images, const char *labels, float scale, bool compact,
+                          dn_dataset **out)
+{
+    if (!out) return dn_error(DN_ERR_ARG, "%s: out must not be NULL", fn);
     *out = NULL;
-    if (!images) return dn_error(DN_ERR_ARG, "dn_dataset_load_idx: no images file given");
+    if (!images) return dn_error(DN_ERR_ARG, "%s: no images file given", fn);
     if (!isfinite(scale) || scale == 0.0f)
-        return dn_error(DN_ERR_ARG, "dn_dataset_load_idx: scale %g must be finite and non-zero (1/255 maps bytes to "
-                        "[0, 1], 1 keeps the values)", (double)scale);
+        return dn_error(DN_ERR_ARG, "%s: scale %g must be finite and non-zero (1/255 maps bytes to [0, 1], 1 keeps "
+                        "the values)", fn, (double)scale);
 
     /* Both headers first: a count mismatch is reported before 47 MB of images are read. */
     idx_file xi, yi = {0};
@@ -209,14 +231,20 @@ dn_status dn_dataset_load_idx(const char *images, const char *labels, float scal
         dn_free(d);
         goto done;
     }
-    d->x = dn_alloc((size_t)xi.count * sizeof(float));
+    bool bytes = compact && xi.type == 0x08;
+    if (bytes) {
+        d->x_bytes = dn_alloc((size_t)xi.count);
+        d->x_scale = scale;
+    } else {
+        d->x = dn_alloc((size_t)xi.count * sizeof(float));
+    }
     d->y = dn_calloc((size_t)d->n, sizeof(float));
-    if (!d->x || !d->y) {
+    if ((!d->x && !d->x_bytes) || !d->y) {
         s = DN_ERR_NOMEM;
         dn_dataset_free(d);
         goto done;
     }
-    if ((s = idx_read(&xi, d->x, scale))) {
+    if ((s = bytes ? idx_read_bytes(&xi, d->x_bytes, scale) : idx_read(&xi, d->x, scale))) {
         dn_dataset_free(d);
         goto done;
     }
@@ -243,4 +271,14 @@ done:
     idx_close(&xi);
     idx_close(&yi);
     return s;
+}
+
+dn_status dn_dataset_load_idx(const char *images, const char *labels, float scale, dn_dataset **out)
+{
+    return load_idx("dn_dataset_load_idx", images, labels, scale, false, out);
+}
+
+dn_status dn_dataset_load_idx_compact(const char *images, const char *labels, float scale, dn_dataset **out)
+{
+    return load_idx("dn_dataset_load_idx_compact", images, labels, scale, true, out);
 }

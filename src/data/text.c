@@ -104,7 +104,11 @@ dn_status dn_dataset_streams(dn_dataset *d, int64_t streams)
         return dn_error(DN_ERR_ARG, "%lld windows are too few for %lld streams (lower the batch size)", (long long)d->n,
                         (long long)streams);
     int64_t ss = dn_dataset_sample_size(d), ts = dn_dataset_target_size(d), n = per * streams;
-    float *x = dn_alloc((size_t)(n * ss) * sizeof(float)), *y = dn_alloc((size_t)(n * ts) * sizeof(float));
+    /* the samples move as they are stored: floats, or bytes (dn_dataset_load_idx_compact) */
+    size_t elem = d->x_bytes ? 1 : sizeof(float);
+    const char *old_x = d->x_bytes ? (const char *)d->x_bytes : (const char *)d->x;
+    char *x = dn_alloc((size_t)(n * ss) * elem);
+    float *y = dn_alloc((size_t)(n * ts) * sizeof(float));
     if (!x || !y) {
         dn_free(x);
         dn_free(y);
@@ -114,13 +118,18 @@ dn_status dn_dataset_streams(dn_dataset *d, int64_t streams)
      * (k % streams) * per + k / streams */
     for (int64_t k = 0; k < n; k++) {
         int64_t src = (k % streams) * per + k / streams;
-        memcpy(x + k * ss, d->x + src * ss, (size_t)ss * sizeof(float));
+        if (old_x) memcpy(x + k * ss * (int64_t)elem, old_x + src * ss * (int64_t)elem, (size_t)ss * elem);
         memcpy(y + k * ts, d->y + src * ts, (size_t)ts * sizeof(float));
     }
-    dn_free(d->x);
     dn_free(d->y);
-    d->x = x;
     d->y = y;
+    if (d->x_bytes) {
+        dn_free(d->x_bytes);
+        d->x_bytes = (uint8_t *)x;
+    } else {
+        dn_free(d->x);
+        d->x = (float *)x;
+    }
     d->n = n;
     return DN_OK;
 }
