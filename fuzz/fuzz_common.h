@@ -7,6 +7,7 @@
  *     2  a model the cfg builder accepted failed in forward/backward (the builder must reject bad shapes)
  *     3  a result is inconsistent (output shape differs from dn_model_output_shape, a label outside n_classes,
  *        a text file that cannot be reloaded with its own vocabulary)
+ *     4  two loaders of the same file disagree (the IDX loader with float and with byte storage)
  * Crashes, leaks and undefined behaviour are for the sanitizers to report.
  *
  * Every call runs under an allocator that refuses blocks over a cap (2 MB for cfg text, 8 MB for files): a cfg may
@@ -78,7 +79,16 @@ static inline int dn_fuzz_check_dataset(const dn_dataset *d)
     if (d->n < 1 || d->ndim < 1 || d->ndim > DN_MAX_DIMS) return 3;
     int64_t ss = dn_dataset_sample_size(d), ts = dn_dataset_target_size(d);
     volatile float sink = 0;
-    for (int64_t i = 0; i < d->n * ss; i++) sink += d->x[i];
+    float *row = malloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
+    if (!row) return 0;
+    for (int64_t i = 0; i < d->n; i++) { /* through the accessor, which serves both storages */
+        if (ss && dn_dataset_get(d, i, 1, row) != 1) {
+            free(row);
+            return 3;
+        }
+        for (int64_t j = 0; j < ss; j++) sink += row[j];
+    }
+    free(row);
     for (int64_t i = 0; i < d->n * ts; i++) {
         sink += d->y[i];
         if (d->n_classes > 0 && !(d->y[i] >= 0 && d->y[i] < (float)d->n_classes)) return 3;
@@ -240,6 +250,30 @@ static inline int dn_fuzz_idx(const uint8_t *data, size_t size)
     dn_status s = dn_dataset_load_idx(images, split ? labels : NULL, 1.0f / 255.0f, &d);
     int rc = dn_fuzz_said_why(s);
     if (!s) rc = dn_fuzz_check_dataset(d);
+    /* the compact loader (bytes stay bytes) must agree with it: the same verdict and, through dn_dataset_get,
+     * the same samples and targets (unless one of them ran out of the capped memory: it needs less) */
+    dn_dataset *c = NULL;
+    dn_status sc = dn_dataset_load_idx_compact(images, split ? labels : NULL, 1.0f / 255.0f, &c);
+    if (!rc) rc = dn_fuzz_said_why(sc);
+    if (!rc && !sc) rc = dn_fuzz_check_dataset(c);
+    if (!rc && s != DN_ERR_NOMEM && sc != DN_ERR_NOMEM) {
+        if ((s == DN_OK) != (sc == DN_OK)) rc = 4;
+        if (!rc && !s) {
+            const int64_t ss = dn_dataset_sample_size(d), ts = dn_dataset_target_size(d);
+            if (c->n != d->n || dn_dataset_sample_size(c) != ss || dn_dataset_target_size(c) != ts ||
+                memcmp(c->y, d->y, (size_t)(d->n * ts) * sizeof(float)))
+                rc = 4;
+            float *a = malloc((size_t)(ss > 0 ? ss : 1) * sizeof(float)), *b = malloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
+            for (int64_t i = 0; !rc && a && b && i < d->n; i++) {
+                dn_dataset_get(d, i, 1, a);
+                dn_dataset_get(c, i, 1, b);
+                if (memcmp(a, b, (size_t)ss * sizeof(float))) rc = 4;
+            }
+            free(a);
+            free(b);
+        }
+    }
+    dn_dataset_free(c);
     dn_dataset_free(d);
     dn_fuzz_end();
     remove(images);
