@@ -13,6 +13,7 @@
  * all: an image's group of channels [C/groups, H*W] already is its column matrix. */
 #include "internal.h"
 #include "kernels/conv_kernels.h"
+#include "kernels/threads.h"
 
 #include <math.h>
 
@@ -122,6 +123,73 @@ static void block_im2col(const conv_plan *p, const float *x, int64_t n0, int64_t
         dn_im2col(&p->geom, x + ((n0 + i) * p->C + g * p->Cg) * HW, col + i * p->P, m * p->P);
 }
 
+/* Threads take whole blocks of images (the forward pass and dx are independent per image): a block's numbers
+ * come from the same calls whichever thread runs it, and dn_sgemm's results do not depend on the thread count
+ * (inside a part it runs on that part's thread), so the output is bit-identical for any number of threads.
+ * Convolutions under CONV_PAR_MIN_FLOPS stay on one thread; each part has its own column (and gather) buffer. */
+#define CONV_PAR_MIN_FLOPS 4e6
+
+typedef struct conv_job {
+    const conv_plan *p;
+    const float *x, *w, *b; /* input, weight, bias (forward) */
+    const float *dy;        /* the output's gradient (backward) */
+    float *y;               /* forward: the output; backward: dx */
+    float *col, *buf;       /* per-part column and gather buffers, col_len / buf_len floats apart */
+    int64_t col_len, buf_len, blocks;
+} conv_job;
+
+/* How many parts a job over `blocks` image blocks gets, and the arena room for their buffers. */
+static int conv_parts(const conv_plan *p, int64_t blocks)
+{
+    const double flops = 2.0 * (double)p->N * (double)p->F * (double)p->K * (double)p->P;
+    if (blocks < 2 || flops < CONV_PAR_MIN_FLOPS) return 1;
+    int parts = dn_parallel_parts();
+    return parts > blocks ? (int)blocks : parts;
+}
+
+static dn_status conv_job_buffers(dn_ctx *ctx, conv_job *j, int parts)
+{
+    const conv_plan *p = j->p;
+    j->col_len = p->direct ? 0 : p->K * p->nb * p->P; /* [K, nb*P] */
+    j->buf_len = p->nb == 1 ? 0 : p->Fg * p->nb * p->P; /* [Fg, nb*P] */
+    j->col = j->col_len ? dn_ctx_alloc(ctx, (size_t)(parts * j->col_len) * sizeof(float)) : NULL;
+    j->buf = j->buf_len ? dn_ctx_alloc(ctx, (size_t)(parts * j->buf_len) * sizeof(float)) : NULL;
+    return (j->col_len && !j->col) || (j->buf_len && !j->buf) ? DN_ERR_NOMEM : DN_OK;
+}
+
+/* Y for the image blocks of this part. */
+static void conv_fwd_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const conv_job *j = arg;
+    const conv_plan *p = j->p;
+    const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
+    float *col = j->col ? j->col + part * j->col_len : NULL, *ybuf = j->buf ? j->buf + part * j->buf_len : NULL;
+    for (int64_t blk = j->blocks * part / parts; blk < j->blocks * (part + 1) / parts; blk++) {
+        const int64_t n0 = blk * nb, m = p->N - n0 < nb ? p->N - n0 : nb, L = m * p->P; /* m images, L columns */
+        for (int64_t g = 0; g < p->G; g++) {
+            const float *cols = j->x + (n0 * p->C + g * p->Cg) * HW;
+            if (!p->direct) {
+                block_im2col(p, j->x, n0, m, g, col);
+                cols = col;
+            }
+            /* one image writes straight into y; a block goes through ybuf and is scattered below */
+            float *out = m == 1 ? j->y + (n0 * p->F + g * p->Fg) * p->P : ybuf; /* [Fg, L] */
+            if (j->b)
+                for (int64_t f = 0; f < p->Fg; f++)
+                    for (int64_t q = 0; q < L; q++) out[f * L + q] = j->b[g * p->Fg + f];
+            /* Y_g = W_g · col (+ the bias already there) */
+            dn_sgemm(false, false, p->Fg, L, p->K, 1.0f, j->w + g * p->Fg * p->K, p->K, cols, L, j->b ? 1.0f : 0.0f,
+                     out, L);
+            if (m > 1)
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t f = 0; f < p->Fg; f++)
+                        memcpy(j->y + ((n0 + i) * p->F + g * p->Fg + f) * p->P, ybuf + f * L + i * p->P,
+                               (size_t)p->P * sizeof(float));
+        }
+    }
+}
+
 static dn_status conv_fwd(dn_ctx *ctx, dn_node *node)
 {
     conv_plan p;
@@ -131,38 +199,52 @@ static dn_status conv_fwd(dn_ctx *ctx, dn_node *node)
     int64_t shape[4] = {p.N, p.F, p.geom.Ho, p.geom.Wo};
     dn_tensor *y = dn_ctx_tensor(ctx, 4, shape);
     const float *xd = dn_ctx_contig(ctx, x), *wd = dn_ctx_contig(ctx, w), *bd = b ? dn_ctx_contig(ctx, b) : NULL;
-    const int64_t nb = p.nb, HW = p.geom.H * p.geom.W;
-    float *col = p.direct ? NULL : dn_ctx_alloc(ctx, (size_t)(p.K * nb * p.P) * sizeof(float)); /* [K, nb*P] */
-    float *ybuf = nb == 1 ? NULL : dn_ctx_alloc(ctx, (size_t)(p.Fg * nb * p.P) * sizeof(float)); /* [Fg, nb*P] */
     conv_saved *sv = dn_ctx_alloc(ctx, sizeof *sv);
-    if (!y || !xd || !wd || (b && !bd) || (!p.direct && !col) || (nb > 1 && !ybuf) || !sv) return DN_ERR_NOMEM;
-    for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
-        const int64_t m = p.N - n0 < nb ? p.N - n0 : nb, L = m * p.P; /* m images, L columns */
-        for (int64_t g = 0; g < p.G; g++) {
-            const float *cols = xd + (n0 * p.C + g * p.Cg) * HW;
-            if (!p.direct) {
-                block_im2col(&p, xd, n0, m, g, col);
-                cols = col;
-            }
-            /* one image writes straight into y; a block goes through ybuf and is scattered below */
-            float *out = m == 1 ? y->data + (n0 * p.F + g * p.Fg) * p.P : ybuf; /* [Fg, L] */
-            if (bd)
-                for (int64_t f = 0; f < p.Fg; f++)
-                    for (int64_t q = 0; q < L; q++) out[f * L + q] = bd[g * p.Fg + f];
-            /* Y_g = W_g · col (+ the bias already there) */
-            dn_sgemm(false, false, p.Fg, L, p.K, 1.0f, wd + g * p.Fg * p.K, p.K, cols, L, bd ? 1.0f : 0.0f, out, L);
-            if (m > 1)
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t f = 0; f < p.Fg; f++)
-                        memcpy(y->data + ((n0 + i) * p.F + g * p.Fg + f) * p.P, ybuf + f * L + i * p.P,
-                               (size_t)p.P * sizeof(float));
-        }
-    }
+    if (!y || !xd || !wd || (b && !bd) || !sv) return DN_ERR_NOMEM;
+    conv_job j = {.p = &p, .x = xd, .w = wd, .b = bd, .y = y->data, .blocks = (p.N + p.nb - 1) / p.nb};
+    const int parts = conv_parts(&p, j.blocks);
+    if ((s = conv_job_buffers(ctx, &j, parts))) return s;
+    dn_parallel_run(parts, conv_fwd_part, &j);
     sv->x = xd;
     sv->w = wd;
     node->saved = sv;
     node->out = y;
     return DN_OK;
+}
+
+/* dY_g of images n0 .. n0+m-1 as one [Fg, m*P] matrix: in place for one image, gathered into buf for several */
+static const float *block_dy(const conv_plan *p, const float *dy, int64_t n0, int64_t m, int64_t g, float *buf)
+{
+    if (m == 1) return dy + (n0 * p->F + g * p->Fg) * p->P;
+    const int64_t L = m * p->P;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t f = 0; f < p->Fg; f++)
+            memcpy(buf + f * L + i * p->P, dy + ((n0 + i) * p->F + g * p->Fg + f) * p->P, (size_t)p->P * sizeof(float));
+    return buf;
+}
+
+/* dx for the image blocks of this part: dcol = W_gᵀ · dY_g, and col2im sends each entry back to its pixel. */
+static void conv_dx_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const conv_job *j = arg;
+    const conv_plan *p = j->p;
+    const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
+    float *col = j->col ? j->col + part * j->col_len : NULL, *buf = j->buf ? j->buf + part * j->buf_len : NULL;
+    for (int64_t blk = j->blocks * part / parts; blk < j->blocks * (part + 1) / parts; blk++) {
+        const int64_t n0 = blk * nb, m = p->N - n0 < nb ? p->N - n0 : nb, L = m * p->P;
+        for (int64_t g = 0; g < p->G; g++) {
+            const float *wg = j->w + g * p->Fg * p->K, *dyg = block_dy(p, j->dy, n0, m, g, buf);
+            float *dxg = j->y + (n0 * p->C + g * p->Cg) * HW;
+            if (p->direct) {
+                /* dx_g[Cg, HW] += W_gᵀ · dY_g straight into the gradient */
+                dn_sgemm(true, false, p->K, L, p->Fg, 1.0f, wg, p->K, dyg, L, 1.0f, dxg, L);
+            } else {
+                dn_sgemm(true, false, p->K, L, p->Fg, 1.0f, wg, p->K, dyg, L, 0.0f, col, L);
+                for (int64_t i = 0; i < m; i++) dn_col2im(&p->geom, col + i * p->P, L, dxg + i * p->C * HW);
+            }
+        }
+    }
 }
 
 static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
@@ -196,48 +278,26 @@ static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
     float *dx = x->requires_grad ? dn_grad_buf(ctx, x) : NULL;
     float *dw = w->requires_grad ? dn_grad_buf(ctx, w) : NULL;
     if ((x->requires_grad && !dx) || (w->requires_grad && !dw)) return DN_ERR_NOMEM;
-    if (!dx && !dw) return DN_OK;
-    const int64_t nb = p.nb, HW = p.geom.H * p.geom.W;
-    /* one [K, nb*P] buffer serves first as the columns (for dW), then as dcol (for dx) */
-    float *col = p.direct ? NULL : dn_ctx_alloc(ctx, (size_t)(p.K * nb * p.P) * sizeof(float));
-    float *dybuf = nb == 1 ? NULL : dn_ctx_alloc(ctx, (size_t)(p.Fg * nb * p.P) * sizeof(float)); /* [Fg, nb*P] */
-    if ((!p.direct && !col) || (nb > 1 && !dybuf)) return DN_ERR_NOMEM;
-    for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
-        const int64_t m = p.N - n0 < nb ? p.N - n0 : nb, L = m * p.P;
-        for (int64_t g = 0; g < p.G; g++) {
-            const float *wg = sv->w + g * p.Fg * p.K; /* [Fg, K] */
-            /* dY_g of the block as [Fg, L]: in place for one image, gathered for several */
-            const float *dyg = dy + (n0 * p.F + g * p.Fg) * p.P;
-            if (m > 1) {
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t f = 0; f < p.Fg; f++)
-                        memcpy(dybuf + f * L + i * p.P, dy + ((n0 + i) * p.F + g * p.Fg + f) * p.P,
-                               (size_t)p.P * sizeof(float));
-                dyg = dybuf;
-            }
-            if (dw) {
-                const float *cols = sv->x + (n0 * p.C + g * p.Cg) * HW;
+    conv_job j = {.p = &p, .x = sv->x, .w = sv->w, .dy = dy, .y = dx, .blocks = (p.N + p.nb - 1) / p.nb};
+    const int parts = dx ? conv_parts(&p, j.blocks) : 1;
+    if ((dx || dw) && (s = conv_job_buffers(ctx, &j, parts))) return s;
+    if (dw) {
+        /* dW_g += dY_g · colᵀ, block after block in image order on this thread (the sum's order is fixed; each
+         * product is shared out by dn_sgemm itself); the columns are rebuilt from the saved input */
+        const int64_t HW = p.geom.H * p.geom.W;
+        for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
+            const int64_t m = p.N - n0 < p.nb ? p.N - n0 : p.nb, L = m * p.P;
+            for (int64_t g = 0; g < p.G; g++) {
+                const float *cols = sv->x + (n0 * p.C + g * p.Cg) * HW, *dyg = block_dy(&p, dy, n0, m, g, j.buf);
                 if (!p.direct) {
-                    block_im2col(&p, sv->x, n0, m, g, col);
-                    cols = col;
+                    block_im2col(&p, sv->x, n0, m, g, j.col);
+                    cols = j.col;
                 }
-                /* dW_g += dY_g · colᵀ */
                 dn_sgemm(false, true, p.Fg, p.K, L, 1.0f, dyg, L, cols, L, 1.0f, dw + g * p.Fg * p.K, p.K);
-            }
-            if (dx) {
-                float *dxg = dx + (n0 * p.C + g * p.Cg) * HW;
-                if (p.direct) {
-                    /* dx_g[Cg, HW] += W_gᵀ · dY_g straight into the gradient */
-                    dn_sgemm(true, false, p.K, L, p.Fg, 1.0f, wg, p.K, dyg, L, 1.0f, dxg, L);
-                } else {
-                    /* dcol = W_gᵀ · dY_g, then every column entry goes back to the pixel it came from */
-                    dn_sgemm(true, false, p.K, L, p.Fg, 1.0f, wg, p.K, dyg, L, 0.0f, col, L);
-                    for (int64_t i = 0; i < m; i++)
-                        dn_col2im(&p.geom, col + i * p.P, L, dxg + i * p.C * HW);
-                }
             }
         }
     }
+    if (dx) dn_parallel_run(parts, conv_dx_part, &j);
     return DN_OK;
 }
 
