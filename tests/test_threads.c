@@ -309,6 +309,47 @@ static void threads_training_bit_identical(void)
                             "[dense]\nunits = 10\n", 16);
 }
 
+/* Every optimiser over 300,001 parameters (cut into parts at 2^17 and up, with a decay mask and a ragged end):
+ * the same weights and state with 1 and with 2 threads. */
+static void threads_optimiser_bit_identical(void)
+{
+    const size_t n = 300001;
+    const dn_optim_kind kinds[] = {DN_SGD, DN_ADAM, DN_ADAMW, DN_RMSPROP, DN_ADAGRAD};
+    lcg = 777;
+    float *g = random_floats(n), *p0 = random_floats(n);
+    uint8_t *mask = malloc(n);
+    for (size_t i = 0; mask && i < n; i++) mask[i] = (uint8_t)(i % 3 != 0);
+    for (size_t k = 0; g && p0 && mask && k < sizeof kinds / sizeof kinds[0]; k++) {
+        float *res[2] = {NULL, NULL};
+        for (int t = 0; t < 2; t++) {
+            dn_set_threads(t + 1);
+            dn_optim_config c;
+            dn_optim_defaults(kinds[k], &c);
+            c.lr = 0.01f;
+            c.weight_decay = 0.1f;
+            if (kinds[k] == DN_SGD || kinds[k] == DN_RMSPROP) c.momentum = 0.9f;
+            if (kinds[k] == DN_ADAM) c.amsgrad = true;
+            if (kinds[k] == DN_RMSPROP) c.centered = true;
+            dn_optim *o = NULL;
+            CHECK_OK(dn_optim_new(&c, n, mask, &o));
+            res[t] = malloc(n * sizeof(float));
+            if (o && res[t]) {
+                memcpy(res[t], p0, n * sizeof(float));
+                for (int s = 0; s < 3; s++) dn_optim_step(o, res[t], g);
+            }
+            dn_optim_free(o);
+        }
+        dn_set_threads(0);
+        CHECK_MSG(res[0] && res[1] && !memcmp(res[0], res[1], n * sizeof(float)), "%s differs between 1 and 2 threads",
+                  dn_optim_kind_name(kinds[k]));
+        free(res[0]);
+        free(res[1]);
+    }
+    free(g);
+    free(p0);
+    free(mask);
+}
+
 /* Two of the caller's own threads multiply at once: one gets the pool, the other runs its parts alone. */
 typedef struct concurrent_job {
     const float *A, *B;
@@ -443,6 +484,7 @@ void suite_threads(void)
     RUN(threads_gemm_same_bits_on_every_path);
     RUN(threads_im2col_bit_identical);
     RUN(threads_training_bit_identical);
+    RUN(threads_optimiser_bit_identical);
     RUN(threads_concurrent_callers);
     RUN(threads_shutdown_and_fork);
 }

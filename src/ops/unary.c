@@ -1,8 +1,44 @@
 /* Unary maths: exp, log, sqrt, pow, abs, clamp, scale, add_scalar — and the pointwise helpers that
  * activations share. */
 #include "internal.h"
+#include "kernels/threads.h"
 
 #include <math.h>
+
+/* Large arrays are cut into parts for the kernels' thread pool.  Every element is computed on its own, so the
+ * cut changes no result; parts start at multiples of 16 floats, so no two threads write one cache line. */
+#define POINTWISE_PAR_MIN 65536
+
+typedef struct pointwise_job {
+    dn_pointwise_fn f;        /* forward: out = f(x) ... */
+    dn_pointwise_grad_fn df;  /* ... or backward: out += dy f'(x, y) */
+    const float *x, *y, *dy;
+    float *out;
+    int64_t n;
+    const double *attr;
+} pointwise_job;
+
+static void pointwise_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const pointwise_job *j = arg;
+    const int64_t lines = (j->n + 15) / 16, b = lines * part / parts * 16;
+    const int64_t e = part == parts - 1 ? j->n : lines * (part + 1) / parts * 16;
+    if (j->f)
+        j->f(j->x + b, j->out + b, e - b, j->attr);
+    else
+        j->df(j->x + b, j->y + b, j->dy + b, j->out + b, e - b, j->attr);
+}
+
+static void pointwise_run(pointwise_job *j)
+{
+    const int parts = j->n >= POINTWISE_PAR_MIN ? dn_parallel_parts() : 1;
+    if (parts <= 1) {
+        pointwise_part(j, 0, 1, NULL);
+        return;
+    }
+    dn_parallel_run(parts, pointwise_part, j);
+}
 
 dn_status dn_pointwise_forward(dn_ctx *ctx, dn_node *node, dn_pointwise_fn f)
 {
@@ -10,7 +46,8 @@ dn_status dn_pointwise_forward(dn_ctx *ctx, dn_node *node, dn_pointwise_fn f)
     const float *xd = dn_ctx_contig(ctx, x);
     dn_tensor *y = dn_ctx_tensor(ctx, x->ndim, x->shape);
     if (!xd || !y) return DN_ERR_NOMEM;
-    f(xd, y->data, dn_tensor_numel(x), node->attr);
+    pointwise_job j = {.f = f, .x = xd, .out = y->data, .n = dn_tensor_numel(x), .attr = node->attr};
+    pointwise_run(&j);
     node->out = y;
     node->saved = (void *)xd; /* contiguous input, kept for backward */
     return DN_OK;
@@ -22,7 +59,9 @@ dn_status dn_pointwise_backward(dn_ctx *ctx, dn_node *node, dn_pointwise_grad_fn
     if (!x->requires_grad) return DN_OK;
     float *dx = dn_grad_buf(ctx, x);
     if (!dx) return DN_ERR_NOMEM;
-    df(node->saved, node->out->data, node->out->grad, dx, dn_tensor_numel(x), node->attr);
+    pointwise_job j = {.df = df, .x = node->saved, .y = node->out->data, .dy = node->out->grad, .out = dx,
+                       .n = dn_tensor_numel(x), .attr = node->attr};
+    pointwise_run(&j);
     return DN_OK;
 }
 

@@ -10,6 +10,7 @@
  * With this, the goldens of tests/test_optim.c agree with torch to the bit.  docs/optimisers.md has the
  * equations. */
 #include "internal.h"
+#include "kernels/threads.h"
 
 #include <math.h>
 #include <strings.h>
@@ -257,15 +258,15 @@ static size_t chunk_len(size_t n, size_t i0) { return n - i0 < CHUNK ? n - i0 : 
 
 /* d = g + wd*p;  buf = d on the first step, else buf = momentum*buf + (1 - dampening)*d;
  * nesterov: d = d + momentum*buf, else d = buf;  p = p - lr*d */
-DN_UPDATE_CLONES static void sgd_step(dn_optim *o, float *params, const float *grads)
+DN_UPDATE_CLONES static void sgd_step(dn_optim *o, float *params, const float *grads, size_t begin, size_t end)
 {
     const dn_optim_config *c = &o->cfg;
     const float neg_lr = -c->lr, momentum = c->momentum;
     const float keep = (float)(1.0 - (double)c->dampening);
     const bool first = o->step == 1; /* torch: the buffer does not exist yet, so it starts as d */
     float tmp[CHUNK], nest[CHUNK];
-    for (size_t i0 = 0; i0 < o->n; i0 += CHUNK) {
-        const size_t len = chunk_len(o->n, i0);
+    for (size_t i0 = begin; i0 < end; i0 += CHUNK) {
+        const size_t len = chunk_len(end, i0);
         float *p = params + i0;
         const float *d = decayed_chunk(o, i0, len, p, grads + i0, tmp);
         if (o->momentum_buf) {
@@ -288,7 +289,7 @@ DN_UPDATE_CLONES static void sgd_step(dn_optim *o, float *params, const float *g
 /* Adam (L2: g += wd*p) and AdamW (decoupled: p *= 1 - lr*wd first), at step t:
  *     m = beta1*m + (1 - beta1)*g          v = beta2*v + (1 - beta2)*g²      (amsgrad: vmax = max(vmax, v))
  *     p = p - lr/(1 - beta1^t) * m / (sqrt(v)/sqrt(1 - beta2^t) + eps) */
-DN_UPDATE_CLONES static void adam_step(dn_optim *o, float *params, const float *grads)
+DN_UPDATE_CLONES static void adam_step(dn_optim *o, float *params, const float *grads, size_t begin, size_t end)
 {
     const dn_optim_config *c = &o->cfg;
     const bool decoupled = c->kind == DN_ADAMW;
@@ -302,8 +303,8 @@ DN_UPDATE_CLONES static void adam_step(dn_optim *o, float *params, const float *
     const float one_minus_beta2 = (float)(1.0 - (double)c->beta2);
     const float shrink = (float)(1.0 - (double)c->lr * (double)c->weight_decay); /* AdamW */
     float tmp[CHUNK];
-    for (size_t i0 = 0; i0 < o->n; i0 += CHUNK) {
-        const size_t len = chunk_len(o->n, i0);
+    for (size_t i0 = begin; i0 < end; i0 += CHUNK) {
+        const size_t len = chunk_len(end, i0);
         float *p = params + i0, *m = o->exp_avg + i0, *v = o->exp_avg_sq + i0;
         const float *g = grads + i0;
         if (!decoupled) {
@@ -338,14 +339,14 @@ DN_UPDATE_CLONES static void adam_step(dn_optim *o, float *params, const float *
 
 /* g += wd*p;  s = alpha*s + (1 - alpha)*g²;  centered: a = alpha*a + (1 - alpha)*g, avg = sqrt(s - a²) + eps,
  * else avg = sqrt(s) + eps;  momentum: b = momentum*b + g/avg, p = p - lr*b;  else p = p - lr*g/avg */
-DN_UPDATE_CLONES static void rmsprop_step(dn_optim *o, float *params, const float *grads)
+DN_UPDATE_CLONES static void rmsprop_step(dn_optim *o, float *params, const float *grads, size_t begin, size_t end)
 {
     const dn_optim_config *c = &o->cfg;
     const float alpha = c->alpha, eps = c->eps, momentum = c->momentum, neg_lr = -c->lr;
     const float one_minus_alpha = (float)(1.0 - (double)c->alpha);
     float tmp[CHUNK], avg[CHUNK];
-    for (size_t i0 = 0; i0 < o->n; i0 += CHUNK) {
-        const size_t len = chunk_len(o->n, i0);
+    for (size_t i0 = begin; i0 < end; i0 += CHUNK) {
+        const size_t len = chunk_len(end, i0);
         float *p = params + i0, *s = o->square_avg + i0;
         const float *g = decayed_chunk(o, i0, len, p, grads + i0, tmp);
         for (size_t i = 0; i < len; i++) s[i] = muladd(one_minus_alpha * g[i], g[i], s[i] * alpha);
@@ -371,14 +372,14 @@ DN_UPDATE_CLONES static void rmsprop_step(dn_optim *o, float *params, const floa
 }
 
 /* g += wd*p;  clr = lr / (1 + (t - 1)*lr_decay);  sum = sum + g²;  p = p - clr * g / (sqrt(sum) + eps) */
-DN_UPDATE_CLONES static void adagrad_step(dn_optim *o, float *params, const float *grads)
+DN_UPDATE_CLONES static void adagrad_step(dn_optim *o, float *params, const float *grads, size_t begin, size_t end)
 {
     const dn_optim_config *c = &o->cfg;
     const double clr = (double)c->lr / (1.0 + (double)(o->step - 1) * (double)c->lr_decay);
     const float neg_clr = (float)-clr, eps = c->eps;
     float tmp[CHUNK];
-    for (size_t i0 = 0; i0 < o->n; i0 += CHUNK) {
-        const size_t len = chunk_len(o->n, i0);
+    for (size_t i0 = begin; i0 < end; i0 += CHUNK) {
+        const size_t len = chunk_len(end, i0);
         float *p = params + i0, *sum = o->sum + i0;
         const float *g = decayed_chunk(o, i0, len, p, grads + i0, tmp);
         for (size_t i = 0; i < len; i++) {
@@ -388,17 +389,49 @@ DN_UPDATE_CLONES static void adagrad_step(dn_optim *o, float *params, const floa
     }
 }
 
+/* The elements [begin, end) of the update; begin is a multiple of CHUNK. */
+static void step_range(dn_optim *o, float *params, const float *grads, size_t begin, size_t end)
+{
+    switch (o->cfg.kind) {
+    case DN_SGD: sgd_step(o, params, grads, begin, end); break;
+    case DN_ADAM:
+    case DN_ADAMW: adam_step(o, params, grads, begin, end); break;
+    case DN_RMSPROP: rmsprop_step(o, params, grads, begin, end); break;
+    case DN_ADAGRAD: adagrad_step(o, params, grads, begin, end); break;
+    }
+}
+
+/* A large update is shared between the kernels' threads in whole chunks; every element is updated on its own,
+ * so the cut changes no result. */
+#define STEP_PAR_MIN ((size_t)1 << 17)
+
+typedef struct step_job {
+    dn_optim *o;
+    float *params;
+    const float *grads;
+} step_job;
+
+static void step_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const step_job *j = arg;
+    const size_t chunks = (j->o->n + CHUNK - 1) / CHUNK;
+    const size_t c0 = chunks * (size_t)part / (size_t)parts, c1 = chunks * (size_t)(part + 1) / (size_t)parts;
+    const size_t end = c1 * CHUNK < j->o->n ? c1 * CHUNK : j->o->n;
+    if (c0 * CHUNK < end) step_range(j->o, j->params, j->grads, c0 * CHUNK, end);
+}
+
 void dn_optim_step(dn_optim *o, float *params, const float *grads)
 {
     if (!o || !params || !grads) return;
     o->step++;
-    switch (o->cfg.kind) {
-    case DN_SGD: sgd_step(o, params, grads); break;
-    case DN_ADAM:
-    case DN_ADAMW: adam_step(o, params, grads); break;
-    case DN_RMSPROP: rmsprop_step(o, params, grads); break;
-    case DN_ADAGRAD: adagrad_step(o, params, grads); break;
+    const int parts = o->n >= STEP_PAR_MIN ? dn_parallel_parts() : 1;
+    if (parts <= 1) {
+        step_range(o, params, grads, 0, o->n);
+        return;
     }
+    step_job j = {o, params, grads};
+    dn_parallel_run(parts, step_part, &j);
 }
 
 /* ------------------------------------------------------------------ settings and state */
