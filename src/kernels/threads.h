@@ -12,7 +12,9 @@
  * a second thread that calls in meanwhile, or a part that calls dn_parallel_run itself, gets its parts
  * run one after another on the calling thread — same results, no deadlock.
  *
- * Everything here is for src/kernels/ only; the rest of the library stays serial. */
+ * Users: the kernels (gemm, im2col/col2im), and ops whose work splits into independent pieces with fixed
+ * boundaries: conv2d (whole image blocks), pooling (whole planes), pointwise activations and the optimiser
+ * update (ranges of elements).  The tape, the arena and everything else stay on the caller's thread. */
 #ifndef DN_THREADS_H
 #define DN_THREADS_H
 

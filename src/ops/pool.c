@@ -10,6 +10,7 @@
  * (torch's argmax rule, ties included; a NaN wins, as in torch).  The forward pass records that element's
  * index in the plane, so backward is a scatter-add. */
 #include "internal.h"
+#include "kernels/threads.h"
 
 #include <math.h>
 #ifdef __SSE2__
@@ -105,11 +106,12 @@ static inline __m128 take4(bool is_max, __m128 v, __m128 best, __m128i *off, __m
 }
 #endif
 
-static inline void pool_2x2(const pool_plan *p, bool is_max, const float *xd, float *yd, int64_t *arg)
+static inline void pool_2x2(const pool_plan *p, bool is_max, const float *xd, float *yd, int64_t *arg, int64_t pl0,
+                            int64_t pl1)
 {
     const int64_t W = p->W, Ho = p->Ho, Wo = p->Wo;
     const int32_t down = (int32_t)W; /* W < 2^31: a layer's input has at most 2^31 elements */
-    for (int64_t pl = 0; pl < p->planes; pl++) {
+    for (int64_t pl = pl0; pl < pl1; pl++) {
         const float *xp = xd + pl * p->H * W;
         for (int64_t oh = 0; oh < Ho; oh++) {
             const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
@@ -152,6 +154,106 @@ static inline void pool_2x2(const pool_plan *p, bool is_max, const float *xd, fl
     }
 }
 
+/* Planes are independent, so threads take whole planes of a large input: the same numbers for any count. */
+#define POOL_PAR_MIN 65536
+
+typedef struct pool_job {
+    const pool_plan *p;
+    int kind;
+    const float *x, *dy; /* input (forward), output gradient (backward) */
+    float *y;            /* output (forward), dx (backward) */
+    int64_t *arg;        /* max/min: the index in its plane of the element each output took */
+} pool_job;
+
+static void pool_forward_planes(const pool_job *j, int64_t pl0, int64_t pl1)
+{
+    const pool_plan *pp = j->p;
+    const pool_plan p = *pp;
+    const int kind = j->kind;
+    if (kind != P_AVG && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0) {
+        pool_2x2(pp, kind == P_MAX, j->x, j->y, j->arg, pl0, pl1);
+        return;
+    }
+    const float count = (float)(p.kh * p.kw); /* count_include_pad: always the full window */
+    for (int64_t pl = pl0; pl < pl1; pl++) {
+        const float *xp = j->x + pl * p.H * p.W;
+        float *yp = j->y + pl * p.Ho * p.Wo;
+        for (int64_t oh = 0; oh < p.Ho; oh++) {
+            for (int64_t ow = 0; ow < p.Wo; ow++) {
+                int64_t h0, h1, w0, w1, o = oh * p.Wo + ow;
+                window(&p, oh, ow, &h0, &h1, &w0, &w1);
+                if (kind == P_AVG) {
+                    float sum = 0;
+                    for (int64_t i = h0; i < h1; i++)
+                        for (int64_t jj = w0; jj < w1; jj++) sum += xp[i * p.W + jj];
+                    yp[o] = sum / count;
+                    continue;
+                }
+                /* strict comparison keeps the first extreme element; a NaN always takes over (torch) */
+                float best = kind == P_MAX ? -INFINITY : INFINITY;
+                int64_t at = h0 * p.W + w0;
+                for (int64_t i = h0; i < h1; i++) {
+                    for (int64_t jj = w0; jj < w1; jj++) {
+                        float v = xp[i * p.W + jj];
+                        if ((kind == P_MAX ? v > best : v < best) || isnan(v)) {
+                            best = v;
+                            at = i * p.W + jj;
+                        }
+                    }
+                }
+                yp[o] = best;
+                j->arg[pl * p.Ho * p.Wo + o] = at;
+            }
+        }
+    }
+}
+
+static void pool_backward_planes(const pool_job *j, int64_t pl0, int64_t pl1)
+{
+    const pool_plan p = *j->p;
+    const float count = (float)(p.kh * p.kw);
+    for (int64_t pl = pl0; pl < pl1; pl++) {
+        float *dxp = j->y + pl * p.H * p.W;
+        const float *dyp = j->dy + pl * p.Ho * p.Wo;
+        if (j->kind != P_AVG) {
+            const int64_t *ap = j->arg + pl * p.Ho * p.Wo;
+            for (int64_t o = 0; o < p.Ho * p.Wo; o++) dxp[ap[o]] += dyp[o];
+            continue;
+        }
+        /* y = (1/(kh kw)) Σ_window x, so every element of the window receives dy / (kh kw) */
+        for (int64_t oh = 0; oh < p.Ho; oh++) {
+            for (int64_t ow = 0; ow < p.Wo; ow++) {
+                int64_t h0, h1, w0, w1;
+                window(&p, oh, ow, &h0, &h1, &w0, &w1);
+                float g = dyp[oh * p.Wo + ow] / count;
+                for (int64_t i = h0; i < h1; i++)
+                    for (int64_t jj = w0; jj < w1; jj++) dxp[i * p.W + jj] += g;
+            }
+        }
+    }
+}
+
+static void pool_forward_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const pool_job *j = arg;
+    pool_forward_planes(j, j->p->planes * part / parts, j->p->planes * (part + 1) / parts);
+}
+
+static void pool_backward_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const pool_job *j = arg;
+    pool_backward_planes(j, j->p->planes * part / parts, j->p->planes * (part + 1) / parts);
+}
+
+static int pool_parts(const pool_plan *p)
+{
+    if (p->planes < 2 || p->planes * p->H * p->W < POOL_PAR_MIN) return 1;
+    const int parts = dn_parallel_parts();
+    return parts > p->planes ? (int)p->planes : parts;
+}
+
 static dn_status pool_forward(dn_ctx *ctx, dn_node *node, int kind, bool global)
 {
     pool_plan p;
@@ -165,44 +267,8 @@ static dn_status pool_forward(dn_ctx *ctx, dn_node *node, int kind, bool global)
     /* max/min: the index in its plane of the element each output took (backward's scatter target) */
     int64_t *arg = kind == P_AVG ? NULL : dn_ctx_alloc(ctx, (size_t)(n_out + 1) * sizeof(int64_t));
     if (!y || !xd || (kind != P_AVG && !arg)) return DN_ERR_NOMEM;
-    const float count = (float)(p.kh * p.kw); /* count_include_pad: always the full window */
-    if (kind != P_AVG && !global && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0) {
-        pool_2x2(&p, kind == P_MAX, xd, y->data, arg);
-        node->saved = arg;
-        node->out = y;
-        return DN_OK;
-    }
-    for (int64_t pl = 0; pl < p.planes; pl++) {
-        const float *xp = xd + pl * p.H * p.W;
-        float *yp = y->data + pl * p.Ho * p.Wo;
-        for (int64_t oh = 0; oh < p.Ho; oh++) {
-            for (int64_t ow = 0; ow < p.Wo; ow++) {
-                int64_t h0, h1, w0, w1, o = oh * p.Wo + ow;
-                window(&p, oh, ow, &h0, &h1, &w0, &w1);
-                if (kind == P_AVG) {
-                    float sum = 0;
-                    for (int64_t i = h0; i < h1; i++)
-                        for (int64_t j = w0; j < w1; j++) sum += xp[i * p.W + j];
-                    yp[o] = sum / count;
-                    continue;
-                }
-                /* strict comparison keeps the first extreme element; a NaN always takes over (torch) */
-                float best = kind == P_MAX ? -INFINITY : INFINITY;
-                int64_t at = h0 * p.W + w0;
-                for (int64_t i = h0; i < h1; i++) {
-                    for (int64_t j = w0; j < w1; j++) {
-                        float v = xp[i * p.W + j];
-                        if ((kind == P_MAX ? v > best : v < best) || isnan(v)) {
-                            best = v;
-                            at = i * p.W + j;
-                        }
-                    }
-                }
-                yp[o] = best;
-                arg[pl * p.Ho * p.Wo + o] = at;
-            }
-        }
-    }
+    pool_job j = {.p = &p, .kind = kind, .x = xd, .y = y->data, .arg = arg};
+    dn_parallel_run(pool_parts(&p), pool_forward_part, &j);
     node->saved = arg;
     node->out = y;
     return DN_OK;
@@ -217,28 +283,8 @@ static dn_status pool_backward(dn_ctx *ctx, dn_node *node, int kind, bool global
     if (s) return s;
     float *dx = dn_grad_buf(ctx, x);
     if (!dx) return DN_ERR_NOMEM;
-    const float *dy = node->out->grad;
-    const int64_t *arg = node->saved;
-    const float count = (float)(p.kh * p.kw);
-    for (int64_t pl = 0; pl < p.planes; pl++) {
-        float *dxp = dx + pl * p.H * p.W;
-        const float *dyp = dy + pl * p.Ho * p.Wo;
-        if (kind != P_AVG) {
-            const int64_t *ap = arg + pl * p.Ho * p.Wo;
-            for (int64_t o = 0; o < p.Ho * p.Wo; o++) dxp[ap[o]] += dyp[o];
-            continue;
-        }
-        /* y = (1/(kh kw)) Σ_window x, so every element of the window receives dy / (kh kw) */
-        for (int64_t oh = 0; oh < p.Ho; oh++) {
-            for (int64_t ow = 0; ow < p.Wo; ow++) {
-                int64_t h0, h1, w0, w1;
-                window(&p, oh, ow, &h0, &h1, &w0, &w1);
-                float g = dyp[oh * p.Wo + ow] / count;
-                for (int64_t i = h0; i < h1; i++)
-                    for (int64_t j = w0; j < w1; j++) dxp[i * p.W + j] += g;
-            }
-        }
-    }
+    pool_job j = {.p = &p, .kind = kind, .dy = node->out->grad, .y = dx, .arg = node->saved};
+    dn_parallel_run(pool_parts(&p), pool_backward_part, &j);
     return DN_OK;
 }
 
