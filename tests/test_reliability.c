@@ -257,6 +257,9 @@ static dn_status run_from_cfg(void *arg, bool *wrong)
     dn_train_config tc;
     dn_status s = dn_model_from_cfg(r->text, "mnist_lenet.cfg", &m, &tc);
     if (!s) *wrong = !same_params(m, r) || tc.batch != 64;
+    /* the text is fine: a refused allocation must read as out of memory, never as a malformed file */
+    CHECK_MSG(s == DN_OK || s == DN_ERR_NOMEM, "dn_model_from_cfg: a refused allocation gave %s: %s",
+              dn_status_name(s), dn_last_error());
     dn_model_free(m);
     return s;
 }

@@ -175,7 +175,7 @@ static dn_status fuse_activation(dn_model *m, dn_ini_section *s, const char *act
     if (st) {
         dn_ini_entry *e = dn_ini_find(s, "activation");
         dn_error_prefix("%s:%d", s->file, e ? e->line : s->line);
-        return DN_ERR_FORMAT;
+        return st == DN_ERR_NOMEM ? DN_ERR_NOMEM : DN_ERR_FORMAT; /* running out of memory is not a bad file */
     }
     return DN_OK;
 }

@@ -74,7 +74,7 @@ dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int 
     l->out_shape[0] = filters;
     l->out_shape[1] = ho;
     l->out_shape[2] = wo;
-    l->flops = (2 * cin * kh * kw + (bias ? 1 : 0)) * filters * ho * wo;
+    l->flops = dn_flop_estimate((2.0 * (double)(cin * kh * kw) + (bias ? 1 : 0)) * (double)filters * (double)ho * (double)wo);
     int64_t nw = filters * cin * kh * kw;
     dn_model_init_weights(m, m->tensors[wi].t.data, nw, bias ? m->tensors[bi].t.data : NULL, filters, cin * kh * kw,
                           filters * kh * kw, init);

@@ -275,7 +275,8 @@ dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias
     l->per_step = per_step;
     l->out_ndim = per_step ? 2 : 1;
     l->out_shape[per_step ? 1 : 0] = units;
-    l->flops = (2 * fan_in * units + (bias ? units : 0)) * (per_step ? shape[0] : 1);
+    l->flops = dn_flop_estimate((2.0 * (double)fan_in * (double)units + (bias ? (double)units : 0.0)) *
+                                (double)(per_step ? shape[0] : 1));
     init_dense(m, m->tensors[wi].t.data, bias ? m->tensors[bi].t.data : NULL, units, fan_in, init);
     m->n_layers++;
     return DN_OK;
@@ -567,9 +568,9 @@ const uint8_t *dn_model_decay_mask(const dn_model *m) { return m->decay; }
 
 int64_t dn_model_flops(const dn_model *m)
 {
-    int64_t f = 0;
-    for (int i = 0; i < m->n_layers; i++) f += m->layers[i].flops;
-    return f;
+    double f = 0; /* each layer's figure is saturated (dn_flop_estimate); so is the sum */
+    for (int i = 0; i < m->n_layers; i++) f += (double)m->layers[i].flops;
+    return dn_flop_estimate(f);
 }
 
 static const char *human(double v, char *buf, size_t size)

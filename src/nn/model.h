@@ -4,6 +4,10 @@
 
 #include "internal.h"
 
+/* A layer's FLOP estimate, computed in double and saturated: a model too big to build would otherwise overflow
+ * the int64 product (the figure is for the summary, so a saturated one is still the honest "huge"). */
+static inline int64_t dn_flop_estimate(double flops) { return flops < 9.0e18 ? (int64_t)flops : (int64_t)9.0e18; }
+
 typedef enum {
     DN_LAYER_DENSE,
     DN_LAYER_ACTIVATION,

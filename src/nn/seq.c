@@ -33,7 +33,7 @@ dn_status dn_model_add_embedding(dn_model *m, int64_t vocab, int64_t size)
     l->out_ndim = 2;
     l->out_shape[0] = shape[0];
     l->out_shape[1] = size;
-    l->flops = shape[0] * size;
+    l->flops = dn_flop_estimate((double)shape[0] * (double)size);
     m->variable_length = true;
     m->n_layers++;
     return DN_OK;
@@ -107,10 +107,10 @@ dn_status dn_model_add_recurrent(dn_model *m, const char *kind, int64_t hidden, 
     l->out_ndim = return_sequences ? 2 : 1;
     l->out_shape[0] = return_sequences ? shape[0] : dirs * hidden;
     l->out_shape[1] = dirs * hidden;
-    int64_t per_step = 0;
+    double per_step = 0;
     for (int layer = 0; layer < layers; layer++)
-        per_step += dirs * 2 * g * hidden * ((layer == 0 ? shape[1] : dirs * hidden) + hidden);
-    l->flops = shape[0] * per_step;
+        per_step += (double)dirs * 2.0 * g * (double)hidden * (double)((layer == 0 ? shape[1] : dirs * hidden) + hidden);
+    l->flops = dn_flop_estimate((double)shape[0] * per_step);
     if (stateful) {
         l->state_first = m->n_carry;
         m->n_carry += k == DN_LSTM ? 2 : 1;
