@@ -7,6 +7,7 @@
  * relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha, hard_tanh and hard_sigmoid pass the gradient
  * only strictly inside their linear part. */
 #include "internal.h"
+#include "kernels/vmath.h"
 
 #include <math.h>
 
@@ -34,12 +35,38 @@ static inline float softplus1(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fa
 POINTWISE(identity, v, g)
 PLAIN_FORWARD(identity)
 
-/* sigma'(x) = sigma(x) (1 - sigma(x)), from the saved output */
-POINTWISE(sigmoid, sigmoid1(v), g * out * (1.0f - out))
-PLAIN_FORWARD(sigmoid)
+/* sigmoid and tanh run their forward pass through the vectorised kernels (kernels/vmath.h: within 2 ulp
+ * of libm, same two-branch sigmoid, tanh exactly +-1 for large |x|); their gradients come from the saved
+ * output:  sigma' = sigma (1 - sigma),  tanh' = 1 - tanh^2. */
+static void sigmoid_f(const float *x, float *y, int64_t n, const double *attr)
+{
+    (void)attr;
+    dn_vsigmoid(x, y, n);
+}
 
-/* tanhf saturates to exactly +-1 for large |x| (it never forms e^x); tanh'(x) = 1 - tanh(x)^2 */
-POINTWISE(tanh, tanhf(v), g * (1.0f - out * out))
+static void sigmoid_df(const float *x, const float *y, const float *dy, float *dx, int64_t n, const double *attr)
+{
+    (void)x;
+    (void)attr;
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+}
+
+static void tanh_f(const float *x, float *y, int64_t n, const double *attr)
+{
+    (void)attr;
+    dn_vtanh(x, y, n);
+}
+
+static void tanh_df(const float *x, const float *y, const float *dy, float *dx, int64_t n, const double *attr)
+{
+    (void)x;
+    (void)attr;
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+}
+
+static dn_status sigmoid_bwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_backward(ctx, node, sigmoid_df); }
+static dn_status tanh_bwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_backward(ctx, node, tanh_df); }
+PLAIN_FORWARD(sigmoid)
 PLAIN_FORWARD(tanh)
 
 /* `v <= 0 ? 0 : v` lets a NaN through instead of hiding it as 0 */

@@ -12,10 +12,9 @@
  *
  * An op has one output, so the LSTM cell returns [h' | c'] side by side along the last axis: [N, 2H]. */
 #include "internal.h"
+#include "kernels/vmath.h"
 
 #include <math.h>
-
-static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
 
 /* ------------------------------------------------------------------ embedding */
 
@@ -211,10 +210,11 @@ static dn_status rnn_cell_fwd(dn_ctx *ctx, dn_node *node)
             memcpy(yr, hr, (size_t)hid * sizeof(float));
             continue;
         }
-        for (int64_t j = 0; j < hid; j++) {
-            float a = xr[j] + ar[j];
-            ar[j] = yr[j] = nl == RNN_TANH ? tanhf(a) : (a > 0.0f ? a : 0.0f);
-        }
+        for (int64_t j = 0; j < hid; j++) ar[j] += xr[j];
+        if (nl == RNN_TANH) dn_vtanh(ar, ar, hid);
+        else
+            for (int64_t j = 0; j < hid; j++) ar[j] = ar[j] > 0.0f ? ar[j] : 0.0f;
+        memcpy(yr, ar, (size_t)hid * sizeof(float));
     }
     node->saved = sv;
     node->out = y;
@@ -251,7 +251,9 @@ static dn_status rnn_cell_bwd(dn_ctx *ctx, dn_node *node)
 /* gates = xw + h W_hhᵀ + b_hh, split in torch's order i, f, g, o (each H wide):
  *     i = σ(gates_i), f = σ(gates_f), g = tanh(gates_g), o = σ(gates_o)
  *     c' = f c + i g,   h' = o tanh(c')
- * Output [N, 2H] = [h' | c']. */
+ * Output [N, 2H] = [h' | c'].
+ * Each row runs as whole-array passes (the sums, then the vectorised σ and tanh of kernels/vmath.h over
+ * slices of the row, then the products) rather than one element at a time through libm. */
 static dn_status lstm_cell_fwd(dn_ctx *ctx, dn_node *node)
 {
     static const char *const names[] = {"xw", "h", "c", "w_hh", "b_hh", "mask"};
@@ -275,20 +277,14 @@ static dn_status lstm_cell_fwd(dn_ctx *ctx, dn_node *node)
         }
         const float *xr = xw + r * ldx;
         float *ar = sv->act + r * gh, *tc = sv->extra + r * hid; /* ar holds pre, becomes i f g o */
-        for (int64_t j = 0; j < hid; j++) {
-            float i = sigmoidf(xr[j] + ar[j]);
-            float f = sigmoidf(xr[hid + j] + ar[hid + j]);
-            float g = tanhf(xr[2 * hid + j] + ar[2 * hid + j]);
-            float o = sigmoidf(xr[3 * hid + j] + ar[3 * hid + j]);
-            float c2 = f * cr[j] + i * g;
-            ar[j] = i;
-            ar[hid + j] = f;
-            ar[2 * hid + j] = g;
-            ar[3 * hid + j] = o;
-            tc[j] = tanhf(c2);
-            cy[j] = c2;
-            hy[j] = o * tc[j];
-        }
+        const float *ig = ar, *fg = ar + hid, *gg = ar + 2 * hid, *og = ar + 3 * hid;
+        for (int64_t j = 0; j < gh; j++) ar[j] += xr[j];
+        dn_vsigmoid(ar, ar, 2 * hid); /* i and f are adjacent */
+        dn_vtanh(ar + 2 * hid, ar + 2 * hid, hid);
+        dn_vsigmoid(ar + 3 * hid, ar + 3 * hid, hid);
+        for (int64_t j = 0; j < hid; j++) cy[j] = fg[j] * cr[j] + ig[j] * gg[j];
+        dn_vtanh(cy, tc, hid);
+        for (int64_t j = 0; j < hid; j++) hy[j] = og[j] * tc[j];
     }
     node->saved = sv;
     node->out = y;
@@ -361,16 +357,13 @@ static dn_status gru_cell_fwd(dn_ctx *ctx, dn_node *node)
             continue;
         }
         const float *xr = xw + r * ldx, *pr = hw + r * gh;
-        float *ar = sv->act + r * gh;
-        for (int64_t j = 0; j < hid; j++) {
-            float rg = sigmoidf(xr[j] + pr[j]);
-            float z = sigmoidf(xr[hid + j] + pr[hid + j]);
-            float nn = tanhf(xr[2 * hid + j] + rg * pr[2 * hid + j]);
-            ar[j] = rg;
-            ar[hid + j] = z;
-            ar[2 * hid + j] = nn;
-            yr[j] = (1.0f - z) * nn + z * hr[j];
-        }
+        float *ar = sv->act + r * gh; /* becomes r z n */
+        for (int64_t j = 0; j < 2 * hid; j++) ar[j] = xr[j] + pr[j];
+        dn_vsigmoid(ar, ar, 2 * hid); /* r and z */
+        for (int64_t j = 0; j < hid; j++) ar[2 * hid + j] = xr[2 * hid + j] + ar[j] * pr[2 * hid + j];
+        dn_vtanh(ar + 2 * hid, ar + 2 * hid, hid);
+        const float *z = ar + hid, *nn = ar + 2 * hid;
+        for (int64_t j = 0; j < hid; j++) yr[j] = (1.0f - z[j]) * nn[j] + z[j] * hr[j];
     }
     node->saved = sv;
     node->out = y;
