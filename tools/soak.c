@@ -29,7 +29,7 @@ int main(int argc, char **argv)
     dn_train_config c;
     dn_dataset *d = NULL;
     dn_trainer *t = NULL;
-    if (dn_model_load_cfg("examples/mnist_mlp.cfg", &m, &c) || dn_dataset_load_idx(a, b, 1.0f / 255.0f, &d)) {
+    if (dn_model_load_cfg("examples/mnist_mlp.cfg", &m, &c) || dn_dataset_load_idx_compact(a, b, 1.0f / 255.0f, &d)) {
         fprintf(stderr, "soak: %s\n", dn_last_error());
         return 1;
     }
