@@ -326,16 +326,6 @@ static float *row_grad_begin(dn_ctx *ctx, dn_node *node, rows *r, int *red)
     return dn_grad_buf(ctx, node->in[0]);
 }
 
-/* Stable log-sum-exp over the classes of sample s: m + log sum_k e^(x_k - m), m the largest x_k. */
-static double logsumexp(const rows *r, const float *x, int64_t s)
-{
-    float m = -INFINITY;
-    for (int64_t k = 0; k < r->c; k++) m = fmaxf(m, x[at(r, s, k)]);
-    double sum = 0;
-    for (int64_t k = 0; k < r->c; k++) sum += exp((double)x[at(r, s, k)] - m);
-    return m + log(sum);
-}
-
 /* softmax_cross_entropy: term = -log softmax(x)_y = logsumexp(x) - x_y.  The softmax is kept for backward:
  * dx_k = g (softmax_k - [k == y]). */
 static dn_status softmax_ce_forward(dn_ctx *ctx, dn_node *node, bool soft)
@@ -345,12 +335,19 @@ static dn_status softmax_ce_forward(dn_ctx *ctx, dn_node *node, bool soft)
     if (s) return s;
     const rows *r = &su.r;
     float *prob = dn_ctx_alloc(ctx, (size_t)(r->samples * r->c + 1) * sizeof(float)); /* [N, C, D] softmax */
-    if (!prob) return DN_ERR_NOMEM;
+    double *e = dn_ctx_alloc(ctx, (size_t)(r->c + 1) * sizeof(double));                /* one sample's e^(x - m) */
+    if (!prob || !e) return DN_ERR_NOMEM;
     for (int64_t i = 0; i < r->samples; i++) {
-        double lse = logsumexp(r, su.p, i), term = 0;
+        /* lse = m + log Σ e^(x_k - m) (m the largest x_k, so no term overflows); softmax_k = e^(x_k - m) / Σ,
+         * from the same exponentials: one exp per element */
+        float m = -INFINITY;
+        for (int64_t k = 0; k < r->c; k++) m = fmaxf(m, su.p[at(r, i, k)]);
+        double sum = 0;
+        for (int64_t k = 0; k < r->c; k++) sum += e[k] = exp((double)su.p[at(r, i, k)] - m);
+        double lse = m + log(sum), term = 0;
         for (int64_t k = 0; k < r->c; k++) {
             int64_t j = at(r, i, k);
-            prob[j] = (float)exp(su.p[j] - lse);
+            prob[j] = (float)(e[k] / sum);
             /* soft targets: term = sum_k y_k (lse - x_k) */
             if (soft) term += su.t[j] * (lse - su.p[j]);
         }
