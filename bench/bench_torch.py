@@ -37,10 +37,16 @@ def load_mnist(data_dir):
     with open(os.path.join(data_dir, "train-images-idx3-ubyte"), "rb") as f:
         raw = f.read()
     n = int.from_bytes(raw[4:8], "big")
-    x = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, 1, 28, 28).astype(np.float32) / np.float32(255)
+    # bytes, as dendrite's dn_dataset_load_idx_compact and torchvision's MNIST keep them; a batch becomes float32 in
+    # [0, 1] when it is used (as_float)
+    x = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, 1, 28, 28).copy()
     with open(os.path.join(data_dir, "train-labels-idx1-ubyte"), "rb") as f:
         y = np.frombuffer(f.read(), dtype=np.uint8, offset=8).astype(np.int64)
     return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def as_float(xb):
+    return xb.float().div_(255)
 
 
 def build_mlp():
@@ -76,7 +82,7 @@ def train_case(name, build, warmup, batches, data_dir, threads):
         if b == warmup:
             t0, c0 = time.perf_counter(), time.process_time()
         at = b * bs % n
-        xb, yb = x[at:at + bs], y[at:at + bs]
+        xb, yb = as_float(x[at:at + bs]), y[at:at + bs]
         opt.zero_grad()
         loss = F.cross_entropy(model(xb), yb)
         loss.backward()
@@ -143,7 +149,7 @@ def char_case(kind, warmup, steps, text_path, threads):
         if s == warmup:
             t0, c0 = time.perf_counter(), time.process_time()
         at = s % full * bs
-        xb, yb = x[at:at + bs], y[at:at + bs]
+        xb, yb = as_float(x[at:at + bs]), y[at:at + bs]
         opt.zero_grad()
         loss = F.cross_entropy(model(xb).reshape(-1, vocab), yb.reshape(-1))  # mean over all B*T positions
         loss.backward()
@@ -168,7 +174,7 @@ def infer_case(name, build, data_dir, threads):
         for i in range(100 + 1000):
             k = i % x.shape[0]
             t0 = time.perf_counter()
-            v = model(x[k:k + 1])[0, 0].item()
+            v = model(as_float(x[k:k + 1]))[0, 0].item()
             if i >= 100:
                 us.append((time.perf_counter() - t0) * 1e6)
             checksum += v
