@@ -86,6 +86,37 @@ static void dropout_modes(void)
     dn_ctx_free(ctx);
     dn_model_free(m);
     dn_model_free(m2);
+
+    /* a mask of 100,000 elements (filled in parts by the threads): the rate holds, the next mask is another one,
+     * and 1 and 2 threads give the same masks */
+    float *first[2] = {NULL, NULL};
+    for (int threads = 1; threads <= 2; threads++) {
+        dn_set_threads(threads);
+        dn_model *big = NULL;
+        CHECK_OK(dn_model_from_cfg("[net]\ninput = 50000\nseed = 4\n[dropout]\np = 0.3\n", "d.cfg", &big, NULL));
+        ctx = dn_ctx_new();
+        dn_tensor *ones = NULL;
+        CHECK_OK(dn_tensor_new(ctx, 2, (int64_t[]){2, 50000}, &ones));
+        if (big && ones) {
+            CHECK_OK(dn_tensor_fill(ones, 1.0f));
+            dn_tensor *a = dn_model_forward(big, ctx, ones), *b = dn_model_forward(big, ctx, ones);
+            int dropped = 0, same = 0;
+            for (int i = 0; a && b && i < 100000; i++) {
+                dropped += dn_tensor_data(a)[i] == 0.0f;
+                same += dn_tensor_data(a)[i] == dn_tensor_data(b)[i];
+            }
+            CHECK_MSG(dropped > 29000 && dropped < 31000, "%d of 100000 dropped with p = 0.3", dropped);
+            CHECK_MSG(same < 70000, "two masks agree on %d of 100000 elements", same); /* about 58% by chance */
+            first[threads - 1] = malloc(100000 * sizeof(float));
+            if (a && first[threads - 1]) memcpy(first[threads - 1], dn_tensor_data(a), 100000 * sizeof(float));
+        }
+        dn_ctx_free(ctx);
+        dn_model_free(big);
+    }
+    dn_set_threads(0);
+    CHECK(first[0] && first[1] && memcmp(first[0], first[1], 100000 * sizeof(float)) == 0);
+    free(first[0]);
+    free(first[1]);
 }
 
 static dn_dataset *train_set, *test_set;

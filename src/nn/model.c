@@ -1,5 +1,6 @@
 /* Models: a chain of layers whose parameters live in one flat buffer (and gradients in another). */
 #include "nn/model.h"
+#include "kernels/threads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -403,7 +404,36 @@ dn_status dn_model_fuse_activation(dn_model *m, const char *name, const char *at
 /* ------------------------------------------------------------------ forward */
 
 /* A dropout mask in the arena: 0 with probability p, else 1/(1-p) (inverted dropout).  Channel dropout draws
- * one value per [n, c] and broadcasts it over the spatial axes. */
+ * one value per [n, c] and broadcasts it over the spatial axes.
+ *
+ * Each mask takes one 64-bit key from the model's generator; element i's uniform number is a hash of (key, i)
+ * (splitmix64's finaliser over key + i * golden ratio), so any stretch of the mask can be filled on its own: large
+ * masks are shared between threads, with the same values for any thread count, and a checkpoint's generator
+ * state still fixes every later mask. */
+typedef struct mask_job {
+    float *data;
+    int64_t n;
+    uint64_t key;
+    float p, keep;
+} mask_job;
+
+static inline float mask_uniform(uint64_t key, uint64_t i)
+{
+    uint64_t z = key + i * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)(z >> 40) * (1.0f / 16777216.0f); /* the top 24 bits: a float in [0, 1) */
+}
+
+static void mask_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const mask_job *j = arg;
+    for (int64_t i = j->n * part / parts; i < j->n * (part + 1) / parts; i++)
+        j->data[i] = mask_uniform(j->key, (uint64_t)i) < j->p ? 0.0f : j->keep;
+}
+
 static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, const dn_layer *l)
 {
     int64_t shape[DN_MAX_DIMS];
@@ -411,9 +441,9 @@ static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, con
     for (int i = 0; i < nd; i++) shape[i] = (l->channel_dropout && i >= 2) ? 1 : h->shape[i];
     dn_tensor *mask = dn_ctx_tensor(ctx, nd, shape);
     if (!mask) return NULL;
-    int64_t n = dn_tensor_numel(mask);
-    float keep = 1.0f / (1.0f - l->p);
-    for (int64_t i = 0; i < n; i++) mask->data[i] = dn_rng_uniform(&m->rng) < l->p ? 0.0f : keep;
+    const uint64_t hi = dn_rng_u32(&m->rng), lo = dn_rng_u32(&m->rng);
+    mask_job j = {mask->data, dn_tensor_numel(mask), hi << 32 | lo, l->p, 1.0f / (1.0f - l->p)};
+    dn_parallel_run(j.n >= 65536 ? dn_parallel_parts() : 1, mask_part, &j);
     return mask;
 }
 

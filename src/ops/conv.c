@@ -136,6 +136,8 @@ typedef struct conv_job {
     float *y;               /* forward: the output; backward: dx */
     float *col, *buf;       /* per-part column and gather buffers, col_len / buf_len floats apart */
     int64_t col_len, buf_len, blocks;
+    float *partial;         /* backward: one [F, K] weight gradient per run of blocks */
+    int64_t runs;
 } conv_job;
 
 /* How many parts a job over `blocks` image blocks gets, and the arena room for their buffers. */
@@ -247,6 +249,43 @@ static void conv_dx_part(void *arg, int part, int parts, void *scratch)
     }
 }
 
+/* dW is a sum over all images.  The image blocks are cut into `runs` stretches of consecutive blocks, a number
+ * that depends on the problem and never on the thread count; each stretch sums its blocks in image order into its
+ * own [F, K] partial (dW_g += dY_g · colᵀ, the columns rebuilt from the saved input), and the partials are added
+ * to dw in stretch order.  Threads take whole stretches, so dW comes out the same for any thread count. */
+#define CONV_DW_RUNS 4
+
+static int64_t conv_dw_runs(const conv_plan *p, int64_t blocks)
+{
+    const double flops = 2.0 * (double)p->N * (double)p->F * (double)p->K * (double)p->P;
+    if (flops < CONV_PAR_MIN_FLOPS) return 1;
+    return blocks < CONV_DW_RUNS ? blocks : CONV_DW_RUNS;
+}
+
+static void conv_dw_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const conv_job *j = arg;
+    const conv_plan *p = j->p;
+    const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
+    float *col = j->col ? j->col + part * j->col_len : NULL, *buf = j->buf ? j->buf + part * j->buf_len : NULL;
+    for (int64_t r = j->runs * part / parts; r < j->runs * (part + 1) / parts; r++) {
+        float *acc = j->partial + r * p->F * p->K;
+        memset(acc, 0, (size_t)(p->F * p->K) * sizeof(float));
+        for (int64_t blk = j->blocks * r / j->runs; blk < j->blocks * (r + 1) / j->runs; blk++) {
+            const int64_t n0 = blk * nb, m = p->N - n0 < nb ? p->N - n0 : nb, L = m * p->P;
+            for (int64_t g = 0; g < p->G; g++) {
+                const float *cols = j->x + (n0 * p->C + g * p->Cg) * HW, *dyg = block_dy(p, j->dy, n0, m, g, buf);
+                if (!p->direct) {
+                    block_im2col(p, j->x, n0, m, g, col);
+                    cols = col;
+                }
+                dn_sgemm(false, true, p->Fg, p->K, L, 1.0f, dyg, L, cols, L, 1.0f, acc + g * p->Fg * p->K, p->K);
+            }
+        }
+    }
+}
+
 static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
 {
     conv_plan p;
@@ -279,22 +318,19 @@ static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
     float *dw = w->requires_grad ? dn_grad_buf(ctx, w) : NULL;
     if ((x->requires_grad && !dx) || (w->requires_grad && !dw)) return DN_ERR_NOMEM;
     conv_job j = {.p = &p, .x = sv->x, .w = sv->w, .dy = dy, .y = dx, .blocks = (p.N + p.nb - 1) / p.nb};
-    const int parts = dx ? conv_parts(&p, j.blocks) : 1;
+    const int parts = conv_parts(&p, j.blocks);
     if ((dx || dw) && (s = conv_job_buffers(ctx, &j, parts))) return s;
     if (dw) {
-        /* dW_g += dY_g · colᵀ, block after block in image order on this thread (the sum's order is fixed; each
-         * product is shared out by dn_sgemm itself); the columns are rebuilt from the saved input */
-        const int64_t HW = p.geom.H * p.geom.W;
-        for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
-            const int64_t m = p.N - n0 < p.nb ? p.N - n0 : p.nb, L = m * p.P;
-            for (int64_t g = 0; g < p.G; g++) {
-                const float *cols = sv->x + (n0 * p.C + g * p.Cg) * HW, *dyg = block_dy(&p, dy, n0, m, g, j.buf);
-                if (!p.direct) {
-                    block_im2col(&p, sv->x, n0, m, g, j.col);
-                    cols = j.col;
-                }
-                dn_sgemm(false, true, p.Fg, p.K, L, 1.0f, dyg, L, cols, L, 1.0f, dw + g * p.Fg * p.K, p.K);
-            }
+        const int64_t runs = conv_dw_runs(&p, j.blocks);
+        j.partial = dn_ctx_alloc(ctx, (size_t)(runs * p.F * p.K) * sizeof(float));
+        if (!j.partial) return DN_ERR_NOMEM;
+        j.runs = runs;
+        dn_parallel_run(parts < runs ? parts : (int)runs, conv_dw_part, &j);
+        /* dw += the runs' sums, in run order */
+        for (int64_t i = 0; i < p.F * p.K; i++) {
+            float sum = dw[i];
+            for (int64_t r = 0; r < runs; r++) sum += j.partial[r * p.F * p.K + i];
+            dw[i] = sum;
         }
     }
     if (dx) dn_parallel_run(parts, conv_dx_part, &j);
