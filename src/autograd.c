@@ -5,6 +5,7 @@
  * d(loss)/d(loss) = 1 and visits the tape newest-first; creation order is a topological order, so when a
  * node is visited every consumer of its output has already added its share into out->grad. */
 #include "internal.h"
+#include "kernels/threads.h"
 
 #include <math.h>
 
@@ -113,7 +114,8 @@ float *dn_grad_buf(dn_ctx *ctx, dn_tensor *t)
     if (t->grad) return t->grad;
     size_t bytes = (size_t)(dn_tensor_numel(t) ? dn_tensor_numel(t) : 1) * sizeof(float);
     if (t->ctx) {
-        t->grad = dn_arena_calloc(&ctx->arena, bytes);
+        t->grad = dn_arena_alloc(&ctx->arena, bytes);
+        if (t->grad) dn_parallel_zero(t->grad, bytes); /* backward adds into it */
     } else {
         t->grad = dn_calloc(1, bytes);
         t->owns_grad = t->grad != NULL;

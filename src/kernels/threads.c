@@ -345,3 +345,27 @@ int dn_threads_workers(void)
     pthread_mutex_unlock(&pool.region);
     return n;
 }
+
+/* ------------------------------------------------------------------ zeroing large buffers */
+
+typedef struct zero_job {
+    unsigned char *p;
+    size_t bytes;
+} zero_job;
+
+static void zero_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const zero_job *j = arg;
+    /* cut at 64-byte lines, so no two threads write one */
+    const size_t lines = (j->bytes + 63) / 64, lo = lines * (size_t)part / (size_t)parts * 64;
+    size_t hi = lines * (size_t)(part + 1) / (size_t)parts * 64;
+    if (hi > j->bytes) hi = j->bytes;
+    if (hi > lo) memset(j->p + lo, 0, hi - lo);
+}
+
+void dn_parallel_zero(void *p, size_t bytes)
+{
+    zero_job j = {p, bytes};
+    dn_parallel_run(bytes >= ((size_t)1 << 20) ? dn_parallel_parts() : 1, zero_part, &j);
+}

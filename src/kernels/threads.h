@@ -34,6 +34,8 @@ int dn_parallel_parts(void);
 /* Runs fn(arg, p, parts, scratch) for p = 0 .. parts-1, each exactly once, on the caller and the pool's
  * workers, and returns when all are done.  parts <= 1 runs part 0 on the caller without touching the pool. */
 void dn_parallel_run(int parts, dn_part_fn fn, void *arg);
+/* memset(p, 0, bytes), shared between the threads when it is large (a megabyte and up). */
+void dn_parallel_zero(void *p, size_t bytes);
 /* The calling thread's scratch buffer: allocated (with the library allocator) on first use, freed when
  * the thread exits, or at process exit for the main thread.  NULL if out of memory. */
 void *dn_thread_scratch(void);

@@ -589,7 +589,7 @@ float *dn_model_params(dn_model *m) { return m->params; }
 float *dn_model_grads(dn_model *m) { return m->grads; }
 void dn_model_zero_grad(dn_model *m)
 {
-    if (m->n_params) memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->n_params) dn_parallel_zero(m->grads, m->n_params * sizeof(float));
 }
 int dn_model_tensor_count(const dn_model *m) { return m->n_tensors; }
 const char *dn_model_tensor_name(const dn_model *m, int i) { return (i >= 0 && i < m->n_tensors) ? m->tensors[i].name : NULL; }

@@ -286,6 +286,36 @@ static void conv_dw_part(void *arg, int part, int parts, void *scratch)
     }
 }
 
+/* db[f] = Σ_n Σ_p dy[n, f, p], summed in double in a fixed order: eight running sums (element q goes to sum
+ * q mod 8), so the additions do not wait on each other and the loop vectorises, then added up.  Threads take
+ * whole filters. */
+typedef struct bias_job {
+    const conv_plan *p;
+    const float *dy;
+    float *db;
+} bias_job;
+
+static void bias_grad_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const bias_job *j = arg;
+    const conv_plan *p = j->p;
+    enum { LANES = 8 };
+    for (int64_t f = p->F * part / parts; f < p->F * (part + 1) / parts; f++) {
+        double acc[LANES] = {0};
+        for (int64_t n = 0; n < p->N; n++) {
+            const float *row = j->dy + (n * p->F + f) * p->P;
+            int64_t q = 0;
+            for (; q + LANES <= p->P; q += LANES)
+                for (int k = 0; k < LANES; k++) acc[k] += row[q + k];
+            for (int k = 0; q < p->P; q++, k++) acc[k] += row[q];
+        }
+        double total = 0;
+        for (int k = 0; k < LANES; k++) total += acc[k];
+        j->db[f] += (float)total;
+    }
+}
+
 static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
 {
     conv_plan p;
@@ -297,22 +327,8 @@ static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
     if (b && b->requires_grad) {
         float *db = dn_grad_buf(ctx, b);
         if (!db) return DN_ERR_NOMEM;
-        /* db[f] = Σ_n Σ_p dy[n, f, p], summed in double in a fixed order: eight running sums (element q goes to
-         * sum q mod 8), so the additions do not wait on each other and the loop vectorises, then added up */
-        enum { LANES = 8 };
-        for (int64_t f = 0; f < p.F; f++) {
-            double acc[LANES] = {0};
-            for (int64_t n = 0; n < p.N; n++) {
-                const float *row = dy + (n * p.F + f) * p.P;
-                int64_t q = 0;
-                for (; q + LANES <= p.P; q += LANES)
-                    for (int k = 0; k < LANES; k++) acc[k] += row[q + k];
-                for (int k = 0; q < p.P; q++, k++) acc[k] += row[q];
-            }
-            double total = 0;
-            for (int k = 0; k < LANES; k++) total += acc[k];
-            db[f] += (float)total;
-        }
+        bias_job bj = {&p, dy, db};
+        dn_parallel_run(p.F >= 2 && p.N * p.F * p.P >= 65536 ? dn_parallel_parts() : 1, bias_grad_part, &bj);
     }
     float *dx = x->requires_grad ? dn_grad_buf(ctx, x) : NULL;
     float *dw = w->requires_grad ? dn_grad_buf(ctx, w) : NULL;

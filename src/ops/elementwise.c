@@ -1,7 +1,68 @@
 /* Binary elementwise arithmetic with broadcasting: add, sub, mul, div. */
 #include "internal.h"
+#include "kernels/threads.h"
 
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
+
+/* The common case, two contiguous inputs of the output's own shape, runs as flat loops; a large one is shared
+ * between the kernels' threads in stretches (each element on its own: the same numbers for any thread count). */
+#define FLAT_PAR_MIN 65536
+
+typedef struct flat_job {
+    int kind;
+    bool backward;
+    const float *a, *b, *g; /* inputs; the output's gradient (backward) */
+    float *y, *da, *db;     /* forward: y; backward: the gradients to add into (either may be NULL) */
+    int64_t n;
+} flat_job;
+
+static bool flat_case(const dn_tensor *a, const dn_tensor *b, int nd, const int64_t *shape)
+{
+    if (a->ndim != nd || b->ndim != nd || !dn_tensor_is_contiguous(a) || !dn_tensor_is_contiguous(b)) return false;
+    for (int i = 0; i < nd; i++)
+        if (a->shape[i] != shape[i] || b->shape[i] != shape[i]) return false;
+    return true;
+}
+
+static void flat_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const flat_job *j = arg;
+    const int64_t lo = j->n * part / parts, hi = j->n * (part + 1) / parts;
+    const float *a = j->a, *b = j->b, *g = j->g;
+    if (!j->backward) {
+        float *y = j->y;
+        switch (j->kind) {
+        case OP_ADD: for (int64_t i = lo; i < hi; i++) y[i] = a[i] + b[i]; break;
+        case OP_SUB: for (int64_t i = lo; i < hi; i++) y[i] = a[i] - b[i]; break;
+        case OP_MUL: for (int64_t i = lo; i < hi; i++) y[i] = a[i] * b[i]; break;
+        default: for (int64_t i = lo; i < hi; i++) y[i] = a[i] / b[i]; break;
+        }
+        return;
+    }
+    float *da = j->da, *db = j->db;
+    switch (j->kind) {
+    case OP_ADD:
+    case OP_SUB:
+        if (da) for (int64_t i = lo; i < hi; i++) da[i] += g[i];
+        if (db && j->kind == OP_ADD) for (int64_t i = lo; i < hi; i++) db[i] += g[i];
+        if (db && j->kind == OP_SUB) for (int64_t i = lo; i < hi; i++) db[i] -= g[i];
+        break;
+    case OP_MUL:
+        if (da) for (int64_t i = lo; i < hi; i++) da[i] += g[i] * b[i];
+        if (db) for (int64_t i = lo; i < hi; i++) db[i] += g[i] * a[i];
+        break;
+    default:
+        if (da) for (int64_t i = lo; i < hi; i++) da[i] += g[i] / b[i];
+        if (db) for (int64_t i = lo; i < hi; i++) db[i] -= g[i] * a[i] / (b[i] * b[i]);
+        break;
+    }
+}
+
+static void flat_run(flat_job *j)
+{
+    dn_parallel_run(j->n >= FLAT_PAR_MIN ? dn_parallel_parts() : 1, flat_part, j);
+}
 
 static dn_status binary_forward(dn_ctx *ctx, dn_node *node, int kind)
 {
@@ -12,6 +73,12 @@ static dn_status binary_forward(dn_ctx *ctx, dn_node *node, int kind)
     if (s) return s;
     dn_tensor *y = dn_ctx_tensor(ctx, nd, shape);
     if (!y) return DN_ERR_NOMEM;
+    if (flat_case(a, b, nd, shape)) {
+        flat_job j = {.kind = kind, .a = a->data, .b = b->data, .y = y->data, .n = dn_tensor_numel(y)};
+        flat_run(&j);
+        node->out = y;
+        return DN_OK;
+    }
     int64_t sa[DN_MAX_DIMS], sb[DN_MAX_DIMS];
     dn_broadcast_strides(nd, shape, a->ndim, a->shape, a->stride, sa);
     dn_broadcast_strides(nd, shape, b->ndim, b->shape, b->stride, sb);
@@ -41,6 +108,12 @@ static dn_status binary_backward(dn_ctx *ctx, dn_node *node, int kind)
     float *da = a->requires_grad ? dn_grad_buf(ctx, a) : NULL;
     float *db = b->requires_grad ? dn_grad_buf(ctx, b) : NULL;
     if ((a->requires_grad && !da) || (b->requires_grad && !db)) return DN_ERR_NOMEM;
+    if (flat_case(a, b, y->ndim, y->shape)) {
+        flat_job j = {.kind = kind, .backward = true, .a = a->data, .b = b->data, .g = y->grad, .da = da, .db = db,
+                      .n = dn_tensor_numel(y)};
+        flat_run(&j);
+        return DN_OK;
+    }
     int64_t ca[DN_MAX_DIMS], cb[DN_MAX_DIMS], sa[DN_MAX_DIMS], sb[DN_MAX_DIMS], ga[DN_MAX_DIMS], gb[DN_MAX_DIMS];
     dn_contiguous_strides(a->ndim, a->shape, ca);
     dn_contiguous_strides(b->ndim, b->shape, cb);
