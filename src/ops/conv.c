@@ -7,8 +7,10 @@
  * and its gradients are matrix products too:
  *     dW_g += dY_g · colᵀ,      dcol = W_gᵀ · dY_g  (then col2im adds dcol into dx),      db = Σ_{n,p} dY.
  * When P is small, several images share one gemm (their columns side by side, see images_per_gemm).
- * The column buffer is one arena allocation per call, reused for every block and group; backward rebuilds
- * the columns from the saved input instead of keeping N copies (im2col costs far less than the gemm).
+ * The column buffer is one arena allocation per call (one per thread), reused for every block and group;
+ * backward rebuilds the columns from the saved input instead of keeping N copies (im2col costs far less than the
+ * gemm).  Threads take whole image blocks (see conv_parts and conv_dw_runs): the results never depend on how
+ * many there are.
  * A 1x1, stride-1, unpadded convolution with P large enough for one image per gemm needs no im2col at
  * all: an image's group of channels [C/groups, H*W] already is its column matrix. */
 #include "internal.h"
