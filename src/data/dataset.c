@@ -30,16 +30,15 @@ void dn_dataset_free(dn_dataset *d)
     dn_free(d);
 }
 
-/* Byte b of feature j as the float that float storage would hold.  The loader computes
- * (float)(scale * (double)b) (exact in double: 24 x 8 bits), dn_dataset_normalize then (v - mean) / std in float. */
-static inline float byte_value(const dn_dataset *d, uint8_t b, int64_t j)
+/* The 256 byte values as the floats that float storage would hold: the loader computes (float)(scale * (double)b)
+ * (exact in double: 24 x 8 bits), and dn_dataset_normalize then (v - mean) / std in float, per feature. */
+static void byte_table(const dn_dataset *d, float *table)
 {
-    float v = (float)(d->x_scale * (double)b);
-    return d->x_mean ? (v - d->x_mean[j]) / d->x_std[j] : v;
+    for (int b = 0; b < 256; b++) table[b] = (float)(d->x_scale * (double)b);
 }
 
-/* Values j0 .. j0 + m - 1 of sample i into out. */
-static void get_values(const dn_dataset *d, int64_t i, int64_t j0, int64_t m, float *out)
+/* Values j0 .. j0 + m - 1 of sample i into out; table: byte_table(d) for byte storage. */
+static void get_values_with(const dn_dataset *d, const float *table, int64_t i, int64_t j0, int64_t m, float *out)
 {
     int64_t ss = dn_dataset_sample_size(d);
     if (d->x) {
@@ -47,7 +46,19 @@ static void get_values(const dn_dataset *d, int64_t i, int64_t j0, int64_t m, fl
         return;
     }
     const uint8_t *row = d->x_bytes + i * ss + j0;
-    for (int64_t j = 0; j < m; j++) out[j] = byte_value(d, row[j], j0 + j);
+    if (!d->x_mean) {
+        for (int64_t j = 0; j < m; j++) out[j] = table[row[j]];
+        return;
+    }
+    const float *mean = d->x_mean + j0, *std = d->x_std + j0;
+    for (int64_t j = 0; j < m; j++) out[j] = (table[row[j]] - mean[j]) / std[j];
+}
+
+static void get_values(const dn_dataset *d, int64_t i, int64_t j0, int64_t m, float *out)
+{
+    float table[256];
+    if (!d->x) byte_table(d, table);
+    get_values_with(d, table, i, j0, m, out);
 }
 
 int64_t dn_dataset_get(const dn_dataset *d, int64_t first, int64_t count, float *out)
@@ -57,9 +68,13 @@ int64_t dn_dataset_get(const dn_dataset *d, int64_t first, int64_t count, float 
     int64_t ss = dn_dataset_sample_size(d);
     if (ss == 0) return count; /* nothing to copy */
     if (!d->x && !d->x_bytes) return 0;
-    if (d->x) memcpy(out, d->x + first * ss, (size_t)(count * ss) * sizeof(float));
-    else
-        for (int64_t i = 0; i < count; i++) get_values(d, first + i, 0, ss, out + i * ss);
+    if (d->x) {
+        memcpy(out, d->x + first * ss, (size_t)(count * ss) * sizeof(float));
+        return count;
+    }
+    float table[256];
+    byte_table(d, table);
+    for (int64_t i = 0; i < count; i++) get_values_with(d, table, first + i, 0, ss, out + i * ss);
     return count;
 }
 
