@@ -149,7 +149,7 @@ def char_case(kind, warmup, steps, text_path, threads):
         if s == warmup:
             t0, c0 = time.perf_counter(), time.process_time()
         at = s % full * bs
-        xb, yb = as_float(x[at:at + bs]), y[at:at + bs]
+        xb, yb = x[at:at + bs], y[at:at + bs]
         opt.zero_grad()
         loss = F.cross_entropy(model(xb).reshape(-1, vocab), yb.reshape(-1))  # mean over all B*T positions
         loss.backward()
