@@ -18,7 +18,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test examples asan clean gradcheck install uninstall docs bench fuzz
+.PHONY: all test examples asan clean gradcheck install uninstall docs bench fuzz valgrind
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
@@ -50,6 +50,10 @@ $(BUILD)/bench/bench: $(BUILD)/bench/bench.o $(BUILD)/libdendrite.a
 
 bench: $(BUILD)/bench/bench
 	sh bench/run.sh $(BUILD)
+
+# Every example network trains briefly under valgrind memcheck (docs/reliability.md); needs valgrind and MNIST.
+valgrind: all examples
+	sh tests/valgrind.sh $(BUILD)
 
 # libFuzzer targets for every parser, each for FUZZ_SECONDS (docs/reliability.md); needs clang.
 fuzz:
