@@ -3,7 +3,7 @@
 # steps: any invalid read or write, use of uninitialised memory in a branch, or leaked block fails the run.
 #   sh tests/valgrind.sh [BUILD_DIR]     (make valgrind; needs valgrind, python3 and MNIST in $DN_DATA/mnist)
 # The data are cut small (valgrind runs code ~50x slower, and has no AVX-512, so the AVX2 kernels run): 64 MNIST
-# images (32 for the two larger CNNs), the first 2.5 KB of README.md as text.  About 10 minutes on 2 cores.
+# images (32 for the two larger CNNs), the first 2.5 KB of README.md as text.  About 13 minutes on 2 cores.
 B=${1:-build}
 DATA=${DN_DATA:-data}
 VG="valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all"
