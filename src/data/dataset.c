@@ -370,9 +370,12 @@ int64_t dn_batcher_next(dn_batcher *b, float *x, float *y)
     if (!b || b->pos >= b->d->n) return 0;
     int64_t k = b->d->n - b->pos < b->batch ? b->d->n - b->pos : b->batch;
     int64_t ss = dn_dataset_sample_size(b->d), ts = dn_dataset_target_size(b->d);
+    const bool copy_x = x && ss && (b->d->x || b->d->x_bytes);
+    float table[256]; /* byte storage: the value table once per batch, not once per sample */
+    if (copy_x && !b->d->x) byte_table(b->d, table);
     for (int64_t i = 0; i < k; i++) {
         int64_t src = b->perm[b->pos + i];
-        if (x && ss) dn_dataset_get(b->d, src, 1, x + i * ss);
+        if (copy_x) get_values_with(b->d, table, src, 0, ss, x + i * ss);
         if (y) memcpy(y + i * ts, b->d->y + src * ts, (size_t)ts * sizeof(float));
     }
     b->pos += k;
