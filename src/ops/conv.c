@@ -161,6 +161,17 @@ static dn_status conv_job_buffers(dn_ctx *ctx, conv_job *j, int parts)
     return (j->col_len && !j->col) || (j->buf_len && !j->buf) ? DN_ERR_NOMEM : DN_OK;
 }
 
+/* A part's own column and gather buffers. */
+static float *part_col(const conv_job *j, int part) { return j->col ? j->col + part * j->col_len : NULL; }
+static float *part_buf(const conv_job *j, int part) { return j->buf ? j->buf + part * j->buf_len : NULL; }
+
+/* Images in block blk (the last block may be short). */
+static int64_t block_images(const conv_plan *p, int64_t blk)
+{
+    const int64_t n0 = blk * p->nb;
+    return p->N - n0 < p->nb ? p->N - n0 : p->nb;
+}
+
 /* Y for the image blocks of this part. */
 static void conv_fwd_part(void *arg, int part, int parts, void *scratch)
 {
@@ -168,9 +179,9 @@ static void conv_fwd_part(void *arg, int part, int parts, void *scratch)
     const conv_job *j = arg;
     const conv_plan *p = j->p;
     const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
-    float *col = j->col ? j->col + part * j->col_len : NULL, *ybuf = j->buf ? j->buf + part * j->buf_len : NULL;
+    float *col = part_col(j, part), *ybuf = part_buf(j, part);
     for (int64_t blk = j->blocks * part / parts; blk < j->blocks * (part + 1) / parts; blk++) {
-        const int64_t n0 = blk * nb, m = p->N - n0 < nb ? p->N - n0 : nb, L = m * p->P; /* m images, L columns */
+        const int64_t n0 = blk * nb, m = block_images(p, blk), L = m * p->P; /* m images, L columns */
         for (int64_t g = 0; g < p->G; g++) {
             const float *cols = j->x + (n0 * p->C + g * p->Cg) * HW;
             if (!p->direct) {
@@ -234,9 +245,9 @@ static void conv_dx_part(void *arg, int part, int parts, void *scratch)
     const conv_job *j = arg;
     const conv_plan *p = j->p;
     const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
-    float *col = j->col ? j->col + part * j->col_len : NULL, *buf = j->buf ? j->buf + part * j->buf_len : NULL;
+    float *col = part_col(j, part), *buf = part_buf(j, part);
     for (int64_t blk = j->blocks * part / parts; blk < j->blocks * (part + 1) / parts; blk++) {
-        const int64_t n0 = blk * nb, m = p->N - n0 < nb ? p->N - n0 : nb, L = m * p->P;
+        const int64_t n0 = blk * nb, m = block_images(p, blk), L = m * p->P;
         for (int64_t g = 0; g < p->G; g++) {
             const float *wg = j->w + g * p->Fg * p->K, *dyg = block_dy(p, j->dy, n0, m, g, buf);
             float *dxg = j->y + (n0 * p->C + g * p->Cg) * HW;
@@ -270,12 +281,12 @@ static void conv_dw_part(void *arg, int part, int parts, void *scratch)
     const conv_job *j = arg;
     const conv_plan *p = j->p;
     const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
-    float *col = j->col ? j->col + part * j->col_len : NULL, *buf = j->buf ? j->buf + part * j->buf_len : NULL;
+    float *col = part_col(j, part), *buf = part_buf(j, part);
     for (int64_t r = j->runs * part / parts; r < j->runs * (part + 1) / parts; r++) {
         float *acc = j->partial + r * p->F * p->K;
         memset(acc, 0, (size_t)(p->F * p->K) * sizeof(float));
         for (int64_t blk = j->blocks * r / j->runs; blk < j->blocks * (r + 1) / j->runs; blk++) {
-            const int64_t n0 = blk * nb, m = p->N - n0 < nb ? p->N - n0 : nb, L = m * p->P;
+            const int64_t n0 = blk * nb, m = block_images(p, blk), L = m * p->P;
             for (int64_t g = 0; g < p->G; g++) {
                 const float *cols = j->x + (n0 * p->C + g * p->Cg) * HW, *dyg = block_dy(p, j->dy, n0, m, g, buf);
                 if (!p->direct) {
