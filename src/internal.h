@@ -219,6 +219,8 @@ typedef void (*dn_pointwise_grad_fn)(const float *x, const float *y, const float
                                      const double *attr);
 dn_status dn_pointwise_forward(dn_ctx *ctx, dn_node *node, dn_pointwise_fn f);
 dn_status dn_pointwise_backward(dn_ctx *ctx, dn_node *node, dn_pointwise_grad_fn df);
+/* In place, dy[i] = y[i] > 0 ? dy[i] : 0: the backward step of a ReLU fused into an op's output y. */
+void dn_relu_mask_grad(float *dy, const float *y, int64_t n);
 
 /* Defines name_f (forward over an array), name_df (adds the gradient) and name_bwd for a pointwise op; in the
  * expressions v is x[i], out is y[i], g is dy[i] and attr the op's attributes.  DN_POINTWISE_FORWARD adds a
@@ -256,6 +258,11 @@ dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t);
  * transa: A is stored K x M (lda >= M) and used transposed; same for transb.  beta == 0 ignores C. */
 void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* What dn_sgemm_ex does to C after the product: nothing, or ReLU (y <= 0 ? 0 : y, NaN stays NaN). */
+typedef enum dn_gemm_epilogue { DN_GEMM_NONE, DN_GEMM_RELU } dn_gemm_epilogue;
+/* dn_sgemm, then the epilogue on C, applied tile by tile while the tile is in cache. */
+void dn_sgemm_ex(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, dn_gemm_epilogue ep);
 /* The portable reference (no SIMD), for tests. */
 void dn_sgemm_ref(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

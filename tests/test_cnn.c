@@ -319,11 +319,90 @@ static void residual_block_matches_pytorch(void)
     free(cfg);
 }
 
+/* ReLU fusion (dn_model_forward): a conv or dense layer with activation=relu, or followed by a relu layer, runs as
+ * one op with the ReLU in the gemm's write-back.  The same network with an identity layer wedged between each
+ * layer and its relu runs unfused; outputs and every parameter gradient must agree bit for bit, at 1 and 2
+ * threads.  The third conv's pre-activation feeds a shortcut, so its relu must stay a separate op (else the
+ * shortcut would add the wrong tensor). */
+static const char *fusion_cfg(bool wedge)
+{
+    static char text[1024];
+    const char *own = wedge ? "[activation]\ntype = identity\n[activation]\ntype = relu\n" : "activation = relu\n";
+    const char *id = wedge ? "[activation]\ntype = identity\n" : "";
+    snprintf(text, sizeof text,
+             "[net]\ninput = 2, 9, 9\nseed = 7\n"
+             "[convolutional]\nfilters = 4\nsize = 3\npad = 1\n%s"          /* activation=relu */
+             "[convolutional]\nfilters = 4\nsize = 3\npad = 1\n%s"          /* a relu layer after it */
+             "[activation]\ntype = relu\n"
+             "[convolutional]\nfilters = 4\nsize = 3\npad = 1\n%s"          /* its pre-activation ... */
+             "[activation]\ntype = relu\n"
+             "[shortcut]\nfrom = %d\n"                                       /* ... goes to a shortcut */
+             "[maxpool]\nsize = 2\n"
+             "[dense]\nunits = 12\n%s"                                       /* activation=relu */
+             "[dense]\nunits = 8\n%s[activation]\ntype = relu\n"            /* a relu layer after it */
+             "[dense]\nunits = 3\n",
+             own, id, id, wedge ? -3 : -2, own, id);
+    return text;
+}
+
+static void relu_fusion_is_exact(void)
+{
+    float *out[2][2] = {{0}}, *grads[2][2] = {{0}};
+    size_t n_out = 0, n_par = 0;
+    for (int threads = 1; threads <= 2; threads++) {
+        dn_set_threads(threads);
+        for (int wedge = 0; wedge < 2; wedge++) {
+            dn_model *m = NULL;
+            CHECK_OK(dn_model_from_cfg(fusion_cfg(wedge), "fusion.cfg", &m, NULL));
+            if (!m) break;
+            dn_ctx *ctx = dn_ctx_new();
+            dn_rng r;
+            dn_rng_seed(&r, 11);
+            dn_tensor *x = NULL;
+            CHECK_OK(dn_tensor_new(ctx, 4, (int64_t[]){5, 2, 9, 9}, &x));
+            CHECK_OK(dn_tensor_fill_uniform(x, &r, -1, 1));
+            dn_model_zero_grad(m);
+            dn_tensor *y = dn_model_forward(m, ctx, x);
+            CHECK_MSG(y != NULL, "forward failed: %s", dn_last_error());
+            if (y && dn_tensor_numel(y) == 15) {
+                n_out = 15;
+                float seed[15];
+                for (int i = 0; i < 15; i++) seed[i] = (float)i / 7.0f - 1.0f;
+                CHECK_OK(dn_backward_with(ctx, y, seed));
+                n_par = dn_model_param_count(m);
+                out[threads - 1][wedge] = malloc(n_out * sizeof(float));
+                grads[threads - 1][wedge] = malloc(n_par * sizeof(float));
+                dn_tensor_read(y, out[threads - 1][wedge]);
+                memcpy(grads[threads - 1][wedge], dn_model_grads(m), n_par * sizeof(float));
+            }
+            dn_ctx_free(ctx);
+            dn_model_free(m);
+        }
+    }
+    dn_set_threads(1);
+    CHECK(n_out == 15);
+    for (int t = 0; t < 2; t++) {
+        if (!out[t][0] || !out[t][1] || !out[0][0]) continue;
+        CHECK_MSG(!memcmp(out[t][0], out[t][1], n_out * sizeof(float)), "%d thread(s): fused output differs", t + 1);
+        CHECK_MSG(!memcmp(grads[t][0], grads[t][1], n_par * sizeof(float)), "%d thread(s): fused gradients differ", t + 1);
+        CHECK(!memcmp(out[t][0], out[0][0], n_out * sizeof(float)));
+        double g2 = 0;
+        for (size_t i = 0; i < n_par; i++) g2 += (double)grads[t][0][i] * grads[t][0][i];
+        CHECK(g2 > 0); /* gradients flowed */
+    }
+    for (int t = 0; t < 2; t++)
+        for (int w = 0; w < 2; w++) {
+            free(out[t][w]);
+            free(grads[t][w]);
+        }
+}
+
 void suite_cnn(void)
 {
     RUN(cnn_cfg_errors);
     RUN(cnn_shapes_and_summary);
     RUN(dropout_modes);
+    RUN(relu_fusion_is_exact);
     RUN(residual_block_matches_pytorch);
     RUN(small_cnn_learns);
     RUN(residual_net_learns);

@@ -1,4 +1,5 @@
-/* Standalone check of dn_sgemm against dn_sgemm_ref, plus a timing mode.
+/* Standalone check of dn_sgemm against dn_sgemm_ref (and of dn_sgemm_ex's ReLU epilogue against relu of
+ * dn_sgemm's result, bit for bit), plus a timing mode.
  *
  *   test_gemm_standalone           correctness: all transpose variants over many shapes
  *   test_gemm_standalone --bench   also GFLOP/s (median of 5 runs) for a few sizes
@@ -64,14 +65,16 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < ldc; j++) C0[i * ldc + j] = j < N ? (nan_c ? NAN : rnd()) : SENTINEL;
     float *C = alloc_floats((size_t)(M * ldc)), *R = alloc_floats((size_t)(M * ldc));
-    float *C2 = alloc_floats((size_t)(M * ldc));
+    float *C2 = alloc_floats((size_t)(M * ldc)), *C3 = alloc_floats((size_t)(M * ldc));
     memcpy(C, C0, sizeof(float) * (size_t)(M * ldc));
+    memcpy(C3, C0, sizeof(float) * (size_t)(M * ldc));
     memcpy(R, C0, sizeof(float) * (size_t)(M * ldc));
     memcpy(C2, C0, sizeof(float) * (size_t)(M * ldc));
 
     dn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     dn_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
     dn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc); /* determinism */
+    dn_sgemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C3, ldc, DN_GEMM_RELU); /* = relu(C), bit for bit */
 
     int64_t bad = 0, wi = -1, wj = -1; /* wi, wj: the first bad element */
     const char *why = "";
@@ -79,10 +82,13 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
         for (int64_t j = 0; j < ldc; j++) {
             const float c = C[i * ldc + j], r = R[i * ldc + j];
             const char *fault = NULL;
+            const float relu_c = c <= 0.0f ? 0.0f : c;
             if (j >= N) {
-                if (c != SENTINEL) fault = "wrote past column N";
+                if (c != SENTINEL || C3[i * ldc + j] != SENTINEL) fault = "wrote past column N";
             } else if (memcmp(&c, &C2[i * ldc + j], sizeof c) != 0) {
                 fault = "second call differs";
+            } else if (memcmp(&relu_c, &C3[i * ldc + j], sizeof c) != 0) {
+                fault = "the ReLU epilogue differs from relu(C)";
             } else if (isnan(c) || isnan(r)) {
                 if (!(isnan(c) && isnan(r)) || nan_c) fault = "NaN";
             } else {
@@ -132,6 +138,7 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
     free(C);
     free(R);
     free(C2);
+    free(C3);
 }
 
 /* ------------------------------------------------------------------ timing */

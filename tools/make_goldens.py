@@ -414,7 +414,14 @@ def linear_cases(gen):
         Case([In(uniform(gen, [3, 4])), In(uniform(gen, [5, 4])), In(uniform(gen, [5]))]),
         Case([In(uniform(gen, [2, 3, 4])), In(uniform(gen, [5, 4])), In(uniform(gen, [5]))]),
         Case([In(uniform(gen, [3, 4])), In(uniform(gen, [5, 4]))]),
+        Case([In(uniform(gen, [4, 6])), In(uniform(gen, [5, 6])), In(uniform(gen, [5]))], relu=1),
+        Case([In(uniform(gen, [2, 3, 4])), In(uniform(gen, [5, 4]))], relu=1),
     ]
+
+
+def linear_fn(a, x, w, b=None):
+    y = F.linear(x, w, b)
+    return F.relu(y) if int(a["relu"]) else y
 
 
 def softmax_cases(gen):
@@ -496,13 +503,16 @@ def conv2d_cases(gen):
         Case([In(u(1, 3, 4, 4)), In(u(4, 3, 1, 1)), In(u(4))]),  # 1x1, one image: no im2col
         Case([In(u(1, 2, 5, 5)), In(u(3, 2, 1, 1))], stride_h=2, stride_w=2),  # 1x1 strided: im2col
         Case([In(u(2, 2, 4, 4), grad=False), In(u(3, 2, 3, 3)), In(u(3))], pad_h=1, pad_w=1),
+        Case([In(u(1, 2, 5, 5)), In(u(3, 2, 3, 3)), In(u(3))], pad_h=1, pad_w=1, relu=1),  # fused ReLU, one image
+        Case([In(u(2, 3, 3, 3)), In(u(4, 3, 2, 2)), In(u(4))], relu=1),  # fused ReLU, images sharing a gemm
     ]
 
 
 def conv2d_fn(a, x, w, b=None):
     i = lambda name: int(a[name])
-    return F.conv2d(x, w, b, stride=(i("stride_h"), i("stride_w")), padding=(i("pad_h"), i("pad_w")),
-                    dilation=(i("dilation_h"), i("dilation_w")), groups=i("groups"))
+    y = F.conv2d(x, w, b, stride=(i("stride_h"), i("stride_w")), padding=(i("pad_h"), i("pad_w")),
+                 dilation=(i("dilation_h"), i("dilation_w")), groups=i("groups"))
+    return F.relu(y) if i("relu") else y
 
 
 POOL_DEFAULTS = {"kernel_h": 2, "kernel_w": 2, "stride_h": 0, "stride_w": 0, "pad_h": 0, "pad_w": 0}
@@ -773,7 +783,7 @@ OPS = {
     "contiguous": Op(unary_cases(-2, 2, shape=(3, 4)), lambda a, x: x.clone()),
     # matrix products
     "matmul": Op(matmul_cases, lambda a, x, y: torch.matmul(x, y)),
-    "linear": Op(linear_cases, lambda a, x, w, b=None: F.linear(x, w, b)),
+    "linear": Op(linear_cases, linear_fn, defaults={"relu": 0}),
     # activations
     "identity": Op(unary_cases(-3, 3), lambda a, x: x.clone()),
     "sigmoid": Op(activation_cases(extremes=True), lambda a, x: torch.sigmoid(x)),
@@ -821,7 +831,7 @@ OPS = {
     "nll_loss": Op(loss_cases(nll_make), nll_fn, defaults=R, doc="torch NLLLoss on log_softmax outputs"),
     # convolution and pooling, NCHW; pooling stride 0 means the kernel size
     "conv2d": Op(conv2d_cases, conv2d_fn, defaults={"stride_h": 1, "stride_w": 1, "pad_h": 0, "pad_w": 0,
-                                                   "dilation_h": 1, "dilation_w": 1, "groups": 1}),
+                                                   "dilation_h": 1, "dilation_w": 1, "groups": 1, "relu": 0}),
     "max_pool2d": Op(pool_cases(POOL_TIES), pool_fn(F.max_pool2d), defaults=POOL_DEFAULTS,
                      doc="ties: the gradient goes to the first maximal element of the window"),
     "avg_pool2d": Op(pool_cases(POOL_TIES), pool_fn(F.avg_pool2d), defaults=POOL_DEFAULTS,

@@ -54,6 +54,12 @@
  * and use a plain dot-product loop (a different, also fixed, order).  Measured crossover: the packed path
  * wins from about 6 x 6 x 6 up.
  *
+ * Epilogue: dn_sgemm_ex can apply ReLU to C as the last step (DN_GEMM_RELU), so that a layer's bias + matmul +
+ * ReLU writes its output once.  In the blocked path each micro-tile gets it right after its last K block's
+ * write-back, while the tile is still in L1; the other paths apply it to their part of C before returning.
+ * ReLU is y = (y <= 0 ? 0 : y), the rule of the relu op (NaN stays NaN), so the fused result equals
+ * relu(gemm) bit for bit.
+ *
  * alpha == 0 or K == 0: C = beta*C without reading A or B.  beta == 0: C is overwritten, never read, so
  * NaN or garbage in C does not leak into the result.
  */
@@ -97,6 +103,42 @@
 
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* The epilogue on an m x n rectangle of C: ReLU, with the relu op's rule (x <= 0 ? +0 : x, so -0 becomes +0 and
+ * NaN stays NaN), branch-free: a tile's signs are random and a branch per element would mispredict half the
+ * time.  The AVX version (cmp <= 0, and-not) gives the same bits. */
+#if DN_GEMM_X86
+__attribute__((target("avx2"))) static void relu_rect_avx2(float *C, int64_t ldc, int64_t m, int64_t n)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t i = 0; i < m; i++) {
+        float *c = C + i * ldc;
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8) {
+            const __m256 v = _mm256_loadu_ps(c + j);
+            _mm256_storeu_ps(c + j, _mm256_andnot_ps(_mm256_cmp_ps(v, zero, _CMP_LE_OQ), v));
+        }
+        for (; j < n; j++) c[j] = c[j] <= 0.0f ? 0.0f : c[j];
+    }
+}
+#endif
+
+static bool have_avx2_fma(void);
+
+static void epilogue_rect(dn_gemm_epilogue ep, float *C, int64_t ldc, int64_t m, int64_t n)
+{
+    if (ep != DN_GEMM_RELU) return;
+#if DN_GEMM_X86
+    if (have_avx2_fma()) {
+        relu_rect_avx2(C, ldc, m, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < m; i++) {
+        float *c = C + i * ldc;
+        for (int64_t j = 0; j < n; j++) c[j] = c[j] <= 0.0f ? 0.0f : c[j];
+    }
+}
 
 /* ------------------------------------------------------------------ C = beta * C (K == 0 or alpha == 0) */
 
@@ -875,7 +917,8 @@ static bool have_avx512(void)
 
 /* The five-loop nest (see the top) over one rectangle of C, with packing buffers in `scratch`. */
 static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                         int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, float *scratch)
+                         int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, float *scratch,
+                         dn_gemm_epilogue ep)
 {
     const bool simd = have_avx2_fma(), wide = have_avx512();
     micro_kernel_fn *kernel = micro_kernel_c;
@@ -890,6 +933,7 @@ static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t
         for (int64_t kb = 0, pc = 0; kb < kblocks; kb++) {
             const int64_t kc = K / kblocks + (kb < K % kblocks ? 1 : 0);
             const float beta_k = kb == 0 ? beta : 1.0f; /* later K blocks accumulate */
+            const dn_gemm_epilogue ep_k = kb == kblocks - 1 ? ep : DN_GEMM_NONE; /* after the last K block */
             pack_b_block(simd, transb, B, ldb, pc, jc, kc, nc, Bp);
             for (int64_t ic = 0; ic < M; ic += MC) {
                 const int64_t mc = min64(MC, M - ic);
@@ -901,11 +945,15 @@ static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t
                     const float *bp = Bp + jr * kc;
                     float *c = C + ic * ldc + jc + jr;
                     int64_t ir = 0;
-                    for (; ir + 2 * MR <= mc; ir += 2 * MR)
+                    for (; ir + 2 * MR <= mc; ir += 2 * MR) {
                         micro_kernel_avx512(kc, Ap + ir * kc, bp, c + ir * ldc, ldc, alpha, beta_k);
-                    for (; ir < mc; ir += MR)
+                        epilogue_rect(ep_k, c + ir * ldc, ldc, 2 * MR, 2 * NR);
+                    }
+                    for (; ir < mc; ir += MR) {
                         micro_kernel_avx512_6(kc, Ap + ir * kc, bp, c + ir * ldc, ldc, min64(MR, mc - ir), alpha,
                                               beta_k);
+                        epilogue_rect(ep_k, c + ir * ldc, ldc, min64(MR, mc - ir), 2 * NR);
+                    }
                 }
 #endif
                 for (; jr < nc; jr += NR) {
@@ -914,6 +962,7 @@ static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         const int64_t mr = min64(MR, mc - ir);
                         kernel(kc, Ap + ir * kc, bp, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr, alpha, beta_k);
+                        epilogue_rect(ep_k, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
                     }
                 }
             }
@@ -949,6 +998,7 @@ typedef struct gemm_job {
     const float *A, *B;
     float *C;
     int64_t panels; /* micro-panels along the cut dimension */
+    dn_gemm_epilogue ep;
 } gemm_job;
 
 static void gemm_part(void *arg, int part, int parts, void *scratch)
@@ -975,25 +1025,37 @@ static void gemm_part(void *arg, int part, int parts, void *scratch)
 #if DN_GEMM_X86
     if (j->gemv) {
         gemv_rows_avx512(N, j->K, j->alpha, A, B, j->ldb, j->beta, C);
+        epilogue_rect(j->ep, C, j->ldc, M, N);
         return;
     }
     if (j->skinny) {
         gemm_skinny_avx2(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
+        epilogue_rect(j->ep, C, j->ldc, M, N);
         return;
     }
 #endif
-    if (scratch)
-        gemm_blocked(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc, scratch);
-    else /* out of memory for the packing buffers: slower, still correct (rounding may differ) */
+    if (scratch) {
+        gemm_blocked(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc, scratch,
+                     j->ep);
+    } else { /* out of memory for the packing buffers: slower, still correct (rounding may differ) */
         gemm_small(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
+        epilogue_rect(j->ep, C, j->ldc, M, N);
+    }
 }
 
 void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
+    dn_sgemm_ex(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, DN_GEMM_NONE);
+}
+
+void dn_sgemm_ex(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, dn_gemm_epilogue ep)
+{
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
+        epilogue_rect(ep, C, ldc, M, N);
         return;
     }
     /* Too little work to pay for packing, or an output so small that a 6 x 16 tile would be mostly
@@ -1002,6 +1064,7 @@ void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float a
     const bool tiny_out = M <= SMALL_MN && N <= SMALL_MN && M * N <= SMALL_MN;
     if (tiny_work || tiny_out) {
         gemm_small(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        epilogue_rect(ep, C, ldc, M, N);
         return;
     }
 
@@ -1009,7 +1072,7 @@ void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float a
      * (gemv_rows_avx512).  These are always cut along N. */
     const bool skinny = DN_GEMM_X86 && M <= SKINNY_M && have_avx2_fma();
     const bool gemv = skinny && M == 1 && !transa && transb && have_avx512();
-    gemm_job job = {transa, transb, skinny || M <= N, skinny, gemv, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, 0};
+    gemm_job job = {transa, transb, skinny || M <= N, skinny, gemv, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, 0, ep};
     job.panels = job.split_n ? (N + NR - 1) / NR : (M + MR - 1) / MR;
     int parts = 1;
     if (2.0 * (double)M * (double)N * (double)K >= DN_GEMM_PAR_MIN_FLOPS) {

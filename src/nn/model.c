@@ -447,6 +447,29 @@ static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, con
     return mask;
 }
 
+/* ReLU fusion.  A dense or conv2d layer followed by a ReLU (its own activation=relu, or a parameter-free relu
+ * layer right after it) computes relu(layer(x)) in one op: linear / conv2d with relu=1 apply the ReLU in the
+ * gemm's write-back and mask the gradient in their backward step.  The result is bit for bit the same as the
+ * two ops; it saves a pass over the output and, above all, the pre-activation tensor and its gradient, which
+ * the arena would otherwise hold until the step ends.  A relu layer is absorbed only when no shortcut or
+ * route reads the layer's pre-activation output. */
+enum { RELU_NONE, RELU_OWN, RELU_NEXT };
+
+static int fused_relu(const dn_model *m, int li)
+{
+    const dn_op *relu_op = dn_op_find("relu");
+    const dn_layer *l = &m->layers[li];
+    if (l->kind != DN_LAYER_DENSE && l->kind != DN_LAYER_CONV2D) return RELU_NONE;
+    if (l->act) return l->act == relu_op ? RELU_OWN : RELU_NONE;
+    if (li + 1 >= m->n_layers) return RELU_NONE;
+    const dn_layer *next = &m->layers[li + 1];
+    if (next->kind != DN_LAYER_ACTIVATION || next->op != relu_op || next->n_tensors || next->act) return RELU_NONE;
+    for (int k = li + 2; k < m->n_layers; k++)
+        for (int f = 0; f < m->layers[k].n_from; f++)
+            if (m->layers[k].from[f] == li) return RELU_NONE;
+    return RELU_NEXT;
+}
+
 dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
 {
     if (!ctx) return NULL;
@@ -487,11 +510,14 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         dn_tensor *p0 = l->n_tensors ? &m->tensors[l->first_tensor].t : NULL;
         dn_tensor *p1 = l->n_tensors > 1 ? &m->tensors[l->first_tensor + 1].t : NULL;
         int64_t n = h->shape[0];
+        const int relu = fused_relu(m, li);
         switch (l->kind) {
-        case DN_LAYER_DENSE:
+        case DN_LAYER_DENSE: {
             if (h->ndim != 2 && !l->per_step) h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1});
-            h = dn_linear(ctx, h, p0, l->bias ? p1 : NULL);
+            dn_tensor *in[3] = {h, p0, p1};
+            h = dn_apply(ctx, "linear", l->bias ? 3 : 2, in, (double[]){relu != RELU_NONE});
             break;
+        }
         case DN_LAYER_EMBEDDING: {
             dn_tensor *in[2] = {h, p0};
             h = dn_apply(ctx, "embedding", 2, in, NULL);
@@ -504,10 +530,12 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
             h = dn_op_apply(ctx, l->op, p0 ? 2 : 1, in, l->attr);
             break;
         }
-        case DN_LAYER_CONV2D:
-            h = dn_conv2d(ctx, h, p0, l->bias ? p1 : NULL, l->stride, l->stride, l->pad, l->pad, l->dilation,
-                          l->dilation, l->groups);
+        case DN_LAYER_CONV2D: {
+            dn_tensor *in[3] = {h, p0, p1};
+            double a[] = {l->stride, l->stride, l->pad, l->pad, l->dilation, l->dilation, l->groups, relu != RELU_NONE};
+            h = dn_apply(ctx, "conv2d", l->bias ? 3 : 2, in, a);
             break;
+        }
         case DN_LAYER_POOL:
         case DN_LAYER_GLOBAL_POOL: h = dn_op_apply(ctx, l->op, 1, &h, l->attr); break;
         case DN_LAYER_BATCHNORM:
@@ -529,9 +557,10 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
             break;
         }
         }
-        if (h && l->act) h = dn_op_apply(ctx, l->act, 1, &h, l->act_attr);
+        if (h && l->act && relu != RELU_OWN) h = dn_op_apply(ctx, l->act, 1, &h, l->act_attr);
         if (!h && !ctx->detect_anomaly) dn_error_prefix("layer %d (%s)", li, l->type);
         outs[li + 1] = h;
+        if (relu == RELU_NEXT) outs[++li + 1] = h; /* the relu layer after this one is done too */
     }
     ctx->tag = outer_tag;
     outs[0] = x;

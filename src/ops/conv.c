@@ -19,7 +19,7 @@
 
 #include <math.h>
 
-enum { A_STRIDE_H, A_STRIDE_W, A_PAD_H, A_PAD_W, A_DIL_H, A_DIL_W, A_GROUPS };
+enum { A_STRIDE_H, A_STRIDE_W, A_PAD_H, A_PAD_W, A_DIL_H, A_DIL_W, A_GROUPS, A_RELU };
 
 typedef struct conv_plan {
     int64_t N, C, F, G; /* images, input channels, filters, groups */
@@ -28,6 +28,7 @@ typedef struct conv_plan {
     int64_t nb;         /* images per gemm (images_per_gemm) */
     dn_conv_geom geom;  /* one group of one image */
     bool direct;        /* 1x1, stride 1, no padding, one image per gemm: the input is the column matrix */
+    bool relu;          /* relu=1: a ReLU fused into the output (the gemm's epilogue) */
 } conv_plan;
 
 /* Images per gemm: the column matrices of nb images sit side by side, [K, nb*P], so that a small output
@@ -77,6 +78,9 @@ static dn_status plan_conv(const dn_node *node, conv_plan *p)
         (s = int_attr(node, A_DIL_H, 1, &g->dh)) || (s = int_attr(node, A_DIL_W, 1, &g->dw)) ||
         (s = int_attr(node, A_GROUPS, 1, &p->G)))
         return s;
+    if (node->attr[A_RELU] != 0 && node->attr[A_RELU] != 1)
+        return dn_error(DN_ERR_ARG, "relu must be 0 or 1, got %g", node->attr[A_RELU]);
+    p->relu = node->attr[A_RELU] != 0;
     p->N = x->shape[0];
     p->C = x->shape[1];
     p->F = w->shape[0];
@@ -193,9 +197,9 @@ static void conv_fwd_part(void *arg, int part, int parts, void *scratch)
             if (j->b)
                 for (int64_t f = 0; f < p->Fg; f++)
                     for (int64_t q = 0; q < L; q++) out[f * L + q] = j->b[g * p->Fg + f];
-            /* Y_g = W_g · col (+ the bias already there) */
-            dn_sgemm(false, false, p->Fg, L, p->K, 1.0f, j->w + g * p->Fg * p->K, p->K, cols, L, j->b ? 1.0f : 0.0f,
-                     out, L);
+            /* Y_g = W_g · col (+ the bias already there), then the ReLU if fused */
+            dn_sgemm_ex(false, false, p->Fg, L, p->K, 1.0f, j->w + g * p->Fg * p->K, p->K, cols, L, j->b ? 1.0f : 0.0f,
+                        out, L, p->relu ? DN_GEMM_RELU : DN_GEMM_NONE);
             if (m > 1)
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t f = 0; f < p->Fg; f++)
@@ -336,6 +340,9 @@ static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
     if (s) return s;
     dn_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in == 3 ? node->in[2] : NULL;
     const conv_saved *sv = node->saved;
+    /* a fused ReLU: dy becomes the gradient of the pre-activation, in place (nothing reads y's gradient after
+     * this node's backward step) */
+    if (p.relu) dn_relu_mask_grad(node->out->grad, node->out->data, dn_tensor_numel(node->out));
     const float *dy = node->out->grad; /* [N, F, P] */
     if (b && b->requires_grad) {
         float *db = dn_grad_buf(ctx, b);
@@ -382,15 +389,19 @@ static const dn_case conv_cases[] = {
     {2, {X(1, 4, 3, 3), X(4, 2, 1, 1)}, "groups=2"},
     /* everything different along the two axes */
     {2, {X(1, 2, 6, 7), X(2, 2, 2, 3)}, "stride_w=2 pad_h=1 dilation_h=2"},
+    /* a fused ReLU: one image per gemm, and two images sharing one */
+    {3, {X(1, 3, 5, 5), X(4, 3, 3, 3), B(4)}, "pad_h=1 pad_w=1 relu=1"},
+    {3, {X(2, 3, 5, 5), X(4, 3, 3, 3), B(4)}, "relu=1"},
 };
 
 #define N_OF(a) (int)(sizeof(a) / sizeof((a)[0]))
 
 const dn_op dn_ops_conv[] = {
-    {.name = "conv2d", .arity = -1, .n_attrs = 7,
-     .attr_names = {"stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w", "groups"},
-     .attr_defaults = {1, 1, 0, 0, 1, 1, 1}, .forward = conv_fwd, .backward = conv_bwd,
-     .doc = "y = w ⋆ x + b, cross-correlation with stride, zero padding, dilation, groups; torch.nn.functional.conv2d",
+    {.name = "conv2d", .arity = -1, .n_attrs = 8,
+     .attr_names = {"stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w", "groups", "relu"},
+     .attr_defaults = {1, 1, 0, 0, 1, 1, 1, 0}, .forward = conv_fwd, .backward = conv_bwd,
+     .doc = "y = w ⋆ x + b, cross-correlation with stride, zero padding, dilation, groups; torch.nn.functional.conv2d; "
+            "relu=1 fuses a ReLU into the output (the gemm's epilogue)",
      .cases = conv_cases, .n_cases = N_OF(conv_cases)},
     {0},
 };
@@ -399,6 +410,6 @@ dn_tensor *dn_conv2d(dn_ctx *ctx, dn_tensor *x, dn_tensor *w, dn_tensor *b, int 
                      int pad_w, int dilation_h, int dilation_w, int groups)
 {
     dn_tensor *in[] = {x, w, b};
-    double a[] = {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups};
+    double a[] = {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, 0};
     return dn_apply(ctx, "conv2d", b ? 3 : 2, in, a);
 }

@@ -65,6 +65,33 @@ dn_status dn_pointwise_backward(dn_ctx *ctx, dn_node *node, dn_pointwise_grad_fn
     return DN_OK;
 }
 
+/* dy = dy where y > 0, else 0, in place: the ReLU's backward step for ops that fuse a ReLU into their output
+ * (linear and conv2d with relu=1).  y > 0 exactly where the pre-activation was > 0, so this equals relu's own
+ * gradient.  Its own loop with one array written (the pointwise helpers' dx += ... would see dx and dy overlap
+ * and give up vectorising). */
+typedef struct relu_mask_job {
+    float *dy;
+    const float *y;
+    int64_t n;
+} relu_mask_job;
+
+static void relu_mask_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const relu_mask_job *j = arg;
+    const int64_t lines = (j->n + 15) / 16, b = lines * part / parts * 16;
+    const int64_t e = part == parts - 1 ? j->n : lines * (part + 1) / parts * 16;
+    float *dy = j->dy;
+    const float *y = j->y;
+    for (int64_t i = b; i < e; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void dn_relu_mask_grad(float *dy, const float *y, int64_t n)
+{
+    relu_mask_job j = {dy, y, n};
+    dn_parallel_run(n >= POINTWISE_PAR_MIN ? dn_parallel_parts() : 1, relu_mask_part, &j);
+}
+
 /* each op here checks nothing in its forward pass */
 #define POINTWISE(name, fwd_expr, grad_expr) DN_POINTWISE(name, fwd_expr, grad_expr) DN_POINTWISE_FORWARD(name)
 
