@@ -109,6 +109,18 @@ const float *dn_ctx_contig(dn_ctx *ctx, const dn_tensor *t)
     return buf;
 }
 
+dn_status dn_grad_add(dn_ctx *ctx, dn_tensor *t, float *src)
+{
+    if (!t->grad && t->ctx == ctx) {
+        t->grad = src; /* first gradient of an arena tensor: adopt the buffer */
+        return DN_OK;
+    }
+    float *g = dn_grad_buf(ctx, t);
+    if (!g) return DN_ERR_NOMEM;
+    for (int64_t i = 0, n = dn_tensor_numel(t); i < n; i++) g[i] += src[i];
+    return DN_OK;
+}
+
 float *dn_grad_buf(dn_ctx *ctx, dn_tensor *t)
 {
     if (t->grad) return t->grad;

@@ -118,6 +118,10 @@ void *dn_ctx_calloc(dn_ctx *ctx, size_t size);
 const float *dn_ctx_contig(dn_ctx *ctx, const dn_tensor *t);
 /* The gradient buffer of t, allocated (zeroed) on first use. */
 float *dn_grad_buf(dn_ctx *ctx, dn_tensor *t);
+/* Adds src (numel floats, row-major) into t's gradient.  When t lives in ctx and has no gradient yet, src itself
+ * becomes the gradient (no zeroing, no copy): src must be an arena buffer of ctx that the caller no longer
+ * writes.  DN_ERR_NOMEM if a buffer was needed and could not be had. */
+dn_status dn_grad_add(dn_ctx *ctx, dn_tensor *t, float *src);
 /* True when input i of the node needs a gradient. */
 static inline bool dn_needs_grad(const dn_node *n, int i) { return n->in[i]->requires_grad; }
 
@@ -263,6 +267,21 @@ typedef enum dn_gemm_epilogue { DN_GEMM_NONE, DN_GEMM_RELU } dn_gemm_epilogue;
 /* dn_sgemm, then the epilogue on C, applied tile by tile while the tile is in cache. */
 void dn_sgemm_ex(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, dn_gemm_epilogue ep);
+/* op(B) (K x N) packed once for many products with the same B, e.g. a recurrent weight at every step of a
+ * sequence.  data: dn_sgemm_packed_b_floats(K, N) floats, 64-byte aligned (an arena allocation is), which must
+ * outlive the uses; B itself must too (small products read it directly).  Results equal dn_sgemm's bit for bit. */
+typedef struct dn_packed_b {
+    bool transb;
+    int64_t K, N, ldb;
+    const float *B;
+    float *data;
+    int64_t npad; /* N rounded up to whole micro-panels */
+} dn_packed_b;
+size_t dn_sgemm_packed_b_floats(int64_t K, int64_t N);
+void dn_sgemm_pack_b(bool transb, int64_t K, int64_t N, const float *B, int64_t ldb, float *data, dn_packed_b *pb);
+/* C = alpha * op(A) * op(B) + beta * C with op(B) from dn_sgemm_pack_b; op(A) is M x pb->K. */
+void dn_sgemm_packed(bool transa, int64_t M, float alpha, const float *A, int64_t lda, const dn_packed_b *pb,
+                     float beta, float *C, int64_t ldc);
 /* The portable reference (no SIMD), for tests. */
 void dn_sgemm_ref(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

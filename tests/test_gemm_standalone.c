@@ -1,5 +1,5 @@
-/* Standalone check of dn_sgemm against dn_sgemm_ref (and of dn_sgemm_ex's ReLU epilogue against relu of
- * dn_sgemm's result, bit for bit), plus a timing mode.
+/* Standalone check of dn_sgemm against dn_sgemm_ref (and, bit for bit against dn_sgemm's result: dn_sgemm_ex's
+ * ReLU epilogue against relu of it, and dn_sgemm_packed with B packed beforehand), plus a timing mode.
  *
  *   test_gemm_standalone           correctness: all transpose variants over many shapes
  *   test_gemm_standalone --bench   also GFLOP/s (median of 5 runs) for a few sizes
@@ -66,8 +66,17 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
         for (int64_t j = 0; j < ldc; j++) C0[i * ldc + j] = j < N ? (nan_c ? NAN : rnd()) : SENTINEL;
     float *C = alloc_floats((size_t)(M * ldc)), *R = alloc_floats((size_t)(M * ldc));
     float *C2 = alloc_floats((size_t)(M * ldc)), *C3 = alloc_floats((size_t)(M * ldc));
+    float *C4 = alloc_floats((size_t)(M * ldc));
     memcpy(C, C0, sizeof(float) * (size_t)(M * ldc));
     memcpy(C3, C0, sizeof(float) * (size_t)(M * ldc));
+    memcpy(C4, C0, sizeof(float) * (size_t)(M * ldc));
+    /* B packed beforehand (64-byte aligned, as the arena gives it) */
+    const size_t packed_bytes = (dn_sgemm_packed_b_floats(K, N) * sizeof(float) + 127) / 64 * 64;
+    float *P = aligned_alloc(64, packed_bytes);
+    if (!P) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
     memcpy(R, C0, sizeof(float) * (size_t)(M * ldc));
     memcpy(C2, C0, sizeof(float) * (size_t)(M * ldc));
 
@@ -75,6 +84,9 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
     dn_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
     dn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc); /* determinism */
     dn_sgemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C3, ldc, DN_GEMM_RELU); /* = relu(C), bit for bit */
+    dn_packed_b pb;
+    dn_sgemm_pack_b(tb, K, N, B, ldb, P, &pb);
+    dn_sgemm_packed(ta, M, alpha, A, lda, &pb, beta, C4, ldc); /* = C, bit for bit */
 
     int64_t bad = 0, wi = -1, wj = -1; /* wi, wj: the first bad element */
     const char *why = "";
@@ -84,11 +96,14 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
             const char *fault = NULL;
             const float relu_c = c <= 0.0f ? 0.0f : c;
             if (j >= N) {
-                if (c != SENTINEL || C3[i * ldc + j] != SENTINEL) fault = "wrote past column N";
+                if (c != SENTINEL || C3[i * ldc + j] != SENTINEL || C4[i * ldc + j] != SENTINEL)
+                    fault = "wrote past column N";
             } else if (memcmp(&c, &C2[i * ldc + j], sizeof c) != 0) {
                 fault = "second call differs";
             } else if (memcmp(&relu_c, &C3[i * ldc + j], sizeof c) != 0) {
                 fault = "the ReLU epilogue differs from relu(C)";
+            } else if (memcmp(&c, &C4[i * ldc + j], sizeof c) != 0) {
+                fault = "the product with B packed beforehand differs";
             } else if (isnan(c) || isnan(r)) {
                 if (!(isnan(c) && isnan(r)) || nan_c) fault = "NaN";
             } else {
@@ -139,6 +154,8 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
     free(R);
     free(C2);
     free(C3);
+    free(C4);
+    free(P);
 }
 
 /* ------------------------------------------------------------------ timing */

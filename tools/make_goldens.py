@@ -741,6 +741,60 @@ def gru_cell_fn(a, xw, h, w, b, mask):
     return keep_masked(torch.gru_cell(xw, h, w_ih, w, b_ih, b), h, mask)
 
 
+def seq_cases(gates, n_state, hid, mask, *attr_sets):
+    """xw [N, T, G*H], state(s) [N, H], w_hh, b_hh, mask [T, N] (no gradient): some rows pad their last
+    steps, as a batch of uneven sequences would."""
+
+    def cases(gen):
+        out = []
+        steps, n = len(mask), len(mask[0])
+        for attrs in attr_sets:
+            ins = [In(uniform(gen, [n, steps, gates * hid], -1, 1))]
+            ins += [In(uniform(gen, [n, hid], -1, 1)) for _ in range(n_state)]
+            ins += [In(uniform(gen, [gates * hid, hid], -1, 1)), In(uniform(gen, [gates * hid], -0.5, 0.5)),
+                    In(tensor(mask), grad=False)]
+            out.append(Case(ins, **attrs))
+        return out
+
+    return cases
+
+
+SEQ_MASK3 = [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]  # [T, N]: 3 rows of 4, 3, 2 steps
+SEQ_MASK2 = [[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]]  # 2 rows of 3 and 2 steps
+
+
+def seq_run(step, xw, states, mask, reverse):
+    """Runs step(x_t, states) -> new states over t (backwards when reverse), keeping a row's states where
+    mask[t, row] is 0; returns each state stacked over time: [N, T, H] per state."""
+    steps = xw.shape[1]
+    order = range(steps - 1, -1, -1) if reverse else range(steps)
+    seen = [[None] * steps for _ in states]
+    for t in order:
+        new = step(xw[:, t], states)
+        states = [keep_masked(a, b, mask[t]) for a, b in zip(new, states)]
+        for k, st in enumerate(states):
+            seen[k][t] = st
+    return [torch.stack(s, 1) for s in seen]
+
+
+def rnn_seq_fn(a, xw, h, w, b, mask):
+    w_ih, b_ih = identity_ih(xw[:, 0])
+    cell = torch.rnn_relu_cell if int(a["nonlinearity"]) else torch.rnn_tanh_cell
+    return seq_run(lambda x, st: [cell(x, st[0], w_ih, w, b_ih, b)], xw, [h], mask, int(a["reverse"]))[0]
+
+
+def lstm_seq_fn(a, xw, h, c, w, b, mask):
+    w_ih, b_ih = identity_ih(xw[:, 0])
+    hs, cs = seq_run(lambda x, st: list(torch.lstm_cell(x, (st[0], st[1]), w_ih, w, b_ih, b)), xw, [h, c], mask,
+                     int(a["reverse"]))
+    return torch.stack([hs, cs], 0)
+
+
+def gru_seq_fn(a, xw, h, w, b, mask):
+    w_ih, b_ih = identity_ih(xw[:, 0])
+    return seq_run(lambda x, st: [torch.gru_cell(x, st[0], w_ih, w, b_ih, b)], xw, [h], mask, int(a["reverse"]))[0]
+
+
 # ------------------------------------------------------------------ the table: op name -> how to make its golden
 
 R = {"reduction": 0}
@@ -851,6 +905,12 @@ OPS = {
                    defaults={"nonlinearity": 0}, doc="torch.rnn_tanh_cell / rnn_relu_cell with W_ih = I, b_ih = 0"),
     "lstm_cell": Op(cell_cases(4, 2), lstm_cell_fn, doc="torch.lstm_cell with W_ih = I, b_ih = 0; output [h' | c']"),
     "gru_cell": Op(cell_cases(3, 1), gru_cell_fn, doc="torch.gru_cell with W_ih = I, b_ih = 0"),
+    "rnn_seq": Op(seq_cases(1, 1, 3, SEQ_MASK3, {"nonlinearity": 0}, {"nonlinearity": 1, "reverse": 1}), rnn_seq_fn,
+                  defaults={"nonlinearity": 0, "reverse": 0}, doc="torch.rnn_*_cell step by step, W_ih = I, b_ih = 0"),
+    "lstm_seq": Op(seq_cases(4, 2, 2, SEQ_MASK2, {}, {"reverse": 1}), lstm_seq_fn, defaults={"reverse": 0},
+                   doc="torch.lstm_cell step by step, W_ih = I, b_ih = 0; output [h's, c's]"),
+    "gru_seq": Op(seq_cases(3, 1, 2, SEQ_MASK2, {}, {"reverse": 1}), gru_seq_fn, defaults={"reverse": 0},
+                  doc="torch.gru_cell step by step, W_ih = I, b_ih = 0"),
 }
 
 # ------------------------------------------------------------------ driver

@@ -918,14 +918,14 @@ static bool have_avx512(void)
 /* The five-loop nest (see the top) over one rectangle of C, with packing buffers in `scratch`. */
 static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                          int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, float *scratch,
-                         dn_gemm_epilogue ep)
+                         dn_gemm_epilogue ep, const dn_packed_b *pb, int64_t col0)
 {
     const bool simd = have_avx2_fma(), wide = have_avx512();
     micro_kernel_fn *kernel = micro_kernel_c;
 #if DN_GEMM_X86
     if (simd) kernel = micro_kernel_avx2;
 #endif
-    float *const Ap = scratch, *const Bp = scratch + MC * KC; /* MC*KC floats (a multiple of 16): stays aligned */
+    float *const Ap = scratch, *const Bbuf = scratch + MC * KC; /* MC*KC floats (a multiple of 16): stays aligned */
 
     const int64_t kblocks = (K + KC - 1) / KC; /* K split into nearly equal blocks of at most KC */
     for (int64_t jc = 0; jc < N; jc += NC) {
@@ -934,7 +934,9 @@ static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t
             const int64_t kc = K / kblocks + (kb < K % kblocks ? 1 : 0);
             const float beta_k = kb == 0 ? beta : 1.0f; /* later K blocks accumulate */
             const dn_gemm_epilogue ep_k = kb == kblocks - 1 ? ep : DN_GEMM_NONE; /* after the last K block */
-            pack_b_block(simd, transb, B, ldb, pc, jc, kc, nc, Bp);
+            /* op(B)[pc.., jc..]: packed here, or already packed (pb: this rectangle starts at column col0 of it) */
+            const float *Bp = pb ? pb->data + pc * pb->npad + (col0 + jc) * kc : Bbuf;
+            if (!pb) pack_b_block(simd, transb, B, ldb, pc, jc, kc, nc, Bbuf);
             for (int64_t ic = 0; ic < M; ic += MC) {
                 const int64_t mc = min64(MC, M - ic);
                 pack_a_block(simd, transa, A, lda, ic, pc, mc, kc, Ap);
@@ -999,6 +1001,7 @@ typedef struct gemm_job {
     float *C;
     int64_t panels; /* micro-panels along the cut dimension */
     dn_gemm_epilogue ep;
+    const dn_packed_b *pb; /* op(B) packed beforehand, or NULL */
 } gemm_job;
 
 static void gemm_part(void *arg, int part, int parts, void *scratch)
@@ -1008,13 +1011,14 @@ static void gemm_part(void *arg, int part, int parts, void *scratch)
     const int64_t p0 = j->panels * part / parts, p1 = j->panels * (part + 1) / parts;
     const float *A = j->A, *B = j->B;
     float *C = j->C;
-    int64_t M = j->M, N = j->N;
+    int64_t M = j->M, N = j->N, col0 = 0;
     if (j->split_n) {
         const int64_t c0 = p0 * NR, c1 = min64(p1 * NR, j->N); /* columns [c0, c1) of op(B) and C */
         if (c1 <= c0) return;
         B += j->transb ? c0 * j->ldb : c0;
         C += c0;
         N = c1 - c0;
+        col0 = c0;
     } else {
         const int64_t r0 = p0 * MR, r1 = min64(p1 * MR, j->M); /* rows [r0, r1) of op(A) and C */
         if (r1 <= r0) return;
@@ -1036,7 +1040,7 @@ static void gemm_part(void *arg, int part, int parts, void *scratch)
 #endif
     if (scratch) {
         gemm_blocked(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc, scratch,
-                     j->ep);
+                     j->ep, j->pb, col0);
     } else { /* out of memory for the packing buffers: slower, still correct (rounding may differ) */
         gemm_small(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
         epilogue_rect(j->ep, C, j->ldc, M, N);
@@ -1049,8 +1053,9 @@ void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float a
     dn_sgemm_ex(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, DN_GEMM_NONE);
 }
 
-void dn_sgemm_ex(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, dn_gemm_epilogue ep)
+static void gemm_dispatch(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                          int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                          dn_gemm_epilogue ep, const dn_packed_b *pb)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
@@ -1072,7 +1077,8 @@ void dn_sgemm_ex(bool transa, bool transb, int64_t M, int64_t N, int64_t K, floa
      * (gemv_rows_avx512).  These are always cut along N. */
     const bool skinny = DN_GEMM_X86 && M <= SKINNY_M && have_avx2_fma();
     const bool gemv = skinny && M == 1 && !transa && transb && have_avx512();
-    gemm_job job = {transa, transb, skinny || M <= N, skinny, gemv, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, 0, ep};
+    gemm_job job = {transa, transb, skinny || M <= N, skinny, gemv, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, 0, ep,
+                    pb};
     job.panels = job.split_n ? (N + NR - 1) / NR : (M + MR - 1) / MR;
     int parts = 1;
     if (2.0 * (double)M * (double)N * (double)K >= DN_GEMM_PAR_MIN_FLOPS) {
@@ -1080,4 +1086,42 @@ void dn_sgemm_ex(bool transa, bool transb, int64_t M, int64_t N, int64_t K, floa
         if (parts > job.panels) parts = (int)job.panels;
     }
     dn_parallel_run(parts, gemm_part, &job);
+}
+
+void dn_sgemm_ex(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, dn_gemm_epilogue ep)
+{
+    gemm_dispatch(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, NULL);
+}
+
+/* ------------------------------------------------------------------ B packed once, used many times
+ *
+ * A recurrent layer multiplies by the same W_hh at every step.  Packing it (1 MB for an LSTM of 256) costs
+ * about as much as a step's arithmetic, so the sequence ops pack it once.  The layout is the blocked path's,
+ * for all of N at once: K block kb (the same nearly equal blocks) holds ceil(N/NR) micro-panels of kc x NR,
+ * so any run of columns that starts at a panel boundary (as every thread's share does) is a contiguous run
+ * of panels, exactly what pack_b_block would have produced for it.  The products are therefore the same,
+ * bit for bit, as dn_sgemm's.  Products that skip packing (1 to 4 rows, tiny ones) read B itself. */
+size_t dn_sgemm_packed_b_floats(int64_t K, int64_t N)
+{
+    return (size_t)(K > 0 ? K : 0) * (size_t)((N + NR - 1) / NR * NR);
+}
+
+void dn_sgemm_pack_b(bool transb, int64_t K, int64_t N, const float *B, int64_t ldb, float *data, dn_packed_b *pb)
+{
+    *pb = (dn_packed_b){transb, K, N, ldb, B, data, (N + NR - 1) / NR * NR};
+    if (K <= 0 || N <= 0) return;
+    const bool simd = have_avx2_fma();
+    const int64_t kblocks = (K + KC - 1) / KC;
+    for (int64_t kb = 0, pc = 0; kb < kblocks; kb++) {
+        const int64_t kc = K / kblocks + (kb < K % kblocks ? 1 : 0);
+        pack_b_block(simd, transb, B, ldb, pc, 0, kc, N, data + pc * pb->npad);
+        pc += kc;
+    }
+}
+
+void dn_sgemm_packed(bool transa, int64_t M, float alpha, const float *A, int64_t lda, const dn_packed_b *pb,
+                     float beta, float *C, int64_t ldc)
+{
+    gemm_dispatch(transa, pb->transb, M, pb->N, pb->K, alpha, A, lda, pb->B, pb->ldb, beta, C, ldc, DN_GEMM_NONE, pb);
 }

@@ -2,10 +2,11 @@
  *
  * Per layer and direction:
  *     xw = linear(layer input [N, T, in], W_ih, b_ih)          all T input projections in one gemm
- *     for each step t (T-1 .. 0 for the reverse direction):
- *         state = cell(xw[:, t], state, W_hh, b_hh, mask_t)    mask_t[n] = t < length[n]; xw[:, t] is a view
- *         y_t   = h * mask_t                                   0 at padding steps, as pad_packed_sequence
- *     output = concat(y_0 .. y_{T-1}) reshaped to [N, T, H]
+ *     states = rnn_seq / lstm_seq / gru_seq(xw, h0 (c0), W_hh, b_hh, mask)
+ *                                                              every step (T-1 .. 0 for the reverse direction)
+ *                                                              in one op; mask[t, n] = t < length[n]
+ *     y = states' h [N, T, H] * mask                           0 at padding steps, as pad_packed_sequence
+ * (src/ops/rnn.c: the sequence ops run the cells' arithmetic step after step, with one tape node per layer.)
  * The directions' outputs are joined along the features, dropout (a mask multiply) applies between layers
  * in training, and the last state of each layer and direction goes into hn (cn).
  *
@@ -54,18 +55,6 @@ static dn_tensor *concat_many(dn_ctx *ctx, int n, dn_tensor **xs, int axis)
         n = m;
     }
     return xs[0];
-}
-
-/* A constant tensor header over existing arena data (masks), not on the tape. */
-static dn_tensor *const_view(dn_ctx *ctx, dn_tensor *base, float *data, int ndim, const int64_t *shape)
-{
-    dn_tensor *t = dn_ctx_view(ctx, base);
-    if (!t) return NULL;
-    t->data = data;
-    t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-    dn_contiguous_strides(ndim, shape, t->stride);
-    return t;
 }
 
 /* Checks one parameter's shape; name is torch's ("weight_ih_l1_reverse"). */
@@ -172,27 +161,22 @@ dn_status dn_rnn_sequence(dn_ctx *ctx, dn_rnn_kind kind, dn_tensor *x, const int
     const bool lstm = kind == DN_LSTM;
     const double nonlinearity = kind == DN_RNN_RELU ? 1 : 0;
 
-    /* masks [T, N]: 1 where step t is inside sequence n; when every step is, y needs no masking */
+    /* masks: [T, N] for the sequence ops, 1 where step t is inside sequence n, and the same as [N, T, 1] for y;
+     * when every step is valid, y needs no masking */
     bool all_valid = true;
-    dn_tensor *mask_all = dn_ctx_tensor(ctx, 2, (int64_t[]){steps, n});
+    dn_tensor *mask_tn = dn_ctx_tensor(ctx, 2, (int64_t[]){steps, n});
+    dn_tensor *mask_nt = dn_ctx_tensor(ctx, 3, (int64_t[]){n, steps, 1});
     dn_tensor *zeros = dn_ctx_zeros(ctx, 2, (int64_t[]){n, hid});
     dn_tensor *zero_bias = dn_ctx_zeros(ctx, 1, (int64_t[]){g * hid});
-    dn_tensor **step_mask = dn_ctx_alloc(ctx, (size_t)steps * sizeof *step_mask);  /* [N] for the cells */
-    dn_tensor **out_mask = dn_ctx_alloc(ctx, (size_t)steps * sizeof *out_mask);    /* [N, 1] for y */
-    dn_tensor **outs = dn_ctx_alloc(ctx, (size_t)steps * sizeof *outs);             /* one direction's y_t */
-    dn_tensor **finals = dn_ctx_alloc(ctx, (size_t)rows * 2 * sizeof *finals);      /* h (and c) per row */
-    if (!mask_all || !zeros || !zero_bias || !step_mask || !out_mask || !outs || !finals)
-        return seq_fail(ctx, DN_ERR_NOMEM);
-    for (int64_t t = 0; t < steps; t++) {
-        float *m = mask_all->data + t * n;
+    dn_tensor **finals = dn_ctx_alloc(ctx, (size_t)rows * 2 * sizeof *finals); /* h (and c) per row */
+    if (!mask_tn || !mask_nt || !zeros || !zero_bias || !finals) return seq_fail(ctx, DN_ERR_NOMEM);
+    for (int64_t t = 0; t < steps; t++)
         for (int64_t i = 0; i < n; i++) {
-            m[i] = (!lengths || t < lengths[i]) ? 1.0f : 0.0f;
-            all_valid &= m[i] != 0.0f;
+            float v = (!lengths || t < lengths[i]) ? 1.0f : 0.0f;
+            mask_tn->data[t * n + i] = mask_nt->data[i * steps + t] = v;
+            all_valid &= v != 0.0f;
         }
-        step_mask[t] = const_view(ctx, mask_all, m, 1, &n);
-        out_mask[t] = const_view(ctx, mask_all, m, 2, (int64_t[]){n, 1});
-        if (!step_mask[t] || !out_mask[t]) return seq_fail(ctx, DN_ERR_NOMEM);
-    }
+    const char *op = lstm ? "lstm_seq" : kind == DN_GRU ? "gru_seq" : "rnn_seq";
 
     dn_tensor *layer_in = x;
     for (int l = 0; l < layers; l++) {
@@ -201,30 +185,27 @@ dn_status dn_rnn_sequence(dn_ctx *ctx, dn_rnn_kind kind, dn_tensor *x, const int
             int row = l * dirs + d;
             dn_tensor *const *p = params + 4 * row;
             dn_tensor *w_hh = p[1], *b_hh = p[3] ? p[3] : zero_bias;
-            /* [N, T, G*H] seen as [N, T*G*H]: step t is a column slice, a view the cell reads in place */
-            dn_tensor *xw = dn_reshape(ctx, dn_linear(ctx, layer_in, p[0], p[2]), 2, (int64_t[]){n, steps * g * hid});
+            dn_tensor *xw = dn_linear(ctx, layer_in, p[0], p[2]); /* [N, T, G*H]: every step's projection */
             dn_tensor *h = state_row(ctx, h0, row, zeros, n, hid);
             dn_tensor *c = lstm ? state_row(ctx, c0, row, zeros, n, hid) : NULL;
-            for (int64_t k = 0; k < steps && !ctx->status; k++) {
-                int64_t t = d == 0 ? k : steps - 1 - k;
-                dn_tensor *xt = dn_slice(ctx, xw, 1, t * g * hid, (t + 1) * g * hid, 1); /* [N, G*H] */
-                if (lstm) {
-                    dn_tensor *in[] = {xt, h, c, w_hh, b_hh, step_mask[t]};
-                    dn_tensor *hc = dn_apply(ctx, "lstm_cell", 6, in, NULL); /* [N, 2H] = [h | c] */
-                    h = dn_slice(ctx, hc, 1, 0, hid, 1);
-                    c = dn_slice(ctx, hc, 1, hid, 2 * hid, 1);
-                } else {
-                    dn_tensor *in[] = {xt, h, w_hh, b_hh, step_mask[t]};
-                    h = kind == DN_GRU ? dn_apply(ctx, "gru_cell", 5, in, NULL)
-                                       : dn_apply(ctx, "rnn_cell", 5, in, &nonlinearity);
-                }
-                outs[t] = all_valid ? h : dn_mul(ctx, h, out_mask[t]);
+            /* every step of this layer and direction: [N, T, H] (the LSTM: [2, N, T, H], h's then c's) */
+            dn_tensor *st;
+            if (lstm) {
+                dn_tensor *in[] = {xw, h, c, w_hh, b_hh, mask_tn};
+                st = dn_apply(ctx, op, 6, in, (double[]){d});
+            } else {
+                dn_tensor *in[] = {xw, h, w_hh, b_hh, mask_tn};
+                st = dn_apply(ctx, op, 5, in, kind == DN_GRU ? (double[]){d} : (double[]){nonlinearity, d});
             }
+            const int64_t seq_shape[3] = {n, steps, hid}, last = d == 0 ? steps - 1 : 0;
+            dn_tensor *hs = lstm ? dn_reshape(ctx, dn_slice(ctx, st, 0, 0, 1, 1), 3, seq_shape) : st;
+            dn_tensor *cs = lstm ? dn_reshape(ctx, dn_slice(ctx, st, 0, 1, 2, 1), 3, seq_shape) : NULL;
             if (ctx->status) return ctx->status;
-            /* [N, H] x T -> [N, T*H] -> [N, T, H]: step t's features land at y[:, t, :] */
-            dir_out[d] = dn_reshape(ctx, concat_many(ctx, (int)steps, outs, 1), 3, (int64_t[]){n, steps, hid});
-            finals[2 * row] = h;
-            finals[2 * row + 1] = c;
+            /* the final state: after the last step the direction ran (padding steps kept each row's state) */
+            finals[2 * row] = dn_reshape(ctx, dn_slice(ctx, hs, 1, last, last + 1, 1), 2, (int64_t[]){n, hid});
+            finals[2 * row + 1] = cs ? dn_reshape(ctx, dn_slice(ctx, cs, 1, last, last + 1, 1), 2, (int64_t[]){n, hid}) : NULL;
+            dir_out[d] = all_valid ? hs : dn_mul(ctx, hs, mask_nt); /* 0 at padding steps */
+            if (ctx->status) return ctx->status;
         }
         dn_tensor *out = dirs == 1 ? dir_out[0] : dn_concat(ctx, 2, dir_out, 2); /* [N, T, dirs*H] */
         if (training && dropout > 0 && l < layers - 1 && out) {
