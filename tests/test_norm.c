@@ -330,6 +330,128 @@ static void test_bn_empty_batch(void)
     dn_ctx_free(ctx);
 }
 
+/* ------------------------------------------------------------------ batch-norm folding */
+
+/* Models for the folding test (momentum 0.9: a few training passes move the running statistics most of the
+ * way to the batch's).  `folds` says whether inference should fold a batch norm somewhere in the model. */
+#define BN "[batchnorm]\nmomentum = 0.9\n"
+#define CONV(bias) "[convolutional]\nfilters = 4\nsize = 3\npad = 1\nbias = " #bias "\n"
+#define RELU "[activation]\ntype = relu\n"
+static const struct {
+    const char *what, *cfg;
+    bool folds;
+    int vocab; /* > 0: the input is token ids below it */
+} fold_cases[] = {
+    {"conv -> bn -> relu", "[net]\ninput = 3, 6, 6\nseed = 1\n" CONV(1) BN RELU CONV(1) BN RELU, true, 0},
+    {"conv (no bias) -> bn", "[net]\ninput = 3, 6, 6\nseed = 2\n" CONV(0) BN CONV(0) BN, true, 0},
+    {"conv -> bn -> relu, the bn's output to a shortcut (folded, relu kept)",
+     "[net]\ninput = 3, 6, 6\nseed = 3\n" CONV(1) BN RELU "[shortcut]\nfrom = -2\n", true, 0},
+    {"dense -> bn -> relu, dense -> bn (batchnorm1d)",
+     "[net]\ninput = 3, 6, 6\nseed = 4\n" CONV(1) "[maxpool]\nsize = 2\n[dense]\nunits = 16\n" BN RELU
+     "[dense]\nunits = 5\nbias = 0\n" BN, true, 0},
+    {"conv -> bn, the conv's output to a shortcut (not folded)",
+     "[net]\ninput = 3, 6, 6\nseed = 5\n" CONV(1) BN "[shortcut]\nfrom = -2\n", false, 0},
+    /* a dense layer applied at every step of a sequence [T, units]: the batch norm's channels are the T steps */
+    {"per-step dense -> bn (not folded)",
+     "[net]\ninput = 6\nseed = 6\n[embedding]\nvocab = 10\nsize = 4\n[dense]\nunits = 6\n" BN, false, 10},
+};
+#undef BN
+#undef CONV
+#undef RELU
+
+/* Inputs off zero (so the running means move away from 0), or token ids below vocab. */
+static void fill_input(dn_tensor *x, dn_rng *r, int vocab)
+{
+    float *d = x ? dn_tensor_data(x) : NULL;
+    for (int64_t i = 0; d && i < dn_tensor_numel(x); i++)
+        d[i] = vocab ? (float)(dn_rng_u32(r) % (uint32_t)vocab) : 4.0f * dn_rng_uniform(r) - 1.0f;
+}
+
+/* At inference (evaluation mode, gradient recording off) a batch norm after a conv/dense layer is folded
+ * into its weights (src/nn/model.c).  The reference is the same model with recording on, which never folds:
+ * the outputs agree to 1e-5 of their largest magnitude, differ in some bit where a fold happened (so the fold
+ * really ran), and are equal bit for bit where none may.  With recording on, backward still reaches every
+ * parameter, gamma and beta included. */
+static void test_bn_folding_at_inference(void)
+{
+    for (size_t c = 0; c < sizeof fold_cases / sizeof fold_cases[0]; c++) {
+        dn_model *m = NULL;
+        CHECK_OK(dn_model_from_cfg(fold_cases[c].cfg, "fold.cfg", &m, NULL));
+        if (!m) continue;
+        dn_ctx *ctx = dn_ctx_new();
+        dn_rng r;
+        dn_rng_seed(&r, 100 + c);
+        int64_t shape[DN_MAX_DIMS] = {6};
+        const int nd = 1 + dn_model_input_shape(m, shape + 1);
+        dn_tensor *x = NULL;
+        /* training passes move the running means and variances away from 0 and 1 */
+        dn_model_set_training(m, true);
+        for (int step = 0; step < 3; step++) {
+            CHECK_OK(dn_tensor_new(ctx, nd, shape, &x));
+            fill_input(x, &r, fold_cases[c].vocab);
+            CHECK_MSG(dn_model_forward(m, ctx, x) != NULL, "%s: training forward: %s", fold_cases[c].what,
+                      dn_last_error());
+            dn_ctx_reset(ctx);
+        }
+        /* gamma (the 1-d weights) and every bias away from 1 and 0, some gammas negative */
+        for (int i = 0; i < dn_model_tensor_count(m); i++) {
+            dn_tensor *t = dn_model_tensor(m, i);
+            const char *name = dn_model_tensor_name(m, i);
+            bool gamma = dn_tensor_ndim(t) == 1 && strstr(name, "weight");
+            for (int64_t k = 0; k < dn_tensor_numel(t); k++)
+                if (gamma || strstr(name, "bias")) dn_tensor_data(t)[k] = 2.0f * dn_rng_uniform(&r) - (gamma ? 0.7f : 1.0f);
+        }
+        dn_model_set_training(m, false);
+        CHECK_OK(dn_tensor_new(NULL, nd, shape, &x));
+        fill_input(x, &r, fold_cases[c].vocab);
+
+        /* the reference: recording on, nothing folded; backward reaches every parameter */
+        dn_tensor *y = dn_model_forward(m, ctx, x);
+        CHECK_MSG(y != NULL, "%s: forward: %s", fold_cases[c].what, dn_last_error());
+        if (!y) goto next;
+        const int64_t n = dn_tensor_numel(y);
+        float *ref = malloc((size_t)n * sizeof(float)), *got = malloc((size_t)n * sizeof(float));
+        float *dy = malloc((size_t)n * sizeof(float));
+        dn_tensor_read(y, ref);
+        for (int64_t i = 0; i < n; i++) dy[i] = 2.0f * dn_rng_uniform(&r) - 1.0f;
+        dn_model_zero_grad(m);
+        CHECK_OK(backward(ctx, y, dy));
+        for (int i = 0; i < dn_model_tensor_count(m); i++) {
+            dn_tensor *t = dn_model_tensor(m, i);
+            const float *g = dn_tensor_grad(t);
+            double g2 = 0;
+            for (int64_t k = 0; g && k < dn_tensor_numel(t); k++) g2 += (double)g[k] * g[k];
+            CHECK_MSG(g2 > 0, "%s: %s got no gradient", fold_cases[c].what, dn_model_tensor_name(m, i));
+        }
+
+        /* inference: recording off */
+        dn_ctx_reset(ctx);
+        dn_ctx_set_grad(ctx, false);
+        y = dn_model_forward(m, ctx, x);
+        CHECK_MSG(y && dn_tensor_numel(y) == n, "%s: inference forward: %s", fold_cases[c].what, dn_last_error());
+        if (y && dn_tensor_numel(y) == n) {
+            dn_tensor_read(y, got);
+            double big = 0, err = 0;
+            for (int64_t i = 0; i < n; i++) {
+                big = fmax(big, fabs(ref[i]));
+                err = fmax(err, fabs((double)got[i] - ref[i]));
+            }
+            CHECK_MSG(big > 0.1 && err <= 1e-5 * big, "%s: folded output off by %g (largest |y| %g)",
+                      fold_cases[c].what, err, big);
+            bool same = !memcmp(got, ref, (size_t)n * sizeof(float));
+            CHECK_MSG(same != fold_cases[c].folds, "%s: output %s the unfolded one bit for bit", fold_cases[c].what,
+                      same ? "equals" : "differs from");
+        }
+        free(ref);
+        free(got);
+        free(dy);
+    next:
+        dn_tensor_free(x);
+        dn_ctx_free(ctx);
+        dn_model_free(m);
+    }
+}
+
 void suite_norm(void)
 {
     RUN(test_bn_training_by_hand);
@@ -340,4 +462,5 @@ void suite_norm(void)
     RUN(test_bn_strided_input);
     RUN(test_bn_errors);
     RUN(test_bn_empty_batch);
+    RUN(test_bn_folding_at_inference);
 }

@@ -452,22 +452,77 @@ static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, con
  * gemm's write-back and mask the gradient in their backward step.  The result is bit for bit the same as the
  * two ops; it saves a pass over the output and, above all, the pre-activation tensor and its gradient, which
  * the arena would otherwise hold until the step ends.  A relu layer is absorbed only when no shortcut or
- * route reads the layer's pre-activation output. */
-enum { RELU_NONE, RELU_OWN, RELU_NEXT };
-
-static int fused_relu(const dn_model *m, int li)
+ * route reads the layer's pre-activation output.
+ *
+ * Batch-norm folding.  At inference (evaluation mode and no tape), a batch norm is a fixed affine map per
+ * channel, y = s_f (z - running_mean_f) + beta_f with s_f = gamma_f / sqrt(running_var_f + eps), so when it
+ * directly follows a dense or conv2d layer z = W x + b it folds into that layer's weights:
+ *     W'_f = s_f W_f  (every weight of output channel f),   b'_f = s_f (b_f - running_mean_f) + beta_f
+ * and the pair runs as one linear / conv2d op, with a ReLU after the batch norm fused as above.  That saves
+ * the batch norm's pass over the output and the tensor between them.  The result equals the two ops up to
+ * float rounding (not bit for bit: W' is rounded once more).  W' and b' are made afresh in the arena at every
+ * forward pass, so they always follow the current parameters and running statistics.  Only without a tape:
+ * W' and b' are copies, not parameters, so backward would give no gradient to W, b, gamma or beta; in
+ * training the batch statistics are not constants anyway.  As for the ReLU, nothing is folded when a
+ * shortcut or route reads the layer's output, and a dense layer folds only on [N, units] (a per-step dense
+ * layer's batch norm would see the time steps as channels). */
+static bool read_later(const dn_model *m, int li)
 {
-    const dn_op *relu_op = dn_op_find("relu");
-    const dn_layer *l = &m->layers[li];
-    if (l->kind != DN_LAYER_DENSE && l->kind != DN_LAYER_CONV2D) return RELU_NONE;
-    if (l->act) return l->act == relu_op ? RELU_OWN : RELU_NONE;
-    if (li + 1 >= m->n_layers) return RELU_NONE;
-    const dn_layer *next = &m->layers[li + 1];
-    if (next->kind != DN_LAYER_ACTIVATION || next->op != relu_op || next->n_tensors || next->act) return RELU_NONE;
     for (int k = li + 2; k < m->n_layers; k++)
         for (int f = 0; f < m->layers[k].n_from; f++)
-            if (m->layers[k].from[f] == li) return RELU_NONE;
-    return RELU_NEXT;
+            if (m->layers[k].from[f] == li) return true;
+    return false;
+}
+
+static bool is_plain_relu(const dn_layer *l)
+{
+    return l->kind == DN_LAYER_ACTIVATION && l->op == dn_op_find("relu") && !l->n_tensors && !l->act;
+}
+
+/* What one turn of the forward loop computes: layer li and `absorbed` layers after it. */
+typedef struct fusion {
+    bool fold_bn;  /* layer li + 1 is a batch norm folded into li's weights */
+    bool relu;     /* the op applies a ReLU: the own activation of the last layer covered, or a relu layer */
+    int absorbed;  /* layers after li that the op's output stands for */
+} fusion;
+
+static fusion plan_fusion(const dn_model *m, const dn_ctx *ctx, int li)
+{
+    fusion fu = {false, false, 0};
+    const dn_layer *l = &m->layers[li];
+    if (l->kind != DN_LAYER_DENSE && l->kind != DN_LAYER_CONV2D) return fu;
+    fu.fold_bn = !m->training && !ctx->grad_enabled && !l->act && li + 1 < m->n_layers &&
+                 m->layers[li + 1].kind == DN_LAYER_BATCHNORM && (l->kind == DN_LAYER_CONV2D || l->out_ndim == 1) &&
+                 !read_later(m, li);
+    int last = li + fu.fold_bn; /* the layer whose output the op computes */
+    const dn_layer *t = &m->layers[last];
+    if (t->act) fu.relu = t->act == dn_op_find("relu");
+    else if (last + 1 < m->n_layers && is_plain_relu(&m->layers[last + 1]) && !read_later(m, last)) {
+        fu.relu = true;
+        last++;
+    }
+    fu.absorbed = last - li;
+    return fu;
+}
+
+/* The folded weights W', b' of layer l and the batch norm bn after it (formula above), in the arena;
+ * false when out of memory.  s_f is computed in double, and each product rounded once to float. */
+static bool fold_bn(dn_model *m, dn_ctx *ctx, const dn_layer *l, const dn_layer *bn, dn_tensor **w, dn_tensor **b)
+{
+    const dn_tensor *w0 = &m->tensors[l->first_tensor].t;
+    const float *b0 = l->bias ? m->tensors[l->first_tensor + 1].t.data : NULL;
+    const float *gamma = m->tensors[bn->first_tensor].t.data, *beta = m->tensors[bn->first_tensor + 1].t.data;
+    const float *mean = m->buffers[bn->first_buffer].t.data, *var = m->buffers[bn->first_buffer + 1].t.data;
+    *w = dn_ctx_tensor(ctx, w0->ndim, w0->shape);
+    *b = dn_ctx_tensor(ctx, 1, w0->shape);
+    if (!*w || !*b) return false;
+    const int64_t channels = w0->shape[0], per = channels ? dn_tensor_numel(w0) / channels : 0;
+    for (int64_t f = 0; f < channels; f++) {
+        const double s = gamma[f] / sqrt((double)var[f] + (double)bn->eps);
+        for (int64_t i = f * per; i < (f + 1) * per; i++) (*w)->data[i] = (float)(w0->data[i] * s);
+        (*b)->data[f] = (float)(((b0 ? b0[f] : 0.0) - mean[f]) * s + beta[f]);
+    }
+    return true;
 }
 
 dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
@@ -510,12 +565,18 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         dn_tensor *p0 = l->n_tensors ? &m->tensors[l->first_tensor].t : NULL;
         dn_tensor *p1 = l->n_tensors > 1 ? &m->tensors[l->first_tensor + 1].t : NULL;
         int64_t n = h->shape[0];
-        const int relu = fused_relu(m, li);
+        const fusion fu = plan_fusion(m, ctx, li);
+        const bool bias = l->bias || fu.fold_bn; /* a folded batch norm always gives a bias */
+        if (fu.fold_bn && !fold_bn(m, ctx, l, &m->layers[li + 1], &p0, &p1)) {
+            ctx->status = DN_ERR_NOMEM;
+            h = NULL;
+            break; /* out of the layer loop */
+        }
         switch (l->kind) {
         case DN_LAYER_DENSE: {
             if (h->ndim != 2 && !l->per_step) h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1});
             dn_tensor *in[3] = {h, p0, p1};
-            h = dn_apply(ctx, "linear", l->bias ? 3 : 2, in, (double[]){relu != RELU_NONE});
+            h = dn_apply(ctx, "linear", bias ? 3 : 2, in, (double[]){fu.relu});
             break;
         }
         case DN_LAYER_EMBEDDING: {
@@ -532,8 +593,8 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         }
         case DN_LAYER_CONV2D: {
             dn_tensor *in[3] = {h, p0, p1};
-            double a[] = {l->stride, l->stride, l->pad, l->pad, l->dilation, l->dilation, l->groups, relu != RELU_NONE};
-            h = dn_apply(ctx, "conv2d", l->bias ? 3 : 2, in, a);
+            double a[] = {l->stride, l->stride, l->pad, l->pad, l->dilation, l->dilation, l->groups, fu.relu};
+            h = dn_apply(ctx, "conv2d", bias ? 3 : 2, in, a);
             break;
         }
         case DN_LAYER_POOL:
@@ -557,10 +618,13 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
             break;
         }
         }
-        if (h && l->act && relu != RELU_OWN) h = dn_op_apply(ctx, l->act, 1, &h, l->act_attr);
+        /* a folded batch norm's own activation, when it is not a fused ReLU, comes after the folded op */
+        const dn_layer *last = &m->layers[li + fu.absorbed];
+        if (h && last->act && !fu.relu) h = dn_op_apply(ctx, last->act, 1, &h, last->act_attr);
         if (!h && !ctx->detect_anomaly) dn_error_prefix("layer %d (%s)", li, l->type);
-        outs[li + 1] = h;
-        if (relu == RELU_NEXT) outs[++li + 1] = h; /* the relu layer after this one is done too */
+        /* the absorbed layers (batch norm, relu) are done too; no one reads the outputs in between */
+        for (int k = 0; k <= fu.absorbed; k++) outs[li + 1 + k] = h;
+        li += fu.absorbed;
     }
     ctx->tag = outer_tag;
     outs[0] = x;
