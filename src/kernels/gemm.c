@@ -310,10 +310,11 @@ __attribute__((target("avx2,fma"))) static void pack_a_panel_n_avx2(const float 
         for (int i = 0; i < MR; i++) dst[k * MR + i] = s[i][k];
 }
 
-/* Full B micro-panel, op(B) transposed (columns of op(B) are rows in memory): two 8 x 8 transposes per
- * 8 k steps. */
+/* B micro-panel, op(B) transposed (columns of op(B) are rows in memory), nr <= NR columns (the rest zero): two
+ * 8 x 8 transposes per 8 k steps, with zero rows standing in for the missing columns.  (The ragged last
+ * panel matters: a convolution's weight gradient has N = C*kh*kw, 25 or 150 in LeNet.) */
 __attribute__((target("avx2,fma"))) static void pack_b_panel_t_avx2(const float *B, int64_t ldb, int64_t p0,
-                                                                     int64_t c0, int64_t kc,
+                                                                     int64_t c0, int64_t nr, int64_t kc,
                                                                      float *restrict dst)
 {
     const float *src = B + c0 * ldb + p0; /* column j of op(B) starts at src + j*ldb */
@@ -321,13 +322,14 @@ __attribute__((target("avx2,fma"))) static void pack_b_panel_t_avx2(const float 
     for (; k + 8 <= kc; k += 8) {
         for (int h = 0; h < NR; h += 8) {
             __m256 r[8];
-            for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + (h + j) * ldb + k);
+            for (int j = 0; j < 8; j++)
+                r[j] = h + j < nr ? _mm256_loadu_ps(src + (h + j) * ldb + k) : _mm256_setzero_ps();
             transpose8x8(r);
             for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (k + j) * NR + h, r[j]);
         }
     }
     for (; k < kc; k++)
-        for (int j = 0; j < NR; j++) dst[k * NR + j] = src[j * ldb + k];
+        for (int j = 0; j < NR; j++) dst[k * NR + j] = j < nr ? src[j * ldb + k] : 0.0f;
 }
 #endif
 
@@ -356,8 +358,8 @@ static void pack_b_block(bool simd, bool transb, const float *B, int64_t ldb, in
     for (int64_t jr = 0; jr < nc; jr += NR, dst += NR * kc) {
         const int64_t nr = min64(NR, nc - jr);
 #if DN_GEMM_X86
-        if (simd && transb && nr == NR) {
-            pack_b_panel_t_avx2(B, ldb, p0, j0 + jr, kc, dst);
+        if (simd && transb) {
+            pack_b_panel_t_avx2(B, ldb, p0, j0 + jr, nr, kc, dst);
             continue;
         }
 #endif
