@@ -282,6 +282,17 @@ void dn_sgemm_pack_b(bool transb, int64_t K, int64_t N, const float *B, int64_t 
 /* C = alpha * op(A) * op(B) + beta * C with op(B) from dn_sgemm_pack_b; op(A) is M x pb->K. */
 void dn_sgemm_packed(bool transa, int64_t M, float alpha, const float *A, int64_t lda, const dn_packed_b *pb,
                      float beta, float *C, int64_t ldc);
+/* Whether dn_sgemm takes its small, unpacked path for this size (M, N, K >= 1); false for any larger N. */
+bool dn_sgemm_is_tiny(int64_t M, int64_t N, int64_t K);
+/* Fills dst with op(B)[p0 .. p0+kc, j0 .. j0+nc] packed: ceil(nc/NR) micro-panels (NR = 16) one after another,
+ * panel q holding at dst[q*16*kc + k*16 + j] the element (p0 + k, j0 + q*16 + j), and 0 past column N. */
+typedef void (*dn_gemm_pack_b_fn)(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t nc, float *dst);
+/* C = alpha * A * B + beta * C (A not transposed, M x K) with B produced by pack_fn, then the epilogue; the same
+ * numbers as dn_sgemm_ex(false, false, ...) on the same B.  Returns false, doing nothing, for a product too small to pack (or
+ * empty): the caller then uses dn_sgemm_ex. */
+bool dn_sgemm_pack_fn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                      dn_gemm_pack_b_fn pack_fn, const void *pack_arg, float beta, float *C, int64_t ldc,
+                      dn_gemm_epilogue ep);
 /* The portable reference (no SIMD), for tests. */
 void dn_sgemm_ref(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

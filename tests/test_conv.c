@@ -2,6 +2,7 @@
  * stride, padding, dilation) against a direct-loop reference written here, forward and all three gradients,
  * and the pooling tie rule. */
 #include "test.h"
+#include "kernels/conv_kernels.h"
 
 #include <stdlib.h>
 
@@ -302,8 +303,72 @@ static void conv_against_reference(void)
         {2, 4, 16, 16, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2, false},
         /* 100 pixels: blocks of 3 images, the last one short (3 + 2) */
         {5, 2, 10, 10, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, true},
+        /* LeNet's first layer; and stride and dilation along the height only (the width keeps stride 1, which the
+         * packed-column path needs) */
+        {3, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2, 1, 1, 1, true},
+        {2, 3, 9, 11, 5, 3, 2, 2, 1, 2, 1, 2, 1, 1, true},
     };
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) conv_against_reference_case(&cfgs[i], 7 + i);
+}
+
+/* The forward gemm packs its columns straight from a padded copy of the input where it can (AVX-512, width stride
+ * 1); elsewhere im2col builds them first.  Both feed the same gemm arithmetic, so the outputs must agree bit for
+ * bit: LeNet's two layers, a block of images per gemm with a short last block, groups, height stride and
+ * dilation, a fused ReLU, at 1 and 2 threads. */
+static void conv_packed_columns_match_im2col(void)
+{
+    static const conv_cfg cfgs[] = {
+        {9, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2, 1, 1, 1, true},
+        {7, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 1, 1, 1, true},
+        {5, 4, 7, 9, 6, 3, 3, 2, 1, 1, 2, 2, 1, 2, false},
+        {2, 32, 26, 26, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, true},
+    };
+    for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
+        const conv_cfg *c = &cfgs[ci];
+        float *out[2] = {NULL, NULL};
+        int64_t ny = 0;
+        for (int threads = 1; threads <= 2; threads++)
+            for (int packed = 1; packed >= 0; packed--) {
+                dn_conv_pack_enabled = packed;
+                dn_set_threads(threads);
+                dn_ctx *ctx = dn_ctx_new();
+                dn_rng r;
+                dn_rng_seed(&r, 40 + ci);
+                dn_tensor *x = tensor4(ctx, c->N, c->C, c->H, c->W, NULL, false);
+                dn_tensor *w = tensor4(ctx, c->F, c->C / c->G, c->kh, c->kw, NULL, false);
+                float zero[64] = {0};
+                dn_tensor *b = c->bias ? tensor1(ctx, c->F, zero, false) : NULL;
+                dn_tensor *y = NULL;
+                if (x && w && (!c->bias || b)) {
+                    CHECK_OK(dn_tensor_fill_uniform(x, &r, -1, 1));
+                    CHECK_OK(dn_tensor_fill_uniform(w, &r, -1, 1));
+                    if (b) CHECK_OK(dn_tensor_fill_uniform(b, &r, -1, 1));
+                    dn_tensor *in[3] = {x, w, b};
+                    const double attrs[] = {c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->G, (double)(ci % 2)}; /* relu */
+                    y = dn_op_apply(ctx, dn_op_find("conv2d"), b ? 3 : 2, in, attrs);
+                }
+                CHECK_MSG(y != NULL, "conv failed: %s", dn_last_error());
+                if (y) {
+                    ny = dn_tensor_numel(y);
+                    if (!out[packed]) out[packed] = malloc(sizeof(float) * (size_t)ny);
+                    float *got = malloc(sizeof(float) * (size_t)ny);
+                    dn_tensor_read(y, got);
+                    if (threads == 1) {
+                        memcpy(out[packed], got, sizeof(float) * (size_t)ny);
+                    } else {
+                        CHECK_MSG(!memcmp(out[packed], got, sizeof(float) * (size_t)ny), "case %zu: 2 threads differ", ci);
+                    }
+                    free(got);
+                }
+                dn_ctx_free(ctx);
+            }
+        dn_conv_pack_enabled = true;
+        dn_set_threads(1);
+        if (out[0] && out[1])
+            CHECK_MSG(!memcmp(out[0], out[1], sizeof(float) * (size_t)ny), "case %zu: packed columns differ from im2col", ci);
+        free(out[0]);
+        free(out[1]);
+    }
 }
 
 /* The same call twice gives bit-identical outputs and gradients; a strided (non-contiguous) input gives the
@@ -519,6 +584,7 @@ void suite_conv(void)
     RUN(conv_edge_filter_and_geometry);
     RUN(conv_errors);
     RUN(conv_against_reference);
+    RUN(conv_packed_columns_match_im2col);
     RUN(conv_determinism_and_views);
     RUN(pool_values_and_ties);
     RUN(pool_2x2_against_rule);

@@ -44,6 +44,27 @@ static float *random_floats(size_t n)
     return p;
 }
 
+/* ------------------------------------------------------------------ a caller's B packer (dn_sgemm_pack_fn) */
+
+typedef struct packer_arg {
+    const float *B;
+    int64_t ldb, N;
+    bool tb;
+} packer_arg;
+
+/* op(B)[p0.., j0..] in panels of 16 columns, zero past N: what a convolution's packer produces from an image */
+static void pack_from_matrix(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t nc, float *dst)
+{
+    const packer_arg *a = arg;
+    for (int64_t q = 0; q * 16 < nc; q++)
+        for (int64_t k = 0; k < kc; k++)
+            for (int64_t j = 0; j < 16; j++) {
+                const int64_t col = j0 + q * 16 + j, row = p0 + k;
+                dst[q * 16 * kc + k * 16 + j] =
+                    col < a->N && q * 16 + j < nc ? (a->tb ? a->B[col * a->ldb + row] : a->B[row * a->ldb + col]) : 0.0f;
+            }
+}
+
 /* ------------------------------------------------------------------ one comparison */
 
 #define SENTINEL 12345.0f
@@ -66,10 +87,11 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
         for (int64_t j = 0; j < ldc; j++) C0[i * ldc + j] = j < N ? (nan_c ? NAN : rnd()) : SENTINEL;
     float *C = alloc_floats((size_t)(M * ldc)), *R = alloc_floats((size_t)(M * ldc));
     float *C2 = alloc_floats((size_t)(M * ldc)), *C3 = alloc_floats((size_t)(M * ldc));
-    float *C4 = alloc_floats((size_t)(M * ldc));
+    float *C4 = alloc_floats((size_t)(M * ldc)), *C5 = alloc_floats((size_t)(M * ldc));
     memcpy(C, C0, sizeof(float) * (size_t)(M * ldc));
     memcpy(C3, C0, sizeof(float) * (size_t)(M * ldc));
     memcpy(C4, C0, sizeof(float) * (size_t)(M * ldc));
+    memcpy(C5, C0, sizeof(float) * (size_t)(M * ldc));
     /* B packed beforehand (64-byte aligned, as the arena gives it) */
     const size_t packed_bytes = (dn_sgemm_packed_b_floats(K, N) * sizeof(float) + 127) / 64 * 64;
     float *P = aligned_alloc(64, packed_bytes);
@@ -87,6 +109,11 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
     dn_packed_b pb;
     dn_sgemm_pack_b(tb, K, N, B, ldb, P, &pb);
     dn_sgemm_packed(ta, M, alpha, A, lda, &pb, beta, C4, ldc); /* = C, bit for bit */
+    /* B from a packer function (A not transposed): = C, bit for bit, unless refused as too small; not for one
+     * row times a transposed B, which dn_sgemm computes as dot products (gemv_rows_avx512) */
+    const packer_arg pa = {B, ldb, N, tb};
+    if (ta || (M == 1 && tb) || !dn_sgemm_pack_fn(M, N, K, alpha, A, lda, pack_from_matrix, &pa, beta, C5, ldc, DN_GEMM_NONE))
+        memcpy(C5, C, sizeof(float) * (size_t)(M * ldc));
 
     int64_t bad = 0, wi = -1, wj = -1; /* wi, wj: the first bad element */
     const char *why = "";
@@ -96,7 +123,8 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
             const char *fault = NULL;
             const float relu_c = c <= 0.0f ? 0.0f : c;
             if (j >= N) {
-                if (c != SENTINEL || C3[i * ldc + j] != SENTINEL || C4[i * ldc + j] != SENTINEL)
+                if (c != SENTINEL || C3[i * ldc + j] != SENTINEL || C4[i * ldc + j] != SENTINEL ||
+                    C5[i * ldc + j] != SENTINEL)
                     fault = "wrote past column N";
             } else if (memcmp(&c, &C2[i * ldc + j], sizeof c) != 0) {
                 fault = "second call differs";
@@ -104,6 +132,8 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
                 fault = "the ReLU epilogue differs from relu(C)";
             } else if (memcmp(&c, &C4[i * ldc + j], sizeof c) != 0) {
                 fault = "the product with B packed beforehand differs";
+            } else if (memcmp(&c, &C5[i * ldc + j], sizeof c) != 0) {
+                fault = "the product with B from a packer function differs";
             } else if (isnan(c) || isnan(r)) {
                 if (!(isnan(c) && isnan(r)) || nan_c) fault = "NaN";
             } else {
@@ -155,6 +185,7 @@ static void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad
     free(C2);
     free(C3);
     free(C4);
+    free(C5);
     free(P);
 }
 

@@ -9,6 +9,7 @@
 #ifndef DN_CONV_KERNELS_H
 #define DN_CONV_KERNELS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The geometry of one image's convolution (for one group: C is the group's channel count). */
@@ -25,5 +26,26 @@ typedef struct dn_conv_geom {
 void dn_im2col(const dn_conv_geom *g, const float *x, float *col, int64_t ldcol);
 /* dx [C, H, W] += the transpose of im2col applied to col [C*kh*kw, Ho*Wo] (row stride ldcol). */
 void dn_col2im(const dn_conv_geom *g, const float *col, int64_t ldcol, float *dx);
+
+/* Packing the column matrix for the forward gemm straight from the input (im2col.c has the details): a block of
+ * m images, one group of channels, g->C of them, zero-padded into xpad [m, C, H + 2ph, W + 2pw] with
+ * DN_CONV_PACK_SLACK spare floats before and after; koff [C*kh*kw] from dn_conv_pack_offsets; L = m*Ho*Wo
+ * columns.  dn_conv_pack_b is a dn_gemm_pack_b_fn with a dn_conv_pack as its argument. */
+#define DN_CONV_PACK_SLACK 16
+typedef struct dn_conv_pack {
+    const dn_conv_geom *g;
+    const float *xpad;
+    const int64_t *koff;
+    int64_t L;
+} dn_conv_pack;
+/* Whether this machine and geometry have it: AVX-512 and stride 1 along the width. */
+bool dn_conv_pack_available(const dn_conv_geom *g);
+/* True by default; tests turn it off to compare with the im2col path. */
+extern bool dn_conv_pack_enabled;
+void dn_conv_pack_offsets(const dn_conv_geom *g, int64_t *koff);
+/* Copies images i = 0 .. m-1 (x + i*x_image_stride, channels [C, H, W]) into the interior of xpad; the border
+ * must already be zero (it is never written). */
+void dn_conv_pad(const dn_conv_geom *g, const float *x, int64_t x_image_stride, int64_t m, float *xpad);
+void dn_conv_pack_b(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t nc, float *dst);
 
 #endif /* DN_CONV_KERNELS_H */

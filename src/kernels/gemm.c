@@ -920,7 +920,8 @@ static bool have_avx512(void)
 /* The five-loop nest (see the top) over one rectangle of C, with packing buffers in `scratch`. */
 static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                          int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, float *scratch,
-                         dn_gemm_epilogue ep, const dn_packed_b *pb, int64_t col0)
+                         dn_gemm_epilogue ep, const dn_packed_b *pb, int64_t col0, dn_gemm_pack_b_fn pack_fn,
+                         const void *pack_arg)
 {
     const bool simd = have_avx2_fma(), wide = have_avx512();
     micro_kernel_fn *kernel = micro_kernel_c;
@@ -938,7 +939,8 @@ static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t
             const dn_gemm_epilogue ep_k = kb == kblocks - 1 ? ep : DN_GEMM_NONE; /* after the last K block */
             /* op(B)[pc.., jc..]: packed here, or already packed (pb: this rectangle starts at column col0 of it) */
             const float *Bp = pb ? pb->data + pc * pb->npad + (col0 + jc) * kc : Bbuf;
-            if (!pb) pack_b_block(simd, transb, B, ldb, pc, jc, kc, nc, Bbuf);
+            if (pack_fn) pack_fn(pack_arg, pc, col0 + jc, kc, nc, Bbuf); /* the caller's packer */
+            else if (!pb) pack_b_block(simd, transb, B, ldb, pc, jc, kc, nc, Bbuf);
             for (int64_t ic = 0; ic < M; ic += MC) {
                 const int64_t mc = min64(MC, M - ic);
                 pack_a_block(simd, transa, A, lda, ic, pc, mc, kc, Ap);
@@ -1004,7 +1006,32 @@ typedef struct gemm_job {
     int64_t panels; /* micro-panels along the cut dimension */
     dn_gemm_epilogue ep;
     const dn_packed_b *pb; /* op(B) packed beforehand, or NULL */
+    dn_gemm_pack_b_fn pack_fn; /* or packed by the caller's function (blocked path only), or NULL */
+    const void *pack_arg;
 } gemm_job;
+
+/* The blocked loop with one A and one B micro-panel on the stack and the portable kernel, for a product whose B
+ * only the caller's packer can produce, when the thread has no scratch buffer (out of memory). */
+static void gemm_panels_on_stack(const gemm_job *j, int64_t M, int64_t N, const float *A, float *C, int64_t col0)
+{
+    float ap[MR * KC], bp[KC * NR];
+    const int64_t K = j->K, kblocks = (K + KC - 1) / KC;
+    for (int64_t kb = 0, pc = 0; kb < kblocks; kb++) {
+        const int64_t kc = K / kblocks + (kb < K % kblocks ? 1 : 0);
+        const float beta_k = kb == 0 ? j->beta : 1.0f;
+        for (int64_t jr = 0; jr < N; jr += NR) {
+            const int64_t nr = min64(NR, N - jr);
+            j->pack_fn(j->pack_arg, pc, col0 + jr, kc, nr, bp);
+            for (int64_t ir = 0; ir < M; ir += MR) {
+                const int64_t mr = min64(MR, M - ir);
+                pack_a_panel(j->transa, A, j->lda, ir, pc, mr, kc, ap);
+                micro_kernel_c(kc, ap, bp, C + ir * j->ldc + jr, j->ldc, mr, nr, j->alpha, beta_k);
+                if (kb == kblocks - 1) epilogue_rect(j->ep, C + ir * j->ldc + jr, j->ldc, mr, nr);
+            }
+        }
+        pc += kc;
+    }
+}
 
 static void gemm_part(void *arg, int part, int parts, void *scratch)
 {
@@ -1029,12 +1056,12 @@ static void gemm_part(void *arg, int part, int parts, void *scratch)
         M = r1 - r0;
     }
 #if DN_GEMM_X86
-    if (j->gemv) {
+    if (j->gemv && !j->pack_fn) {
         gemv_rows_avx512(N, j->K, j->alpha, A, B, j->ldb, j->beta, C);
         epilogue_rect(j->ep, C, j->ldc, M, N);
         return;
     }
-    if (j->skinny) {
+    if (j->skinny && !j->pack_fn) {
         gemm_skinny_avx2(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
         epilogue_rect(j->ep, C, j->ldc, M, N);
         return;
@@ -1042,7 +1069,9 @@ static void gemm_part(void *arg, int part, int parts, void *scratch)
 #endif
     if (scratch) {
         gemm_blocked(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc, scratch,
-                     j->ep, j->pb, col0);
+                     j->ep, j->pb, col0, j->pack_fn, j->pack_arg);
+    } else if (j->pack_fn) { /* out of memory for the packing buffers, and no B to read: one panel at a time */
+        gemm_panels_on_stack(j, M, N, A, C, col0);
     } else { /* out of memory for the packing buffers: slower, still correct (rounding may differ) */
         gemm_small(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
         epilogue_rect(j->ep, C, j->ldc, M, N);
@@ -1053,6 +1082,25 @@ void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float a
               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
     dn_sgemm_ex(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, DN_GEMM_NONE);
+}
+
+/* Whether a product takes the unpacked small path (see the top). */
+bool dn_sgemm_is_tiny(int64_t M, int64_t N, int64_t K)
+{
+    const bool tiny_work = M <= SMALL_MNK && N <= SMALL_MNK && K <= SMALL_MNK && M * N * K <= SMALL_MNK;
+    const bool tiny_out = M <= SMALL_MN && N <= SMALL_MN && M * N <= SMALL_MN;
+    return tiny_work || tiny_out;
+}
+
+static void gemm_run(gemm_job *job)
+{
+    job->panels = job->split_n ? (job->N + NR - 1) / NR : (job->M + MR - 1) / MR;
+    int parts = 1;
+    if (2.0 * (double)job->M * (double)job->N * (double)job->K >= DN_GEMM_PAR_MIN_FLOPS) {
+        parts = dn_parallel_parts();
+        if (parts > job->panels) parts = (int)job->panels;
+    }
+    dn_parallel_run(parts, gemm_part, job);
 }
 
 static void gemm_dispatch(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -1067,9 +1115,7 @@ static void gemm_dispatch(bool transa, bool transb, int64_t M, int64_t N, int64_
     }
     /* Too little work to pay for packing, or an output so small that a 6 x 16 tile would be mostly
      * padding.  (M, N, K >= 1, so the products cannot overflow once each factor is bounded.) */
-    const bool tiny_work = M <= SMALL_MNK && N <= SMALL_MNK && K <= SMALL_MNK && M * N * K <= SMALL_MNK;
-    const bool tiny_out = M <= SMALL_MN && N <= SMALL_MN && M * N <= SMALL_MN;
-    if (tiny_work || tiny_out) {
+    if (dn_sgemm_is_tiny(M, N, K)) {
         gemm_small(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         epilogue_rect(ep, C, ldc, M, N);
         return;
@@ -1080,14 +1126,8 @@ static void gemm_dispatch(bool transa, bool transb, int64_t M, int64_t N, int64_
     const bool skinny = DN_GEMM_X86 && M <= SKINNY_M && have_avx2_fma();
     const bool gemv = skinny && M == 1 && !transa && transb && have_avx512();
     gemm_job job = {transa, transb, skinny || M <= N, skinny, gemv, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, 0, ep,
-                    pb};
-    job.panels = job.split_n ? (N + NR - 1) / NR : (M + MR - 1) / MR;
-    int parts = 1;
-    if (2.0 * (double)M * (double)N * (double)K >= DN_GEMM_PAR_MIN_FLOPS) {
-        parts = dn_parallel_parts();
-        if (parts > job.panels) parts = (int)job.panels;
-    }
-    dn_parallel_run(parts, gemm_part, &job);
+                    pb, NULL, NULL};
+    gemm_run(&job);
 }
 
 void dn_sgemm_ex(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -1126,4 +1166,23 @@ void dn_sgemm_packed(bool transa, int64_t M, float alpha, const float *A, int64_
                      float beta, float *C, int64_t ldc)
 {
     gemm_dispatch(transa, pb->transb, M, pb->N, pb->K, alpha, A, lda, pb->B, pb->ldb, beta, C, ldc, DN_GEMM_NONE, pb);
+}
+
+/* ------------------------------------------------------------------ B packed by the caller
+ *
+ * A convolution's B is its column matrix, which im2col would write out only for the packing to copy it again.
+ * With a packer function the gemm asks for each block of op(B) in packed form (pack_b_block's layout) and the
+ * caller fills it straight from the image.  Always the blocked path; a skinny product (1 to 4 rows) computes
+ * the same numbers that way, so the result equals dn_sgemm's with B not transposed on the same matrices bit
+ * for bit, except for tiny products, which this refuses (false) so that the caller takes dn_sgemm's small
+ * path itself. */
+bool dn_sgemm_pack_fn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                      dn_gemm_pack_b_fn pack_fn, const void *pack_arg, float beta, float *C, int64_t ldc,
+                      dn_gemm_epilogue ep)
+{
+    if (M <= 0 || N <= 0 || K <= 0 || alpha == 0.0f || dn_sgemm_is_tiny(M, N, K)) return false;
+    gemm_job job = {false, false, M <= N, false, false, M, N, K, lda, 0, ldc, alpha, beta, A, NULL, C, 0, ep,
+                    NULL, pack_fn, pack_arg};
+    gemm_run(&job);
+    return true;
 }

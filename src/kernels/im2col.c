@@ -308,3 +308,91 @@ void dn_col2im(const dn_conv_geom *g, const float *col, int64_t ldcol, float *dx
     else
         dn_parallel_run(parts, col2im_part, &job);
 }
+
+/* ------------------------------------------------------------------ packing the column matrix directly
+ *
+ * The convolution's forward gemm packs col into micro-panels of 16 columns (output pixels) by kc rows (taps);
+ * building col first and copying it again is two passes over the largest array of the step.  This writes the
+ * panels straight from a zero-padded copy of the input, with AVX-512 masked loads (stride 1 only: then a run
+ * of consecutive pixels of one output row reads consecutive input floats for every tap).
+ *
+ * A panel's 16 columns fall into runs that share an image and an output row (a 28-wide row: runs of 16, or of
+ * 12 and 4, ...).  For run r starting at lane a, of pixels (image i, row oh, columns ow0 ..), and tap
+ * k = (c, ki, kj), lane t reads
+ *     xpad[i][c][oh*sh + ki*dh][ow0 + (t - a) + kj*dw] = xpad_flat[base_r + t + koff[k]]
+ * with base_r = ((i*C)*Hp + oh*sh)*Wp + ow0 - a and koff[k] = (c*Hp + ki*dh)*Wp + kj*dw, the padded plane
+ * being Hp x Wp.  So a tap is one masked load per run.  base_r + t may point up to 15 floats before or after
+ * the padded images (lanes that are masked off): the caller leaves DN_CONV_PACK_SLACK floats on both sides. */
+#if IM2COL_X86
+__attribute__((target("avx512f"))) static void conv_pack_avx512(const dn_conv_pack *cp, int64_t p0, int64_t j0,
+                                                                  int64_t kc, int64_t nc, float *dst)
+{
+    const dn_conv_geom *g = cp->g;
+    const int64_t P = g->Ho * g->Wo, Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
+    for (int64_t q = 0; q * 16 < nc; q++, dst += 16 * kc) {
+        int64_t base[16];
+        __mmask16 mask[16];
+        int runs = 0;
+        const int64_t c0 = j0 + q * 16, c1 = c0 + 16 < cp->L ? c0 + 16 : cp->L; /* columns of this panel */
+        for (int64_t col = c0; col < c1;) {
+            const int64_t i = col / P, pix = col % P, oh = pix / g->Wo, ow = pix % g->Wo;
+            int64_t len = g->Wo - ow; /* to the end of this output row */
+            if (len > c1 - col) len = c1 - col;
+            const int64_t a = col - c0;
+            base[runs] = (i * g->C * Hp + oh * g->sh) * Wp + ow - a;
+            mask[runs] = (__mmask16)(((1u << len) - 1u) << a);
+            runs++;
+            col += len;
+        }
+        const float *x = cp->xpad;
+        for (int64_t k = 0; k < kc; k++) {
+            const int64_t off = cp->koff[p0 + k];
+            __m512 v = _mm512_setzero_ps();
+            for (int r = 0; r < runs; r++) v = _mm512_mask_loadu_ps(v, mask[r], x + base[r] + off);
+            _mm512_storeu_ps(dst + 16 * k, v);
+        }
+    }
+}
+#endif
+
+bool dn_conv_pack_enabled = true;
+
+bool dn_conv_pack_available(const dn_conv_geom *g)
+{
+#if IM2COL_X86
+    __builtin_cpu_init();
+    return dn_conv_pack_enabled && g->sw == 1 && __builtin_cpu_supports("avx512f");
+#else
+    (void)g;
+    return false;
+#endif
+}
+
+void dn_conv_pack_offsets(const dn_conv_geom *g, int64_t *koff)
+{
+    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
+    for (int64_t c = 0, k = 0; c < g->C; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++) koff[k++] = (c * Hp + ki * g->dh) * Wp + kj * g->dw;
+}
+
+void dn_conv_pad(const dn_conv_geom *g, const float *x, int64_t x_image_stride, int64_t m, float *xpad)
+{
+    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t c = 0; c < g->C; c++) {
+            const float *src = x + i * x_image_stride + c * g->H * g->W;
+            float *plane = xpad + (i * g->C + c) * Hp * Wp;
+            for (int64_t h = 0; h < g->H; h++)
+                memcpy(plane + (h + g->ph) * Wp + g->pw, src + h * g->W, (size_t)g->W * sizeof(float));
+        }
+}
+
+void dn_conv_pack_b(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t nc, float *dst)
+{
+#if IM2COL_X86
+    conv_pack_avx512(arg, p0, j0, kc, nc, dst);
+#else
+    (void)arg, (void)p0, (void)j0, (void)kc, (void)nc, (void)dst; /* dn_conv_pack_available said no */
+#endif
+}

@@ -28,6 +28,7 @@ typedef struct conv_plan {
     int64_t nb;         /* images per gemm (images_per_gemm) */
     dn_conv_geom geom;  /* one group of one image */
     bool direct;        /* 1x1, stride 1, no padding, one image per gemm: the input is the column matrix */
+    bool packed;        /* forward: the gemm packs the columns straight from a padded copy of the input */
     bool relu;          /* relu=1: a ReLU fused into the output (the gemm's epilogue) */
 } conv_plan;
 
@@ -113,6 +114,8 @@ static dn_status plan_conv(const dn_node *node, conv_plan *p)
     p->P = g->Ho * g->Wo;
     p->nb = images_per_gemm(p);
     p->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && p->nb == 1;
+    /* the smallest block has one image, P columns: if that is not a tiny product, none is */
+    p->packed = !p->direct && dn_conv_pack_available(g) && !dn_sgemm_is_tiny(p->Fg, p->P, p->K);
     return DN_OK;
 }
 
@@ -144,6 +147,9 @@ typedef struct conv_job {
     int64_t col_len, buf_len, blocks;
     float *partial;         /* backward: one [F, K] weight gradient per run of blocks */
     int64_t runs;
+    float *xpad;            /* forward, packed: per-part padded input blocks, xpad_len floats apart */
+    int64_t xpad_len;
+    const int64_t *koff;    /* forward, packed: each tap's offset in a padded block (dn_conv_pack_offsets) */
 } conv_job;
 
 /* How many parts a job over `blocks` image blocks gets, and the arena room for their buffers. */
@@ -155,10 +161,21 @@ static int conv_parts(const conv_plan *p, int64_t blocks)
     return parts > blocks ? (int)blocks : parts;
 }
 
-static dn_status conv_job_buffers(dn_ctx *ctx, conv_job *j, int parts)
+static dn_status conv_job_buffers(dn_ctx *ctx, conv_job *j, int parts, bool forward)
 {
     const conv_plan *p = j->p;
-    j->col_len = p->direct ? 0 : p->K * p->nb * p->P; /* [K, nb*P] */
+    if (forward && p->packed) {
+        /* no column matrix: a padded copy of each block's input (zero borders, written once) and the taps'
+         * offsets in it */
+        const dn_conv_geom *g = &p->geom;
+        j->xpad_len = p->nb * p->Cg * (g->H + 2 * g->ph) * (g->W + 2 * g->pw) + 2 * DN_CONV_PACK_SLACK;
+        j->xpad = dn_ctx_calloc(ctx, (size_t)(parts * j->xpad_len) * sizeof(float));
+        int64_t *koff = dn_ctx_alloc(ctx, (size_t)p->K * sizeof(int64_t));
+        if (!j->xpad || !koff) return DN_ERR_NOMEM;
+        dn_conv_pack_offsets(g, koff);
+        j->koff = koff;
+    }
+    j->col_len = p->direct || (forward && p->packed) ? 0 : p->K * p->nb * p->P; /* [K, nb*P] */
     j->buf_len = p->nb == 1 ? 0 : p->Fg * p->nb * p->P; /* [Fg, nb*P] */
     j->col = j->col_len ? dn_ctx_alloc(ctx, (size_t)(parts * j->col_len) * sizeof(float)) : NULL;
     j->buf = j->buf_len ? dn_ctx_alloc(ctx, (size_t)(parts * j->buf_len) * sizeof(float)) : NULL;
@@ -184,22 +201,31 @@ static void conv_fwd_part(void *arg, int part, int parts, void *scratch)
     const conv_plan *p = j->p;
     const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
     float *col = part_col(j, part), *ybuf = part_buf(j, part);
+    float *xpad = j->xpad ? j->xpad + part * j->xpad_len + DN_CONV_PACK_SLACK : NULL;
+    const dn_gemm_epilogue ep = p->relu ? DN_GEMM_RELU : DN_GEMM_NONE;
     for (int64_t blk = j->blocks * part / parts; blk < j->blocks * (part + 1) / parts; blk++) {
         const int64_t n0 = blk * nb, m = block_images(p, blk), L = m * p->P; /* m images, L columns */
         for (int64_t g = 0; g < p->G; g++) {
-            const float *cols = j->x + (n0 * p->C + g * p->Cg) * HW;
-            if (!p->direct) {
-                block_im2col(p, j->x, n0, m, g, col);
-                cols = col;
-            }
+            const float *xg = j->x + (n0 * p->C + g * p->Cg) * HW, *wg = j->w + g * p->Fg * p->K;
             /* one image writes straight into y; a block goes through ybuf and is scattered below */
             float *out = m == 1 ? j->y + (n0 * p->F + g * p->Fg) * p->P : ybuf; /* [Fg, L] */
             if (j->b)
                 for (int64_t f = 0; f < p->Fg; f++)
                     for (int64_t q = 0; q < L; q++) out[f * L + q] = j->b[g * p->Fg + f];
-            /* Y_g = W_g · col (+ the bias already there), then the ReLU if fused */
-            dn_sgemm_ex(false, false, p->Fg, L, p->K, 1.0f, j->w + g * p->Fg * p->K, p->K, cols, L, j->b ? 1.0f : 0.0f,
-                        out, L, p->relu ? DN_GEMM_RELU : DN_GEMM_NONE);
+            /* Y_g = W_g · col (+ the bias already there), then the ReLU if fused; col is packed for the gemm
+             * straight from the padded input, or built by im2col first, or (direct) is the input itself */
+            if (p->packed) {
+                dn_conv_pad(&p->geom, xg, p->C * HW, m, xpad);
+                const dn_conv_pack pk = {&p->geom, xpad, j->koff, L};
+                dn_sgemm_pack_fn(p->Fg, L, p->K, 1.0f, wg, p->K, dn_conv_pack_b, &pk, j->b ? 1.0f : 0.0f, out, L, ep);
+            } else {
+                const float *cols = xg;
+                if (!p->direct) {
+                    block_im2col(p, j->x, n0, m, g, col);
+                    cols = col;
+                }
+                dn_sgemm_ex(false, false, p->Fg, L, p->K, 1.0f, wg, p->K, cols, L, j->b ? 1.0f : 0.0f, out, L, ep);
+            }
             if (m > 1)
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t f = 0; f < p->Fg; f++)
@@ -222,7 +248,7 @@ static dn_status conv_fwd(dn_ctx *ctx, dn_node *node)
     if (!y || !xd || !wd || (b && !bd) || !sv) return DN_ERR_NOMEM;
     conv_job j = {.p = &p, .x = xd, .w = wd, .b = bd, .y = y->data, .blocks = (p.N + p.nb - 1) / p.nb};
     const int parts = conv_parts(&p, j.blocks);
-    if ((s = conv_job_buffers(ctx, &j, parts))) return s;
+    if ((s = conv_job_buffers(ctx, &j, parts, true))) return s;
     dn_parallel_run(parts, conv_fwd_part, &j);
     sv->x = xd;
     sv->w = wd;
@@ -355,7 +381,7 @@ static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
     if ((x->requires_grad && !dx) || (w->requires_grad && !dw)) return DN_ERR_NOMEM;
     conv_job j = {.p = &p, .x = sv->x, .w = sv->w, .dy = dy, .y = dx, .blocks = (p.N + p.nb - 1) / p.nb};
     const int parts = conv_parts(&p, j.blocks);
-    if ((dx || dw) && (s = conv_job_buffers(ctx, &j, parts))) return s;
+    if ((dx || dw) && (s = conv_job_buffers(ctx, &j, parts, false))) return s;
     if (dw) {
         const int64_t runs = conv_dw_runs(&p, j.blocks);
         j.partial = dn_ctx_alloc(ctx, (size_t)(runs * p.F * p.K) * sizeof(float));
