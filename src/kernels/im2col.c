@@ -329,13 +329,14 @@ __attribute__((target("avx512f"))) static void conv_pack_avx512(const dn_conv_pa
 {
     const dn_conv_geom *g = cp->g;
     const int64_t P = g->Ho * g->Wo, Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
+    /* the pixel of column j0; later columns are reached by counting (no division per panel) */
+    int64_t i = j0 / P, oh = j0 % P / g->Wo, ow = j0 % P % g->Wo;
     for (int64_t q = 0; q * 16 < nc; q++, dst += 16 * kc) {
         int64_t base[16];
         __mmask16 mask[16];
         int runs = 0;
         const int64_t c0 = j0 + q * 16, c1 = c0 + 16 < cp->L ? c0 + 16 : cp->L; /* columns of this panel */
         for (int64_t col = c0; col < c1;) {
-            const int64_t i = col / P, pix = col % P, oh = pix / g->Wo, ow = pix % g->Wo;
             int64_t len = g->Wo - ow; /* to the end of this output row */
             if (len > c1 - col) len = c1 - col;
             const int64_t a = col - c0;
@@ -343,6 +344,14 @@ __attribute__((target("avx512f"))) static void conv_pack_avx512(const dn_conv_pa
             mask[runs] = (__mmask16)(((1u << len) - 1u) << a);
             runs++;
             col += len;
+            ow += len;
+            if (ow == g->Wo) { /* next output row, next image */
+                ow = 0;
+                if (++oh == g->Ho) {
+                    oh = 0;
+                    i++;
+                }
+            }
         }
         const float *x = cp->xpad;
         for (int64_t k = 0; k < kc; k++) {
