@@ -353,12 +353,24 @@ __attribute__((target("avx512f"))) static void conv_pack_avx512(const dn_conv_pa
                 }
             }
         }
-        const float *x = cp->xpad;
-        for (int64_t k = 0; k < kc; k++) {
-            const int64_t off = cp->koff[p0 + k];
-            __m512 v = _mm512_setzero_ps();
-            for (int r = 0; r < runs; r++) v = _mm512_mask_loadu_ps(v, mask[r], x + base[r] + off);
-            _mm512_storeu_ps(dst + 16 * k, v);
+        const int64_t *koff = cp->koff + p0;
+        if (runs == 1) { /* the usual cases, with the masks and bases in registers */
+            const float *b0 = cp->xpad + base[0];
+            const __mmask16 m0 = mask[0];
+            for (int64_t k = 0; k < kc; k++) _mm512_storeu_ps(dst + 16 * k, _mm512_maskz_loadu_ps(m0, b0 + koff[k]));
+        } else if (runs == 2) {
+            const float *b0 = cp->xpad + base[0], *b1 = cp->xpad + base[1];
+            const __mmask16 m0 = mask[0], m1 = mask[1];
+            for (int64_t k = 0; k < kc; k++) {
+                const __m512 v = _mm512_maskz_loadu_ps(m0, b0 + koff[k]);
+                _mm512_storeu_ps(dst + 16 * k, _mm512_mask_loadu_ps(v, m1, b1 + koff[k]));
+            }
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                __m512 v = _mm512_setzero_ps();
+                for (int r = 0; r < runs; r++) v = _mm512_mask_loadu_ps(v, mask[r], cp->xpad + base[r] + koff[k]);
+                _mm512_storeu_ps(dst + 16 * k, v);
+            }
         }
     }
 }
