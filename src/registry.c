@@ -38,8 +38,9 @@ const dn_op *dn_op_find(const char *name)
 {
     build_registry();
     if (!name) return NULL;
+    /* models look ops up by name at every forward pass: the first letter settles most comparisons */
     for (int i = 0; i < registry_count; i++)
-        if (strcmp(registry[i]->name, name) == 0) return registry[i];
+        if (registry[i]->name[0] == name[0] && strcmp(registry[i]->name, name) == 0) return registry[i];
     return NULL;
 }
 
