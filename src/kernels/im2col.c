@@ -324,35 +324,55 @@ void dn_col2im(const dn_conv_geom *g, const float *col, int64_t ldcol, float *dx
  * being Hp x Wp.  So a tap is one masked load per run.  base_r + t may point up to 15 floats before or after
  * the padded images (lanes that are masked off): the caller leaves DN_CONV_PACK_SLACK floats on both sides. */
 #if IM2COL_X86
+/* The runs of columns c0 .. c1-1 (c1 - c0 <= 16), from the cursor (image i, output row oh, column ow) of column
+ * c0, which moves on to column c1.  Returns the number of runs; run r is base[r], mask[r] as above. */
+static int pack_runs(const dn_conv_geom *g, int64_t c0, int64_t c1, int64_t *i, int64_t *oh, int64_t *ow,
+                     int64_t *base, __mmask16 *mask)
+{
+    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
+    int runs = 0;
+    for (int64_t col = c0; col < c1;) {
+        int64_t len = g->Wo - *ow; /* to the end of this output row */
+        if (len > c1 - col) len = c1 - col;
+        const int64_t a = col - c0;
+        base[runs] = (*i * g->C * Hp + *oh * g->sh) * Wp + *ow - a;
+        mask[runs] = (__mmask16)(((1u << len) - 1u) << a);
+        runs++;
+        col += len;
+        *ow += len;
+        if (*ow == g->Wo) { /* next output row, next image */
+            *ow = 0;
+            if (++*oh == g->Ho) {
+                *oh = 0;
+                ++*i;
+            }
+        }
+    }
+    return runs;
+}
+
+/* Tap k's values for the 16 columns of the runs: one masked load per run (lanes of no run are 0). */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 pack_tap(const float *xpad, int runs,
+                                                                                 const int64_t *base,
+                                                                                 const __mmask16 *mask, int64_t off)
+{
+    __m512 v = _mm512_maskz_loadu_ps(mask[0], xpad + base[0] + off);
+    for (int r = 1; r < runs; r++) v = _mm512_mask_loadu_ps(v, mask[r], xpad + base[r] + off);
+    return v;
+}
+
 __attribute__((target("avx512f"))) static void conv_pack_avx512(const dn_conv_pack *cp, int64_t p0, int64_t j0,
                                                                   int64_t kc, int64_t nc, float *dst)
 {
     const dn_conv_geom *g = cp->g;
-    const int64_t P = g->Ho * g->Wo, Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
+    const int64_t P = g->Ho * g->Wo;
     /* the pixel of column j0; later columns are reached by counting (no division per panel) */
     int64_t i = j0 / P, oh = j0 % P / g->Wo, ow = j0 % P % g->Wo;
     for (int64_t q = 0; q * 16 < nc; q++, dst += 16 * kc) {
         int64_t base[16];
         __mmask16 mask[16];
-        int runs = 0;
         const int64_t c0 = j0 + q * 16, c1 = c0 + 16 < cp->L ? c0 + 16 : cp->L; /* columns of this panel */
-        for (int64_t col = c0; col < c1;) {
-            int64_t len = g->Wo - ow; /* to the end of this output row */
-            if (len > c1 - col) len = c1 - col;
-            const int64_t a = col - c0;
-            base[runs] = (i * g->C * Hp + oh * g->sh) * Wp + ow - a;
-            mask[runs] = (__mmask16)(((1u << len) - 1u) << a);
-            runs++;
-            col += len;
-            ow += len;
-            if (ow == g->Wo) { /* next output row, next image */
-                ow = 0;
-                if (++oh == g->Ho) {
-                    oh = 0;
-                    i++;
-                }
-            }
-        }
+        const int runs = pack_runs(g, c0, c1, &i, &oh, &ow, base, mask);
         const int64_t *koff = cp->koff + p0;
         if (runs == 1) { /* the usual cases, with the masks and bases in registers */
             const float *b0 = cp->xpad + base[0];
@@ -366,13 +386,63 @@ __attribute__((target("avx512f"))) static void conv_pack_avx512(const dn_conv_pa
                 _mm512_storeu_ps(dst + 16 * k, _mm512_mask_loadu_ps(v, m1, b1 + koff[k]));
             }
         } else {
-            for (int64_t k = 0; k < kc; k++) {
-                __m512 v = _mm512_setzero_ps();
-                for (int r = 0; r < runs; r++) v = _mm512_mask_loadu_ps(v, mask[r], cp->xpad + base[r] + koff[k]);
-                _mm512_storeu_ps(dst + 16 * k, v);
-            }
+            for (int64_t k = 0; k < kc; k++) _mm512_storeu_ps(dst + 16 * k, pack_tap(cp->xpad, runs, base, mask, koff[k]));
         }
     }
+}
+
+/* The weight gradient of one block, dW[f, tap] += Σ_pixels dY[f, pixel] · col[tap, pixel], as dot products
+ * along the block's pixels, 16 at a time, a tap's 16 values loaded from the padded input as conv_pack_avx512
+ * loads them (one masked load per run of pixels sharing an output row; the input is L1-resident: a LeNet image
+ * is 4 KB).  6 filters x 3 taps = 18 accumulators, which with their 9 operands fit the 32 registers.  No column
+ * matrix and no transposed packing: with few filters (LeNet: 6, 16) those passes cost more than the
+ * arithmetic.  The sums stay 16 lanes wide (wide[(f*K + tap)*16 + lane], added to block after block, pixels
+ * in order); the caller adds the lanes up once, at the end.  runs: the runs of every 16-pixel chunk, up to 16
+ * entries per chunk, the count in the chunk's first. */
+enum { DW_F = 6, DW_T = 3 };
+
+__attribute__((target("avx512f"))) static void conv_dw_avx512(const dn_conv_pack *cp, const float *dy, int64_t nf,
+                                                                float *wide, const dn_conv_dw_run *runs)
+{
+    const dn_conv_geom *g = cp->g;
+    const int64_t K = g->C * g->kh * g->kw, L = cp->L, chunks = (L + 15) / 16;
+    const __mmask16 tail = (__mmask16)(L % 16 ? (1u << (L % 16)) - 1u : 0xFFFFu);
+    for (int64_t f0 = 0; f0 < nf; f0 += DW_F)
+        for (int64_t t0 = 0; t0 < K; t0 += DW_T) {
+            __m512 acc[DW_F][DW_T];
+            for (int a = 0; a < DW_F; a++)
+                for (int b = 0; b < DW_T; b++) acc[a][b] = _mm512_setzero_ps();
+            const float *dyr[DW_F];
+            __mmask16 fm[DW_F], tm[DW_T]; /* filters past nf and taps past K load nothing */
+            int64_t off[DW_T];
+            for (int a = 0; a < DW_F; a++) {
+                fm[a] = f0 + a < nf ? 0xFFFF : 0;
+                dyr[a] = dy + (f0 + a < nf ? f0 + a : 0) * L;
+            }
+            for (int b = 0; b < DW_T; b++) {
+                tm[b] = t0 + b < K ? 0xFFFF : 0;
+                off[b] = t0 + b < K ? cp->koff[t0 + b] : 0;
+            }
+            for (int64_t c = 0; c < chunks; c++) {
+                const dn_conv_dw_run *rc = runs + c * 16;
+                const __mmask16 pm = c == chunks - 1 ? tail : 0xFFFF;
+                __m512 d[DW_F], x[DW_T];
+                for (int a = 0; a < DW_F; a++) d[a] = _mm512_maskz_loadu_ps(fm[a] & pm, dyr[a] + c * 16);
+                const float *b0 = cp->xpad + rc[0].base;
+                for (int b = 0; b < DW_T; b++) x[b] = _mm512_maskz_loadu_ps(rc[0].mask & tm[b], b0 + off[b]);
+                for (int r = 1; r < rc[0].n; r++) {
+                    const float *br = cp->xpad + rc[r].base;
+                    for (int b = 0; b < DW_T; b++) x[b] = _mm512_mask_loadu_ps(x[b], rc[r].mask & tm[b], br + off[b]);
+                }
+                for (int a = 0; a < DW_F; a++)
+                    for (int b = 0; b < DW_T; b++) acc[a][b] = _mm512_fmadd_ps(d[a], x[b], acc[a][b]);
+            }
+            for (int a = 0; a < DW_F && f0 + a < nf; a++)
+                for (int b = 0; b < DW_T && t0 + b < K; b++) {
+                    float *w16 = wide + ((f0 + a) * K + t0 + b) * 16;
+                    _mm512_storeu_ps(w16, _mm512_add_ps(_mm512_loadu_ps(w16), acc[a][b]));
+                }
+        }
 }
 #endif
 
@@ -417,3 +487,24 @@ void dn_conv_pack_b(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t
     (void)arg, (void)p0, (void)j0, (void)kc, (void)nc, (void)dst; /* dn_conv_pack_available said no */
 #endif
 }
+
+int64_t dn_conv_dw_runs_len(int64_t L) { return (L + 15) / 16 * 16; }
+
+void dn_conv_dw(const dn_conv_pack *cp, const float *dy, int64_t nf, float *wide, dn_conv_dw_run *runs)
+{
+#if IM2COL_X86
+    /* the runs of every 16-pixel chunk, found once for all filters and taps */
+    int64_t i = 0, oh = 0, ow = 0;
+    for (int64_t c = 0; c * 16 < cp->L; c++) {
+        int64_t base[16];
+        __mmask16 mask[16];
+        const int64_t c1 = c * 16 + 16 < cp->L ? c * 16 + 16 : cp->L;
+        const int n = pack_runs(cp->g, c * 16, c1, &i, &oh, &ow, base, mask);
+        for (int r = 0; r < n; r++) runs[c * 16 + r] = (dn_conv_dw_run){base[r], mask[r], n};
+    }
+    conv_dw_avx512(cp, dy, nf, wide, runs);
+#else
+    (void)cp, (void)dy, (void)nf, (void)wide, (void)runs; /* dn_conv_pack_available said no */
+#endif
+}
+

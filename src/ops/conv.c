@@ -29,6 +29,7 @@ typedef struct conv_plan {
     dn_conv_geom geom;  /* one group of one image */
     bool direct;        /* 1x1, stride 1, no padding, one image per gemm: the input is the column matrix */
     bool packed;        /* forward: the gemm packs the columns straight from a padded copy of the input */
+    bool dot_dw;        /* backward: the weight gradient as dot products from the padded input (dn_conv_dw) */
     bool relu;          /* relu=1: a ReLU fused into the output (the gemm's epilogue) */
 } conv_plan;
 
@@ -39,6 +40,11 @@ typedef struct conv_plan {
  * the number of columns, so an image's output does not depend on the batch it came in (except for
  * problems so tiny that dn_sgemm takes its unpacked path). */
 #define CONV_MIN_COLS 256
+
+/* Up to this many filters per group, the weight gradient runs as dot products over the pixels (dn_conv_dw):
+ * a gemm with so few rows spends more on im2col and packing than on arithmetic.  Measured on LeNet (6 and 16
+ * filters); with 64 (the MNIST CNN) the gemm is faster. */
+#define CONV_DOT_DW_MAX_F 16
 
 static int64_t images_per_gemm(const conv_plan *p)
 {
@@ -116,6 +122,8 @@ static dn_status plan_conv(const dn_node *node, conv_plan *p)
     p->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && p->nb == 1;
     /* the smallest block has one image, P columns: if that is not a tiny product, none is */
     p->packed = !p->direct && dn_conv_pack_available(g) && !dn_sgemm_is_tiny(p->Fg, p->P, p->K);
+    /* few filters: the weight gradient as dot products over the pixels (dn_conv_dw), no column matrix */
+    p->dot_dw = !p->direct && p->Fg <= CONV_DOT_DW_MAX_F && dn_conv_pack_available(g);
     return DN_OK;
 }
 
@@ -147,8 +155,11 @@ typedef struct conv_job {
     int64_t col_len, buf_len, blocks;
     float *partial;         /* backward: one [F, K] weight gradient per run of blocks */
     int64_t runs;
-    float *xpad;            /* forward, packed: per-part padded input blocks, xpad_len floats apart */
+    float *xpad;            /* packed / dot_dw: per-part padded input blocks, xpad_len floats apart */
     int64_t xpad_len;
+    float *wide;            /* dot_dw: per run of blocks, dW as 16 partial sums each [F, K, 16] */
+    dn_conv_dw_run *dwruns; /* dot_dw: per part, the pixel runs of a block (dn_conv_dw) */
+    int64_t dwruns_len;
     const int64_t *koff;    /* forward, packed: each tap's offset in a padded block (dn_conv_pack_offsets) */
 } conv_job;
 
@@ -161,10 +172,11 @@ static int conv_parts(const conv_plan *p, int64_t blocks)
     return parts > blocks ? (int)blocks : parts;
 }
 
-static dn_status conv_job_buffers(dn_ctx *ctx, conv_job *j, int parts, bool forward)
+/* need_col: a column matrix per part (im2col); need_pad: a padded input block per part (the packed paths). */
+static dn_status conv_job_buffers(dn_ctx *ctx, conv_job *j, int parts, bool need_col, bool need_pad)
 {
     const conv_plan *p = j->p;
-    if (forward && p->packed) {
+    if (need_pad) {
         /* no column matrix: a padded copy of each block's input (zero borders, written once) and the taps'
          * offsets in it */
         const dn_conv_geom *g = &p->geom;
@@ -175,7 +187,7 @@ static dn_status conv_job_buffers(dn_ctx *ctx, conv_job *j, int parts, bool forw
         dn_conv_pack_offsets(g, koff);
         j->koff = koff;
     }
-    j->col_len = p->direct || (forward && p->packed) ? 0 : p->K * p->nb * p->P; /* [K, nb*P] */
+    j->col_len = need_col ? p->K * p->nb * p->P : 0; /* [K, nb*P] */
     j->buf_len = p->nb == 1 ? 0 : p->Fg * p->nb * p->P; /* [Fg, nb*P] */
     j->col = j->col_len ? dn_ctx_alloc(ctx, (size_t)(parts * j->col_len) * sizeof(float)) : NULL;
     j->buf = j->buf_len ? dn_ctx_alloc(ctx, (size_t)(parts * j->buf_len) * sizeof(float)) : NULL;
@@ -248,7 +260,7 @@ static dn_status conv_fwd(dn_ctx *ctx, dn_node *node)
     if (!y || !xd || !wd || (b && !bd) || !sv) return DN_ERR_NOMEM;
     conv_job j = {.p = &p, .x = xd, .w = wd, .b = bd, .y = y->data, .blocks = (p.N + p.nb - 1) / p.nb};
     const int parts = conv_parts(&p, j.blocks);
-    if ((s = conv_job_buffers(ctx, &j, parts, true))) return s;
+    if ((s = conv_job_buffers(ctx, &j, parts, !p.direct && !p.packed, p.packed))) return s;
     dn_parallel_run(parts, conv_fwd_part, &j);
     sv->x = xd;
     sv->w = wd;
@@ -312,20 +324,37 @@ static void conv_dw_part(void *arg, int part, int parts, void *scratch)
     const conv_plan *p = j->p;
     const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
     float *col = part_col(j, part), *buf = part_buf(j, part);
+    float *xpad = j->xpad ? j->xpad + part * j->xpad_len + DN_CONV_PACK_SLACK : NULL;
     for (int64_t r = j->runs * part / parts; r < j->runs * (part + 1) / parts; r++) {
         float *acc = j->partial + r * p->F * p->K;
         memset(acc, 0, (size_t)(p->F * p->K) * sizeof(float));
+        float *wide = p->dot_dw ? j->wide + r * p->F * p->K * 16 : NULL;
+        if (wide) memset(wide, 0, (size_t)(p->F * p->K * 16) * sizeof(float));
         for (int64_t blk = j->blocks * r / j->runs; blk < j->blocks * (r + 1) / j->runs; blk++) {
             const int64_t n0 = blk * nb, m = block_images(p, blk), L = m * p->P;
             for (int64_t g = 0; g < p->G; g++) {
-                const float *cols = j->x + (n0 * p->C + g * p->Cg) * HW, *dyg = block_dy(p, j->dy, n0, m, g, buf);
+                const float *xg = j->x + (n0 * p->C + g * p->Cg) * HW, *dyg = block_dy(p, j->dy, n0, m, g, buf);
+                float *accg = acc + g * p->Fg * p->K;
+                if (p->dot_dw) { /* dot products straight from the padded input, 16 partial sums each */
+                    dn_conv_pad(&p->geom, xg, p->C * HW, m, xpad);
+                    const dn_conv_pack pk = {&p->geom, xpad, j->koff, L};
+                    dn_conv_dw(&pk, dyg, p->Fg, wide + g * p->Fg * p->K * 16, j->dwruns + part * j->dwruns_len);
+                    continue;
+                }
+                const float *cols = xg;
                 if (!p->direct) {
                     block_im2col(p, j->x, n0, m, g, col);
                     cols = col;
                 }
-                dn_sgemm(false, true, p->Fg, p->K, L, 1.0f, dyg, L, cols, L, 1.0f, acc + g * p->Fg * p->K, p->K);
+                dn_sgemm(false, true, p->Fg, p->K, L, 1.0f, dyg, L, cols, L, 1.0f, accg, p->K);
             }
         }
+        if (wide) /* the 16 partial sums of each weight, added in lane order */
+            for (int64_t i = 0; i < p->F * p->K; i++) {
+                float sum = 0.0f;
+                for (int lane = 0; lane < 16; lane++) sum += wide[i * 16 + lane];
+                acc[i] = sum;
+            }
     }
 }
 
@@ -381,11 +410,18 @@ static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
     if ((x->requires_grad && !dx) || (w->requires_grad && !dw)) return DN_ERR_NOMEM;
     conv_job j = {.p = &p, .x = sv->x, .w = sv->w, .dy = dy, .y = dx, .blocks = (p.N + p.nb - 1) / p.nb};
     const int parts = conv_parts(&p, j.blocks);
-    if ((dx || dw) && (s = conv_job_buffers(ctx, &j, parts, false))) return s;
+    const bool need_col = !p.direct && (dx || (dw && !p.dot_dw)), need_pad = dw && p.dot_dw;
+    if ((dx || dw) && (s = conv_job_buffers(ctx, &j, parts, need_col, need_pad))) return s;
     if (dw) {
         const int64_t runs = conv_dw_runs(&p, j.blocks);
         j.partial = dn_ctx_alloc(ctx, (size_t)(runs * p.F * p.K) * sizeof(float));
         if (!j.partial) return DN_ERR_NOMEM;
+        if (p.dot_dw) {
+            j.dwruns_len = dn_conv_dw_runs_len(p.nb * p.P);
+            j.wide = dn_ctx_alloc(ctx, (size_t)(runs * p.F * p.K * 16) * sizeof(float));
+            j.dwruns = dn_ctx_alloc(ctx, (size_t)(parts * j.dwruns_len) * sizeof(dn_conv_dw_run));
+            if (!j.wide || !j.dwruns) return DN_ERR_NOMEM;
+        }
         j.runs = runs;
         dn_parallel_run(parts < runs ? parts : (int)runs, conv_dw_part, &j);
         /* dw += the runs' sums, in run order */
