@@ -177,7 +177,7 @@ static void conv_errors(void)
     FRESH();
     dn_tensor *in[] = {x, w};
     const dn_op *op = dn_op_find("conv2d");
-    double attrs[] = {1.5, 1, 0, 0, 1, 1, 1};
+    double attrs[] = {1.5, 1, 0, 0, 1, 1, 1, 0};
     EXPECT_ERROR(ctx, dn_op_apply(ctx, op, 2, in, attrs), DN_ERR_ARG, "conv2d", "stride_h", "1.5");
     FRESH();
     in[0] = x;

@@ -1044,7 +1044,7 @@ static void gemm_part(void *arg, int part, int parts, void *scratch)
     if (j->split_n) {
         const int64_t c0 = p0 * NR, c1 = min64(p1 * NR, j->N); /* columns [c0, c1) of op(B) and C */
         if (c1 <= c0) return;
-        B += j->transb ? c0 * j->ldb : c0;
+        if (B) B += j->transb ? c0 * j->ldb : c0; /* (no B when the caller packs it) */
         C += c0;
         N = c1 - c0;
         col0 = c0;
