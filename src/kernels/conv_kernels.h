@@ -49,13 +49,15 @@ void dn_conv_pad(const dn_conv_geom *g, const float *x, int64_t x_image_stride, 
 void dn_conv_pack_b(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t nc, float *dst);
 /* The weight gradient of a block without a column matrix: dy [nf, L] · colᵀ, col read from the padded block as
  * dn_conv_pack_b reads it, added into wide [nf, C*kh*kw, 16]: each sum as 16 partial sums (lanes), which the
- * caller adds up in the end.  runs: dn_conv_dw_runs_len(L) entries of scratch. */
+ * caller adds up in the end.  Scratch: runs, dn_conv_dw_runs_len(L) entries; dyb, dn_conv_dw_dy_len(L) floats,
+ * 64-byte aligned. */
 typedef struct dn_conv_dw_run {
     int64_t base;
     uint16_t mask;
     int n; /* in a chunk's first entry: the chunk's number of runs */
 } dn_conv_dw_run;
 int64_t dn_conv_dw_runs_len(int64_t L);
-void dn_conv_dw(const dn_conv_pack *cp, const float *dy, int64_t nf, float *wide, dn_conv_dw_run *runs);
+int64_t dn_conv_dw_dy_len(int64_t L);
+void dn_conv_dw(const dn_conv_pack *cp, const float *dy, int64_t nf, float *wide, dn_conv_dw_run *runs, float *dyb);
 
 #endif /* DN_CONV_KERNELS_H */

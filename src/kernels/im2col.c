@@ -398,51 +398,66 @@ __attribute__((target("avx512f"))) static void conv_pack_avx512(const dn_conv_pa
  * matrix and no transposed packing: with few filters (LeNet: 6, 16) those passes cost more than the
  * arithmetic.  The sums stay 16 lanes wide (wide[(f*K + tap)*16 + lane], added to block after block, pixels
  * in order); the caller adds the lanes up once, at the end.  runs: the runs of every 16-pixel chunk, up to 16
- * entries per chunk, the count in the chunk's first. */
+ * entries per chunk, the count in the chunk's first.  Six filters' dy are first copied chunk by chunk into dyb,
+ * so that a chunk's six vectors sit side by side (one pointer, no masks in the inner loop). */
 enum { DW_F = 6, DW_T = 3 };
 
+/* The 18 sums of taps t0 .. t0+2 over every chunk, into wide.  dyb: the 6 filters' dy, chunk-major
+ * (dyb[(c*6 + a)*16 + lane], zeros past the filters and pixels).  all_taps: t0 + 3 <= K, so no tap mask. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+conv_dw_taps(const dn_conv_pack *cp, const float *dyb, int64_t chunks, const dn_conv_dw_run *runs, int64_t f0,
+             int64_t nf, int64_t t0, int64_t K, bool all_taps, float *wide)
+{
+    __m512 acc[DW_F][DW_T];
+    for (int a = 0; a < DW_F; a++)
+        for (int b = 0; b < DW_T; b++) acc[a][b] = _mm512_setzero_ps();
+    int64_t off[DW_T];
+    __mmask16 tm[DW_T]; /* taps past K load nothing */
+    for (int b = 0; b < DW_T; b++) {
+        off[b] = t0 + b < K ? cp->koff[t0 + b] : 0;
+        tm[b] = all_taps || t0 + b < K ? 0xFFFF : 0;
+    }
+    const float *xp = cp->xpad;
+    for (int64_t c = 0; c < chunks; c++) {
+        const dn_conv_dw_run *rc = runs + c * 16;
+        const float *dc = dyb + c * DW_F * 16;
+        __m512 x[DW_T];
+        const float *b0 = xp + rc[0].base;
+        for (int b = 0; b < DW_T; b++)
+            x[b] = _mm512_maskz_loadu_ps(all_taps ? rc[0].mask : rc[0].mask & tm[b], b0 + off[b]);
+        for (int r = 1; r < rc[0].n; r++) {
+            const float *br = xp + rc[r].base;
+            for (int b = 0; b < DW_T; b++)
+                x[b] = _mm512_mask_loadu_ps(x[b], all_taps ? rc[r].mask : rc[r].mask & tm[b], br + off[b]);
+        }
+        for (int a = 0; a < DW_F; a++) {
+            const __m512 d = _mm512_load_ps(dc + a * 16);
+            for (int b = 0; b < DW_T; b++) acc[a][b] = _mm512_fmadd_ps(d, x[b], acc[a][b]);
+        }
+    }
+    for (int a = 0; a < DW_F && f0 + a < nf; a++)
+        for (int b = 0; b < DW_T && t0 + b < K; b++) {
+            float *w16 = wide + ((f0 + a) * K + t0 + b) * 16;
+            _mm512_storeu_ps(w16, _mm512_add_ps(_mm512_loadu_ps(w16), acc[a][b]));
+        }
+}
+
 __attribute__((target("avx512f"))) static void conv_dw_avx512(const dn_conv_pack *cp, const float *dy, int64_t nf,
-                                                                float *wide, const dn_conv_dw_run *runs)
+                                                                float *wide, const dn_conv_dw_run *runs, float *dyb)
 {
     const dn_conv_geom *g = cp->g;
     const int64_t K = g->C * g->kh * g->kw, L = cp->L, chunks = (L + 15) / 16;
-    const __mmask16 tail = (__mmask16)(L % 16 ? (1u << (L % 16)) - 1u : 0xFFFFu);
-    for (int64_t f0 = 0; f0 < nf; f0 += DW_F)
-        for (int64_t t0 = 0; t0 < K; t0 += DW_T) {
-            __m512 acc[DW_F][DW_T];
+    for (int64_t f0 = 0; f0 < nf; f0 += DW_F) {
+        for (int64_t c = 0; c < chunks; c++) {
+            const __mmask16 pm = (__mmask16)(L - c * 16 >= 16 ? 0xFFFFu : (1u << (L - c * 16)) - 1u);
             for (int a = 0; a < DW_F; a++)
-                for (int b = 0; b < DW_T; b++) acc[a][b] = _mm512_setzero_ps();
-            const float *dyr[DW_F];
-            __mmask16 fm[DW_F], tm[DW_T]; /* filters past nf and taps past K load nothing */
-            int64_t off[DW_T];
-            for (int a = 0; a < DW_F; a++) {
-                fm[a] = f0 + a < nf ? 0xFFFF : 0;
-                dyr[a] = dy + (f0 + a < nf ? f0 + a : 0) * L;
-            }
-            for (int b = 0; b < DW_T; b++) {
-                tm[b] = t0 + b < K ? 0xFFFF : 0;
-                off[b] = t0 + b < K ? cp->koff[t0 + b] : 0;
-            }
-            for (int64_t c = 0; c < chunks; c++) {
-                const dn_conv_dw_run *rc = runs + c * 16;
-                const __mmask16 pm = c == chunks - 1 ? tail : 0xFFFF;
-                __m512 d[DW_F], x[DW_T];
-                for (int a = 0; a < DW_F; a++) d[a] = _mm512_maskz_loadu_ps(fm[a] & pm, dyr[a] + c * 16);
-                const float *b0 = cp->xpad + rc[0].base;
-                for (int b = 0; b < DW_T; b++) x[b] = _mm512_maskz_loadu_ps(rc[0].mask & tm[b], b0 + off[b]);
-                for (int r = 1; r < rc[0].n; r++) {
-                    const float *br = cp->xpad + rc[r].base;
-                    for (int b = 0; b < DW_T; b++) x[b] = _mm512_mask_loadu_ps(x[b], rc[r].mask & tm[b], br + off[b]);
-                }
-                for (int a = 0; a < DW_F; a++)
-                    for (int b = 0; b < DW_T; b++) acc[a][b] = _mm512_fmadd_ps(d[a], x[b], acc[a][b]);
-            }
-            for (int a = 0; a < DW_F && f0 + a < nf; a++)
-                for (int b = 0; b < DW_T && t0 + b < K; b++) {
-                    float *w16 = wide + ((f0 + a) * K + t0 + b) * 16;
-                    _mm512_storeu_ps(w16, _mm512_add_ps(_mm512_loadu_ps(w16), acc[a][b]));
-                }
+                _mm512_store_ps(dyb + (c * DW_F + a) * 16,
+                                f0 + a < nf ? _mm512_maskz_loadu_ps(pm, dy + (f0 + a) * L + c * 16) : _mm512_setzero_ps());
         }
+        int64_t t0 = 0;
+        for (; t0 + DW_T <= K; t0 += DW_T) conv_dw_taps(cp, dyb, chunks, runs, f0, nf, t0, K, true, wide);
+        if (t0 < K) conv_dw_taps(cp, dyb, chunks, runs, f0, nf, t0, K, false, wide);
+    }
 }
 #endif
 
@@ -489,8 +504,9 @@ void dn_conv_pack_b(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t
 }
 
 int64_t dn_conv_dw_runs_len(int64_t L) { return (L + 15) / 16 * 16; }
+int64_t dn_conv_dw_dy_len(int64_t L) { return (L + 15) / 16 * 16 * DW_F; }
 
-void dn_conv_dw(const dn_conv_pack *cp, const float *dy, int64_t nf, float *wide, dn_conv_dw_run *runs)
+void dn_conv_dw(const dn_conv_pack *cp, const float *dy, int64_t nf, float *wide, dn_conv_dw_run *runs, float *dyb)
 {
 #if IM2COL_X86
     /* the runs of every 16-pixel chunk, found once for all filters and taps */
@@ -502,9 +518,9 @@ void dn_conv_dw(const dn_conv_pack *cp, const float *dy, int64_t nf, float *wide
         const int n = pack_runs(cp->g, c * 16, c1, &i, &oh, &ow, base, mask);
         for (int r = 0; r < n; r++) runs[c * 16 + r] = (dn_conv_dw_run){base[r], mask[r], n};
     }
-    conv_dw_avx512(cp, dy, nf, wide, runs);
+    conv_dw_avx512(cp, dy, nf, wide, runs, dyb);
 #else
-    (void)cp, (void)dy, (void)nf, (void)wide, (void)runs; /* dn_conv_pack_available said no */
+    (void)cp, (void)dy, (void)nf, (void)wide, (void)runs, (void)dyb; /* dn_conv_pack_available said no */
 #endif
 }
 

@@ -160,6 +160,8 @@ typedef struct conv_job {
     float *wide;            /* dot_dw: per run of blocks, dW as 16 partial sums each [F, K, 16] */
     dn_conv_dw_run *dwruns; /* dot_dw: per part, the pixel runs of a block (dn_conv_dw) */
     int64_t dwruns_len;
+    float *dwdy;            /* dot_dw: per part, dy rearranged (dn_conv_dw), dwdy_len floats apart */
+    int64_t dwdy_len;
     const int64_t *koff;    /* forward, packed: each tap's offset in a padded block (dn_conv_pack_offsets) */
 } conv_job;
 
@@ -338,7 +340,8 @@ static void conv_dw_part(void *arg, int part, int parts, void *scratch)
                 if (p->dot_dw) { /* dot products straight from the padded input, 16 partial sums each */
                     dn_conv_pad(&p->geom, xg, p->C * HW, m, xpad);
                     const dn_conv_pack pk = {&p->geom, xpad, j->koff, L};
-                    dn_conv_dw(&pk, dyg, p->Fg, wide + g * p->Fg * p->K * 16, j->dwruns + part * j->dwruns_len);
+                    dn_conv_dw(&pk, dyg, p->Fg, wide + g * p->Fg * p->K * 16, j->dwruns + part * j->dwruns_len,
+                               j->dwdy + part * j->dwdy_len);
                     continue;
                 }
                 const float *cols = xg;
@@ -420,7 +423,9 @@ static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
             j.dwruns_len = dn_conv_dw_runs_len(p.nb * p.P);
             j.wide = dn_ctx_alloc(ctx, (size_t)(runs * p.F * p.K * 16) * sizeof(float));
             j.dwruns = dn_ctx_alloc(ctx, (size_t)(parts * j.dwruns_len) * sizeof(dn_conv_dw_run));
-            if (!j.wide || !j.dwruns) return DN_ERR_NOMEM;
+            j.dwdy_len = dn_conv_dw_dy_len(p.nb * p.P); /* a multiple of 16 floats: each part's stays aligned */
+            j.dwdy = dn_ctx_alloc(ctx, (size_t)(parts * j.dwdy_len) * sizeof(float));
+            if (!j.wide || !j.dwruns || !j.dwdy) return DN_ERR_NOMEM;
         }
         j.runs = runs;
         dn_parallel_run(parts < runs ? parts : (int)runs, conv_dw_part, &j);
