@@ -253,6 +253,10 @@ void dn_relu_mask_grad(float *dy, const float *y, int64_t n);
 #define DN_POINTWISE_FORWARD(name)                                                                          \
     static dn_status name##_fwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_forward(ctx, node, name##_f); }
 
+/* True by default: 2 x 2 pooling uses its AVX-512 kernel where the CPU has one; tests turn it off to check the
+ * SSE2 / portable path on the same machine. */
+extern bool dn_pool_avx512_enabled;
+
 /* Returns DN_ERR_NUMERIC with the op's name if any element of t is NaN or infinite. */
 dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t);
 

@@ -2,6 +2,7 @@
  * stride, padding, dilation) against a direct-loop reference written here, forward and all three gradients,
  * and the pooling tie rule. */
 #include "test.h"
+#include "internal.h"
 #include "kernels/conv_kernels.h"
 
 #include <stdlib.h>
@@ -559,7 +560,10 @@ static void pool_2x2_against_rule(void)
         const int k = (int)(r >> 59); /* 0..31 */
         data[i] = k < 2 ? NAN : k < 4 ? INFINITY : k < 6 ? -INFINITY : (float)(k % 3) - 1.0f;
     }
-    for (int is_max = 0; is_max < 2; is_max++) {
+    /* both kernels: AVX-512 (where the CPU has it) and SSE2 */
+    for (int run = 0; run < 4; run++) {
+        const int is_max = run % 2;
+        dn_pool_avx512_enabled = run < 2;
         dn_ctx *ctx = dn_ctx_new();
         dn_tensor *x = tensor4(ctx, N, C, H, W, data, true);
         dn_tensor *y = is_max ? dn_max_pool2d(ctx, x, 2, 2, 0, 0, 0, 0) : dn_min_pool2d(ctx, x, 2, 2, 0, 0, 0, 0);
@@ -567,7 +571,7 @@ static void pool_2x2_against_rule(void)
         const float *yv = OUT(y), *dx = GRAD(x);
         if (!yv || !dx) {
             dn_ctx_free(ctx);
-            return;
+            break;
         }
         static float want_dx[2 * 3 * 7 * 37];
         memset(want_dx, 0, sizeof want_dx);
@@ -594,6 +598,7 @@ static void pool_2x2_against_rule(void)
         CHECK(memcmp(want_dx, dx, sizeof want_dx) == 0);
         dn_ctx_free(ctx);
     }
+    dn_pool_avx512_enabled = true;
 }
 
 void suite_conv(void)

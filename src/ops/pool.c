@@ -106,6 +106,8 @@ static inline __m128 take4(bool is_max, __m128 v, __m128 best, __m128i *off, __m
 }
 #endif
 
+bool dn_pool_avx512_enabled = true;
+
 #if defined(__x86_64__) || defined(__i386__)
 #define POOL_AVX512 1
 #include <immintrin.h>
@@ -163,7 +165,7 @@ __attribute__((target("avx512f"))) static void pool_2x2_rows_avx512(const pool_p
 static bool pool_have_avx512(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return dn_pool_avx512_enabled && __builtin_cpu_supports("avx512f");
 }
 #endif
 
