@@ -478,11 +478,6 @@ typedef struct seq_saved {
     float *extra;                         /* LSTM: tanh(c') [N, T, H]; GRU: h W_hhᵀ + b_hh [N, T, 3H] */
 } seq_saved;
 
-static int seq_kind(const dn_node *node)
-{
-    return node->op->arity == 6 ? SEQ_LSTM : node->op->n_attrs == 2 ? SEQ_RNN : SEQ_GRU;
-}
-
 static dn_status seq_check(const dn_node *node, int64_t gates, int n_state)
 {
     const dn_tensor *xw = node->in[0], *h0 = node->in[1];
@@ -520,9 +515,9 @@ static dn_status seq_check(const dn_node *node, int64_t gates, int n_state)
 static inline int64_t seq_time(const seq_saved *sv, int64_t k) { return sv->reverse ? sv->steps - 1 - k : k; }
 static inline int64_t seq_prev(const seq_saved *sv, int64_t t) { return sv->reverse ? t + 1 : t - 1; }
 
-static dn_status seq_fwd(dn_ctx *ctx, dn_node *node)
+static dn_status seq_fwd(dn_ctx *ctx, dn_node *node, int kind)
 {
-    const int kind = seq_kind(node), n_state = kind == SEQ_LSTM ? 2 : 1;
+    const int n_state = kind == SEQ_LSTM ? 2 : 1;
     const int64_t gates = kind == SEQ_LSTM ? 4 : kind == SEQ_GRU ? 3 : 1;
     dn_status s = seq_check(node, gates, n_state);
     if (s) return s;
@@ -580,6 +575,10 @@ static dn_status seq_fwd(dn_ctx *ctx, dn_node *node)
     node->out = y;
     return DN_OK;
 }
+
+static dn_status rnn_seq_fwd(dn_ctx *ctx, dn_node *node) { return seq_fwd(ctx, node, SEQ_RNN); }
+static dn_status lstm_seq_fwd(dn_ctx *ctx, dn_node *node) { return seq_fwd(ctx, node, SEQ_LSTM); }
+static dn_status gru_seq_fwd(dn_ctx *ctx, dn_node *node) { return seq_fwd(ctx, node, SEQ_GRU); }
 
 /* Backward through time.  dh and dc hold the gradient reaching the state after the step being undone (from
  * later steps); each step adds the output's own gradient for that step, produces the gates' gradient row by
@@ -732,17 +731,17 @@ const dn_op dn_ops_rnn[] = {
             "n = tanh(xw_n + r (h W_hnᵀ + b_hn)); mask 0 keeps h; torch.nn.GRUCell",
      .cases = gru_cell_cases, .n_cases = 1},
     {.name = "rnn_seq", .arity = 5, .n_attrs = 2, .attr_names = {"nonlinearity", "reverse"}, .attr_defaults = {0, 0},
-     .nondiff = 1u << 4, .forward = seq_fwd, .backward = seq_bwd,
+     .nondiff = 1u << 4, .forward = rnn_seq_fwd, .backward = seq_bwd,
      .doc = "(xw [N,T,H], h0 [N,H], w_hh, b_hh, mask [T,N]) -> every step's h [N,T,H]: rnn_cell over t = 0..T-1 "
             "(reverse=1: T-1..0); torch.nn.RNN's recurrence",
      .cases = rnn_seq_cases, .n_cases = 2},
     {.name = "lstm_seq", .arity = 6, .n_attrs = 1, .attr_names = {"reverse"}, .attr_defaults = {0},
-     .nondiff = 1u << 5, .forward = seq_fwd, .backward = seq_bwd,
+     .nondiff = 1u << 5, .forward = lstm_seq_fwd, .backward = seq_bwd,
      .doc = "(xw [N,T,4H], h0, c0 [N,H], w_hh, b_hh, mask [T,N]) -> [2,N,T,H]: every step's h, then every step's c; "
             "lstm_cell over the sequence (reverse=1: backwards); torch.nn.LSTM's recurrence",
      .cases = lstm_seq_cases, .n_cases = 2},
     {.name = "gru_seq", .arity = 5, .n_attrs = 1, .attr_names = {"reverse"}, .attr_defaults = {0},
-     .nondiff = 1u << 4, .forward = seq_fwd, .backward = seq_bwd,
+     .nondiff = 1u << 4, .forward = gru_seq_fwd, .backward = seq_bwd,
      .doc = "(xw [N,T,3H], h0 [N,H], w_hh, b_hh, mask [T,N]) -> every step's h [N,T,H]: gru_cell over the sequence "
             "(reverse=1: backwards); torch.nn.GRU's recurrence",
      .cases = gru_seq_cases, .n_cases = 2},
