@@ -12,7 +12,11 @@
  * gemm).  Threads take whole image blocks (see conv_parts and conv_dw_runs): the results never depend on how
  * many there are.
  * A 1x1, stride-1, unpadded convolution with P large enough for one image per gemm needs no im2col at
- * all: an image's group of channels [C/groups, H*W] already is its column matrix. */
+ * all: an image's group of channels [C/groups, H*W] already is its column matrix.
+ * On AVX-512 machines, with stride 1 along the width, col is not built at all for the forward pass: the gemm
+ * packs its panels straight from a zero-padded copy of the block's images (dn_sgemm_pack_fn + dn_conv_pack_b,
+ * the same numbers as im2col), and with at most CONV_DOT_DW_MAX_F filters per group dW is computed as dot
+ * products over the pixels from that copy (dn_conv_dw).  dx still goes through dcol and col2im. */
 #include "internal.h"
 #include "kernels/conv_kernels.h"
 #include "kernels/threads.h"
@@ -162,7 +166,7 @@ typedef struct conv_job {
     int64_t dwruns_len;
     float *dwdy;            /* dot_dw: per part, dy rearranged (dn_conv_dw), dwdy_len floats apart */
     int64_t dwdy_len;
-    const int64_t *koff;    /* forward, packed: each tap's offset in a padded block (dn_conv_pack_offsets) */
+    const int64_t *koff;    /* packed / dot_dw: each tap's offset in a padded block (dn_conv_pack_offsets) */
 } conv_job;
 
 /* How many parts a job over `blocks` image blocks gets, and the arena room for their buffers. */
