@@ -200,9 +200,13 @@ static dn_status conv_job_buffers(dn_ctx *ctx, conv_job *j, int parts, bool need
     return (j->col_len && !j->col) || (j->buf_len && !j->buf) ? DN_ERR_NOMEM : DN_OK;
 }
 
-/* A part's own column and gather buffers. */
+/* A part's own column, gather and padded-input buffers. */
 static float *part_col(const conv_job *j, int part) { return j->col ? j->col + part * j->col_len : NULL; }
 static float *part_buf(const conv_job *j, int part) { return j->buf ? j->buf + part * j->buf_len : NULL; }
+static float *part_xpad(const conv_job *j, int part)
+{
+    return j->xpad ? j->xpad + part * j->xpad_len + DN_CONV_PACK_SLACK : NULL;
+}
 
 /* Images in block blk (the last block may be short). */
 static int64_t block_images(const conv_plan *p, int64_t blk)
@@ -219,7 +223,7 @@ static void conv_fwd_part(void *arg, int part, int parts, void *scratch)
     const conv_plan *p = j->p;
     const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
     float *col = part_col(j, part), *ybuf = part_buf(j, part);
-    float *xpad = j->xpad ? j->xpad + part * j->xpad_len + DN_CONV_PACK_SLACK : NULL;
+    float *xpad = part_xpad(j, part);
     const dn_gemm_epilogue ep = p->relu ? DN_GEMM_RELU : DN_GEMM_NONE;
     for (int64_t blk = j->blocks * part / parts; blk < j->blocks * (part + 1) / parts; blk++) {
         const int64_t n0 = blk * nb, m = block_images(p, blk), L = m * p->P; /* m images, L columns */
@@ -330,12 +334,13 @@ static void conv_dw_part(void *arg, int part, int parts, void *scratch)
     const conv_plan *p = j->p;
     const int64_t nb = p->nb, HW = p->geom.H * p->geom.W;
     float *col = part_col(j, part), *buf = part_buf(j, part);
-    float *xpad = j->xpad ? j->xpad + part * j->xpad_len + DN_CONV_PACK_SLACK : NULL;
+    float *xpad = part_xpad(j, part);
     for (int64_t r = j->runs * part / parts; r < j->runs * (part + 1) / parts; r++) {
+        /* the gemm adds into acc; the dot products add into wide, whose lane sums then overwrite acc */
         float *acc = j->partial + r * p->F * p->K;
-        memset(acc, 0, (size_t)(p->F * p->K) * sizeof(float));
         float *wide = p->dot_dw ? j->wide + r * p->F * p->K * 16 : NULL;
         if (wide) memset(wide, 0, (size_t)(p->F * p->K * 16) * sizeof(float));
+        else memset(acc, 0, (size_t)(p->F * p->K) * sizeof(float));
         for (int64_t blk = j->blocks * r / j->runs; blk < j->blocks * (r + 1) / j->runs; blk++) {
             const int64_t n0 = blk * nb, m = block_images(p, blk), L = m * p->P;
             for (int64_t g = 0; g < p->G; g++) {
