@@ -357,11 +357,9 @@ static void zero_part(void *arg, int part, int parts, void *scratch)
 {
     (void)scratch;
     const zero_job *j = arg;
-    /* cut at 64-byte lines, so no two threads write one */
-    const size_t lines = (j->bytes + 63) / 64, lo = lines * (size_t)part / (size_t)parts * 64;
-    size_t hi = lines * (size_t)(part + 1) / (size_t)parts * 64;
-    if (hi > j->bytes) hi = j->bytes;
-    if (hi > lo) memset(j->p + lo, 0, hi - lo);
+    int64_t lo, hi;
+    dn_part_range((int64_t)j->bytes, 64, part, parts, &lo, &hi);
+    if (hi > lo) memset(j->p + lo, 0, (size_t)(hi - lo));
 }
 
 void dn_parallel_zero(void *p, size_t bytes)

@@ -19,6 +19,7 @@
 #define DN_THREADS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define DN_MAX_THREADS 64
 /* Bytes of each thread's scratch buffer (64-byte aligned).  gemm.c keeps its packed A and B panels
@@ -34,6 +35,14 @@ int dn_parallel_parts(void);
 /* Runs fn(arg, p, parts, scratch) for p = 0 .. parts-1, each exactly once, on the caller and the pool's
  * workers, and returns when all are done.  parts <= 1 runs part 0 on the caller without touching the pool. */
 void dn_parallel_run(int parts, dn_part_fn fn, void *arg);
+/* The stretch [*lo, *hi) of n items that part `part` of `parts` takes: nearly equal shares, cut at multiples
+ * of `unit` items (16 floats or 64 bytes: a cache line, so no two parts write one), the last ending at n. */
+static inline void dn_part_range(int64_t n, int64_t unit, int part, int parts, int64_t *lo, int64_t *hi)
+{
+    const int64_t units = (n + unit - 1) / unit, end = units * (part + 1) / parts * unit;
+    *lo = units * part / parts * unit;
+    *hi = end < n ? end : n;
+}
 /* memset(p, 0, bytes), shared between the threads when it is large (a megabyte and up). */
 void dn_parallel_zero(void *p, size_t bytes);
 /* The calling thread's scratch buffer: allocated (with the library allocator) on first use, freed when

@@ -430,8 +430,9 @@ static void mask_part(void *arg, int part, int parts, void *scratch)
 {
     (void)scratch;
     const mask_job *j = arg;
-    for (int64_t i = j->n * part / parts; i < j->n * (part + 1) / parts; i++)
-        j->data[i] = mask_uniform(j->key, (uint64_t)i) < j->p ? 0.0f : j->keep;
+    int64_t lo, hi;
+    dn_part_range(j->n, 16, part, parts, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) j->data[i] = mask_uniform(j->key, (uint64_t)i) < j->p ? 0.0f : j->keep;
 }
 
 static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, const dn_layer *l)

@@ -28,7 +28,8 @@ static void flat_part(void *arg, int part, int parts, void *scratch)
 {
     (void)scratch;
     const flat_job *j = arg;
-    const int64_t lo = j->n * part / parts, hi = j->n * (part + 1) / parts;
+    int64_t lo, hi;
+    dn_part_range(j->n, 16, part, parts, &lo, &hi);
     const float *a = j->a, *b = j->b, *g = j->g;
     if (!j->backward) {
         float *y = j->y;

@@ -5,8 +5,8 @@
 
 #include <math.h>
 
-/* Large arrays are cut into parts for the kernels' thread pool.  Every element is computed on its own, so the
- * cut changes no result; parts start at multiples of 16 floats, so no two threads write one cache line. */
+/* Large arrays are cut into parts for the kernels' thread pool (dn_part_range: whole cache lines).  Every element
+ * is computed on its own, so the cut changes no result. */
 #define POINTWISE_PAR_MIN 65536
 
 typedef struct pointwise_job {
@@ -22,8 +22,8 @@ static void pointwise_part(void *arg, int part, int parts, void *scratch)
 {
     (void)scratch;
     const pointwise_job *j = arg;
-    const int64_t lines = (j->n + 15) / 16, b = lines * part / parts * 16;
-    const int64_t e = part == parts - 1 ? j->n : lines * (part + 1) / parts * 16;
+    int64_t b, e;
+    dn_part_range(j->n, 16, part, parts, &b, &e);
     if (j->f)
         j->f(j->x + b, j->out + b, e - b, j->attr);
     else
@@ -79,8 +79,8 @@ static void relu_mask_part(void *arg, int part, int parts, void *scratch)
 {
     (void)scratch;
     const relu_mask_job *j = arg;
-    const int64_t lines = (j->n + 15) / 16, b = lines * part / parts * 16;
-    const int64_t e = part == parts - 1 ? j->n : lines * (part + 1) / parts * 16;
+    int64_t b, e;
+    dn_part_range(j->n, 16, part, parts, &b, &e);
     float *dy = j->dy;
     const float *y = j->y;
     for (int64_t i = b; i < e; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
