@@ -1056,12 +1056,12 @@ static void gemm_part(void *arg, int part, int parts, void *scratch)
         M = r1 - r0;
     }
 #if DN_GEMM_X86
-    if (j->gemv && !j->pack_fn) {
+    if (j->gemv) {
         gemv_rows_avx512(N, j->K, j->alpha, A, B, j->ldb, j->beta, C);
         epilogue_rect(j->ep, C, j->ldc, M, N);
         return;
     }
-    if (j->skinny && !j->pack_fn) {
+    if (j->skinny) {
         gemm_skinny_avx2(j->transa, j->transb, M, N, j->K, j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
         epilogue_rect(j->ep, C, j->ldc, M, N);
         return;
