@@ -657,9 +657,25 @@ DN_NODISCARD dn_status dn_model_load(const char *path, dn_model **model, dn_trai
 /* Loads parameters by name into an existing model (for models built in C); shapes must match. */
 DN_NODISCARD dn_status dn_model_load_params(dn_model *m, const char *path);
 
-/* Threads used by kernels (0: DN_THREADS from the environment, else 1). */
+/* Threads used by kernels: n, or 0 for the default (DN_THREADS from the environment, else every core this
+ * process may run on).  Results are bit-identical for any count.  Not while kernels are running. */
 void dn_set_threads(int n);
 int dn_get_threads(void); /* the number in use */
+
+/* Instruction sets the kernels can use.  On x86-64 the order is portable < avx2 (with FMA) < avx512; on aarch64
+ * portable < neon. */
+typedef enum dn_isa { DN_ISA_PORTABLE, DN_ISA_AVX2, DN_ISA_AVX512, DN_ISA_NEON } dn_isa;
+/* The set in force: the best this CPU has, capped by the environment variable DN_ISA (a name below) or dn_set_isa. */
+dn_isa dn_get_isa(void);
+/* Caps the kernels at isa (tests and benchmarks run each path this way); DN_ERR_ARG if the CPU cannot run it.
+ * Results differ between sets only in rounding; not while kernels are running. */
+DN_NODISCARD dn_status dn_set_isa(dn_isa isa);
+/* Whether this CPU can run isa's code (portable: always). */
+bool dn_isa_supported(dn_isa isa);
+/* "portable", "avx2", "avx512", "neon" ("unknown" for other values). */
+const char *dn_isa_name(dn_isa isa);
+/* The dn_isa of such a name; DN_ERR_ARG for another. */
+DN_NODISCARD dn_status dn_isa_from_name(const char *name, dn_isa *isa);
 
 #ifdef __cplusplus
 }

@@ -408,17 +408,3 @@ dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d
     r->accuracy = d->n_classes > 0 && d->n ? (double)correct / (double)(d->n * ts) : NAN;
     return DN_OK;
 }
-
-/* ------------------------------------------------------------------ threads */
-
-static int n_threads;
-
-void dn_set_threads(int n) { n_threads = n > 0 ? n : 0; }
-
-int dn_get_threads(void)
-{
-    if (n_threads > 0) return n_threads;
-    const char *e = getenv("DN_THREADS");
-    int v = e ? atoi(e) : 0;
-    return v > 0 ? v : 1;
-}

@@ -63,11 +63,14 @@
  * alpha == 0 or K == 0: C = beta*C without reading A or B.  beta == 0: C is overwritten, never read, so
  * NaN or garbage in C does not leak into the result.
  */
-#include "internal.h"
-#include "threads.h"
+#include "base.h"
+#include "kernels/cpu.h"
+#include "kernels/gemm.h"
+#include "kernels/threads.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* DN_GEMM_NO_SIMD builds only the portable code (to test it on an x86 machine). */
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(DN_GEMM_NO_SIMD)
@@ -897,8 +900,7 @@ __attribute__((target("avx2,fma"))) static void gemm_skinny_avx2(bool transa, bo
 static bool have_avx2_fma(void)
 {
 #if DN_GEMM_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return dn_cpu_avx2();
 #else
     return false;
 #endif
@@ -908,8 +910,7 @@ static bool have_avx2_fma(void)
 static bool have_avx512(void)
 {
 #if DN_GEMM_X86 && !defined(DN_GEMM_NO_AVX512)
-    __builtin_cpu_init();
-    return have_avx2_fma() && __builtin_cpu_supports("avx512f");
+    return dn_cpu_avx512();
 #else
     return false;
 #endif
