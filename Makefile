@@ -7,7 +7,7 @@ BUILD   ?= build
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-ALLFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math $(WARN) -Iinclude -Isrc -fPIC $(CFLAGS) $(EXTRA_CFLAGS)
+ALLFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math $(WARN) -Iinclude -Isrc -fPIC -fvisibility=hidden $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := -lm -lpthread
 
 LIB_SRC  := $(wildcard src/*.c src/kernels/*.c src/ops/*.c src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c)
@@ -18,7 +18,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test examples asan clean gradcheck install uninstall docs bench fuzz valgrind
+.PHONY: all test examples asan clean gradcheck install uninstall docs bench fuzz valgrind check-layers
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
@@ -76,7 +76,13 @@ test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples
 	@CC="$(CC)" EXTRA_CFLAGS="$(EXTRA_CFLAGS)" DN_DATA=data sh tests/test_docs.sh $(BUILD) > $(BUILD)/test_docs.log 2>&1 || { tail -30 $(BUILD)/test_docs.log; exit 1; }
 	@echo "docs: $$(tail -1 $(BUILD)/test_docs.log)"
 	@python3 tools/check_header_docs.py > $(BUILD)/header_docs.log || { cat $(BUILD)/header_docs.log; exit 1; }
+	@sh tests/check_exports.sh $(BUILD) > $(BUILD)/exports.log || { cat $(BUILD)/exports.log; exit 1; }
+	@echo "exports: $$(head -1 $(BUILD)/exports.log)"
 	DN_DATA=data DN_BUILD=$(BUILD) $(BUILD)/test_runner
+
+# The floors of docs/design.md: no include or call from a lower floor to a higher one (reads the object files).
+check-layers: all
+	python3 tools/check_floors.py $(BUILD)
 
 gradcheck: $(BUILD)/dendrite
 	$(BUILD)/dendrite gradcheck

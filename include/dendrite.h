@@ -30,6 +30,13 @@ extern "C" {
 #define DN_NODISCARD /* other compilers: nothing */
 #endif
 
+/* Everything this header declares is the library's interface: the shared library exports these names and no
+ * others (it is built with -fvisibility=hidden). */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+#pragma GCC visibility push(default)
+#define DN_VISIBILITY_PUSHED /* popped at the end of this header */
+#endif
+
 #define DN_VERSION "0.1.0" /* the library's version, major.minor.patch */
 #define DN_MAX_DIMS 6   /* most dimensions a tensor may have */
 #define DN_MAX_ATTRS 8  /* most numeric attributes an op may take */
@@ -676,6 +683,11 @@ bool dn_isa_supported(dn_isa isa);
 const char *dn_isa_name(dn_isa isa);
 /* The dn_isa of such a name; DN_ERR_ARG for another. */
 DN_NODISCARD dn_status dn_isa_from_name(const char *name, dn_isa *isa);
+
+#ifdef DN_VISIBILITY_PUSHED
+#pragma GCC visibility pop
+#undef DN_VISIBILITY_PUSHED
+#endif
 
 #ifdef __cplusplus
 }

@@ -34,4 +34,10 @@ void *dn_realloc(void *p, size_t size);
 void dn_free(void *p);
 char *dn_strdup(const char *s);
 
+/* ------------------------------------------------------------------ files (files.c) */
+
+/* Reads a whole file into a NUL-terminated buffer (free with dn_free).  Refuses files larger than
+ * max_bytes (0: no limit) before allocating; *len (may be NULL) receives the size without the NUL. */
+DN_NODISCARD dn_status dn_read_file(const char *path, size_t max_bytes, char **text, size_t *len);
+
 #endif /* DN_BASE_H */
