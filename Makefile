@@ -44,12 +44,13 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdendrite.a
 
 examples: $(EX_BIN)
 
-# Speed next to PyTorch (docs/benchmarks.md); run it on an otherwise idle machine.
+# Speed next to PyTorch (docs/benchmarks.md); run it on an otherwise idle machine.  `make bench ISA=avx2` caps both
+# sides at AVX2 (dendrite through DN_ISA, PyTorch through OpenBLAS's and oneDNN's switches).
 $(BUILD)/bench/bench: $(BUILD)/bench/bench.o $(BUILD)/libdendrite.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS) -ldl
 
 bench: $(BUILD)/bench/bench
-	sh bench/run.sh $(BUILD)
+	ISA=$(ISA) sh bench/run.sh $(BUILD)
 
 # Every example network trains briefly under valgrind memcheck (docs/reliability.md); needs valgrind and MNIST.
 valgrind: all examples
