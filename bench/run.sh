@@ -21,7 +21,7 @@ BUILD=${1:-${BUILD:-build}}
 BENCH=$BUILD/bench/bench
 REPS=${REPS:-3}
 THREADS=${THREADS:-"1 2"}
-CASES=${CASES:-"sgemm mlp lenet cnn infer-mlp infer-lenet lstm gru"}
+CASES=${CASES:-"sgemm conv mlp lenet cnn infer-mlp infer-lenet lstm gru"}
 DATA=${DN_DATA:-data}/mnist # DN_DATA names the folder holding mnist/, as for make test ...
 [ -f "$DATA/train-images-idx3-ubyte" ] || DATA=${DN_DATA:-data/mnist} # ... or the MNIST folder itself
 TEXT=${DN_DATA:-data}/fortunes.txt # the character cases' corpus (scripts/fetch-fortunes.sh); without it they skip
@@ -92,6 +92,8 @@ for c in $CASES; do
             "$BENCH" --data "$DATA" --text "$TEXT" "$c" "$t" >> "$RAW" || echo "run.sh: dendrite $c $t failed" >&2
             if [ "$c" = sgemm ]; then
                 OMP_NUM_THREADS=$t "$BENCH" sgemm-openblas "$t" >> "$RAW"
+            elif [ "$c" = conv ]; then
+                : # dendrite's layers against the FMA peak; PyTorch's whole networks are the cnn and lenet cases
             elif [ "$HAVE_TORCH" = 1 ]; then
                 torch_run "$c" "$t" >> "$RAW" || echo "run.sh: torch $c $t failed" >&2
             fi
@@ -155,4 +157,18 @@ END {
         if (out != "") printf "%-26s %-10s%s\n", c, u, out
     }
 }' "$RAW"
+if grep -q '^share ' "$RAW"; then
+    echo
+    echo "== convolution layers: share of the FMA peak (median over runs; fwd = forward, train = forward + backward)"
+    awk '$1 == "peak" { peak = $0 }
+         $1 == "share" { k = $2 " " $3; v[k] = v[k] " " $4 + 0; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+         END {
+             print peak
+             for (i = 1; i <= n; i++) {
+                 m = split(v[order[i]], a, " ")
+                 for (x = 2; x <= m; x++) { y = a[x]; for (j = x - 1; j >= 1 && a[j] > y; j--) a[j + 1] = a[j]; a[j + 1] = y }
+                 printf "%-34s %s threads  %3d%%\n", order[i], "", m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+             }
+         }' "$RAW"
+fi
 echo "(raw figures: $RAW)"
