@@ -238,7 +238,7 @@ static void check_close(int line, const char *what, const conv_cfg *c, const flo
         return;
     }
     double scale = 1e-30;
-    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    for (int64_t i = 0; i < n; i++) scale = t_worse(scale, fabs(want[i]));
     for (int64_t i = 0; i < n; i++)
         if (!(fabs(got[i] - want[i]) <= 2e-5 * scale)) {
             t_fail(__FILE__, line, "%s[%lld] = %.9g, reference %.9g (N=%d C=%d %dx%d F=%d k=%dx%d s=%d,%d p=%d,%d d=%d,%d "
@@ -382,8 +382,8 @@ static void conv_packed_columns_match_im2col(void)
             CHECK_MSG(!memcmp(out[0], out[1], sizeof(float) * (size_t)nyx), "case %zu: packed columns differ from "
                       "im2col (y or dx)", ci);
             double scale = 1e-30, worst = 0;
-            for (int64_t i = nyx; i < ny; i++) scale = fmax(scale, fabs(out[0][i]));
-            for (int64_t i = nyx; i < ny; i++) worst = fmax(worst, fabs(out[0][i] - out[1][i]) / scale);
+            for (int64_t i = nyx; i < ny; i++) scale = t_worse(scale, fabs(out[0][i]));
+            for (int64_t i = nyx; i < ny; i++) worst = t_worse(worst, fabs(out[0][i] - out[1][i]) / scale);
             CHECK_MSG(worst <= 1e-5, "case %zu: dw differs by %g of its largest value", ci, worst);
         }
         free(out[0]);
