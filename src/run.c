@@ -123,6 +123,41 @@ static dn_status normalize(const dn_run *r, dn_dataset *d)
 
 /* ------------------------------------------------------------------ opening */
 
+/* The model's input normalisation from a data set's per-feature mean and deviation (the training part). */
+static dn_status set_stats(dn_run *r, const dn_dataset *train)
+{
+    int64_t ss = dn_dataset_sample_size(train);
+    float *mean = dn_alloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
+    float *sd = dn_alloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
+    dn_status s = DN_ERR_NOMEM;
+    if (mean && sd) {
+        dn_dataset_stats(train, mean, sd);
+        s = dn_model_set_input_stats(r->m, ss, mean, sd);
+    }
+    dn_free(mean);
+    dn_free(sd);
+    return s;
+}
+
+/* A checkpoint trained with normalize = 1 by a dendrite that did not save the statistics: they are recomputed
+ * as training computes them now (the cfg's training data, the training part of its split). */
+static dn_status recompute_stats(dn_run *r)
+{
+    dn_dataset *full = NULL, *a = NULL, *b = NULL;
+    dn_status s = load_data(r, NULL, false, &full);
+    if (!s && !full) s = dn_error(DN_ERR_ARG, "the cfg names no training data");
+    if (!s) {
+        fit_shape(r, full);
+        if (r->c.validation > 0 && r->c.validation < 1)
+            s = dn_dataset_split(full, r->c.validation, r->c.seed ^ 0x5eedULL, &a, &b);
+        if (!s) s = set_stats(r, a ? a : full);
+    }
+    dn_dataset_free(full);
+    dn_dataset_free(a);
+    dn_dataset_free(b);
+    return s;
+}
+
 static dn_status apply_options(dn_run *r, const dn_run_options *o)
 {
     dn_train_config *c = &r->c;
@@ -188,16 +223,7 @@ dn_status dn_run_open(const char *cfg_path, const dn_run_options *options, dn_ru
     }
     full = NULL;
     if (c->normalize && !is_text(r)) {
-        int64_t ss = dn_dataset_sample_size(r->train);
-        float *mean = dn_alloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
-        float *sd = dn_alloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
-        if (!mean || !sd) s = DN_ERR_NOMEM;
-        else {
-            dn_dataset_stats(r->train, mean, sd);
-            s = dn_model_set_input_stats(r->m, ss, mean, sd);
-        }
-        dn_free(mean);
-        dn_free(sd);
+        s = set_stats(r, r->train);
         if (!s) s = normalize(r, r->train);
         if (!s) s = normalize(r, r->val);
         if (!s) s = normalize(r, r->test);
@@ -223,6 +249,10 @@ dn_status dn_run_load(const char *checkpoint, dn_run **out)
     dn_run *r = dn_calloc(1, sizeof *r);
     if (!r) return DN_ERR_NOMEM;
     dn_status s = dn_model_load(checkpoint, &r->m, &r->c);
+    if (!s && r->c.normalize && !is_text(r) && dn_model_input_stats(r->m, NULL, NULL) == 0 &&
+        (s = recompute_stats(r)))
+        dn_error_prefix("%s was trained with normalize = 1 but holds no input statistics (an older checkpoint); "
+                        "recomputing them from its training data failed", checkpoint);
     if (s) {
         dn_run_free(r);
         return s;

@@ -467,6 +467,23 @@ static void csv_normalize_is_saved_and_applied(void)
         CHECK_OK(dn_run_load_test(run, NULL));
         CHECK_OK(dn_run_evaluate(run, NULL, &e));
         CHECK_MSG(e.accuracy == trained && e.n == 100, "C API accuracy %g on %lld", e.accuracy, (long long)e.n);
+        /* a checkpoint from before the statistics were saved: they are recomputed from the cfg's training data */
+        dn_model *m0 = dn_run_model(run);
+        CHECK_OK(dn_model_set_input_stats(m0, 0, NULL, NULL));
+        CHECK_OK(dn_model_save(m0, tmp_path("norm_old.ckpt")));
+        dn_run *old = NULL;
+        CHECK_OK(dn_run_load(tmp_path("norm_old.ckpt"), &old));
+        if (old) {
+            CHECK(dn_model_input_stats(dn_run_model(old), &m, &s) == 2 && m[0] == mean[0] && s[1] == sd[1]);
+            CHECK_OK(dn_run_load_test(old, NULL));
+            CHECK_OK(dn_run_evaluate(old, NULL, &e));
+            CHECK_MSG(e.accuracy == trained, "old checkpoint: accuracy %g", e.accuracy);
+        }
+        dn_run_free(old);
+        /* and without the training data it says so instead of evaluating raw features */
+        rename(train, tmp_path("norm_train.moved"));
+        CHECK(dn_run_load(tmp_path("norm_old.ckpt"), &old) != DN_OK && strstr(dn_last_error(), "normalize"));
+        rename(tmp_path("norm_train.moved"), train);
     }
     dn_run_free(run);
     dn_dataset_free(full);
