@@ -553,6 +553,57 @@ static void test_alloc_fail_loaders(void)
     remove(r.text);
 }
 
+/* The run API end to end: open a cfg (CSV, validation split, normalisation), train an epoch, save, load the
+ * checkpoint, evaluate and predict; with any one allocation refused it fails cleanly or gives the same figures. */
+typedef struct run_ref {
+    const char *cfg, *ckpt;
+    double accuracy;    /* the clean run's test accuracy from the loaded checkpoint */
+    int64_t first_pred; /* and its first prediction */
+} run_ref;
+
+static dn_status run_whole(void *arg, bool *wrong)
+{
+    run_ref *r = arg;
+    dn_run *run = NULL, *loaded = NULL;
+    dn_predictions *p = NULL;
+    dn_run_eval e = {0};
+    dn_status s = dn_run_open(r->cfg, NULL, &run);
+    if (!s) s = dn_run_train(run, NULL, NULL, NULL);
+    if (!s) s = dn_run_save(run, r->ckpt);
+    if (!s) s = dn_run_load(r->ckpt, &loaded);
+    if (!s) s = dn_run_load_test(loaded, NULL);
+    if (!s) s = dn_run_evaluate(loaded, NULL, &e);
+    if (!s) s = dn_run_predict_set(loaded, dn_run_test_set(loaded), &p);
+    if (!s && r->accuracy >= 0) *wrong = e.accuracy != r->accuracy || p->classes[0] != r->first_pred;
+    if (!s && r->accuracy < 0) {
+        r->accuracy = e.accuracy;
+        r->first_pred = p->classes[0];
+    }
+    dn_predictions_free(p);
+    dn_run_free(loaded);
+    dn_run_free(run);
+    return s;
+}
+
+static void test_alloc_fail_run(void)
+{
+    run_ref r = {tmp_path("run.cfg"), tmp_path("run.ckpt"), -1, -1};
+    const char *csv_path = tmp_path("run.csv");
+    char cfg[1024], csv[4096] = "";
+    for (int i = 0; i < 40; i++)
+        snprintf(csv + strlen(csv), sizeof csv - strlen(csv), "%d,%g,%d\n", 100 + i % 7, 0.01 * (i % 5), i % 2);
+    snprintf(cfg, sizeof cfg, "[net]\ninput = 2\nbatch = 8\nepochs = 1\nvalidation = 0.25\n[data]\nformat = csv\n"
+                              "train = %s\ntest = %s\nnormalize = 1\n[dense]\nunits = 4\nactivation = relu\n[dense]\n"
+                              "units = 2\n", csv_path, csv_path);
+    CHECK(write_file(csv_path, csv, strlen(csv)) && write_file(r.cfg, cfg, strlen(cfg)));
+    bool wrong = false;
+    CHECK_OK(run_whole(&r, &wrong));
+    if (r.accuracy >= 0) sweep("dn_run_open + train + save + load + evaluate + predict (csv, normalize)", run_whole, &r);
+    remove(csv_path);
+    remove(r.cfg);
+    remove(r.ckpt);
+}
+
 /* ------------------------------------------------------------------ crash safety */
 
 /* About 1 MB of parameters (512 x 512 + 512), from cfg text so that dn_model_load can rebuild it. */
@@ -810,6 +861,7 @@ void suite_reliability(void)
     RUN(test_alloc_fail_model_files);
     RUN(test_alloc_fail_training);
     RUN(test_alloc_fail_loaders);
+    RUN(test_alloc_fail_run);
     RUN(test_kill_during_save);
     RUN(test_full_disk);
     RUN(test_fuzz_regressions);
