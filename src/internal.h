@@ -176,8 +176,35 @@ typedef struct dn_case {
     const char *attrs; /* "name=value name=value", names from the op; NULL for defaults */
 } dn_case;
 
+/* What an op is for, beyond computing: the lists the rest of the library derives from the registry (the
+ * activations a layer may apply, the losses a trainer may use). */
+enum {
+    DN_OPF_ACTIVATION = 1u << 0, /* a [activation] layer or a layer's activation= may name it */
+    DN_OPF_LOSS = 1u << 1,       /* [net] loss= may name it; input 0 the prediction, input 1 the target */
+};
+/* The targets a loss compares against, which decide how a batch's labels become a target tensor. */
+typedef enum dn_loss_target {
+    DN_TARGET_DENSE = 0, /* values of the prediction's shape (a one-hot row when labels are classes) */
+    DN_TARGET_INDEX,     /* class indices */
+    DN_TARGET_SIGN,      /* +-1 (a one-hot row of +-1 when labels are classes) */
+} dn_loss_target;
+/* The learnable parameter of an activation whose second input is learnt (prelu's alpha, swish's beta): the
+ * activation layer creates it as `layers.<i>.<name>` filled with `init`. */
+enum {
+    DN_OP_PARAM_ONE = 1,  /* one element */
+    DN_OP_PARAM_CHANNELS, /* 1 (shared) or the input's channel count, chosen by the layer's channels= key */
+};
+typedef struct dn_op_param {
+    const char *name; /* NULL: the op has no learnable parameter */
+    int shape;        /* DN_OP_PARAM_* */
+    double init;
+} dn_op_param;
+
 struct dn_op {
     const char *name;
+    unsigned flags;        /* DN_OPF_* */
+    dn_loss_target target; /* losses: what input 1 holds */
+    dn_op_param param;     /* activations: the learnt second input, if any */
     int arity; /* -1: variadic, 1 .. DN_MAX_INPUTS */
     int n_attrs;
     const char *attr_names[DN_MAX_ATTRS];
@@ -208,6 +235,16 @@ extern const dn_op dn_ops_conv[];
 extern const dn_op dn_ops_pool[];
 extern const dn_op dn_ops_norm[];
 extern const dn_op dn_ops_rnn[];
+
+/* Derived from the rows.  An activation / a loss by name (NULL if no such row has that flag). */
+const dn_op *dn_op_find_flagged(const char *name, unsigned flag);
+/* The names of the rows with every bit of `flag`, as "a, b, c" in registry order; learnt: 0 every such row,
+ * 1 only those with a learnable parameter, -1 only those without.  Returns buf (always terminated). */
+const char *dn_op_list(unsigned flag, int learnt, char *buf, size_t size);
+/* DN_OK for a registered loss, else DN_ERR_ARG with every loss's name. */
+dn_status dn_check_loss_name(const char *loss);
+/* The target kind of a loss (DN_TARGET_DENSE for a name that is no loss). */
+dn_loss_target dn_loss_target_kind(const char *loss);
 
 /* Applies an op by name with attributes given as "name=value ..." (NULL for defaults).  For wrappers. */
 dn_tensor *dn_apply_named(dn_ctx *ctx, const char *name, int n, dn_tensor *const *in, const char *attrs);

@@ -1,7 +1,7 @@
 /* Model files: Darknet-style cfg text -> a model and its training settings.  Every key is documented in
  * docs/cfg.md; a key nobody reads is an error with its line (dn_ini_check_unused). */
 #include "io/ini.h"
-#include "train.h"
+#include "nn/model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -145,13 +145,13 @@ static dn_status read_data(dn_ini_section *s, dn_train_config *c)
 
 static dn_status add_activation_section(dn_model *m, dn_ini_section *s, const char *type)
 {
-    const dn_op *op = dn_op_find(type);
+    const dn_op *op = dn_op_find_flagged(type, DN_OPF_ACTIVATION);
     char attrs[256] = "";
     for (int i = 0; i < s->n_entries; i++) {
         dn_ini_entry *e = &s->entries[i];
         if (e->used) continue;
-        bool layer_key = (!strcmp(e->key, "channels") && !strcmp(type, "prelu")) ||
-                         (!strcmp(e->key, "init") && (!strcmp(type, "prelu") || !strcmp(type, "swish")));
+        bool layer_key = op && op->param.name &&
+                         (!strcmp(e->key, "init") || (!strcmp(e->key, "channels") && op->param.shape == DN_OP_PARAM_CHANNELS));
         if (!layer_key && (!op || dn_op_attr_index(op, e->key) < 0))
             return dn_error(DN_ERR_FORMAT, "%s:%d: unknown key '%s' for activation %s", s->file, e->line, e->key, type);
         char *end;

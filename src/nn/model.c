@@ -294,16 +294,6 @@ dn_status dn_model_add_flatten(dn_model *m)
     return DN_OK;
 }
 
-static bool is_activation(const char *name)
-{
-    static const char *const acts[] = {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "log_softmax",
-                                       "prelu", "elu", "swish", "mish", "gelu", "softplus", "selu", "hard_sigmoid",
-                                       "hard_tanh"};
-    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
-        if (strcmp(name, acts[i]) == 0) return true;
-    return false;
-}
-
 /* Applies the op once to a one-sample input of the layer's shape, so that attribute values the op refuses
  * (gelu approximate=5, hard_tanh min > max, ...) fail when the model is built, not at its first batch. */
 static dn_status try_activation(const dn_op *op, const double *attr, int nd, const int64_t *shape, int64_t n_param)
@@ -323,13 +313,13 @@ static dn_status try_activation(const dn_op *op, const double *attr, int nd, con
 dn_status dn_model_add_activation(dn_model *m, const char *name, const char *attrs)
 {
     if (!m || !name) return dn_error(DN_ERR_ARG, "dn_model_add_activation: model or name is NULL");
-    const dn_op *op = dn_op_find(name);
-    if (!op || !is_activation(name))
-        return dn_error(DN_ERR_ARG, "unknown activation '%s' (identity, sigmoid, tanh, relu, leaky_relu, softmax, "
-                                    "log_softmax, prelu, elu, swish, mish, gelu, softplus, selu, hard_sigmoid, hard_tanh)",
-                        name);
-    /* split layer settings (channels, init) from the op's own attributes */
-    double channels = 1, init = strcmp(name, "prelu") == 0 ? 0.25 : 1.0;
+    const dn_op *op = dn_op_find_flagged(name, DN_OPF_ACTIVATION);
+    char list[512];
+    if (!op)
+        return dn_error(DN_ERR_ARG, "unknown activation '%s' (%s)", name, dn_op_list(DN_OPF_ACTIVATION, 0, list, sizeof list));
+    /* split layer settings (the learnt parameter's channels and init) from the op's own attributes */
+    const dn_op_param *pp = &op->param;
+    double channels = 1, init = pp->name ? pp->init : 1.0;
     char optext[256] = "";
     const char *p = attrs ? attrs : "";
     while (*p) {
@@ -341,9 +331,8 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
         size_t len = (size_t)(end - p) < sizeof tok - 1 ? (size_t)(end - p) : sizeof tok - 1;
         memcpy(tok, p, len);
         tok[len] = '\0';
-        if (strncmp(tok, "channels=", 9) == 0 && strcmp(name, "prelu") == 0) channels = atof(tok + 9);
-        else if (strncmp(tok, "init=", 5) == 0 && (strcmp(name, "prelu") == 0 || strcmp(name, "swish") == 0))
-            init = atof(tok + 5);
+        if (strncmp(tok, "channels=", 9) == 0 && pp->shape == DN_OP_PARAM_CHANNELS) channels = atof(tok + 9);
+        else if (strncmp(tok, "init=", 5) == 0 && pp->name) init = atof(tok + 5);
         else if (strlen(optext) + len + 2 < sizeof optext) {
             strcat(optext, tok);
             strcat(optext, " ");
@@ -356,20 +345,18 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
     int nd;
     int64_t shape[DN_MAX_DIMS];
     dn_model_tail_shape(m, &nd, shape);
-    if (strcmp(name, "prelu") == 0 && channels != 1 && (channels != shape[0]))
-        return dn_error(DN_ERR_SHAPE, "prelu: channels=%g must be 1 or the input's channel count %lld", channels,
+    if (pp->shape == DN_OP_PARAM_CHANNELS && channels != 1 && (channels != shape[0]))
+        return dn_error(DN_ERR_SHAPE, "%s: channels=%g must be 1 or the input's channel count %lld", name, channels,
                         (long long)shape[0]);
-    bool learned = !strcmp(name, "prelu") || !strcmp(name, "swish");
-    if ((s = try_activation(op, a, nd, shape, learned ? (!strcmp(name, "prelu") ? (int64_t)channels : 1) : 0)))
-        return s;
+    const int64_t count = !pp->name ? 0 : pp->shape == DN_OP_PARAM_CHANNELS ? (int64_t)channels : 1;
+    if ((s = try_activation(op, a, nd, shape, count))) return s;
     dn_layer *l = dn_model_new_layer(m, DN_LAYER_ACTIVATION, name);
     if (!l) return DN_ERR_NOMEM;
     l->op = op;
     memcpy(l->attr, a, sizeof a);
-    if (strcmp(name, "prelu") == 0 || strcmp(name, "swish") == 0) {
+    if (pp->name) {
         char pname[64];
-        int64_t count = strcmp(name, "prelu") == 0 ? (int64_t)channels : 1;
-        snprintf(pname, sizeof pname, "layers.%d.%s", m->n_layers, strcmp(name, "prelu") == 0 ? "alpha" : "beta");
+        snprintf(pname, sizeof pname, "layers.%d.%s", m->n_layers, pp->name);
         int ti = dn_model_add_param(m, pname, 1, &count, false);
         if (ti < 0) return DN_ERR_NOMEM;
         for (int64_t i = 0; i < count; i++) m->tensors[ti].t.data[i] = (float)init;
@@ -383,12 +370,14 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
 
 dn_status dn_model_fuse_activation(dn_model *m, const char *name, const char *attrs)
 {
-    const dn_op *op = dn_op_find(name);
-    if (!op || !is_activation(name) || !strcmp(name, "prelu") || !strcmp(name, "swish"))
-        return dn_error(DN_ERR_ARG, "'%s' cannot follow a layer as activation= (use identity, sigmoid, tanh, relu, "
-                                    "leaky_relu, softmax, log_softmax, elu, mish, gelu, softplus, selu, hard_sigmoid, "
-                                    "hard_tanh; prelu and swish learn parameters: give them an [activation] section)",
-                        name);
+    const dn_op *op = dn_op_find_flagged(name, DN_OPF_ACTIVATION);
+    if (!op || op->param.name) {
+        char plain[512], learnt[128];
+        dn_op_list(DN_OPF_ACTIVATION, -1, plain, sizeof plain);
+        dn_op_list(DN_OPF_ACTIVATION, 1, learnt, sizeof learnt);
+        return dn_error(DN_ERR_ARG, "'%s' cannot follow a layer as activation= (use %s; %s learn parameters: give them "
+                                    "an [activation] section)", name, plain, learnt);
+    }
     if (m->n_layers == 0) return dn_error(DN_ERR_STATE, "activation %s has no layer to follow", name);
     dn_layer *l = &m->layers[m->n_layers - 1];
     double a[DN_MAX_ATTRS];
