@@ -294,6 +294,24 @@ void dn_relu_mask_grad(float *dy, const float *y, int64_t n);
  * SSE2 / portable path on the same machine. */
 extern bool dn_pool_avx512_enabled;
 
+/* The attributes of conv2d, by index (their names are the row's attr_names, in this order). */
+enum dn_conv_attr {
+    DN_CONV_STRIDE_H, DN_CONV_STRIDE_W, DN_CONV_PAD_H, DN_CONV_PAD_W, DN_CONV_DILATION_H, DN_CONV_DILATION_W,
+    DN_CONV_GROUPS, DN_CONV_RELU,
+    DN_CONV_N_ATTRS
+};
+/* The attributes of max/avg/min_pool2d, by index. */
+enum dn_pool_attr { DN_POOL_KERNEL_H, DN_POOL_KERNEL_W, DN_POOL_STRIDE_H, DN_POOL_STRIDE_W, DN_POOL_PAD_H, DN_POOL_PAD_W,
+                    DN_POOL_N_ATTRS };
+/* Output length of a convolution or pooling window along one axis (torch's formula):
+ *     out = floor((in + 2 pad - dilation (k - 1) - 1) / stride) + 1,
+ * and 0 when the dilated window does not fit in the padded input. */
+static inline int64_t dn_conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dilation)
+{
+    int64_t span = in + 2 * pad - dilation * (k - 1) - 1;
+    return span < 0 ? 0 : span / stride + 1;
+}
+
 /* Returns DN_ERR_NUMERIC with the op's name if any element of t is NaN or infinite. */
 dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t);
 

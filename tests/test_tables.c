@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include "../src/internal.h"
+#include "../src/nn/layer_table.h"
 
 #include <stdlib.h>
 
@@ -214,8 +215,139 @@ static void registry_lists_follow_the_rows(void)
     }
 }
 
+/* Every layer kind has its entry, at its index, and no section name or key is listed twice. */
+static void layer_table_is_complete(void)
+{
+    CHECK(dn_layer_def_count() == DN_LAYER_KIND_COUNT);
+    for (int k = 0; k < dn_layer_def_count(); k++) {
+        const dn_layer_def *d = dn_layer_def_of((dn_layer_kind)k);
+        CHECK_MSG(d && (int)d->kind == k, "layer kind %d has no entry of its own", k);
+        if (!d) continue;
+        CHECK_MSG(d->sections[0] && d->build && d->forward, "layer kind %d: sections, build and forward are required", k);
+        for (int j = 0; j < 4 && d->sections[j]; j++)
+            CHECK_MSG(dn_layer_def_find(d->sections[j]) == d, "section [%s] belongs to two entries", d->sections[j]);
+        for (int i = 0; i < DN_LAYER_MAX_KEYS && d->keys[i].name; i++)
+            CHECK_MSG(dn_layer_key_index(d, d->keys[i].name) == i, "[%s] lists key %s twice", d->sections[0],
+                      d->keys[i].name);
+    }
+    CHECK(!dn_layer_def_find("net") && !dn_layer_def_find("data") && !dn_layer_def_find("nonsense"));
+    /* the attribute enums name the rows' attributes in order */
+    const dn_op *conv = dn_op_find("conv2d"), *pool = dn_op_find("max_pool2d");
+    CHECK(conv && conv->n_attrs == DN_CONV_N_ATTRS && pool && pool->n_attrs == DN_POOL_N_ATTRS);
+    if (conv && pool) {
+        CHECK(!strcmp(conv->attr_names[DN_CONV_STRIDE_H], "stride_h") && !strcmp(conv->attr_names[DN_CONV_STRIDE_W], "stride_w"));
+        CHECK(!strcmp(conv->attr_names[DN_CONV_PAD_H], "pad_h") && !strcmp(conv->attr_names[DN_CONV_PAD_W], "pad_w"));
+        CHECK(!strcmp(conv->attr_names[DN_CONV_DILATION_H], "dilation_h") &&
+              !strcmp(conv->attr_names[DN_CONV_DILATION_W], "dilation_w"));
+        CHECK(!strcmp(conv->attr_names[DN_CONV_GROUPS], "groups") && !strcmp(conv->attr_names[DN_CONV_RELU], "relu"));
+        CHECK(!strcmp(pool->attr_names[DN_POOL_KERNEL_H], "kernel_h") && !strcmp(pool->attr_names[DN_POOL_KERNEL_W], "kernel_w"));
+        CHECK(!strcmp(pool->attr_names[DN_POOL_STRIDE_H], "stride_h") && !strcmp(pool->attr_names[DN_POOL_STRIDE_W], "stride_w"));
+        CHECK(!strcmp(pool->attr_names[DN_POOL_PAD_H], "pad_h") && !strcmp(pool->attr_names[DN_POOL_PAD_W], "pad_w"));
+    }
+    /* one output-size formula for conv, pooling and the layers (torch's) */
+    CHECK(dn_conv_out_size(28, 5, 1, 0, 1) == 24 && dn_conv_out_size(28, 3, 2, 1, 1) == 14);
+    CHECK(dn_conv_out_size(7, 3, 1, 0, 3) == 1 && dn_conv_out_size(6, 3, 1, 0, 3) == 0);
+}
+
+/* The "### `[name]`" heading of docs/cfg.md that names `section`, with its text; NULL if none does. */
+static char *layer_doc(const char *doc, const char *section_name, char *heading, size_t size)
+{
+    char want[96];
+    snprintf(want, sizeof want, "`[%s]`", section_name);
+    for (const char *line = doc; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "### ", 4)) continue;
+        const char *eol = strchr(line, '\n');
+        size_t n = eol ? (size_t)(eol - line) : strlen(line);
+        if (n >= size) n = size - 1;
+        memcpy(heading, line, n);
+        heading[n] = '\0';
+        if (strstr(heading, want)) return section(doc, heading);
+    }
+    return NULL;
+}
+
+/* docs/cfg.md documents each layer kind under a heading naming all its sections, with every key the table lists,
+ * the table's default for each key with a row of its own, and no key the table does not have. */
+static void cfg_doc_keys_are_the_layer_table(void)
+{
+    char *doc = slurp("docs/cfg.md");
+    CHECK_MSG(doc, "cannot read docs/cfg.md (run from the repository root)");
+    if (!doc) return;
+    for (int k = 0; k < dn_layer_def_count(); k++) {
+        const dn_layer_def *d = dn_layer_def_of((dn_layer_kind)k);
+        if (!d) continue;
+        char heading[256], row[1024];
+        char *text = layer_doc(doc, d->sections[0], heading, sizeof heading);
+        CHECK_MSG(text, "docs/cfg.md has no heading for [%s]", d->sections[0]);
+        if (!text) continue;
+        for (int j = 0; j < 4 && d->sections[j]; j++) {
+            char want[96];
+            snprintf(want, sizeof want, "`[%s]`", d->sections[j]);
+            CHECK_MSG(strstr(heading, want), "docs/cfg.md: the heading '%s' does not name [%s]", heading, d->sections[j]);
+        }
+        for (int i = 0; i < DN_LAYER_MAX_KEYS && d->keys[i].name; i++) {
+            const dn_layer_key *key = &d->keys[i];
+            char want[96];
+            snprintf(want, sizeof want, "`%s`", key->name);
+            CHECK_MSG(strstr(text, want), "docs/cfg.md [%s] does not document key %s", d->sections[0], key->name);
+            if (!table_row(text, key->name, row, sizeof row)) continue;
+            /* | key | default | meaning |: the default cell, without backticks and spaces */
+            char *c1 = strchr(row + 1, '|'), *c2 = c1 ? strchr(c1 + 1, '|') : NULL;
+            if (!c2 || !strchr(c2 + 1, '|')) continue; /* a two-column table: no defaults */
+            char got[128];
+            size_t n = 0;
+            for (const char *p = c1 + 1; p < c2 && n < sizeof got - 1; p++)
+                if (*p != '`' && *p != ' ') got[n++] = *p;
+            got[n] = '\0';
+            const char *want_def = key->doc_def ? key->doc_def : !key->def ? "(required)" : !*key->def ? "(none)" : key->def;
+            char want_def_ns[128];
+            n = 0;
+            for (const char *p = want_def; *p && n < sizeof want_def_ns - 1; p++)
+                if (*p != ' ') want_def_ns[n++] = *p;
+            want_def_ns[n] = '\0';
+            CHECK_MSG(!strcmp(got, want_def_ns), "docs/cfg.md [%s] %s: the default is %s in the docs, %s in the code",
+                      d->sections[0], key->name, got, want_def);
+        }
+        /* every key row of the section's table is a key of the entry (or one open_key takes) */
+        for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+            if (strncmp(line, "| `", 3)) continue;
+            const char *end = strchr(line + 3, '`');
+            if (!end) continue;
+            char name[64];
+            size_t n = (size_t)(end - line - 3) < sizeof name - 1 ? (size_t)(end - line - 3) : sizeof name - 1;
+            memcpy(name, line + 3, n);
+            name[n] = '\0';
+            bool open = false;
+            if (d->open_doc) {
+                const char *p = strstr(d->open_doc, name);
+                open = p && (p == d->open_doc || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0');
+            }
+            CHECK_MSG(dn_layer_key_index(d, name) >= 0 || open, "docs/cfg.md [%s] documents key %s, which it does not read",
+                      d->sections[0], name);
+        }
+        free(text);
+    }
+    /* and every layer heading names sections that exist */
+    for (const char *line = doc; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "### ", 4)) continue;
+        const char *eol = strchr(line, '\n');
+        for (const char *p = strstr(line, "`["); p && (!eol || p < eol); p = strstr(p + 2, "`[")) {
+            const char *q = strstr(p, "]`");
+            if (!q) break;
+            char name[64];
+            size_t n = (size_t)(q - p - 2) < sizeof name - 1 ? (size_t)(q - p - 2) : sizeof name - 1;
+            memcpy(name, p + 2, n);
+            name[n] = '\0';
+            CHECK_MSG(dn_layer_def_find(name), "docs/cfg.md documents a section [%s] that the layer table lacks", name);
+        }
+    }
+    free(doc);
+}
+
 void suite_tables(void)
 {
+    RUN(layer_table_is_complete);
+    RUN(cfg_doc_keys_are_the_layer_table);
     RUN(registry_lists_follow_the_rows);
     RUN(ops_doc_has_every_row);
     RUN(cfg_doc_lists_are_the_registry);

@@ -1,5 +1,5 @@
 /* Models: a chain of layers whose parameters live in one flat buffer (and gradients in another). */
-#include "nn/model.h"
+#include "nn/layer_table.h"
 #include "kernels/threads.h"
 
 #include <math.h>
@@ -276,12 +276,60 @@ dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias
     l->per_step = per_step;
     l->out_ndim = per_step ? 2 : 1;
     l->out_shape[per_step ? 1 : 0] = units;
+    l->op = dn_op_find("linear");
     l->flops = dn_flop_estimate((2.0 * (double)fan_in * (double)units + (bias ? (double)units : 0.0)) *
                                 (double)(per_step ? shape[0] : 1));
     init_dense(m, m->tensors[wi].t.data, bias ? m->tensors[bi].t.data : NULL, units, fan_in, init);
     m->n_layers++;
     return DN_OK;
 }
+
+static dn_status dense_build(dn_model *m, dn_layer_args *a)
+{
+    int units = dn_layer_arg_int(a, "units");
+    dn_init init;
+    if (dn_init_parse(dn_layer_arg_str(a, "init"), &init)) {
+        a->fault = "init";
+        return DN_ERR_FORMAT;
+    }
+    if (units < 1) {
+        a->fault = "units";
+        return dn_error(DN_ERR_FORMAT, "units must be positive, got %d", units);
+    }
+    dn_status st = dn_model_add_dense(m, units, init, dn_layer_arg_int(a, "bias") != 0);
+    return st ? st : dn_layer_fuse_arg(m, a);
+}
+
+static dn_tensor *dense_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m;
+    if (h->ndim != 2 && !l->per_step) h = dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1});
+    dn_tensor *in[3] = {h, e->p0, e->p1};
+    return dn_op_apply(ctx, l->op, e->bias ? 3 : 2, in, (double[]){e->relu});
+}
+
+/* Dense and conv2d: the initialisation the layer was built with (fan-out = filters x kernel area for a conv). */
+void dn_layer_reinit_affine(dn_model *m, const dn_layer *l)
+{
+    dn_tensor *w = &m->tensors[l->first_tensor].t;
+    float *b = l->bias && l->n_tensors > 1 ? m->tensors[l->first_tensor + 1].t.data : NULL;
+    int64_t nw = dn_tensor_numel(w), fan_in = nw / w->shape[0];
+    dn_model_init_weights(m, w->data, nw, b, w->shape[0], fan_in,
+                          w->shape[0] * (l->kind == DN_LAYER_CONV2D ? (int64_t)l->kh * l->kw : 1), l->init);
+}
+
+const dn_layer_def dn_layer_dense = {
+    .kind = DN_LAYER_DENSE,
+    .sections = {"dense", "connected"},
+    .keys = {DN_KEY("units", DN_KEY_INT, NULL),
+             DN_KEY("bias", DN_KEY_BOOL, "1"),
+             DN_KEY("init", DN_KEY_STRING, "default"),
+             DN_KEY("activation", DN_KEY_STRING, "")},
+    .build = dense_build,
+    .forward = dense_forward,
+    .reinit = dn_layer_reinit_affine,
+    .fusable = true,
+};
 
 dn_status dn_model_add_flatten(dn_model *m)
 {
@@ -293,6 +341,25 @@ dn_status dn_model_add_flatten(dn_model *m)
     m->n_layers++;
     return DN_OK;
 }
+
+static dn_status flatten_build(dn_model *m, dn_layer_args *a)
+{
+    (void)a;
+    return dn_model_add_flatten(m);
+}
+
+static dn_tensor *flatten_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m, (void)l, (void)e;
+    return dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1});
+}
+
+const dn_layer_def dn_layer_flatten = {
+    .kind = DN_LAYER_FLATTEN,
+    .sections = {"flatten"},
+    .build = flatten_build,
+    .forward = flatten_forward,
+};
 
 /* Applies the op once to a one-sample input of the layer's shape, so that attribute values the op refuses
  * (gelu approximate=5, hard_tanh min > max, ...) fail when the model is built, not at its first batch. */
@@ -390,52 +457,42 @@ dn_status dn_model_fuse_activation(dn_model *m, const char *name, const char *at
     return DN_OK;
 }
 
+/* [activation] type=NAME: besides the op's attributes, an op with a learnt parameter takes init= (and channels= when
+ * the parameter may have one value per channel). */
+static dn_status activation_open_key(const dn_layer_args *a, const char *key)
+{
+    const char *type = dn_layer_arg_str(a, "type");
+    const dn_op *op = dn_op_find_flagged(type, DN_OPF_ACTIVATION);
+    bool layer_key = op && op->param.name &&
+                     (!strcmp(key, "init") || (!strcmp(key, "channels") && op->param.shape == DN_OP_PARAM_CHANNELS));
+    if (!layer_key && (!op || dn_op_attr_index(op, key) < 0))
+        return dn_error(DN_ERR_FORMAT, "unknown key '%s' for activation %s", key, type);
+    return DN_OK;
+}
+
+static dn_status activation_build(dn_model *m, dn_layer_args *a)
+{
+    return dn_model_add_activation(m, dn_layer_arg_str(a, "type"), a->extra);
+}
+
+static dn_tensor *activation_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m;
+    dn_tensor *in[2] = {h, e->p0};
+    return dn_op_apply(ctx, l->op, e->p0 ? 2 : 1, in, l->attr);
+}
+
+const dn_layer_def dn_layer_activation = {
+    .kind = DN_LAYER_ACTIVATION,
+    .sections = {"activation"},
+    .keys = {DN_KEY("type", DN_KEY_STRING, NULL)},
+    .open_doc = "channels init",
+    .open_key = activation_open_key,
+    .build = activation_build,
+    .forward = activation_forward,
+};
+
 /* ------------------------------------------------------------------ forward */
-
-/* A dropout mask in the arena: 0 with probability p, else 1/(1-p) (inverted dropout).  Channel dropout draws
- * one value per [n, c] and broadcasts it over the spatial axes.
- *
- * Each mask takes one 64-bit key from the model's generator; element i's uniform number is a hash of (key, i)
- * (splitmix64's finaliser over key + i * golden ratio), so any stretch of the mask can be filled on its own: large
- * masks are shared between threads, with the same values for any thread count, and a checkpoint's generator
- * state still fixes every later mask. */
-typedef struct mask_job {
-    float *data;
-    int64_t n;
-    uint64_t key;
-    float p, keep;
-} mask_job;
-
-static inline float mask_uniform(uint64_t key, uint64_t i)
-{
-    uint64_t z = key + i * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (float)(z >> 40) * (1.0f / 16777216.0f); /* the top 24 bits: a float in [0, 1) */
-}
-
-static void mask_part(void *arg, int part, int parts, void *scratch)
-{
-    (void)scratch;
-    const mask_job *j = arg;
-    int64_t lo, hi;
-    dn_part_range(j->n, 16, part, parts, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) j->data[i] = mask_uniform(j->key, (uint64_t)i) < j->p ? 0.0f : j->keep;
-}
-
-static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, const dn_layer *l)
-{
-    int64_t shape[DN_MAX_DIMS];
-    int nd = h->ndim;
-    for (int i = 0; i < nd; i++) shape[i] = (l->channel_dropout && i >= 2) ? 1 : h->shape[i];
-    dn_tensor *mask = dn_ctx_tensor(ctx, nd, shape);
-    if (!mask) return NULL;
-    const uint64_t hi = dn_rng_u32(&m->rng), lo = dn_rng_u32(&m->rng);
-    mask_job j = {mask->data, dn_tensor_numel(mask), hi << 32 | lo, l->p, 1.0f / (1.0f - l->p)};
-    dn_parallel_run(j.n >= 65536 ? dn_parallel_parts() : 1, mask_part, &j);
-    return mask;
-}
 
 /* ReLU fusion.  A dense or conv2d layer followed by a ReLU (its own activation=relu, or a parameter-free relu
  * layer right after it) computes relu(layer(x)) in one op: linear / conv2d with relu=1 apply the ReLU in the
@@ -480,7 +537,7 @@ static fusion plan_fusion(const dn_model *m, const dn_ctx *ctx, int li)
 {
     fusion fu = {false, false, 0};
     const dn_layer *l = &m->layers[li];
-    if (l->kind != DN_LAYER_DENSE && l->kind != DN_LAYER_CONV2D) return fu;
+    if (!dn_layer_def_of(l->kind)->fusable) return fu;
     fu.fold_bn = !m->training && !ctx->grad_enabled && !l->act && li + 1 < m->n_layers &&
                  m->layers[li + 1].kind == DN_LAYER_BATCHNORM && (l->kind == DN_LAYER_CONV2D || l->out_ndim == 1) &&
                  !read_later(m, li);
@@ -554,7 +611,6 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         }
         dn_tensor *p0 = l->n_tensors ? &m->tensors[l->first_tensor].t : NULL;
         dn_tensor *p1 = l->n_tensors > 1 ? &m->tensors[l->first_tensor + 1].t : NULL;
-        int64_t n = h->shape[0];
         const fusion fu = plan_fusion(m, ctx, li);
         const bool bias = l->bias || fu.fold_bn; /* a folded batch norm always gives a bias */
         if (fu.fold_bn && !fold_bn(m, ctx, l, &m->layers[li + 1], &p0, &p1)) {
@@ -562,52 +618,8 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
             h = NULL;
             break; /* out of the layer loop */
         }
-        switch (l->kind) {
-        case DN_LAYER_DENSE: {
-            if (h->ndim != 2 && !l->per_step) h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1});
-            dn_tensor *in[3] = {h, p0, p1};
-            h = dn_apply(ctx, "linear", bias ? 3 : 2, in, (double[]){fu.relu});
-            break;
-        }
-        case DN_LAYER_EMBEDDING: {
-            dn_tensor *in[2] = {h, p0};
-            h = dn_apply(ctx, "embedding", 2, in, NULL);
-            break;
-        }
-        case DN_LAYER_RECURRENT: h = dn_layer_recurrent_forward(m, ctx, l, h); break;
-        case DN_LAYER_FLATTEN: h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1}); break;
-        case DN_LAYER_ACTIVATION: {
-            dn_tensor *in[2] = {h, p0};
-            h = dn_op_apply(ctx, l->op, p0 ? 2 : 1, in, l->attr);
-            break;
-        }
-        case DN_LAYER_CONV2D: {
-            dn_tensor *in[3] = {h, p0, p1};
-            double a[] = {l->stride, l->stride, l->pad, l->pad, l->dilation, l->dilation, l->groups, fu.relu};
-            h = dn_apply(ctx, "conv2d", bias ? 3 : 2, in, a);
-            break;
-        }
-        case DN_LAYER_POOL:
-        case DN_LAYER_GLOBAL_POOL: h = dn_op_apply(ctx, l->op, 1, &h, l->attr); break;
-        case DN_LAYER_BATCHNORM:
-            h = dn_batch_norm(ctx, h, p0, p1, &m->buffers[l->first_buffer].t, &m->buffers[l->first_buffer + 1].t,
-                              m->training, l->momentum, l->eps);
-            break;
-        case DN_LAYER_DROPOUT:
-            if (m->training && l->p > 0) {
-                dn_tensor *mask = dropout_mask(m, ctx, h, l);
-                if (!mask) ctx->status = DN_ERR_NOMEM;
-                h = mask ? dn_mul(ctx, h, mask) : NULL;
-            }
-            break;
-        case DN_LAYER_SHORTCUT: h = dn_add(ctx, h, outs[l->from[0] + 1]); break;
-        case DN_LAYER_ROUTE: {
-            dn_tensor *parts[DN_MAX_ROUTE];
-            for (int k = 0; k < l->n_from; k++) parts[k] = outs[l->from[k] + 1];
-            h = l->n_from == 1 ? parts[0] : dn_concat(ctx, l->n_from, parts, 1);
-            break;
-        }
-        }
+        const dn_layer_env env = {p0, p1, bias, fu.relu, outs};
+        h = dn_layer_def_of(l->kind)->forward(m, ctx, l, h, &env);
         /* a folded batch norm's own activation, when it is not a fused ReLU, comes after the folded op */
         const dn_layer *last = &m->layers[li + fu.absorbed];
         if (h && last->act && !fu.relu) h = dn_op_apply(ctx, last->act, 1, &h, last->act_attr);
@@ -640,26 +652,13 @@ dn_status dn_model_reinit(dn_model *m, uint64_t seed)
             for (int64_t i = 0; i < dn_tensor_numel(t); i++) t->data[i] = k == 0 ? 0.0f : 1.0f; /* mean 0, var 1 */
         }
         if (l->n_tensors == 0) continue;
-        dn_tensor *p0 = &m->tensors[l->first_tensor].t;
-        float *b = l->bias && l->n_tensors > 1 ? m->tensors[l->first_tensor + 1].t.data : NULL;
-        int64_t nw = dn_tensor_numel(p0), fan_in = nw / p0->shape[0];
-        switch (l->kind) {
-        case DN_LAYER_DENSE:
-        case DN_LAYER_CONV2D:
-            dn_model_init_weights(m, p0->data, nw, b, p0->shape[0], fan_in,
-                                  p0->shape[0] * (l->kind == DN_LAYER_CONV2D ? (int64_t)l->kh * l->kw : 1), l->init);
-            break;
-        case DN_LAYER_EMBEDDING:
-            for (int64_t i = 0; i < nw; i++) p0->data[i] = dn_rng_normal(&m->rng);
-            break;
-        case DN_LAYER_RECURRENT: dn_model_init_recurrent(m, l); break;
-        case DN_LAYER_BATCHNORM:
-            for (int64_t i = 0; i < nw; i++) p0->data[i] = 1.0f;
-            memset(m->tensors[l->first_tensor + 1].t.data, 0, (size_t)nw * sizeof(float));
-            break;
-        default:
-            for (int64_t i = 0; i < nw; i++) p0->data[i] = l->param_init;
-        }
+        const dn_layer_def *def = dn_layer_def_of(l->kind);
+        if (def->reinit) def->reinit(m, l);
+        else
+            for (int k = 0; k < l->n_tensors; k++) {
+                dn_tensor *t = &m->tensors[l->first_tensor + k].t;
+                for (int64_t i = 0; i < dn_tensor_numel(t); i++) t->data[i] = l->param_init;
+            }
     }
     return DN_OK;
 }

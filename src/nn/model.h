@@ -20,7 +20,8 @@ typedef enum {
     DN_LAYER_SHORTCUT,    /* previous output + an earlier layer's output (ResNet) */
     DN_LAYER_ROUTE,       /* earlier outputs joined along channels (Inception) */
     DN_LAYER_EMBEDDING,   /* token ids [T] -> vectors [T, E] */
-    DN_LAYER_RECURRENT    /* RNN / LSTM / GRU over [T, F] */
+    DN_LAYER_RECURRENT,   /* RNN / LSTM / GRU over [T, F] */
+    DN_LAYER_KIND_COUNT   /* the number of kinds: the layer table has one entry each (layer_table.c) */
 } dn_layer_kind;
 
 #define DN_MAX_ROUTE 8

@@ -23,7 +23,8 @@
 
 #include <math.h>
 
-enum { A_STRIDE_H, A_STRIDE_W, A_PAD_H, A_PAD_W, A_DIL_H, A_DIL_W, A_GROUPS, A_RELU };
+/* attributes by index: enum dn_conv_attr (internal.h), checked against the row's names by tests/test_tables.c */
+_Static_assert(DN_CONV_N_ATTRS <= DN_MAX_ATTRS, "conv2d's attributes fit a node");
 
 typedef struct conv_plan {
     int64_t N, C, F, G; /* images, input channels, filters, groups */
@@ -84,14 +85,14 @@ static dn_status plan_conv(const dn_node *node, conv_plan *p)
                             dn_tshape(x), dn_tshape(w));
     dn_conv_geom *g = &p->geom;
     dn_status s;
-    if ((s = int_attr(node, A_STRIDE_H, 1, &g->sh)) || (s = int_attr(node, A_STRIDE_W, 1, &g->sw)) ||
-        (s = int_attr(node, A_PAD_H, 0, &g->ph)) || (s = int_attr(node, A_PAD_W, 0, &g->pw)) ||
-        (s = int_attr(node, A_DIL_H, 1, &g->dh)) || (s = int_attr(node, A_DIL_W, 1, &g->dw)) ||
-        (s = int_attr(node, A_GROUPS, 1, &p->G)))
+    if ((s = int_attr(node, DN_CONV_STRIDE_H, 1, &g->sh)) || (s = int_attr(node, DN_CONV_STRIDE_W, 1, &g->sw)) ||
+        (s = int_attr(node, DN_CONV_PAD_H, 0, &g->ph)) || (s = int_attr(node, DN_CONV_PAD_W, 0, &g->pw)) ||
+        (s = int_attr(node, DN_CONV_DILATION_H, 1, &g->dh)) || (s = int_attr(node, DN_CONV_DILATION_W, 1, &g->dw)) ||
+        (s = int_attr(node, DN_CONV_GROUPS, 1, &p->G)))
         return s;
-    if (node->attr[A_RELU] != 0 && node->attr[A_RELU] != 1)
-        return dn_error(DN_ERR_ARG, "relu must be 0 or 1, got %g", node->attr[A_RELU]);
-    p->relu = node->attr[A_RELU] != 0;
+    if (node->attr[DN_CONV_RELU] != 0 && node->attr[DN_CONV_RELU] != 1)
+        return dn_error(DN_ERR_ARG, "relu must be 0 or 1, got %g", node->attr[DN_CONV_RELU]);
+    p->relu = node->attr[DN_CONV_RELU] != 0;
     p->N = x->shape[0];
     p->C = x->shape[1];
     p->F = w->shape[0];
@@ -107,16 +108,16 @@ static dn_status plan_conv(const dn_node *node, conv_plan *p)
     g->W = x->shape[3];
     g->kh = w->shape[2];
     g->kw = w->shape[3];
-    /* Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1; a negative numerator means the dilated kernel
-     * (extent dh (kh - 1) + 1) does not fit in the padded input even once */
+    /* a negative numerator of dn_conv_out_size means the dilated kernel (extent dh (kh - 1) + 1) does not fit in
+     * the padded input even once */
     int64_t nh = g->H + 2 * g->ph - g->dh * (g->kh - 1) - 1, nw = g->W + 2 * g->pw - g->dw * (g->kw - 1) - 1;
     if (nh < 0 || nw < 0)
         return dn_error(DN_ERR_SHAPE, "kernel of weight %s (dilation %lldx%lld, extent %lldx%lld) is larger than "
                         "input %s padded by %lldx%lld", dn_tshape(w), (long long)g->dh, (long long)g->dw,
                         (long long)(g->dh * (g->kh - 1) + 1), (long long)(g->dw * (g->kw - 1) + 1), dn_tshape(x),
                         (long long)g->ph, (long long)g->pw);
-    g->Ho = nh / g->sh + 1;
-    g->Wo = nw / g->sw + 1;
+    g->Ho = dn_conv_out_size(g->H, g->kh, g->sh, g->ph, g->dh);
+    g->Wo = dn_conv_out_size(g->W, g->kw, g->sw, g->pw, g->dw);
     if (b && (b->ndim != 1 || b->shape[0] != p->F))
         return dn_error(DN_ERR_SHAPE, "bias must be [%lld] (one per filter of weight %s), got %s", (long long)p->F,
                         dn_tshape(w), dn_tshape(b));
@@ -473,7 +474,7 @@ static const dn_case conv_cases[] = {
 #define N_OF(a) (int)(sizeof(a) / sizeof((a)[0]))
 
 const dn_op dn_ops_conv[] = {
-    {.name = "conv2d", .arity = -1, .n_attrs = 8,
+    {.name = "conv2d", .arity = -1, .n_attrs = DN_CONV_N_ATTRS,
      .attr_names = {"stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w", "groups", "relu"},
      .attr_defaults = {1, 1, 0, 0, 1, 1, 1, 0}, .forward = conv_fwd, .backward = conv_bwd,
      .doc = "y = w ⋆ x + b, cross-correlation with stride, zero padding, dilation, groups; torch.nn.functional.conv2d; "
