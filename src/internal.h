@@ -181,6 +181,8 @@ typedef struct dn_case {
 enum {
     DN_OPF_ACTIVATION = 1u << 0, /* a [activation] layer or a layer's activation= may name it */
     DN_OPF_LOSS = 1u << 1,       /* [net] loss= may name it; input 0 the prediction, input 1 the target */
+    DN_OPF_RELU = 1u << 2,       /* a fused op: a ReLU applied to the output in its write-back, and the gradient
+                                  * masked in its backward (linear_relu, conv2d_relu), bit for bit op + relu */
 };
 /* The targets a loss compares against, which decide how a batch's labels become a target tensor. */
 typedef enum dn_loss_target {
@@ -297,7 +299,7 @@ extern bool dn_pool_avx512_enabled;
 /* The attributes of conv2d, by index (their names are the row's attr_names, in this order). */
 enum dn_conv_attr {
     DN_CONV_STRIDE_H, DN_CONV_STRIDE_W, DN_CONV_PAD_H, DN_CONV_PAD_W, DN_CONV_DILATION_H, DN_CONV_DILATION_W,
-    DN_CONV_GROUPS, DN_CONV_RELU,
+    DN_CONV_GROUPS,
     DN_CONV_N_ATTRS
 };
 /* The attributes of max/avg/min_pool2d, by index. */

@@ -239,7 +239,7 @@ static void layer_table_is_complete(void)
         CHECK(!strcmp(conv->attr_names[DN_CONV_PAD_H], "pad_h") && !strcmp(conv->attr_names[DN_CONV_PAD_W], "pad_w"));
         CHECK(!strcmp(conv->attr_names[DN_CONV_DILATION_H], "dilation_h") &&
               !strcmp(conv->attr_names[DN_CONV_DILATION_W], "dilation_w"));
-        CHECK(!strcmp(conv->attr_names[DN_CONV_GROUPS], "groups") && !strcmp(conv->attr_names[DN_CONV_RELU], "relu"));
+        CHECK(!strcmp(conv->attr_names[DN_CONV_GROUPS], "groups"));
         CHECK(!strcmp(pool->attr_names[DN_POOL_KERNEL_H], "kernel_h") && !strcmp(pool->attr_names[DN_POOL_KERNEL_W], "kernel_w"));
         CHECK(!strcmp(pool->attr_names[DN_POOL_STRIDE_H], "stride_h") && !strcmp(pool->attr_names[DN_POOL_STRIDE_W], "stride_w"));
         CHECK(!strcmp(pool->attr_names[DN_POOL_PAD_H], "pad_h") && !strcmp(pool->attr_names[DN_POOL_PAD_W], "pad_w"));

@@ -73,6 +73,7 @@ dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int 
     l->init = init;
     l->bias = bias;
     l->op = dn_op_find("conv2d");
+    l->op_relu = dn_op_find("conv2d_relu");
     l->out_ndim = 3;
     l->out_shape[0] = filters;
     l->out_shape[1] = ho;
@@ -121,8 +122,7 @@ static dn_tensor *conv2d_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tenso
     a[DN_CONV_PAD_H] = a[DN_CONV_PAD_W] = l->pad;
     a[DN_CONV_DILATION_H] = a[DN_CONV_DILATION_W] = l->dilation;
     a[DN_CONV_GROUPS] = l->groups;
-    a[DN_CONV_RELU] = e->relu;
-    return dn_op_apply(ctx, l->op, e->bias ? 3 : 2, in, a);
+    return dn_op_apply(ctx, e->relu ? l->op_relu : l->op, e->bias ? 3 : 2, in, a);
 }
 
 const dn_layer_def dn_layer_conv2d = {

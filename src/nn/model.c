@@ -277,6 +277,7 @@ dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias
     l->out_ndim = per_step ? 2 : 1;
     l->out_shape[per_step ? 1 : 0] = units;
     l->op = dn_op_find("linear");
+    l->op_relu = dn_op_find("linear_relu");
     l->flops = dn_flop_estimate((2.0 * (double)fan_in * (double)units + (bias ? (double)units : 0.0)) *
                                 (double)(per_step ? shape[0] : 1));
     init_dense(m, m->tensors[wi].t.data, bias ? m->tensors[bi].t.data : NULL, units, fan_in, init);
@@ -305,7 +306,7 @@ static dn_tensor *dense_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor
     (void)m;
     if (h->ndim != 2 && !l->per_step) h = dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1});
     dn_tensor *in[3] = {h, e->p0, e->p1};
-    return dn_op_apply(ctx, l->op, e->bias ? 3 : 2, in, (double[]){e->relu});
+    return dn_op_apply(ctx, e->relu ? l->op_relu : l->op, e->bias ? 3 : 2, in, NULL);
 }
 
 /* Dense and conv2d: the initialisation the layer was built with (fan-out = filters x kernel area for a conv). */
@@ -495,7 +496,7 @@ const dn_layer_def dn_layer_activation = {
 /* ------------------------------------------------------------------ forward */
 
 /* ReLU fusion.  A dense or conv2d layer followed by a ReLU (its own activation=relu, or a parameter-free relu
- * layer right after it) computes relu(layer(x)) in one op: linear / conv2d with relu=1 apply the ReLU in the
+ * layer right after it) computes relu(layer(x)) in one op: linear_relu / conv2d_relu apply the ReLU in the
  * gemm's write-back and mask the gradient in their backward step.  The result is bit for bit the same as the
  * two ops; it saves a pass over the output and, above all, the pre-activation tensor and its gradient, which
  * the arena would otherwise hold until the step ends.  A relu layer is absorbed only when no shortcut or
@@ -523,7 +524,7 @@ static bool read_later(const dn_model *m, int li)
 
 static bool is_plain_relu(const dn_layer *l)
 {
-    return l->kind == DN_LAYER_ACTIVATION && l->op == dn_op_find("relu") && !l->n_tensors && !l->act;
+    return l->kind == DN_LAYER_ACTIVATION && !strcmp(l->op->name, "relu") && !l->n_tensors && !l->act;
 }
 
 /* What one turn of the forward loop computes: layer li and `absorbed` layers after it. */
@@ -543,7 +544,7 @@ static fusion plan_fusion(const dn_model *m, const dn_ctx *ctx, int li)
                  !read_later(m, li);
     int last = li + fu.fold_bn; /* the layer whose output the op computes */
     const dn_layer *t = &m->layers[last];
-    if (t->act) fu.relu = t->act == dn_op_find("relu");
+    if (t->act) fu.relu = !strcmp(t->act->name, "relu");
     else if (last + 1 < m->n_layers && is_plain_relu(&m->layers[last + 1]) && !read_later(m, last)) {
         fu.relu = true;
         last++;

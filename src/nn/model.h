@@ -29,7 +29,8 @@ typedef enum {
 typedef struct dn_layer {
     dn_layer_kind kind;
     char type[32];               /* "dense", "conv2d", "max_pool2d", "relu", ... */
-    const dn_op *op;             /* the op it applies (activations, pooling) */
+    const dn_op *op;             /* the op it applies, found when the layer is built */
+    const dn_op *op_relu;        /* its fused form with a ReLU (dense: linear_relu, conv2d: conv2d_relu) */
     double attr[DN_MAX_ATTRS];
     const dn_op *act;            /* activation fused after the layer, or NULL */
     double act_attr[DN_MAX_ATTRS];
