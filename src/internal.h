@@ -151,8 +151,37 @@ typedef struct dn_case {
     const char *attrs; /* "name=value name=value", names from the op; NULL for defaults */
 } dn_case;
 
+/* What an op is for, beyond computing: the lists the rest of the library derives from the registry (the
+ * activations a layer may apply, the losses a trainer may use). */
+enum {
+    DN_OPF_ACTIVATION = 1u << 0, /* a [activation] layer or a layer's activation= may name it */
+    DN_OPF_LOSS = 1u << 1,       /* [net] loss= may name it; input 0 the prediction, input 1 the target */
+    DN_OPF_RELU = 1u << 2,       /* a fused op: a ReLU applied to the output in its write-back, and the gradient
+                                  * masked in its backward (linear_relu, conv2d_relu), bit for bit op + relu */
+};
+/* The targets a loss compares against, which decide how a batch's labels become a target tensor. */
+typedef enum dn_loss_target {
+    DN_TARGET_DENSE = 0, /* values of the prediction's shape (a one-hot row when labels are classes) */
+    DN_TARGET_INDEX,     /* class indices */
+    DN_TARGET_SIGN,      /* +-1 (a one-hot row of +-1 when labels are classes) */
+} dn_loss_target;
+/* The learnable parameter of an activation whose second input is learnt (prelu's alpha, swish's beta): the
+ * activation layer creates it as `layers.<i>.<name>` filled with `init`. */
+enum {
+    DN_OP_PARAM_ONE = 1,  /* one element */
+    DN_OP_PARAM_CHANNELS, /* 1 (shared) or the input's channel count, chosen by the layer's channels= key */
+};
+typedef struct dn_op_param {
+    const char *name; /* NULL: the op has no learnable parameter */
+    int shape;        /* DN_OP_PARAM_* */
+    double init;
+} dn_op_param;
+
 struct dn_op {
     const char *name;
+    unsigned flags;        /* DN_OPF_* */
+    dn_loss_target target; /* losses: what input 1 holds */
+    dn_op_param param;     /* activations: the learnt second input, if any */
     int arity; /* -1: variadic, 1 .. DN_MAX_INPUTS */
     int n_attrs;
     const char *attr_names[DN_MAX_ATTRS];
@@ -183,6 +212,16 @@ extern const dn_op dn_ops_conv[];
 extern const dn_op dn_ops_pool[];
 extern const dn_op dn_ops_norm[];
 extern const dn_op dn_ops_rnn[];
+
+/* Derived from the rows.  An activation / a loss by name (NULL if no such row has that flag). */
+const dn_op *dn_op_find_flagged(const char *name, unsigned flag);
+/* The names of the rows with every bit of `flag`, as "a, b, c" in registry order; learnt: 0 every such row,
+ * 1 only those with a learnable parameter, -1 only those without.  Returns buf (always terminated). */
+const char *dn_op_list(unsigned flag, int learnt, char *buf, size_t size);
+/* DN_OK for a registered loss, else DN_ERR_ARG with every loss's name. */
+dn_status dn_check_loss_name(const char *loss);
+/* The target kind of a loss (DN_TARGET_DENSE for a name that is no loss). */
+dn_loss_target dn_loss_target_kind(const char *loss);
 
 /* Applies an op by name with attributes given as "name=value ..." (NULL for defaults).  For wrappers. */
 dn_tensor *dn_apply_named(dn_ctx *ctx, const char *name, int n, dn_tensor *const *in, const char *attrs);
@@ -227,6 +266,24 @@ void dn_relu_mask_grad(float *dy, const float *y, int64_t n);
     static dn_status name##_bwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_backward(ctx, node, name##_df); }
 #define DN_POINTWISE_FORWARD(name)                                                                          \
     static dn_status name##_fwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_forward(ctx, node, name##_f); }
+
+/* The attributes of conv2d, by index (their names are the row's attr_names, in this order). */
+enum dn_conv_attr {
+    DN_CONV_STRIDE_H, DN_CONV_STRIDE_W, DN_CONV_PAD_H, DN_CONV_PAD_W, DN_CONV_DILATION_H, DN_CONV_DILATION_W,
+    DN_CONV_GROUPS,
+    DN_CONV_N_ATTRS
+};
+/* The attributes of max/avg/min_pool2d, by index. */
+enum dn_pool_attr { DN_POOL_KERNEL_H, DN_POOL_KERNEL_W, DN_POOL_STRIDE_H, DN_POOL_STRIDE_W, DN_POOL_PAD_H, DN_POOL_PAD_W,
+                    DN_POOL_N_ATTRS };
+/* Output length of a convolution or pooling window along one axis (torch's formula):
+ *     out = floor((in + 2 pad - dilation (k - 1) - 1) / stride) + 1,
+ * and 0 when the dilated window does not fit in the padded input. */
+static inline int64_t dn_conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dilation)
+{
+    int64_t span = in + 2 * pad - dilation * (k - 1) - 1;
+    return span < 0 ? 0 : span / stride + 1;
+}
 
 /* Returns DN_ERR_NUMERIC with the op's name if any element of t is NaN or infinite. */
 dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t);

@@ -45,6 +45,43 @@ const dn_op *dn_op_find(const char *name)
     return NULL;
 }
 
+const dn_op *dn_op_find_flagged(const char *name, unsigned flag)
+{
+    const dn_op *op = dn_op_find(name);
+    return op && (op->flags & flag) == flag ? op : NULL;
+}
+
+const char *dn_op_list(unsigned flag, int learnt, char *buf, size_t size)
+{
+    build_registry();
+    size_t n = 0;
+    if (size) buf[0] = '\0';
+    for (int i = 0; i < registry_count && size; i++) {
+        const dn_op *op = registry[i];
+        if ((op->flags & flag) != flag || (learnt > 0 && !op->param.name) || (learnt < 0 && op->param.name)) continue;
+        int k = snprintf(buf + n, size - n, "%s%s", n ? ", " : "", op->name);
+        if (k < 0 || (size_t)k >= size - n) { /* no room: the list stops at the last whole name */
+            buf[n] = '\0';
+            break;
+        }
+        n += (size_t)k;
+    }
+    return buf;
+}
+
+dn_status dn_check_loss_name(const char *loss)
+{
+    if (loss && dn_op_find_flagged(loss, DN_OPF_LOSS)) return DN_OK;
+    char list[512];
+    return dn_error(DN_ERR_ARG, "unknown loss '%s' (%s)", loss ? loss : "(null)", dn_op_list(DN_OPF_LOSS, 0, list, sizeof list));
+}
+
+dn_loss_target dn_loss_target_kind(const char *loss)
+{
+    const dn_op *op = loss ? dn_op_find_flagged(loss, DN_OPF_LOSS) : NULL;
+    return op ? op->target : DN_TARGET_DENSE;
+}
+
 const char *dn_op_name(const dn_op *op) { return op->name; }
 int dn_op_arity(const dn_op *op) { return op->arity; }
 int dn_op_attr_count(const dn_op *op) { return op->n_attrs; }

@@ -37,25 +37,7 @@ static double now_seconds(void)
 
 /* ------------------------------------------------------------------ loss and targets */
 
-dn_loss_target dn_loss_target_kind(const char *loss)
-{
-    if (!strcmp(loss, "softmax_cross_entropy") || !strcmp(loss, "nll_loss") || !strcmp(loss, "multi_margin_loss"))
-        return DN_TARGET_INDEX;
-    if (!strcmp(loss, "hinge_loss")) return DN_TARGET_SIGN;
-    return DN_TARGET_DENSE;
-}
-
-dn_status dn_check_loss_name(const char *loss)
-{
-    static const char *const losses[] = {"softmax_cross_entropy", "nll_loss", "multi_margin_loss", "hinge_loss",
-                                         "mse_loss", "l1_loss", "huber_loss", "bce_loss", "bce_with_logits",
-                                         "cross_entropy_prob", "softmax_cross_entropy_soft"};
-    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++)
-        if (!strcmp(loss, losses[i])) return DN_OK;
-    return dn_error(DN_ERR_ARG, "unknown loss '%s' (softmax_cross_entropy, nll_loss, multi_margin_loss, hinge_loss, "
-                                "mse_loss, l1_loss, huber_loss, bce_loss, bce_with_logits, cross_entropy_prob, "
-                                "softmax_cross_entropy_soft)", loss);
-}
+/* dn_check_loss_name and dn_loss_target_kind read the registry's loss rows (registry.c). */
 
 /* Builds the target tensor for a batch: class indices as they are, or one-hot rows (±1 for hinge) when the
  * model has several outputs and the loss compares dense vectors, or the values themselves for regression. */

@@ -19,7 +19,6 @@
 #endif
 
 enum { P_MAX, P_MIN, P_AVG };
-enum { A_KH, A_KW, A_SH, A_SW, A_PH, A_PW };
 
 typedef struct pool_plan {
     int64_t planes, H, W; /* N*C input planes of H x W */
@@ -53,9 +52,9 @@ static dn_status plan_pool(const dn_node *node, bool global, pool_plan *p)
         p->ph = p->pw = 0;
     } else {
         dn_status s;
-        if ((s = int_attr(node, A_KH, 1, &p->kh)) || (s = int_attr(node, A_KW, 1, &p->kw)) ||
-            (s = int_attr(node, A_SH, 0, &p->sh)) || (s = int_attr(node, A_SW, 0, &p->sw)) ||
-            (s = int_attr(node, A_PH, 0, &p->ph)) || (s = int_attr(node, A_PW, 0, &p->pw)))
+        if ((s = int_attr(node, DN_POOL_KERNEL_H, 1, &p->kh)) || (s = int_attr(node, DN_POOL_KERNEL_W, 1, &p->kw)) ||
+            (s = int_attr(node, DN_POOL_STRIDE_H, 0, &p->sh)) || (s = int_attr(node, DN_POOL_STRIDE_W, 0, &p->sw)) ||
+            (s = int_attr(node, DN_POOL_PAD_H, 0, &p->ph)) || (s = int_attr(node, DN_POOL_PAD_W, 0, &p->pw)))
             return s;
         if (p->sh == 0) p->sh = p->kh; /* torch's default stride is the kernel size */
         if (p->sw == 0) p->sw = p->kw;
@@ -67,8 +66,8 @@ static dn_status plan_pool(const dn_node *node, bool global, pool_plan *p)
             return dn_error(DN_ERR_SHAPE, "kernel %lldx%lld is larger than input %s padded by %lldx%lld",
                             (long long)p->kh, (long long)p->kw, dn_tshape(x), (long long)p->ph, (long long)p->pw);
     }
-    p->Ho = (p->H + 2 * p->ph - p->kh) / p->sh + 1;
-    p->Wo = (p->W + 2 * p->pw - p->kw) / p->sw + 1;
+    p->Ho = dn_conv_out_size(p->H, p->kh, p->sh, p->ph, 1);
+    p->Wo = dn_conv_out_size(p->W, p->kw, p->sw, p->pw, 1);
     return DN_OK;
 }
 
@@ -382,7 +381,7 @@ static const dn_case global_cases[] = {
 
 #define N_OF(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define POOL_OP(nm, f, b, d)                                                                                \
-    {.name = nm, .arity = 1, .n_attrs = 6,                                                                  \
+    {.name = nm, .arity = 1, .n_attrs = DN_POOL_N_ATTRS,                                                    \
      .attr_names = {"kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w"},                      \
      .attr_defaults = {2, 2, 0, 0, 0, 0}, .forward = f, .backward = b, .doc = d, .cases = pool_cases,        \
      .n_cases = N_OF(pool_cases)}
