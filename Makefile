@@ -87,6 +87,8 @@ test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples test-data
 	@CC="$(CC)" EXTRA_CFLAGS="$(EXTRA_CFLAGS)" DN_DATA=data sh tests/test_docs.sh $(BUILD) > $(BUILD)/test_docs.log 2>&1 || { tail -30 $(BUILD)/test_docs.log; exit 1; }
 	@echo "docs: $$(tail -1 $(BUILD)/test_docs.log)"
 	@python3 tools/check_header_docs.py > $(BUILD)/header_docs.log || { cat $(BUILD)/header_docs.log; exit 1; }
+	@python3 tools/check_floors.py $(BUILD) > $(BUILD)/floors.log || { cat $(BUILD)/floors.log; exit 1; }
+	@echo "$$(tail -1 $(BUILD)/floors.log)"
 	@sh tests/check_exports.sh $(BUILD) > $(BUILD)/exports.log || { cat $(BUILD)/exports.log; exit 1; }
 	@echo "exports: $$(head -1 $(BUILD)/exports.log)"
 	DN_DATA=data DN_BUILD=$(BUILD) $(BUILD)/test_runner

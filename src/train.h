@@ -1,11 +1,11 @@
-/* Internal view of a trainer (train.c, train_state.c). */
+/* Internal view of a trainer (train.c, train_checkpoint.c). */
 #ifndef DN_TRAIN_H
 #define DN_TRAIN_H
 
 #include "nn/model.h"
 
 /* What a checkpoint keeps of a trainer besides the model's tensors and the optimiser's buffers: everything that
- * decides the next step's numbers.  The trainer itself is private to train.c; checkpoint.c reads and writes it
+ * decides the next step's numbers.  The trainer itself is private to train.c; train_checkpoint.c reads and writes it
  * through these functions only. */
 typedef struct dn_trainer_state {
     int epochs_done;
