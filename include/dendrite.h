@@ -603,7 +603,7 @@ struct dn_train_config {
     float min_delta;        /* smallest change that counts as improvement; 0 */
     dn_monitor monitor;     /* val_loss */
     bool restore_best;      /* restore the best weights when stopping early or at the end; true */
-    int threads;            /* 0: DN_THREADS or 1 */
+    int threads;            /* kernel threads while this trainer works (0: the process's, see dn_set_threads) */
     bool shuffle;           /* reshuffle the training data every epoch; true (false for stateful text models) */
     bool detect_anomaly;    /* report the first op that produces NaN/inf (forward or backward); false */
     /* [data] section: where `dendrite train` finds data when --data is not given */

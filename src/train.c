@@ -2,6 +2,7 @@
  * stopping and learning-rate schedules.  Everything that decides the next step's numbers is state that a
  * checkpoint saves (train_state.c), so a resumed run continues bit-identically. */
 #include "train.h"
+#include "kernels/threads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -178,7 +179,6 @@ dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_da
     if (!t) return DN_ERR_NOMEM;
     t->m = m;
     t->cfg = *config;
-    if (config->threads > 0) dn_set_threads(config->threads);
     if (!val && config->validation > 0) {
         s = dn_dataset_split(train, config->validation, config->seed ^ 0x5eedULL, &t->own_train, &t->own_val);
         if (s) goto fail;
@@ -247,7 +247,26 @@ static bool improved(const dn_trainer *t, double v)
     return v < t->best - t->cfg.min_delta;
 }
 
+/* The trainer's thread count ([train] threads, --threads) holds while it works and is put back after, so a trainer
+ * never changes what other code in the process gets. */
+static int threads_enter(int want)
+{
+    const int old = dn_threads_requested();
+    if (want > 0) dn_set_threads(want);
+    return old;
+}
+
+static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st);
+
 dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
+{
+    const int old = threads_enter(t ? t->cfg.threads : 0);
+    dn_status s = trainer_epoch(t, st);
+    dn_set_threads(old);
+    return s;
+}
+
+static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
 {
     if (!t || !st) return dn_error(DN_ERR_ARG, "dn_trainer_epoch: trainer and stats must not be NULL");
     memset(st, 0, sizeof *st);
@@ -395,7 +414,19 @@ dn_status dn_trainer_set_best(dn_trainer *t, const float *params, const float *b
 
 /* ------------------------------------------------------------------ evaluation */
 
+static dn_status evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r,
+                          int64_t *confusion);
+
 dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r, int64_t *confusion)
+{
+    const int old = threads_enter(c ? c->threads : 0);
+    dn_status s = evaluate(m, c, d, r, confusion);
+    dn_set_threads(old);
+    return s;
+}
+
+static dn_status evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r,
+                          int64_t *confusion)
 {
     if (!m || !c || !d || !r) return dn_error(DN_ERR_ARG, "dn_evaluate: model, config, data and result must not be NULL");
     memset(r, 0, sizeof *r);

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 /* The kernels' thread pool: results must be bit-identical for 1 and 2 threads (gemm on random shapes,
  * im2col/col2im, and a few training steps of an MLP and a CNN), the pool must survive concurrent callers,
  * shutdown and fork, and must leave nothing behind (the ASan build runs this suite with LeakSanitizer).
@@ -476,8 +477,56 @@ static void threads_memory_returned(void)
     dn_set_threads(0);
 }
 
+/* By default the kernels use every core the process may run on (or DN_THREADS); a trainer's own count holds only
+ * while it works, seen from inside its batches, and the process's setting is back afterwards. */
+static void record_threads(void *user, int epoch, int64_t batch, int64_t batches, double loss)
+{
+    (void)epoch, (void)batch, (void)batches, (void)loss;
+    *(int *)user = dn_get_threads();
+}
+
+static void threads_default_and_trainer_scope(void)
+{
+    dn_set_threads(0);
+    cpu_set_t set;
+    const char *env = getenv("DN_THREADS");
+    int want = env && atoi(env) > 0 ? atoi(env) : sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    if (want > DN_MAX_THREADS) want = DN_MAX_THREADS;
+    CHECK_MSG(dn_get_threads() == want, "default threads %d, expected %d", dn_get_threads(), want);
+
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 4\nbatch = 4\nepochs = 1\nthreads = 1\n[dense]\nunits = 2\n", "scope.cfg",
+                               &m, NULL));
+    float x[32], y[8];
+    for (int i = 0; i < 32; i++) x[i] = (float)(i % 5) - 2.0f;
+    for (int i = 0; i < 8; i++) y[i] = (float)(i % 2);
+    dn_dataset d = {.n = 8, .ndim = 1, .shape = {4}, .x = x, .y = y, .n_classes = 2};
+    dn_train_config c;
+    dn_train_defaults(&c);
+    c.batch = 4;
+    c.epochs = 1;
+    c.threads = 1;
+    c.validation = 0;
+    dn_trainer *t = NULL;
+    dn_set_threads(3);
+    if (m) CHECK_OK(dn_trainer_new(m, &c, &d, NULL, &t));
+    int inside = 0;
+    if (t) {
+        dn_trainer_set_batch_callback(t, record_threads, &inside);
+        dn_epoch_stats st;
+        CHECK_OK(dn_trainer_epoch(t, &st));
+    }
+    CHECK_MSG(inside == 1, "the trainer ran its batches with %d threads, not its own 1", inside);
+    CHECK_MSG(dn_get_threads() == 3 && dn_threads_requested() == 3, "after training the process has %d threads, not 3",
+              dn_get_threads());
+    dn_trainer_free(t);
+    dn_model_free(m);
+    dn_set_threads(0);
+}
+
 void suite_threads(void)
 {
+    RUN(threads_default_and_trainer_scope);
     RUN(threads_memory_returned);
     RUN(threads_gemm_bit_identical);
     RUN(threads_gemm_same_bits_on_every_path);

@@ -271,6 +271,8 @@ static void find_default_threads(void)
 
 void dn_set_threads(int n) { atomic_store(&n_threads, n > 0 ? n : 0); }
 
+int dn_threads_requested(void) { return atomic_load(&n_threads); }
+
 int dn_get_threads(void)
 {
     const int n = atomic_load(&n_threads);

@@ -30,6 +30,8 @@
  * or NULL if it could not be allocated — the part must then manage without it. */
 typedef void (*dn_part_fn)(void *arg, int part, int parts, void *scratch);
 
+/* The count dn_set_threads last asked for (0: the default), so a caller can put it back. */
+int dn_threads_requested(void);
 /* Parts a kernel should cut a large job into: dn_get_threads(), at most DN_MAX_THREADS. */
 int dn_parallel_parts(void);
 /* Runs fn(arg, p, parts, scratch) for p = 0 .. parts-1, each exactly once, on the caller and the pool's
