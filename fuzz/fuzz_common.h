@@ -102,7 +102,8 @@ static inline int dn_fuzz_write(const char *tag, const uint8_t *data, size_t siz
         dn_fuzz_die("the scratch path in %s is too long", dir);
     FILE *f = fopen(path, "wb");
     if (!f) dn_fuzz_die("cannot create the scratch file %s: %s", path, strerror(errno));
-    if (size && fwrite(data, 1, size, f) != size) dn_fuzz_die("cannot write the scratch file %s: %s", path, strerror(errno));
+    if (size && fwrite(data, 1, size, f) != size)
+        dn_fuzz_die("cannot write the scratch file %s: %s", path, strerror(errno));
     if (fclose(f) != 0) dn_fuzz_die("cannot write the scratch file %s: %s", path, strerror(errno));
     return 0;
 }

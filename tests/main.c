@@ -147,7 +147,9 @@ static void selftest_skips(void) { t_skip("selftest", "this test always skips");
 static void suite_selftest(void) { RUN(selftest_skips); }
 
 /* Each test file registers its tests in one function. */
-#define SUITES(X) X(runner) X(core) X(gradcheck) X(golden) X(act_loss) X(optim) X(data_io) X(train) X(conv) X(norm) X(cnn) X(rnn) X(seq) X(threads) X(reliability) X(vmath) X(tables)
+#define SUITES(X)                                                                                           \
+    X(runner) X(core) X(gradcheck) X(golden) X(act_loss) X(optim) X(data_io) X(train) X(conv) X(norm) X(cnn) X(rnn) \
+    X(seq) X(threads) X(reliability) X(vmath) X(tables)
 #define DECLARE(name) void suite_##name(void);
 SUITES(DECLARE)
 

@@ -3,6 +3,7 @@
 #include "test.h"
 #include "nn/model.h" /* the model's buffers (batch-norm running statistics) */
 
+#include <errno.h>
 #include <grp.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -270,9 +271,10 @@ static void write_bytes(const char *path, const void *data, size_t n)
     }
 }
 
-/* Saves m over path inside a read-only folder, in a child process; returns 0 when the save failed with a message
- * naming the file.  Root ignores file permissions, so a root child first becomes nobody (uid and gid 65534, no
- * supplementary groups): the check then runs the same for every user, CI's root included. */
+/* Saves m over path inside a read-only folder, in a child process; returns 0 when the save failed with DN_ERR_IO
+ * and a message naming the file and the reason.  Root ignores file permissions, so a root child first becomes
+ * nobody (uid and gid 65534, no supplementary groups): the check then runs the same for every user, CI's root
+ * included. */
 static int save_into_readonly_dir(dn_model *m, const char *path)
 {
     fflush(stdout);
@@ -281,8 +283,12 @@ static int save_into_readonly_dir(dn_model *m, const char *path)
     if (pid == 0) {
         if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(10);
         if (access(tmpdir, W_OK) == 0) _exit(11);
-        if (dn_model_save(m, path) == DN_OK) _exit(1);
-        _exit(strstr(dn_last_error(), path) ? 0 : 2);
+        dn_status s = dn_model_save(m, path);
+        _exit(s == DN_OK                                   ? 1
+              : s != DN_ERR_IO                             ? 3
+              : !strstr(dn_last_error(), path)             ? 2
+              : !strstr(dn_last_error(), strerror(EACCES)) ? 4
+                                                           : 0);
     }
     int st = 0;
     waitpid(pid, &st, 0);
@@ -325,6 +331,8 @@ static void bad_checkpoints_are_refused(void)
     CHECK_MSG(code == 0, "save into a read-only folder: %s",
               code == 1    ? "succeeded"
               : code == 2  ? "failed without naming the file"
+              : code == 3  ? "failed with a status other than DN_ERR_IO"
+              : code == 4  ? "failed without saying the permission was denied"
               : code == 10 ? "could not drop root privileges to uid/gid 65534"
               : code == 11 ? "the folder is still writable"
                            : "the child did not finish");
