@@ -1,14 +1,8 @@
 /* `dendrite report`: SVG line charts of per-epoch figures. */
 #include "report_int.h"
 
-#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------------ charts */
 

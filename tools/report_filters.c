@@ -1,14 +1,9 @@
 /* The first convolutional layer's filters as pictures: a section of the report, and `dendrite visualize`. */
 #include "report_int.h"
 
-#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------------ filters (first conv layer) */
 

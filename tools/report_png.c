@@ -1,14 +1,7 @@
 /* The PNG encoder of `dendrite report` / `visualize`. */
 #include "report_int.h"
 
-#include <errno.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------------ PNG */
 
