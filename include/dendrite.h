@@ -30,6 +30,13 @@ extern "C" {
 #define DN_NODISCARD /* other compilers: nothing */
 #endif
 
+/* Everything this header declares is the library's interface: the shared library exports these names and no
+ * others (it is built with -fvisibility=hidden). */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+#pragma GCC visibility push(default)
+#define DN_VISIBILITY_PUSHED /* popped at the end of this header */
+#endif
+
 #define DN_VERSION "0.1.0" /* the library's version, major.minor.patch */
 #define DN_MAX_DIMS 6   /* most dimensions a tensor may have */
 #define DN_MAX_ATTRS 8  /* most numeric attributes an op may take */
@@ -752,9 +759,30 @@ void dn_predictions_free(dn_predictions *p); /* NULL does nothing */
 DN_NODISCARD dn_status dn_run_generate(dn_run *r, const char *prime, int64_t length, double temperature,
                                        uint64_t seed, char *out, int64_t *steps);
 
-/* Threads used by kernels (0: DN_THREADS from the environment, else 1). */
+/* Threads used by kernels: n, or 0 for the default (DN_THREADS from the environment, else every core this
+ * process may run on).  Results are bit-identical for any count.  Not while kernels are running. */
 void dn_set_threads(int n);
 int dn_get_threads(void); /* the number in use */
+
+/* Instruction sets the kernels can use.  On x86-64 the order is portable < avx2 (with FMA) < avx512; on aarch64
+ * portable < neon. */
+typedef enum dn_isa { DN_ISA_PORTABLE, DN_ISA_AVX2, DN_ISA_AVX512, DN_ISA_NEON } dn_isa;
+/* The set in force: the best this CPU has, capped by the environment variable DN_ISA (a name below) or dn_set_isa. */
+dn_isa dn_get_isa(void);
+/* Caps the kernels at isa (tests and benchmarks run each path this way); DN_ERR_ARG if the CPU cannot run it.
+ * Results differ between sets only in rounding; not while kernels are running. */
+DN_NODISCARD dn_status dn_set_isa(dn_isa isa);
+/* Whether this CPU can run isa's code (portable: always). */
+bool dn_isa_supported(dn_isa isa);
+/* "portable", "avx2", "avx512", "neon" ("unknown" for other values). */
+const char *dn_isa_name(dn_isa isa);
+/* The dn_isa of such a name; DN_ERR_ARG for another. */
+DN_NODISCARD dn_status dn_isa_from_name(const char *name, dn_isa *isa);
+
+#ifdef DN_VISIBILITY_PUSHED
+#pragma GCC visibility pop
+#undef DN_VISIBILITY_PUSHED
+#endif
 
 #ifdef __cplusplus
 }

@@ -8,32 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#if defined(__GNUC__) || defined(__clang__)
-#define DN_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#define DN_UNUSED __attribute__((unused))
-#else
-#define DN_PRINTF(a, b)
-#define DN_UNUSED
-#endif
-
-/* ------------------------------------------------------------------ errors (error.c) */
-
-/* Records a message for dn_last_error() and returns s, so callers can `return dn_error(...)`. */
-dn_status dn_error(dn_status s, const char *fmt, ...) DN_PRINTF(2, 3);
-/* Prepends "prefix: " to the current message (adds context as an error travels up). */
-void dn_error_prefix(const char *fmt, ...) DN_PRINTF(1, 2);
-/* Clears the message (successful calls leave it alone; tests use this). */
-void dn_error_clear(void);
-
-/* ------------------------------------------------------------------ allocation (alloc.c) */
-
-/* Every allocation in the library goes through these, so dn_set_allocator() and the failure-injection
- * tests see all of them.  dn_alloc/dn_calloc record DN_ERR_NOMEM on failure. */
-void *dn_alloc(size_t size);
-void *dn_calloc(size_t n, size_t size);
-void *dn_realloc(void *p, size_t size);
-void dn_free(void *p);
-char *dn_strdup(const char *s);
+#include "base.h"
 
 /* ------------------------------------------------------------------ arena (arena.c) */
 
@@ -176,8 +151,37 @@ typedef struct dn_case {
     const char *attrs; /* "name=value name=value", names from the op; NULL for defaults */
 } dn_case;
 
+/* What an op is for, beyond computing: the lists the rest of the library derives from the registry (the
+ * activations a layer may apply, the losses a trainer may use). */
+enum {
+    DN_OPF_ACTIVATION = 1u << 0, /* a [activation] layer or a layer's activation= may name it */
+    DN_OPF_LOSS = 1u << 1,       /* [net] loss= may name it; input 0 the prediction, input 1 the target */
+    DN_OPF_RELU = 1u << 2,       /* a fused op: a ReLU applied to the output in its write-back, and the gradient
+                                  * masked in its backward (linear_relu, conv2d_relu), bit for bit op + relu */
+};
+/* The targets a loss compares against, which decide how a batch's labels become a target tensor. */
+typedef enum dn_loss_target {
+    DN_TARGET_DENSE = 0, /* values of the prediction's shape (a one-hot row when labels are classes) */
+    DN_TARGET_INDEX,     /* class indices */
+    DN_TARGET_SIGN,      /* +-1 (a one-hot row of +-1 when labels are classes) */
+} dn_loss_target;
+/* The learnable parameter of an activation whose second input is learnt (prelu's alpha, swish's beta): the
+ * activation layer creates it as `layers.<i>.<name>` filled with `init`. */
+enum {
+    DN_OP_PARAM_ONE = 1,  /* one element */
+    DN_OP_PARAM_CHANNELS, /* 1 (shared) or the input's channel count, chosen by the layer's channels= key */
+};
+typedef struct dn_op_param {
+    const char *name; /* NULL: the op has no learnable parameter */
+    int shape;        /* DN_OP_PARAM_* */
+    double init;
+} dn_op_param;
+
 struct dn_op {
     const char *name;
+    unsigned flags;        /* DN_OPF_* */
+    dn_loss_target target; /* losses: what input 1 holds */
+    dn_op_param param;     /* activations: the learnt second input, if any */
     int arity; /* -1: variadic, 1 .. DN_MAX_INPUTS */
     int n_attrs;
     const char *attr_names[DN_MAX_ATTRS];
@@ -208,6 +212,16 @@ extern const dn_op dn_ops_conv[];
 extern const dn_op dn_ops_pool[];
 extern const dn_op dn_ops_norm[];
 extern const dn_op dn_ops_rnn[];
+
+/* Derived from the rows.  An activation / a loss by name (NULL if no such row has that flag). */
+const dn_op *dn_op_find_flagged(const char *name, unsigned flag);
+/* The names of the rows with every bit of `flag`, as "a, b, c" in registry order; learnt: 0 every such row,
+ * 1 only those with a learnable parameter, -1 only those without.  Returns buf (always terminated). */
+const char *dn_op_list(unsigned flag, int learnt, char *buf, size_t size);
+/* DN_OK for a registered loss, else DN_ERR_ARG with every loss's name. */
+dn_status dn_check_loss_name(const char *loss);
+/* The target kind of a loss (DN_TARGET_DENSE for a name that is no loss). */
+dn_loss_target dn_loss_target_kind(const char *loss);
 
 /* Applies an op by name with attributes given as "name=value ..." (NULL for defaults).  For wrappers. */
 dn_tensor *dn_apply_named(dn_ctx *ctx, const char *name, int n, dn_tensor *const *in, const char *attrs);
@@ -253,52 +267,29 @@ void dn_relu_mask_grad(float *dy, const float *y, int64_t n);
 #define DN_POINTWISE_FORWARD(name)                                                                          \
     static dn_status name##_fwd(dn_ctx *ctx, dn_node *node) { return dn_pointwise_forward(ctx, node, name##_f); }
 
-/* True by default: 2 x 2 pooling uses its AVX-512 kernel where the CPU has one; tests turn it off to check the
- * SSE2 / portable path on the same machine. */
-extern bool dn_pool_avx512_enabled;
+/* The attributes of conv2d, by index (their names are the row's attr_names, in this order). */
+enum dn_conv_attr {
+    DN_CONV_STRIDE_H, DN_CONV_STRIDE_W, DN_CONV_PAD_H, DN_CONV_PAD_W, DN_CONV_DILATION_H, DN_CONV_DILATION_W,
+    DN_CONV_GROUPS,
+    DN_CONV_N_ATTRS
+};
+/* The attributes of max/avg/min_pool2d, by index. */
+enum dn_pool_attr { DN_POOL_KERNEL_H, DN_POOL_KERNEL_W, DN_POOL_STRIDE_H, DN_POOL_STRIDE_W, DN_POOL_PAD_H, DN_POOL_PAD_W,
+                    DN_POOL_N_ATTRS };
+/* Output length of a convolution or pooling window along one axis (torch's formula):
+ *     out = floor((in + 2 pad - dilation (k - 1) - 1) / stride) + 1,
+ * and 0 when the dilated window does not fit in the padded input. */
+static inline int64_t dn_conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dilation)
+{
+    int64_t span = in + 2 * pad - dilation * (k - 1) - 1;
+    return span < 0 ? 0 : span / stride + 1;
+}
 
 /* Returns DN_ERR_NUMERIC with the op's name if any element of t is NaN or infinite. */
 dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t);
 
 /* ------------------------------------------------------------------ kernels (src/kernels/) */
 
-/* C = alpha * op(A) * op(B) + beta * C, row-major.  op(A) is M x K, op(B) is K x N.
- * transa: A is stored K x M (lda >= M) and used transposed; same for transb.  beta == 0 ignores C. */
-void dn_sgemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-/* What dn_sgemm_ex does to C after the product: nothing, or ReLU (y <= 0 ? 0 : y, NaN stays NaN). */
-typedef enum dn_gemm_epilogue { DN_GEMM_NONE, DN_GEMM_RELU } dn_gemm_epilogue;
-/* dn_sgemm, then the epilogue on C, applied tile by tile while the tile is in cache. */
-void dn_sgemm_ex(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, dn_gemm_epilogue ep);
-/* op(B) (K x N) packed once for many products with the same B, e.g. a recurrent weight at every step of a
- * sequence.  data: dn_sgemm_packed_b_floats(K, N) floats, 64-byte aligned (an arena allocation is), which must
- * outlive the uses; B itself must too (small products read it directly).  Results equal dn_sgemm's bit for bit. */
-typedef struct dn_packed_b {
-    bool transb;
-    int64_t K, N, ldb;
-    const float *B;
-    float *data;
-    int64_t npad; /* N rounded up to whole micro-panels */
-} dn_packed_b;
-size_t dn_sgemm_packed_b_floats(int64_t K, int64_t N);
-void dn_sgemm_pack_b(bool transb, int64_t K, int64_t N, const float *B, int64_t ldb, float *data, dn_packed_b *pb);
-/* C = alpha * op(A) * op(B) + beta * C with op(B) from dn_sgemm_pack_b; op(A) is M x pb->K. */
-void dn_sgemm_packed(bool transa, int64_t M, float alpha, const float *A, int64_t lda, const dn_packed_b *pb,
-                     float beta, float *C, int64_t ldc);
-/* Whether dn_sgemm takes its small, unpacked path for this size (M, N, K >= 1); false for any larger N. */
-bool dn_sgemm_is_tiny(int64_t M, int64_t N, int64_t K);
-/* Fills dst with op(B)[p0 .. p0+kc, j0 .. j0+nc] packed: ceil(nc/NR) micro-panels (NR = 16) one after another,
- * panel q holding at dst[q*16*kc + k*16 + j] the element (p0 + k, j0 + q*16 + j), and 0 past column N. */
-typedef void (*dn_gemm_pack_b_fn)(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t nc, float *dst);
-/* C = alpha * A * B + beta * C (A not transposed, M x K) with B produced by pack_fn, then the epilogue; the same
- * numbers as dn_sgemm_ex(false, false, ...) on the same B.  Returns false, doing nothing, for a product too small to pack (or
- * empty): the caller then uses dn_sgemm_ex. */
-bool dn_sgemm_pack_fn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                      dn_gemm_pack_b_fn pack_fn, const void *pack_arg, float beta, float *C, int64_t ldc,
-                      dn_gemm_epilogue ep);
-/* The portable reference (no SIMD), for tests. */
-void dn_sgemm_ref(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+#include "kernels/gemm.h"
 
 #endif /* DN_INTERNAL_H */

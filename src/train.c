@@ -28,25 +28,6 @@ struct dn_trainer {
     void *batch_user;
 };
 
-void dn_train_defaults(dn_train_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->epochs = 10;
-    c->batch = 64;
-    c->seed = 1;
-    snprintf(c->loss, sizeof c->loss, "softmax_cross_entropy");
-    c->huber_delta = 1.0f;
-    dn_optim_defaults(DN_SGD, &c->optim);
-    dn_schedule_defaults(DN_SCHED_CONSTANT, c->optim.lr, &c->schedule);
-    c->monitor = DN_MONITOR_VAL_LOSS;
-    c->restore_best = true;
-    c->shuffle = true;
-    snprintf(c->data_format, sizeof c->data_format, "mnist");
-    snprintf(c->data_train, sizeof c->data_train, "data/mnist");
-    c->label_column = -1;
-    c->csv_header = -1;
-}
-
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -56,25 +37,7 @@ static double now_seconds(void)
 
 /* ------------------------------------------------------------------ loss and targets */
 
-dn_loss_target dn_loss_target_kind(const char *loss)
-{
-    if (!strcmp(loss, "softmax_cross_entropy") || !strcmp(loss, "nll_loss") || !strcmp(loss, "multi_margin_loss"))
-        return DN_TARGET_INDEX;
-    if (!strcmp(loss, "hinge_loss")) return DN_TARGET_SIGN;
-    return DN_TARGET_DENSE;
-}
-
-dn_status dn_check_loss_name(const char *loss)
-{
-    static const char *const losses[] = {"softmax_cross_entropy", "nll_loss", "multi_margin_loss", "hinge_loss",
-                                         "mse_loss", "l1_loss", "huber_loss", "bce_loss", "bce_with_logits",
-                                         "cross_entropy_prob", "softmax_cross_entropy_soft"};
-    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++)
-        if (!strcmp(loss, losses[i])) return DN_OK;
-    return dn_error(DN_ERR_ARG, "unknown loss '%s' (softmax_cross_entropy, nll_loss, multi_margin_loss, hinge_loss, "
-                                "mse_loss, l1_loss, huber_loss, bce_loss, bce_with_logits, cross_entropy_prob, "
-                                "softmax_cross_entropy_soft)", loss);
-}
+/* dn_check_loss_name and dn_loss_target_kind read the registry's loss rows (registry.c). */
 
 /* Builds the target tensor for a batch: class indices as they are, or one-hot rows (±1 for hinge) when the
  * model has several outputs and the loss compares dense vectors, or the values themselves for regression. */
@@ -481,18 +444,4 @@ dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d
     r->loss = d->n ? loss_sum / (double)d->n : NAN;
     r->accuracy = d->n_classes > 0 && d->n ? (double)correct / (double)(d->n * ts) : NAN;
     return DN_OK;
-}
-
-/* ------------------------------------------------------------------ threads */
-
-static int n_threads;
-
-void dn_set_threads(int n) { n_threads = n > 0 ? n : 0; }
-
-int dn_get_threads(void)
-{
-    if (n_threads > 0) return n_threads;
-    const char *e = getenv("DN_THREADS");
-    int v = e ? atoi(e) : 0;
-    return v > 0 ? v : 1;
 }

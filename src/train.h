@@ -1,11 +1,11 @@
-/* Internal view of a trainer (train.c, train_state.c). */
+/* Internal view of a trainer (train.c, train_checkpoint.c). */
 #ifndef DN_TRAIN_H
 #define DN_TRAIN_H
 
 #include "nn/model.h"
 
 /* What a checkpoint keeps of a trainer besides the model's tensors and the optimiser's buffers: everything that
- * decides the next step's numbers.  The trainer itself is private to train.c; checkpoint.c reads and writes it
+ * decides the next step's numbers.  The trainer itself is private to train.c; train_checkpoint.c reads and writes it
  * through these functions only. */
 typedef struct dn_trainer_state {
     int epochs_done;
@@ -30,9 +30,6 @@ const float *dn_trainer_best_buffers(const dn_trainer *t);
 /* Sets the snapshot (resume); buffers may be NULL (a checkpoint from before buffers were kept). */
 dn_status dn_trainer_set_best(dn_trainer *t, const float *params, const float *buffers);
 
-typedef enum { DN_TARGET_INDEX, DN_TARGET_DENSE, DN_TARGET_SIGN } dn_loss_target;
-dn_loss_target dn_loss_target_kind(const char *loss);
-dn_status dn_check_loss_name(const char *loss);
 /* The configured loss of a batch's output against labels y (n of them). */
 /* ts: targets per sample (1, or T for a class per time step) */
 dn_tensor *dn_apply_loss(dn_ctx *ctx, const dn_train_config *c, dn_tensor *out, const float *y, int64_t n, int64_t ts);

@@ -809,7 +809,14 @@ static int replay_dir(const char *dir, fuzz_fn fn)
 /* Each input that once crashed a fuzz target, in tests/fixtures/regress/<target>-<what>. */
 static void test_fuzz_regressions(void)
 {
+    DIR *d = opendir("tests/fixtures/regress");
+    if (!d) {
+        t_skip("regress", "no tests/fixtures/regress folder (run from the repository root)");
+        return;
+    }
+    closedir(d);
     int n = replay_dir("tests/fixtures/regress", NULL);
+    CHECK_MSG(n > 0, "tests/fixtures/regress holds no inputs");
     if (verbose()) printf("    %d regression inputs replayed\n", n);
 }
 
@@ -822,6 +829,33 @@ static void test_fuzz_seeds(void)
     CHECK_MSG(n >= 20, "only %d seed inputs found under fuzz/corpus (run from the repository root)", n);
 }
 
+/* The harness fails loudly on its own I/O errors: with a scratch folder it cannot write, it aborts with a message
+ * instead of calling the input clean. */
+static void test_fuzz_harness_io_error_aborts(void)
+{
+    const char *log = tmp_path("harness.err");
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(log, "w", stderr)) _exit(10);
+        setenv("DN_FUZZ_SCRATCH", "/nonexistent-dn-fuzz-scratch", 1);
+        int rc = dn_fuzz_csv((const uint8_t *)"1,2\n", 4);
+        _exit(rc == 0 ? 11 : 12);
+    }
+    int status = 0;
+    if (pid > 0) waitpid(pid, &status, 0);
+    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "the harness %s",
+              WIFEXITED(status) && WEXITSTATUS(status) == 11 ? "reported clean" : "did not abort");
+    size_t len = 0;
+    char *text = (char *)read_whole(log, &len);
+    CHECK_MSG(text && strstr(text, "cannot create the scratch file /nonexistent-dn-fuzz-scratch/"), "stderr: %s",
+              text ? text : "(none)");
+    free(text);
+    remove(log);
+}
+
 void suite_reliability(void)
 {
     RUN(test_alloc_fail_model_files);
@@ -832,5 +866,6 @@ void suite_reliability(void)
     RUN(test_full_disk);
     RUN(test_fuzz_regressions);
     RUN(test_fuzz_seeds);
+    RUN(test_fuzz_harness_io_error_aborts);
     if (tmp_dir[0]) rmdir(tmp_dir);
 }

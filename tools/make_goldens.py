@@ -414,14 +414,22 @@ def linear_cases(gen):
         Case([In(uniform(gen, [3, 4])), In(uniform(gen, [5, 4])), In(uniform(gen, [5]))]),
         Case([In(uniform(gen, [2, 3, 4])), In(uniform(gen, [5, 4])), In(uniform(gen, [5]))]),
         Case([In(uniform(gen, [3, 4])), In(uniform(gen, [5, 4]))]),
-        Case([In(uniform(gen, [4, 6])), In(uniform(gen, [5, 6])), In(uniform(gen, [5]))], relu=1),
-        Case([In(uniform(gen, [2, 3, 4])), In(uniform(gen, [5, 4]))], relu=1),
+    ]
+
+
+def linear_relu_cases(gen):
+    return [
+        Case([In(uniform(gen, [4, 6])), In(uniform(gen, [5, 6])), In(uniform(gen, [5]))]),
+        Case([In(uniform(gen, [2, 3, 4])), In(uniform(gen, [5, 4]))]),
     ]
 
 
 def linear_fn(a, x, w, b=None):
-    y = F.linear(x, w, b)
-    return F.relu(y) if int(a["relu"]) else y
+    return F.linear(x, w, b)
+
+
+def linear_relu_fn(a, x, w, b=None):
+    return F.relu(F.linear(x, w, b))
 
 
 def softmax_cases(gen):
@@ -503,18 +511,28 @@ def conv2d_cases(gen):
         Case([In(u(1, 3, 4, 4)), In(u(4, 3, 1, 1)), In(u(4))]),  # 1x1, one image: no im2col
         Case([In(u(1, 2, 5, 5)), In(u(3, 2, 1, 1))], stride_h=2, stride_w=2),  # 1x1 strided: im2col
         Case([In(u(2, 2, 4, 4), grad=False), In(u(3, 2, 3, 3)), In(u(3))], pad_h=1, pad_w=1),
-        Case([In(u(1, 2, 5, 5)), In(u(3, 2, 3, 3)), In(u(3))], pad_h=1, pad_w=1, relu=1),  # fused ReLU, one image
-        Case([In(u(2, 3, 3, 3)), In(u(4, 3, 2, 2)), In(u(4))], relu=1),  # fused ReLU, images sharing a gemm
+    ]
+
+
+def conv2d_relu_cases(gen):
+    u = lambda *shape: uniform(gen, list(shape))
+    return [
+        Case([In(u(1, 2, 5, 5)), In(u(3, 2, 3, 3)), In(u(3))], pad_h=1, pad_w=1),  # one image
+        Case([In(u(2, 3, 3, 3)), In(u(4, 3, 2, 2)), In(u(4))]),  # images sharing a gemm
     ]
 
 
 def conv2d_fn(a, x, w, b=None):
     i = lambda name: int(a[name])
-    y = F.conv2d(x, w, b, stride=(i("stride_h"), i("stride_w")), padding=(i("pad_h"), i("pad_w")),
-                 dilation=(i("dilation_h"), i("dilation_w")), groups=i("groups"))
-    return F.relu(y) if i("relu") else y
+    return F.conv2d(x, w, b, stride=(i("stride_h"), i("stride_w")), padding=(i("pad_h"), i("pad_w")),
+                    dilation=(i("dilation_h"), i("dilation_w")), groups=i("groups"))
 
 
+def conv2d_relu_fn(a, x, w, b=None):
+    return F.relu(conv2d_fn(a, x, w, b))
+
+
+CONV_DEFAULTS = {"stride_h": 1, "stride_w": 1, "pad_h": 0, "pad_w": 0, "dilation_h": 1, "dilation_w": 1, "groups": 1}
 POOL_DEFAULTS = {"kernel_h": 2, "kernel_w": 2, "stride_h": 0, "stride_w": 0, "pad_h": 0, "pad_w": 0}
 # ties in every 2x2 window, both at the window's first element and later in it
 POOL_TIES = tensor([[1, 1, 0, 2, 2], [1, 0, 2, 2, -1], [0, 3, 3, 1, 1], [3, 3, 1, 1, -1]], [1, 1, 4, 5])
@@ -837,7 +855,8 @@ OPS = {
     "contiguous": Op(unary_cases(-2, 2, shape=(3, 4)), lambda a, x: x.clone()),
     # matrix products
     "matmul": Op(matmul_cases, lambda a, x, y: torch.matmul(x, y)),
-    "linear": Op(linear_cases, linear_fn, defaults={"relu": 0}),
+    "linear": Op(linear_cases, linear_fn),
+    "linear_relu": Op(linear_relu_cases, linear_relu_fn, doc="relu(linear(x, W, b)): the fused row"),
     # activations
     "identity": Op(unary_cases(-3, 3), lambda a, x: x.clone()),
     "sigmoid": Op(activation_cases(extremes=True), lambda a, x: torch.sigmoid(x)),
@@ -884,8 +903,8 @@ OPS = {
                                      doc="torch CrossEntropyLoss with probability targets"),
     "nll_loss": Op(loss_cases(nll_make), nll_fn, defaults=R, doc="torch NLLLoss on log_softmax outputs"),
     # convolution and pooling, NCHW; pooling stride 0 means the kernel size
-    "conv2d": Op(conv2d_cases, conv2d_fn, defaults={"stride_h": 1, "stride_w": 1, "pad_h": 0, "pad_w": 0,
-                                                   "dilation_h": 1, "dilation_w": 1, "groups": 1, "relu": 0}),
+    "conv2d": Op(conv2d_cases, conv2d_fn, defaults=CONV_DEFAULTS),
+    "conv2d_relu": Op(conv2d_relu_cases, conv2d_relu_fn, defaults=CONV_DEFAULTS, doc="relu(conv2d(...)): the fused row"),
     "max_pool2d": Op(pool_cases(POOL_TIES), pool_fn(F.max_pool2d), defaults=POOL_DEFAULTS,
                      doc="ties: the gradient goes to the first maximal element of the window"),
     "avg_pool2d": Op(pool_cases(POOL_TIES), pool_fn(F.avg_pool2d), defaults=POOL_DEFAULTS,

@@ -1,7 +1,7 @@
 /* Model files: Darknet-style cfg text -> a model and its training settings.  Every key is documented in
  * docs/cfg.md; a key nobody reads is an error with its line (dn_ini_check_unused). */
 #include "io/ini.h"
-#include "train.h"
+#include "nn/layer_table.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -143,212 +143,109 @@ static dn_status read_data(dn_ini_section *s, dn_train_config *c)
     return DN_OK;
 }
 
-static dn_status add_activation_section(dn_model *m, dn_ini_section *s, const char *type)
+/* The line an error about `key` of s points at: the key's own, or the section's when it is absent. */
+static int key_line(dn_ini_section *s, const char *key)
 {
-    const dn_op *op = dn_op_find(type);
-    char attrs[256] = "";
+    for (int i = 0; key && i < s->n_entries; i++)
+        if (!strcmp(s->entries[i].key, key)) return s->entries[i].line;
+    return s->line;
+}
+
+/* Reads the keys of the section's layer-table entry, in the entry's order, into args. */
+static dn_status read_keys(dn_ini_section *s, dn_layer_args *a)
+{
+    const dn_layer_def *def = a->def;
+    dn_status st = DN_OK;
+    for (int k = 0; k < DN_LAYER_MAX_KEYS && def->keys[k].name; k++) {
+        const dn_layer_key *key = &def->keys[k];
+        const char *d = key->def ? key->def : "";
+        if (key->only && strcmp(key->only, s->name)) { /* not this section's: its default, and the key stays unread */
+            a->i[k] = atoi(d);
+            a->f[k] = strtof(d, NULL);
+            a->s[k] = d;
+            continue;
+        }
+        if (!key->def && (st = dn_ini_require(s, key->name))) return st;
+        a->given[k] = dn_ini_find(s, key->name) != NULL;
+        bool b = false;
+        switch (key->type) {
+        case DN_KEY_INT: st = dn_ini_get_int(s, key->name, atoi(d), &a->i[k]); break;
+        case DN_KEY_FLOAT: st = dn_ini_get_float(s, key->name, strtof(d, NULL), &a->f[k]); break;
+        case DN_KEY_BOOL:
+            st = dn_ini_get_bool(s, key->name, atoi(d) != 0, &b);
+            a->i[k] = b;
+            break;
+        case DN_KEY_STRING: st = dn_ini_get_string(s, key->name, d, &a->s[k]); break;
+        case DN_KEY_INTS: st = dn_ini_get_ints(s, key->name, a->ints, DN_MAX_ROUTE, &a->n_ints); break;
+        }
+        if (st) return st;
+    }
+    if (!def->open_key) return DN_OK;
+    /* the keys the entry lists are read: any other belongs to the layer only if open_key says so */
     for (int i = 0; i < s->n_entries; i++) {
         dn_ini_entry *e = &s->entries[i];
         if (e->used) continue;
-        bool layer_key = (!strcmp(e->key, "channels") && !strcmp(type, "prelu")) ||
-                         (!strcmp(e->key, "init") && (!strcmp(type, "prelu") || !strcmp(type, "swish")));
-        if (!layer_key && (!op || dn_op_attr_index(op, e->key) < 0))
-            return dn_error(DN_ERR_FORMAT, "%s:%d: unknown key '%s' for activation %s", s->file, e->line, e->key, type);
+        if ((st = def->open_key(a, e->key))) {
+            dn_error_prefix("%s:%d", s->file, e->line);
+            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
+        }
         char *end;
         strtod(e->value, &end);
         if (end == e->value || *end)
             return dn_error(DN_ERR_FORMAT, "%s:%d: key '%s': '%s' is not a number", s->file, e->line, e->key, e->value);
-        size_t len = strlen(attrs);
-        snprintf(attrs + len, sizeof attrs - len, "%s=%s ", e->key, e->value);
+        size_t len = strlen(a->extra);
+        snprintf(a->extra + len, sizeof a->extra - len, "%s=%s ", e->key, e->value);
         e->used = true;
-    }
-    dn_status st = dn_model_add_activation(m, type, attrs);
-    if (st) dn_error_prefix("%s:%d", s->file, s->line);
-    return st;
-}
-
-/* activation= on a layer: fused into that layer, so layer indices stay equal to section order */
-static dn_status fuse_activation(dn_model *m, dn_ini_section *s, const char *act)
-{
-    if (!*act || !strcmp(act, "identity") || !strcmp(act, "linear")) return DN_OK;
-    dn_status st = dn_model_fuse_activation(m, act, NULL);
-    if (st) {
-        dn_ini_entry *e = dn_ini_find(s, "activation");
-        dn_error_prefix("%s:%d", s->file, e ? e->line : s->line);
-        return st == DN_ERR_NOMEM ? DN_ERR_NOMEM : DN_ERR_FORMAT; /* running out of memory is not a bad file */
     }
     return DN_OK;
 }
 
+/* A layer section: its entry in the layer table reads the keys and builds the layer. */
 static dn_status read_layer(dn_model *m, dn_ini_section *s)
 {
-    dn_status st;
-    if (!strcmp(s->name, "dense") || !strcmp(s->name, "connected")) {
-        int units;
-        bool bias;
-        const char *init_name, *act;
-        if ((st = dn_ini_require(s, "units"))) return st;
-        if ((st = dn_ini_get_int(s, "units", 0, &units))) return st;
-        if ((st = dn_ini_get_bool(s, "bias", true, &bias))) return st;
-        if ((st = dn_ini_get_string(s, "init", "default", &init_name))) return st;
-        if ((st = dn_ini_get_string(s, "activation", "", &act))) return st;
-        dn_init init;
-        if (dn_init_parse(init_name, &init)) {
-            dn_ini_entry *e = dn_ini_find(s, "init");
-            dn_error_prefix("%s:%d", s->file, e->line);
-            return DN_ERR_FORMAT;
+    const dn_layer_def *def = dn_layer_def_find(s->name);
+    if (!def) {
+        char list[512] = "net, data";
+        for (int k = 0; k < dn_layer_def_count(); k++) {
+            const dn_layer_def *d = dn_layer_def_of((dn_layer_kind)k);
+            for (int j = 0; j < 4 && d->sections[j]; j++) {
+                size_t len = strlen(list);
+                snprintf(list + len, sizeof list - len, ", %s", d->sections[j]);
+            }
         }
-        if (units < 1) {
-            dn_ini_entry *e = dn_ini_find(s, "units");
-            return dn_error(DN_ERR_FORMAT, "%s:%d: units must be positive, got %d", s->file, e->line, units);
-        }
-        if ((st = dn_model_add_dense(m, units, init, bias))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st;
-        }
-        return fuse_activation(m, s, act);
+        return dn_error(DN_ERR_FORMAT, "%s:%d: unknown section [%s] (%s)", s->file, s->line, s->name, list);
     }
-    if (!strcmp(s->name, "convolutional") || !strcmp(s->name, "conv") || !strcmp(s->name, "conv2d")) {
-        int filters, size, size_h, size_w, stride, dilation, groups, pad = 0;
-        bool bias;
-        const char *init_name, *act, *pad_text;
-        if ((st = dn_ini_require(s, "filters")) || (st = dn_ini_require(s, "size"))) return st;
-        if ((st = dn_ini_get_int(s, "filters", 0, &filters)) || (st = dn_ini_get_int(s, "size", 0, &size)) ||
-            (st = dn_ini_get_int(s, "size_h", size, &size_h)) || (st = dn_ini_get_int(s, "size_w", size, &size_w)) ||
-            (st = dn_ini_get_int(s, "stride", 1, &stride)) || (st = dn_ini_get_int(s, "dilation", 1, &dilation)) ||
-            (st = dn_ini_get_int(s, "groups", 1, &groups)) || (st = dn_ini_get_bool(s, "bias", true, &bias)) ||
-            (st = dn_ini_get_string(s, "init", "default", &init_name)) ||
-            (st = dn_ini_get_string(s, "activation", "", &act)) || (st = dn_ini_get_string(s, "pad", "0", &pad_text)))
-            return st;
-        if (!strcmp(pad_text, "same")) pad = DN_PAD_SAME;
-        else {
-            char *end;
-            long v = strtol(pad_text, &end, 10);
-            dn_ini_entry *e = dn_ini_find(s, "pad");
-            if (end == pad_text || *end || v < 0 || v > 1024)
-                return dn_error(DN_ERR_FORMAT, "%s:%d: key 'pad': '%s' is not a padding (a number >= 0, or same)", s->file,
-                                e ? e->line : s->line, pad_text);
-            pad = (int)v;
-        }
-        dn_init init;
-        if (dn_init_parse(init_name, &init)) {
-            dn_error_prefix("%s:%d", s->file, dn_ini_find(s, "init")->line);
-            return DN_ERR_FORMAT;
-        }
-        if ((st = dn_model_add_conv2d(m, filters, size_h, size_w, stride, pad, dilation, groups, init, bias))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
-        }
-        return fuse_activation(m, s, act);
+    dn_layer_args a;
+    memset(&a, 0, sizeof a);
+    a.def = def;
+    a.section = s->name;
+    dn_status st = read_keys(s, &a);
+    if (st) return st;
+    if ((st = def->build(m, &a))) {
+        dn_error_prefix("%s:%d", s->file, key_line(s, a.fault));
+        return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT; /* running out of memory is not a bad file */
     }
-    if (!strcmp(s->name, "maxpool") || !strcmp(s->name, "avgpool") || !strcmp(s->name, "minpool")) {
-        int size, stride, pad;
-        if ((st = dn_ini_get_int(s, "size", 2, &size)) || (st = dn_ini_get_int(s, "stride", 0, &stride)) ||
-            (st = dn_ini_get_int(s, "pad", 0, &pad)))
-            return st;
-        char kind[8];
-        snprintf(kind, sizeof kind, "%.3s", s->name);
-        if ((st = dn_model_add_pool2d(m, kind, size, stride, pad))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
-        }
-        return DN_OK;
-    }
-    if (!strcmp(s->name, "global_avgpool") || !strcmp(s->name, "global_maxpool")) {
-        if ((st = dn_model_add_global_pool(m, s->name[7] == 'a' ? "avg" : "max"))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
-        }
-        return DN_OK;
-    }
-    if (!strcmp(s->name, "batchnorm")) {
-        float momentum, eps;
-        if ((st = dn_ini_get_float(s, "momentum", 0.1f, &momentum)) || (st = dn_ini_get_float(s, "eps", 1e-5f, &eps)))
-            return st;
-        if ((st = dn_model_add_batchnorm(m, momentum, eps))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
-        }
-        return DN_OK;
-    }
-    if (!strcmp(s->name, "dropout") || !strcmp(s->name, "dropout2d")) {
-        float p;
-        if ((st = dn_ini_get_float(s, "p", 0.5f, &p))) return st;
-        if ((st = dn_model_add_dropout(m, p, !strcmp(s->name, "dropout2d")))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
-        }
-        return DN_OK;
-    }
-    if (!strcmp(s->name, "shortcut")) {
-        int from;
-        const char *act;
-        if ((st = dn_ini_require(s, "from")) || (st = dn_ini_get_int(s, "from", 0, &from)) ||
-            (st = dn_ini_get_string(s, "activation", "", &act)))
-            return st;
-        if ((st = dn_model_add_shortcut(m, from))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
-        }
-        return fuse_activation(m, s, act);
-    }
-    if (!strcmp(s->name, "embedding")) {
-        int vocab, size;
-        if ((st = dn_ini_require(s, "size")) || (st = dn_ini_get_int(s, "vocab", 256, &vocab)) ||
-            (st = dn_ini_get_int(s, "size", 0, &size)))
-            return st;
-        if ((st = dn_model_add_embedding(m, vocab, size))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
-        }
-        return DN_OK;
-    }
-    if (!strcmp(s->name, "rnn") || !strcmp(s->name, "lstm") || !strcmp(s->name, "gru")) {
-        int hidden, layers;
-        bool bidir, seqs, stateful;
-        float dropout;
-        const char *nonlin = "tanh";
-        if ((st = dn_ini_require(s, "hidden")) || (st = dn_ini_get_int(s, "hidden", 0, &hidden)) ||
-            (st = dn_ini_get_int(s, "layers", 1, &layers)) || (st = dn_ini_get_bool(s, "bidirectional", false, &bidir)) ||
-            (st = dn_ini_get_float(s, "dropout", 0.0f, &dropout)) ||
-            (st = dn_ini_get_bool(s, "return_sequences", true, &seqs)) ||
-            (st = dn_ini_get_bool(s, "stateful", false, &stateful)))
-            return st;
-        if (!strcmp(s->name, "rnn") && (st = dn_ini_get_string(s, "nonlinearity", "tanh", &nonlin))) return st;
-        if (strcmp(nonlin, "tanh") && strcmp(nonlin, "relu")) {
-            dn_ini_entry *e = dn_ini_find(s, "nonlinearity");
-            return dn_error(DN_ERR_FORMAT, "%s:%d: nonlinearity must be tanh or relu, not '%s'", s->file, e->line, nonlin);
-        }
-        const char *kind = strcmp(s->name, "rnn") ? s->name : (strcmp(nonlin, "relu") ? "rnn" : "rnn_relu");
-        if ((st = dn_model_add_recurrent(m, kind, hidden, layers, bidir, dropout, seqs, stateful))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
-        }
-        return DN_OK;
-    }
-    if (!strcmp(s->name, "route")) {
-        int layers[8], n = 0;
-        if ((st = dn_ini_require(s, "layers")) || (st = dn_ini_get_ints(s, "layers", layers, 8, &n))) return st;
-        if ((st = dn_model_add_route(m, n, layers))) {
-            dn_error_prefix("%s:%d", s->file, s->line);
-            return st == DN_ERR_NOMEM ? st : DN_ERR_FORMAT;
-        }
-        return DN_OK;
-    }
-    if (!strcmp(s->name, "activation")) {
-        const char *type;
-        if ((st = dn_ini_require(s, "type"))) return st;
-        if ((st = dn_ini_get_string(s, "type", "", &type))) return st;
-        return add_activation_section(m, s, type);
-    }
-    if (!strcmp(s->name, "flatten")) {
-        st = dn_model_add_flatten(m);
-        if (st) dn_error_prefix("%s:%d", s->file, s->line);
-        return st;
-    }
-    return dn_error(DN_ERR_FORMAT, "%s:%d: unknown section [%s] (net, data, dense, convolutional, maxpool, avgpool, "
-                                   "minpool, global_avgpool, global_maxpool, batchnorm, dropout, dropout2d, shortcut, "
-                                   "route, embedding, rnn, lstm, gru, activation, flatten)", s->file, s->line, s->name);
+    return DN_OK;
+}
+
+/* The [train] section's defaults (docs/cfg.md lists them): they live with the keys they are defaults of. */
+void dn_train_defaults(dn_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->epochs = 10;
+    c->batch = 64;
+    c->seed = 1;
+    snprintf(c->loss, sizeof c->loss, "softmax_cross_entropy");
+    c->huber_delta = 1.0f;
+    dn_optim_defaults(DN_SGD, &c->optim);
+    dn_schedule_defaults(DN_SCHED_CONSTANT, c->optim.lr, &c->schedule);
+    c->monitor = DN_MONITOR_VAL_LOSS;
+    c->restore_best = true;
+    c->shuffle = true;
+    snprintf(c->data_format, sizeof c->data_format, "mnist");
+    snprintf(c->data_train, sizeof c->data_train, "data/mnist");
+    c->label_column = -1;
+    c->csv_header = -1;
 }
 
 dn_status dn_model_from_cfg(const char *text, const char *filename, dn_model **model, dn_train_config *train)

@@ -4,14 +4,13 @@
  * PyTorch users read the weights with safetensors.torch.load_file; dendrite rebuilds the model from the
  * cfg and resumes. */
 #include "io/safetensors.h"
-#include "train.h"
+#include "io/checkpoint.h"
 
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 
-#define FORMAT_TAG "dendrite-checkpoint/1"
 
 /* CRC-32 (IEEE, as zlib's) of a tensor's bytes: stored per tensor in the metadata so that a flipped bit
  * anywhere in the data is reported instead of trained on. */
@@ -34,7 +33,7 @@ static uint32_t crc32_of(const void *data, size_t n)
 }
 
 /* "name=crc;name=crc;..." for the first n entries (heap string, NULL when out of memory). */
-static char *checksums_text(const dn_st_entry *e, int n)
+char *dn_ckpt_checksums_text(const dn_st_entry *e, int n)
 {
     size_t size = 1;
     for (int i = 0; i < n; i++) size += strlen(e[i].name) + 10;
@@ -52,7 +51,7 @@ static char *checksums_text(const dn_st_entry *e, int n)
 }
 
 /* Checks every tensor against the stored checksums (files without them, e.g. written by other tools, pass). */
-static dn_status verify_checksums(const dn_st_file *f, const char *path)
+dn_status dn_ckpt_verify(const dn_st_file *f, const char *path)
 {
     const char *text = dn_st_meta(f, "checksums");
     if (!text) return DN_OK;
@@ -79,17 +78,9 @@ static dn_status verify_checksums(const dn_st_file *f, const char *path)
     }
     return DN_OK;
 }
-#define MAX_CKPT_BYTES ((uint64_t)4 << 30)
 
-typedef struct meta_list {
-    int n;
-    const char *keys[32];
-    char vals[32][96];
-    const char *vptr[32];
-} meta_list;
-
-static void meta_add(meta_list *l, const char *key, const char *fmt, ...) DN_PRINTF(3, 4);
-static void meta_add(meta_list *l, const char *key, const char *fmt, ...)
+void dn_ckpt_meta_add(dn_ckpt_meta *l, const char *key, const char *fmt, ...) DN_PRINTF(3, 4);
+void dn_ckpt_meta_add(dn_ckpt_meta *l, const char *key, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -100,12 +91,12 @@ static void meta_add(meta_list *l, const char *key, const char *fmt, ...)
     l->n++;
 }
 
-static void rng_text(const dn_rng *r, char *buf, size_t size)
+void dn_ckpt_rng_text(const dn_rng *r, char *buf, size_t size)
 {
     snprintf(buf, size, "%08" PRIx32 "%08" PRIx32 "%08" PRIx32 "%08" PRIx32, r->s[0], r->s[1], r->s[2], r->s[3]);
 }
 
-static dn_status rng_parse(const char *path, const char *text, dn_rng *r)
+dn_status dn_ckpt_rng_parse(const char *path, const char *text, dn_rng *r)
 {
     if (!text || strlen(text) != 32) return dn_error(DN_ERR_FORMAT, "%s: generator state is missing or malformed", path);
     for (int i = 0; i < 4; i++) {
@@ -122,7 +113,7 @@ static dn_status rng_parse(const char *path, const char *text, dn_rng *r)
 
 /* Parameters and buffers of m as safetensors entries (the first n entries of e), then the input normalisation
  * ("input.mean", "input.std") when the model has one: at most n_tensors + n_buffers + 2 entries. */
-static int param_entries(const dn_model *m, dn_st_entry *e)
+int dn_ckpt_param_entries(const dn_model *m, dn_st_entry *e)
 {
     int n = 0;
     for (int k = 0; k < 2; k++) {
@@ -164,7 +155,7 @@ static dn_status load_input_stats(dn_model *m, const dn_st_file *f, const char *
 }
 
 /* The vocabulary as hex digits, two per byte ("" when the model has none). */
-static void vocab_text(const dn_model *m, char *buf, size_t size)
+void dn_ckpt_vocab_text(const dn_model *m, char *buf, size_t size)
 {
     size_t k = 0;
     for (int i = 0; i < m->vocab.size && k + 3 < size; i++, k += 2) snprintf(buf + k, 3, "%02x", m->vocab.bytes[i]);
@@ -196,16 +187,16 @@ dn_status dn_model_save(const dn_model *m, const char *path)
     if (!m || !path) return dn_error(DN_ERR_ARG, "dn_model_save: model and path must not be NULL");
     dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)m->n_buffers + 3, sizeof *e);
     if (!e) return DN_ERR_NOMEM;
-    int n = param_entries(m, e);
+    int n = dn_ckpt_param_entries(m, e);
     char vocab[520];
-    vocab_text(m, vocab, sizeof vocab);
-    char *sums = checksums_text(e, n);
+    dn_ckpt_vocab_text(m, vocab, sizeof vocab);
+    char *sums = dn_ckpt_checksums_text(e, n);
     if (!sums) {
         dn_free(e);
         return DN_ERR_NOMEM;
     }
     const char *keys[] = {"format", "vocab", "checksums", "cfg"};
-    const char *vals[] = {FORMAT_TAG, vocab, sums, m->cfg_text ? m->cfg_text : ""};
+    const char *vals[] = {DN_CKPT_FORMAT, vocab, sums, m->cfg_text ? m->cfg_text : ""};
     dn_status s = dn_st_write(path, n, e, m->cfg_text ? 4 : 3, keys, vals);
     dn_free(sums);
     dn_free(e);
@@ -213,7 +204,7 @@ dn_status dn_model_save(const dn_model *m, const char *path)
 }
 
 /* Copies every parameter and buffer of m from the file, checking names, shapes and values first. */
-static dn_status load_params(dn_model *m, const dn_st_file *f, const char *path)
+dn_status dn_ckpt_load_params(dn_model *m, const dn_st_file *f, const char *path)
 {
     for (int pass = 0; pass < 2; pass++) { /* pass 0 checks everything, pass 1 copies */
         for (int k = 0; k < 2; k++) {
@@ -251,8 +242,8 @@ dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *tra
     *model = NULL;
     dn_st_file *f = NULL;
     dn_model *m = NULL;
-    dn_status s = dn_st_read(path, MAX_CKPT_BYTES, &f);
-    if (!s) s = verify_checksums(f, path);
+    dn_status s = dn_st_read(path, DN_CKPT_MAX_BYTES, &f);
+    if (!s) s = dn_ckpt_verify(f, path);
     if (s) {
         dn_st_free(f);
         return s;
@@ -266,7 +257,7 @@ dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *tra
     char where[300];
     snprintf(where, sizeof where, "%s[cfg]", path);
     if ((s = dn_model_from_cfg(cfg, where, &m, train))) goto done;
-    if ((s = load_params(m, f, path))) goto done;
+    if ((s = dn_ckpt_load_params(m, f, path))) goto done;
     if ((s = load_input_stats(m, f, path))) goto done;
     if ((s = vocab_parse(m, path, dn_st_meta(f, "vocab")))) goto done;
 done:
@@ -283,209 +274,13 @@ dn_status dn_model_load_params(dn_model *m, const char *path)
 {
     if (!m || !path) return dn_error(DN_ERR_ARG, "dn_model_load_params: model and path must not be NULL");
     dn_st_file *f = NULL;
-    dn_status s = dn_st_read(path, MAX_CKPT_BYTES, &f);
-    if (!s) s = verify_checksums(f, path);
+    dn_status s = dn_st_read(path, DN_CKPT_MAX_BYTES, &f);
+    if (!s) s = dn_ckpt_verify(f, path);
     if (s) {
         dn_st_free(f);
         return s;
     }
-    s = load_params(m, f, path);
-    dn_st_free(f);
-    return s;
-}
-
-/* ------------------------------------------------------------------ trainer state */
-
-dn_status dn_trainer_save(const dn_trainer *t, const char *path)
-{
-    if (!t || !path) return dn_error(DN_ERR_ARG, "dn_trainer_save: trainer and path must not be NULL");
-    const dn_model *m = dn_trainer_model(t);
-    dn_optim *opt = dn_trainer_optim(t);
-    dn_trainer_state ts;
-    dn_trainer_get_state(t, &ts);
-    int n_state = dn_optim_state_count(opt);
-    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)m->n_buffers + (size_t)n_state + 5, sizeof *e);
-    char (*names)[64] = dn_calloc((size_t)n_state + 1, 64);
-    if (!e || !names) {
-        dn_free(e);
-        dn_free(names);
-        return DN_ERR_NOMEM;
-    }
-    int n = param_entries(m, e);
-    int64_t np = (int64_t)dn_model_param_count(m);
-    for (int i = 0; i < n_state; i++) {
-        snprintf(names[i], 64, "optim.%s", dn_optim_state_name(opt, i));
-        e[n].name = names[i];
-        e[n].ndim = 1;
-        e[n].shape[0] = np;
-        e[n].data = dn_optim_state_data(opt, i);
-        n++;
-    }
-    const float *best = dn_trainer_best_params(t), *best_buf = dn_trainer_best_buffers(t);
-    if (best) {
-        e[n].name = "best.params";
-        e[n].ndim = 1;
-        e[n].shape[0] = np;
-        e[n].data = (float *)best;
-        n++;
-    }
-    if (best && best_buf && m->n_bufdata) {
-        e[n].name = "best.buffers";
-        e[n].ndim = 1;
-        e[n].shape[0] = (int64_t)m->n_bufdata;
-        e[n].data = (float *)best_buf;
-        n++;
-    }
-    meta_list ml = {0};
-    char rb[40], rm[40];
-    rng_text(&ts.batcher_rng, rb, sizeof rb);
-    rng_text(&ts.model_rng, rm, sizeof rm);
-    meta_add(&ml, "format", "%s", FORMAT_TAG);
-    meta_add(&ml, "epochs_done", "%d", ts.epochs_done);
-    meta_add(&ml, "finished", "%d", ts.finished ? 1 : 0);
-    meta_add(&ml, "best", "%.17g", ts.best);
-    meta_add(&ml, "bad_epochs", "%d", ts.bad_epochs);
-    meta_add(&ml, "optimizer", "%s", dn_optim_kind_name(ts.optim_kind));
-    meta_add(&ml, "optim_step", "%lld", (long long)ts.optim_step);
-    meta_add(&ml, "batcher_rng", "%s", rb);
-    meta_add(&ml, "model_rng", "%s", rm);
-    meta_add(&ml, "sched_best", "%.9g", (double)ts.sched_best);
-    meta_add(&ml, "sched_lr", "%.9g", (double)ts.sched_lr);
-    meta_add(&ml, "sched_bad_epochs", "%d", ts.sched_bad_epochs);
-    meta_add(&ml, "sched_cooldown_left", "%d", ts.sched_cooldown_left);
-    char vocab[520];
-    vocab_text(m, vocab, sizeof vocab);
-    const char *keys[36], *vals[36];
-    for (int i = 0; i < ml.n; i++) {
-        keys[i] = ml.keys[i];
-        vals[i] = ml.vptr[i];
-    }
-    int nm = ml.n;
-    keys[nm] = "vocab";
-    vals[nm] = vocab;
-    nm++;
-    char *sums = checksums_text(e, n);
-    if (!sums) {
-        dn_free(e);
-        dn_free(names);
-        return DN_ERR_NOMEM;
-    }
-    keys[nm] = "checksums";
-    vals[nm] = sums;
-    nm++;
-    if (m->cfg_text) {
-        keys[nm] = "cfg";
-        vals[nm] = m->cfg_text;
-        nm++;
-    }
-    dn_status s = dn_st_write(path, n, e, nm, keys, vals);
-    dn_free(sums);
-    dn_free(e);
-    dn_free(names);
-    return s;
-}
-
-static dn_status meta_int(const dn_st_file *f, const char *path, const char *key, long long *v)
-{
-    const char *text = dn_st_meta(f, key);
-    char *end;
-    if (!text) return dn_error(DN_ERR_FORMAT, "%s: metadata '%s' is missing (not a training checkpoint?)", path, key);
-    *v = strtoll(text, &end, 10);
-    if (end == text || *end) return dn_error(DN_ERR_FORMAT, "%s: metadata '%s' = '%s' is not an integer", path, key, text);
-    return DN_OK;
-}
-
-static dn_status meta_double(const dn_st_file *f, const char *path, const char *key, double *v)
-{
-    const char *text = dn_st_meta(f, key);
-    char *end;
-    if (!text) return dn_error(DN_ERR_FORMAT, "%s: metadata '%s' is missing (not a training checkpoint?)", path, key);
-    *v = strtod(text, &end);
-    if (end == text || *end) return dn_error(DN_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a number", path, key, text);
-    return DN_OK;
-}
-
-dn_status dn_trainer_resume(dn_trainer *t, const char *path)
-{
-    if (!t || !path) return dn_error(DN_ERR_ARG, "dn_trainer_resume: trainer and path must not be NULL");
-    dn_st_file *f = NULL;
-    dn_status s = dn_st_read(path, MAX_CKPT_BYTES, &f);
-    if (!s) s = verify_checksums(f, path);
-    if (s) {
-        dn_st_free(f);
-        return s;
-    }
-    dn_model *m = dn_trainer_model(t);
-    dn_optim *opt = dn_trainer_optim(t);
-    dn_trainer_state ts;
-    dn_trainer_get_state(t, &ts);
-    long long epochs = 0, finished = 0, bad = 0, step = 0, sbad = 0, scool = 0;
-    double best = 0, sbest = 0, slr = 0;
-    dn_rng rb, rm;
-    const char *fmt = dn_st_meta(f, "format"), *optname = dn_st_meta(f, "optimizer");
-    int64_t np = (int64_t)dn_model_param_count(m);
-    if (!fmt || strcmp(fmt, FORMAT_TAG)) {
-        s = dn_error(DN_ERR_FORMAT, "%s: not a dendrite checkpoint (format '%s', expected '%s')", path, fmt ? fmt : "none",
-                     FORMAT_TAG);
-        goto done;
-    }
-    if ((s = meta_int(f, path, "epochs_done", &epochs)) || (s = meta_int(f, path, "finished", &finished)) ||
-        (s = meta_int(f, path, "bad_epochs", &bad)) || (s = meta_int(f, path, "optim_step", &step)) ||
-        (s = meta_int(f, path, "sched_bad_epochs", &sbad)) || (s = meta_int(f, path, "sched_cooldown_left", &scool)) ||
-        (s = meta_double(f, path, "best", &best)) || (s = meta_double(f, path, "sched_best", &sbest)) ||
-        (s = meta_double(f, path, "sched_lr", &slr)) || (s = rng_parse(path, dn_st_meta(f, "batcher_rng"), &rb)) ||
-        (s = rng_parse(path, dn_st_meta(f, "model_rng"), &rm)))
-        goto done;
-    if (!optname || strcmp(optname, dn_optim_kind_name(ts.optim_kind))) {
-        s = dn_error(DN_ERR_FORMAT, "%s: the checkpoint was trained with optimizer '%s', this run uses '%s'", path,
-                     optname ? optname : "none", dn_optim_kind_name(ts.optim_kind));
-        goto done;
-    }
-    if (epochs < 0 || epochs > 1000000 || step < 0) {
-        s = dn_error(DN_ERR_FORMAT, "%s: training state out of range (epochs_done %lld, step %lld)", path, epochs, step);
-        goto done;
-    }
-    /* check every optimiser buffer before touching anything */
-    int n_state = dn_optim_state_count(opt);
-    for (int i = 0; i < n_state; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "optim.%s", dn_optim_state_name(opt, i));
-        const dn_st_entry *e = dn_st_find(f, name);
-        if (!e || e->ndim != 1 || e->shape[0] != np) {
-            s = dn_error(DN_ERR_FORMAT, "%s: optimiser state '%s' is missing or has the wrong size", path, name);
-            goto done;
-        }
-    }
-    const dn_st_entry *bp = dn_st_find(f, "best.params"), *bb = dn_st_find(f, "best.buffers");
-    if (bp && (bp->ndim != 1 || bp->shape[0] != np)) {
-        s = dn_error(DN_ERR_FORMAT, "%s: best.params has the wrong size", path);
-        goto done;
-    }
-    /* best.buffers came later: a checkpoint without it restores the parameters only, as it did */
-    if (bb && (bb->ndim != 1 || bb->shape[0] != (int64_t)m->n_bufdata)) {
-        s = dn_error(DN_ERR_FORMAT, "%s: best.buffers has the wrong size", path);
-        goto done;
-    }
-    if ((s = load_params(m, f, path))) goto done;
-    if (bp && (s = dn_trainer_set_best(t, bp->data, bb ? bb->data : NULL))) goto done;
-    for (int i = 0; i < n_state; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "optim.%s", dn_optim_state_name(opt, i));
-        memcpy(dn_optim_state_data(opt, i), dn_st_find(f, name)->data, (size_t)np * sizeof(float));
-    }
-    ts.optim_step = step;
-    ts.epochs_done = (int)epochs;
-    ts.finished = finished != 0;
-    ts.best = best;
-    ts.bad_epochs = (int)bad;
-    ts.batcher_rng = rb;
-    ts.model_rng = rm;
-    ts.sched_best = (float)sbest;
-    ts.sched_lr = (float)slr;
-    ts.sched_bad_epochs = (int)sbad;
-    ts.sched_cooldown_left = (int)scool;
-    dn_trainer_set_state(t, &ts);
-done:
+    s = dn_ckpt_load_params(m, f, path);
     dn_st_free(f);
     return s;
 }

@@ -1,9 +1,11 @@
 /* Convolutional-network layers and graph blocks: conv2d, pooling, batch norm, dropout, shortcut (ResNet) and
  * route (Inception).  Each constructor checks the shapes it will see, so a bad model fails when it is built,
  * naming the layer, not in the middle of training. */
-#include "nn/model.h"
+#include "nn/layer_table.h"
+#include "kernels/threads.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 static dn_status need_image(const dn_model *m, const char *what, int64_t *c, int64_t *h, int64_t *w)
 {
@@ -42,9 +44,9 @@ dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int 
         pad_w = dilation * (kw - 1) / 2;
         if (pad_h != pad_w) return dn_error(DN_ERR_ARG, "conv2d: pad=same with a non-square kernel is not supported");
     }
-    int64_t ho = (h + 2 * pad_h - dilation * (kh - 1) - 1) / stride + 1;
-    int64_t wo = (w + 2 * pad_w - dilation * (kw - 1) - 1) / stride + 1;
-    if (h + 2 * pad_h < dilation * (kh - 1) + 1 || w + 2 * pad_w < dilation * (kw - 1) + 1)
+    int64_t ho = dn_conv_out_size(h, kh, stride, pad_h, dilation);
+    int64_t wo = dn_conv_out_size(w, kw, stride, pad_w, dilation);
+    if (ho < 1 || wo < 1)
         return dn_error(DN_ERR_SHAPE, "conv2d: the %dx%d kernel (dilation %d) is larger than the padded %lldx%lld input",
                         kh, kw, dilation, (long long)(h + 2 * pad_h), (long long)(w + 2 * pad_w));
     dn_layer *l = dn_model_new_layer(m, DN_LAYER_CONV2D, "conv2d");
@@ -70,6 +72,8 @@ dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int 
     l->groups = groups;
     l->init = init;
     l->bias = bias;
+    l->op = dn_op_find("conv2d");
+    l->op_relu = dn_op_find("conv2d_relu");
     l->out_ndim = 3;
     l->out_shape[0] = filters;
     l->out_shape[1] = ho;
@@ -81,6 +85,65 @@ dn_status dn_model_add_conv2d(dn_model *m, int64_t filters, int kh, int kw, int 
     m->n_layers++;
     return DN_OK;
 }
+
+static dn_status conv2d_build(dn_model *m, dn_layer_args *a)
+{
+    int size = dn_layer_arg_int(a, "size"), pad = 0;
+    int size_h = dn_layer_arg_given(a, "size_h") ? dn_layer_arg_int(a, "size_h") : size;
+    int size_w = dn_layer_arg_given(a, "size_w") ? dn_layer_arg_int(a, "size_w") : size;
+    const char *pad_text = dn_layer_arg_str(a, "pad");
+    if (!strcmp(pad_text, "same")) pad = DN_PAD_SAME;
+    else {
+        char *end;
+        long v = strtol(pad_text, &end, 10);
+        if (end == pad_text || *end || v < 0 || v > 1024) {
+            a->fault = "pad";
+            return dn_error(DN_ERR_FORMAT, "key 'pad': '%s' is not a padding (a number >= 0, or same)", pad_text);
+        }
+        pad = (int)v;
+    }
+    dn_init init;
+    if (dn_init_parse(dn_layer_arg_str(a, "init"), &init)) {
+        a->fault = "init";
+        return DN_ERR_FORMAT;
+    }
+    dn_status st = dn_model_add_conv2d(m, dn_layer_arg_int(a, "filters"), size_h, size_w, dn_layer_arg_int(a, "stride"),
+                                       pad, dn_layer_arg_int(a, "dilation"), dn_layer_arg_int(a, "groups"), init,
+                                       dn_layer_arg_int(a, "bias") != 0);
+    return st ? st : dn_layer_fuse_arg(m, a);
+}
+
+static dn_tensor *conv2d_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m;
+    dn_tensor *in[3] = {h, e->p0, e->p1};
+    double a[DN_CONV_N_ATTRS];
+    a[DN_CONV_STRIDE_H] = a[DN_CONV_STRIDE_W] = l->stride;
+    a[DN_CONV_PAD_H] = a[DN_CONV_PAD_W] = l->pad;
+    a[DN_CONV_DILATION_H] = a[DN_CONV_DILATION_W] = l->dilation;
+    a[DN_CONV_GROUPS] = l->groups;
+    return dn_op_apply(ctx, e->relu ? l->op_relu : l->op, e->bias ? 3 : 2, in, a);
+}
+
+const dn_layer_def dn_layer_conv2d = {
+    .kind = DN_LAYER_CONV2D,
+    .sections = {"convolutional", "conv", "conv2d"},
+    .keys = {DN_KEY("filters", DN_KEY_INT, NULL),
+             DN_KEY("size", DN_KEY_INT, NULL),
+             DN_KEY_DOC("size_h", DN_KEY_INT, "", "= size"),
+             DN_KEY_DOC("size_w", DN_KEY_INT, "", "= size"),
+             DN_KEY("stride", DN_KEY_INT, "1"),
+             DN_KEY("pad", DN_KEY_STRING, "0"),
+             DN_KEY("dilation", DN_KEY_INT, "1"),
+             DN_KEY("groups", DN_KEY_INT, "1"),
+             DN_KEY("bias", DN_KEY_BOOL, "1"),
+             DN_KEY("init", DN_KEY_STRING, "default"),
+             DN_KEY("activation", DN_KEY_STRING, "")},
+    .build = conv2d_build,
+    .forward = conv2d_forward,
+    .reinit = dn_layer_reinit_affine,
+    .fusable = true,
+};
 
 dn_status dn_model_add_pool2d(dn_model *m, const char *kind, int size, int stride, int pad)
 {
@@ -112,12 +175,35 @@ dn_status dn_model_add_pool2d(dn_model *m, const char *kind, int size, int strid
     l->kh = l->kw = size;
     l->stride = stride;
     l->pad = pad;
-    l->out_shape[1] = (h + 2 * pad - size) / stride + 1;
-    l->out_shape[2] = (w + 2 * pad - size) / stride + 1;
+    l->out_shape[1] = dn_conv_out_size(h, size, stride, pad, 1);
+    l->out_shape[2] = dn_conv_out_size(w, size, stride, pad, 1);
     l->flops = (int64_t)size * size * c * l->out_shape[1] * l->out_shape[2];
     m->n_layers++;
     return DN_OK;
 }
+
+static dn_status pool_build(dn_model *m, dn_layer_args *a)
+{
+    char kind[8];
+    snprintf(kind, sizeof kind, "%.3s", a->section); /* maxpool -> max */
+    return dn_model_add_pool2d(m, kind, dn_layer_arg_int(a, "size"), dn_layer_arg_int(a, "stride"),
+                               dn_layer_arg_int(a, "pad"));
+}
+
+/* pooling and global pooling: the op chosen when the layer was built, with its attributes */
+static dn_tensor *op_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m, (void)e;
+    return dn_op_apply(ctx, l->op, 1, &h, l->attr);
+}
+
+const dn_layer_def dn_layer_pool = {
+    .kind = DN_LAYER_POOL,
+    .sections = {"maxpool", "avgpool", "minpool"},
+    .keys = {DN_KEY("size", DN_KEY_INT, "2"), DN_KEY_DOC("stride", DN_KEY_INT, "0", "= size"), DN_KEY("pad", DN_KEY_INT, "0")},
+    .build = pool_build,
+    .forward = op_forward,
+};
 
 dn_status dn_model_add_global_pool(dn_model *m, const char *kind)
 {
@@ -139,6 +225,18 @@ dn_status dn_model_add_global_pool(dn_model *m, const char *kind)
     m->n_layers++;
     return DN_OK;
 }
+
+static dn_status global_pool_build(dn_model *m, dn_layer_args *a)
+{
+    return dn_model_add_global_pool(m, a->section[7] == 'a' ? "avg" : "max"); /* global_avgpool, global_maxpool */
+}
+
+const dn_layer_def dn_layer_global_pool = {
+    .kind = DN_LAYER_GLOBAL_POOL,
+    .sections = {"global_avgpool", "global_maxpool"},
+    .build = global_pool_build,
+    .forward = op_forward,
+};
 
 dn_status dn_model_add_batchnorm(dn_model *m, float momentum, float eps)
 {
@@ -177,6 +275,34 @@ dn_status dn_model_add_batchnorm(dn_model *m, float momentum, float eps)
     return DN_OK;
 }
 
+static dn_status batchnorm_build(dn_model *m, dn_layer_args *a)
+{
+    return dn_model_add_batchnorm(m, dn_layer_arg_float(a, "momentum"), dn_layer_arg_float(a, "eps"));
+}
+
+static dn_tensor *batchnorm_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    return dn_batch_norm(ctx, h, e->p0, e->p1, &m->buffers[l->first_buffer].t, &m->buffers[l->first_buffer + 1].t,
+                         m->training, l->momentum, l->eps);
+}
+
+static void batchnorm_reinit(dn_model *m, const dn_layer *l)
+{
+    dn_tensor *gamma = &m->tensors[l->first_tensor].t;
+    int64_t n = dn_tensor_numel(gamma);
+    for (int64_t i = 0; i < n; i++) gamma->data[i] = 1.0f;
+    memset(m->tensors[l->first_tensor + 1].t.data, 0, (size_t)n * sizeof(float));
+}
+
+const dn_layer_def dn_layer_batchnorm = {
+    .kind = DN_LAYER_BATCHNORM,
+    .sections = {"batchnorm"},
+    .keys = {DN_KEY("momentum", DN_KEY_FLOAT, "0.1"), DN_KEY("eps", DN_KEY_FLOAT, "1e-5")},
+    .build = batchnorm_build,
+    .forward = batchnorm_forward,
+    .reinit = batchnorm_reinit,
+};
+
 dn_status dn_model_add_dropout(dn_model *m, float p, bool channels)
 {
     if (!m) return dn_error(DN_ERR_ARG, "dn_model_add_dropout: model is NULL");
@@ -193,6 +319,76 @@ dn_status dn_model_add_dropout(dn_model *m, float p, bool channels)
     m->n_layers++;
     return DN_OK;
 }
+
+/* A dropout mask in the arena: 0 with probability p, else 1/(1-p) (inverted dropout).  Channel dropout draws
+ * one value per [n, c] and broadcasts it over the spatial axes.
+ *
+ * Each mask takes one 64-bit key from the model's generator; element i's uniform number is a hash of (key, i)
+ * (splitmix64's finaliser over key + i * golden ratio), so any stretch of the mask can be filled on its own: large
+ * masks are shared between threads, with the same values for any thread count, and a checkpoint's generator
+ * state still fixes every later mask. */
+typedef struct mask_job {
+    float *data;
+    int64_t n;
+    uint64_t key;
+    float p, keep;
+} mask_job;
+
+static inline float mask_uniform(uint64_t key, uint64_t i)
+{
+    uint64_t z = key + i * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)(z >> 40) * (1.0f / 16777216.0f); /* the top 24 bits: a float in [0, 1) */
+}
+
+static void mask_part(void *arg, int part, int parts, void *scratch)
+{
+    (void)scratch;
+    const mask_job *j = arg;
+    int64_t lo, hi;
+    dn_part_range(j->n, 16, part, parts, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) j->data[i] = mask_uniform(j->key, (uint64_t)i) < j->p ? 0.0f : j->keep;
+}
+
+static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, const dn_layer *l)
+{
+    int64_t shape[DN_MAX_DIMS];
+    int nd = h->ndim;
+    for (int i = 0; i < nd; i++) shape[i] = (l->channel_dropout && i >= 2) ? 1 : h->shape[i];
+    dn_tensor *mask = dn_ctx_tensor(ctx, nd, shape);
+    if (!mask) return NULL;
+    const uint64_t hi = dn_rng_u32(&m->rng), lo = dn_rng_u32(&m->rng);
+    mask_job j = {mask->data, dn_tensor_numel(mask), hi << 32 | lo, l->p, 1.0f / (1.0f - l->p)};
+    dn_parallel_run(j.n >= 65536 ? dn_parallel_parts() : 1, mask_part, &j);
+    return mask;
+}
+
+static dn_status dropout_build(dn_model *m, dn_layer_args *a)
+{
+    return dn_model_add_dropout(m, dn_layer_arg_float(a, "p"), !strcmp(a->section, "dropout2d"));
+}
+
+static dn_tensor *dropout_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)e;
+    if (!m->training || l->p <= 0) return h;
+    dn_tensor *mask = dropout_mask(m, ctx, h, l);
+    if (!mask) {
+        ctx->status = DN_ERR_NOMEM;
+        return NULL;
+    }
+    return dn_mul(ctx, h, mask);
+}
+
+const dn_layer_def dn_layer_dropout = {
+    .kind = DN_LAYER_DROPOUT,
+    .sections = {"dropout", "dropout2d"},
+    .keys = {DN_KEY("p", DN_KEY_FLOAT, "0.5")},
+    .build = dropout_build,
+    .forward = dropout_forward,
+};
 
 /* A layer reference: negative counts back from the layer being added (-1 = the previous one). */
 static dn_status resolve(const dn_model *m, int ref, const char *what, int *abs_index)
@@ -230,6 +426,26 @@ dn_status dn_model_add_shortcut(dn_model *m, int from)
     return DN_OK;
 }
 
+static dn_status shortcut_build(dn_model *m, dn_layer_args *a)
+{
+    dn_status st = dn_model_add_shortcut(m, dn_layer_arg_int(a, "from"));
+    return st ? st : dn_layer_fuse_arg(m, a);
+}
+
+static dn_tensor *shortcut_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m;
+    return dn_add(ctx, h, e->outs[l->from[0] + 1]);
+}
+
+const dn_layer_def dn_layer_shortcut = {
+    .kind = DN_LAYER_SHORTCUT,
+    .sections = {"shortcut"},
+    .keys = {DN_KEY("from", DN_KEY_INT, NULL), DN_KEY("activation", DN_KEY_STRING, "")},
+    .build = shortcut_build,
+    .forward = shortcut_forward,
+};
+
 dn_status dn_model_add_route(dn_model *m, int n, const int *layers)
 {
     if (!m || !layers || n < 1 || n > DN_MAX_ROUTE)
@@ -266,3 +482,21 @@ dn_status dn_model_add_route(dn_model *m, int n, const int *layers)
     m->n_layers++;
     return DN_OK;
 }
+
+static dn_status route_build(dn_model *m, dn_layer_args *a) { return dn_model_add_route(m, a->n_ints, a->ints); }
+
+static dn_tensor *route_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m, (void)h;
+    dn_tensor *parts[DN_MAX_ROUTE];
+    for (int k = 0; k < l->n_from; k++) parts[k] = e->outs[l->from[k] + 1];
+    return l->n_from == 1 ? parts[0] : dn_concat(ctx, l->n_from, parts, 1);
+}
+
+const dn_layer_def dn_layer_route = {
+    .kind = DN_LAYER_ROUTE,
+    .sections = {"route"},
+    .keys = {DN_KEY("layers", DN_KEY_INTS, NULL)},
+    .build = route_build,
+    .forward = route_forward,
+};

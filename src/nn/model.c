@@ -1,5 +1,5 @@
 /* Models: a chain of layers whose parameters live in one flat buffer (and gradients in another). */
-#include "nn/model.h"
+#include "nn/layer_table.h"
 #include "kernels/threads.h"
 
 #include <math.h>
@@ -309,12 +309,61 @@ dn_status dn_model_add_dense(dn_model *m, int64_t units, dn_init init, bool bias
     l->per_step = per_step;
     l->out_ndim = per_step ? 2 : 1;
     l->out_shape[per_step ? 1 : 0] = units;
+    l->op = dn_op_find("linear");
+    l->op_relu = dn_op_find("linear_relu");
     l->flops = dn_flop_estimate((2.0 * (double)fan_in * (double)units + (bias ? (double)units : 0.0)) *
                                 (double)(per_step ? shape[0] : 1));
     init_dense(m, m->tensors[wi].t.data, bias ? m->tensors[bi].t.data : NULL, units, fan_in, init);
     m->n_layers++;
     return DN_OK;
 }
+
+static dn_status dense_build(dn_model *m, dn_layer_args *a)
+{
+    int units = dn_layer_arg_int(a, "units");
+    dn_init init;
+    if (dn_init_parse(dn_layer_arg_str(a, "init"), &init)) {
+        a->fault = "init";
+        return DN_ERR_FORMAT;
+    }
+    if (units < 1) {
+        a->fault = "units";
+        return dn_error(DN_ERR_FORMAT, "units must be positive, got %d", units);
+    }
+    dn_status st = dn_model_add_dense(m, units, init, dn_layer_arg_int(a, "bias") != 0);
+    return st ? st : dn_layer_fuse_arg(m, a);
+}
+
+static dn_tensor *dense_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m;
+    if (h->ndim != 2 && !l->per_step) h = dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1});
+    dn_tensor *in[3] = {h, e->p0, e->p1};
+    return dn_op_apply(ctx, e->relu ? l->op_relu : l->op, e->bias ? 3 : 2, in, NULL);
+}
+
+/* Dense and conv2d: the initialisation the layer was built with (fan-out = filters x kernel area for a conv). */
+void dn_layer_reinit_affine(dn_model *m, const dn_layer *l)
+{
+    dn_tensor *w = &m->tensors[l->first_tensor].t;
+    float *b = l->bias && l->n_tensors > 1 ? m->tensors[l->first_tensor + 1].t.data : NULL;
+    int64_t nw = dn_tensor_numel(w), fan_in = nw / w->shape[0];
+    dn_model_init_weights(m, w->data, nw, b, w->shape[0], fan_in,
+                          w->shape[0] * (l->kind == DN_LAYER_CONV2D ? (int64_t)l->kh * l->kw : 1), l->init);
+}
+
+const dn_layer_def dn_layer_dense = {
+    .kind = DN_LAYER_DENSE,
+    .sections = {"dense", "connected"},
+    .keys = {DN_KEY("units", DN_KEY_INT, NULL),
+             DN_KEY("bias", DN_KEY_BOOL, "1"),
+             DN_KEY("init", DN_KEY_STRING, "default"),
+             DN_KEY("activation", DN_KEY_STRING, "")},
+    .build = dense_build,
+    .forward = dense_forward,
+    .reinit = dn_layer_reinit_affine,
+    .fusable = true,
+};
 
 dn_status dn_model_add_flatten(dn_model *m)
 {
@@ -327,15 +376,24 @@ dn_status dn_model_add_flatten(dn_model *m)
     return DN_OK;
 }
 
-static bool is_activation(const char *name)
+static dn_status flatten_build(dn_model *m, dn_layer_args *a)
 {
-    static const char *const acts[] = {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "log_softmax",
-                                       "prelu", "elu", "swish", "mish", "gelu", "softplus", "selu", "hard_sigmoid",
-                                       "hard_tanh"};
-    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
-        if (strcmp(name, acts[i]) == 0) return true;
-    return false;
+    (void)a;
+    return dn_model_add_flatten(m);
 }
+
+static dn_tensor *flatten_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m, (void)l, (void)e;
+    return dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1});
+}
+
+const dn_layer_def dn_layer_flatten = {
+    .kind = DN_LAYER_FLATTEN,
+    .sections = {"flatten"},
+    .build = flatten_build,
+    .forward = flatten_forward,
+};
 
 /* Applies the op once to a one-sample input of the layer's shape, so that attribute values the op refuses
  * (gelu approximate=5, hard_tanh min > max, ...) fail when the model is built, not at its first batch. */
@@ -356,13 +414,13 @@ static dn_status try_activation(const dn_op *op, const double *attr, int nd, con
 dn_status dn_model_add_activation(dn_model *m, const char *name, const char *attrs)
 {
     if (!m || !name) return dn_error(DN_ERR_ARG, "dn_model_add_activation: model or name is NULL");
-    const dn_op *op = dn_op_find(name);
-    if (!op || !is_activation(name))
-        return dn_error(DN_ERR_ARG, "unknown activation '%s' (identity, sigmoid, tanh, relu, leaky_relu, softmax, "
-                                    "log_softmax, prelu, elu, swish, mish, gelu, softplus, selu, hard_sigmoid, hard_tanh)",
-                        name);
-    /* split layer settings (channels, init) from the op's own attributes */
-    double channels = 1, init = strcmp(name, "prelu") == 0 ? 0.25 : 1.0;
+    const dn_op *op = dn_op_find_flagged(name, DN_OPF_ACTIVATION);
+    char list[512];
+    if (!op)
+        return dn_error(DN_ERR_ARG, "unknown activation '%s' (%s)", name, dn_op_list(DN_OPF_ACTIVATION, 0, list, sizeof list));
+    /* split layer settings (the learnt parameter's channels and init) from the op's own attributes */
+    const dn_op_param *pp = &op->param;
+    double channels = 1, init = pp->name ? pp->init : 1.0;
     char optext[256] = "";
     const char *p = attrs ? attrs : "";
     while (*p) {
@@ -374,9 +432,8 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
         size_t len = (size_t)(end - p) < sizeof tok - 1 ? (size_t)(end - p) : sizeof tok - 1;
         memcpy(tok, p, len);
         tok[len] = '\0';
-        if (strncmp(tok, "channels=", 9) == 0 && strcmp(name, "prelu") == 0) channels = atof(tok + 9);
-        else if (strncmp(tok, "init=", 5) == 0 && (strcmp(name, "prelu") == 0 || strcmp(name, "swish") == 0))
-            init = atof(tok + 5);
+        if (strncmp(tok, "channels=", 9) == 0 && pp->shape == DN_OP_PARAM_CHANNELS) channels = atof(tok + 9);
+        else if (strncmp(tok, "init=", 5) == 0 && pp->name) init = atof(tok + 5);
         else if (strlen(optext) + len + 2 < sizeof optext) {
             strcat(optext, tok);
             strcat(optext, " ");
@@ -389,20 +446,18 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
     int nd;
     int64_t shape[DN_MAX_DIMS];
     dn_model_tail_shape(m, &nd, shape);
-    if (strcmp(name, "prelu") == 0 && channels != 1 && (channels != shape[0]))
-        return dn_error(DN_ERR_SHAPE, "prelu: channels=%g must be 1 or the input's channel count %lld", channels,
+    if (pp->shape == DN_OP_PARAM_CHANNELS && channels != 1 && (channels != shape[0]))
+        return dn_error(DN_ERR_SHAPE, "%s: channels=%g must be 1 or the input's channel count %lld", name, channels,
                         (long long)shape[0]);
-    bool learned = !strcmp(name, "prelu") || !strcmp(name, "swish");
-    if ((s = try_activation(op, a, nd, shape, learned ? (!strcmp(name, "prelu") ? (int64_t)channels : 1) : 0)))
-        return s;
+    const int64_t count = !pp->name ? 0 : pp->shape == DN_OP_PARAM_CHANNELS ? (int64_t)channels : 1;
+    if ((s = try_activation(op, a, nd, shape, count))) return s;
     dn_layer *l = dn_model_new_layer(m, DN_LAYER_ACTIVATION, name);
     if (!l) return DN_ERR_NOMEM;
     l->op = op;
     memcpy(l->attr, a, sizeof a);
-    if (strcmp(name, "prelu") == 0 || strcmp(name, "swish") == 0) {
+    if (pp->name) {
         char pname[64];
-        int64_t count = strcmp(name, "prelu") == 0 ? (int64_t)channels : 1;
-        snprintf(pname, sizeof pname, "layers.%d.%s", m->n_layers, strcmp(name, "prelu") == 0 ? "alpha" : "beta");
+        snprintf(pname, sizeof pname, "layers.%d.%s", m->n_layers, pp->name);
         int ti = dn_model_add_param(m, pname, 1, &count, false);
         if (ti < 0) return DN_ERR_NOMEM;
         for (int64_t i = 0; i < count; i++) m->tensors[ti].t.data[i] = (float)init;
@@ -416,12 +471,14 @@ dn_status dn_model_add_activation(dn_model *m, const char *name, const char *att
 
 dn_status dn_model_fuse_activation(dn_model *m, const char *name, const char *attrs)
 {
-    const dn_op *op = dn_op_find(name);
-    if (!op || !is_activation(name) || !strcmp(name, "prelu") || !strcmp(name, "swish"))
-        return dn_error(DN_ERR_ARG, "'%s' cannot follow a layer as activation= (use identity, sigmoid, tanh, relu, "
-                                    "leaky_relu, softmax, log_softmax, elu, mish, gelu, softplus, selu, hard_sigmoid, "
-                                    "hard_tanh; prelu and swish learn parameters: give them an [activation] section)",
-                        name);
+    const dn_op *op = dn_op_find_flagged(name, DN_OPF_ACTIVATION);
+    if (!op || op->param.name) {
+        char plain[512], learnt[128];
+        dn_op_list(DN_OPF_ACTIVATION, -1, plain, sizeof plain);
+        dn_op_list(DN_OPF_ACTIVATION, 1, learnt, sizeof learnt);
+        return dn_error(DN_ERR_ARG, "'%s' cannot follow a layer as activation= (use %s; %s learn parameters: give them "
+                                    "an [activation] section)", name, plain, learnt);
+    }
     if (m->n_layers == 0) return dn_error(DN_ERR_STATE, "activation %s has no layer to follow", name);
     dn_layer *l = &m->layers[m->n_layers - 1];
     double a[DN_MAX_ATTRS];
@@ -434,55 +491,45 @@ dn_status dn_model_fuse_activation(dn_model *m, const char *name, const char *at
     return DN_OK;
 }
 
+/* [activation] type=NAME: besides the op's attributes, an op with a learnt parameter takes init= (and channels= when
+ * the parameter may have one value per channel). */
+static dn_status activation_open_key(const dn_layer_args *a, const char *key)
+{
+    const char *type = dn_layer_arg_str(a, "type");
+    const dn_op *op = dn_op_find_flagged(type, DN_OPF_ACTIVATION);
+    bool layer_key = op && op->param.name &&
+                     (!strcmp(key, "init") || (!strcmp(key, "channels") && op->param.shape == DN_OP_PARAM_CHANNELS));
+    if (!layer_key && (!op || dn_op_attr_index(op, key) < 0))
+        return dn_error(DN_ERR_FORMAT, "unknown key '%s' for activation %s", key, type);
+    return DN_OK;
+}
+
+static dn_status activation_build(dn_model *m, dn_layer_args *a)
+{
+    return dn_model_add_activation(m, dn_layer_arg_str(a, "type"), a->extra);
+}
+
+static dn_tensor *activation_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m;
+    dn_tensor *in[2] = {h, e->p0};
+    return dn_op_apply(ctx, l->op, e->p0 ? 2 : 1, in, l->attr);
+}
+
+const dn_layer_def dn_layer_activation = {
+    .kind = DN_LAYER_ACTIVATION,
+    .sections = {"activation"},
+    .keys = {DN_KEY("type", DN_KEY_STRING, NULL)},
+    .open_doc = "channels init",
+    .open_key = activation_open_key,
+    .build = activation_build,
+    .forward = activation_forward,
+};
+
 /* ------------------------------------------------------------------ forward */
 
-/* A dropout mask in the arena: 0 with probability p, else 1/(1-p) (inverted dropout).  Channel dropout draws
- * one value per [n, c] and broadcasts it over the spatial axes.
- *
- * Each mask takes one 64-bit key from the model's generator; element i's uniform number is a hash of (key, i)
- * (splitmix64's finaliser over key + i * golden ratio), so any stretch of the mask can be filled on its own: large
- * masks are shared between threads, with the same values for any thread count, and a checkpoint's generator
- * state still fixes every later mask. */
-typedef struct mask_job {
-    float *data;
-    int64_t n;
-    uint64_t key;
-    float p, keep;
-} mask_job;
-
-static inline float mask_uniform(uint64_t key, uint64_t i)
-{
-    uint64_t z = key + i * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (float)(z >> 40) * (1.0f / 16777216.0f); /* the top 24 bits: a float in [0, 1) */
-}
-
-static void mask_part(void *arg, int part, int parts, void *scratch)
-{
-    (void)scratch;
-    const mask_job *j = arg;
-    int64_t lo, hi;
-    dn_part_range(j->n, 16, part, parts, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) j->data[i] = mask_uniform(j->key, (uint64_t)i) < j->p ? 0.0f : j->keep;
-}
-
-static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, const dn_layer *l)
-{
-    int64_t shape[DN_MAX_DIMS];
-    int nd = h->ndim;
-    for (int i = 0; i < nd; i++) shape[i] = (l->channel_dropout && i >= 2) ? 1 : h->shape[i];
-    dn_tensor *mask = dn_ctx_tensor(ctx, nd, shape);
-    if (!mask) return NULL;
-    const uint64_t hi = dn_rng_u32(&m->rng), lo = dn_rng_u32(&m->rng);
-    mask_job j = {mask->data, dn_tensor_numel(mask), hi << 32 | lo, l->p, 1.0f / (1.0f - l->p)};
-    dn_parallel_run(j.n >= 65536 ? dn_parallel_parts() : 1, mask_part, &j);
-    return mask;
-}
-
 /* ReLU fusion.  A dense or conv2d layer followed by a ReLU (its own activation=relu, or a parameter-free relu
- * layer right after it) computes relu(layer(x)) in one op: linear / conv2d with relu=1 apply the ReLU in the
+ * layer right after it) computes relu(layer(x)) in one op: linear_relu / conv2d_relu apply the ReLU in the
  * gemm's write-back and mask the gradient in their backward step.  The result is bit for bit the same as the
  * two ops; it saves a pass over the output and, above all, the pre-activation tensor and its gradient, which
  * the arena would otherwise hold until the step ends.  A relu layer is absorbed only when no shortcut or
@@ -510,7 +557,7 @@ static bool read_later(const dn_model *m, int li)
 
 static bool is_plain_relu(const dn_layer *l)
 {
-    return l->kind == DN_LAYER_ACTIVATION && l->op == dn_op_find("relu") && !l->n_tensors && !l->act;
+    return l->kind == DN_LAYER_ACTIVATION && !strcmp(l->op->name, "relu") && !l->n_tensors && !l->act;
 }
 
 /* What one turn of the forward loop computes: layer li and `absorbed` layers after it. */
@@ -524,13 +571,13 @@ static fusion plan_fusion(const dn_model *m, const dn_ctx *ctx, int li)
 {
     fusion fu = {false, false, 0};
     const dn_layer *l = &m->layers[li];
-    if (l->kind != DN_LAYER_DENSE && l->kind != DN_LAYER_CONV2D) return fu;
+    if (!dn_layer_def_of(l->kind)->fusable) return fu;
     fu.fold_bn = !m->training && !ctx->grad_enabled && !l->act && li + 1 < m->n_layers &&
                  m->layers[li + 1].kind == DN_LAYER_BATCHNORM && (l->kind == DN_LAYER_CONV2D || l->out_ndim == 1) &&
                  !read_later(m, li);
     int last = li + fu.fold_bn; /* the layer whose output the op computes */
     const dn_layer *t = &m->layers[last];
-    if (t->act) fu.relu = t->act == dn_op_find("relu");
+    if (t->act) fu.relu = !strcmp(t->act->name, "relu");
     else if (last + 1 < m->n_layers && is_plain_relu(&m->layers[last + 1]) && !read_later(m, last)) {
         fu.relu = true;
         last++;
@@ -598,7 +645,6 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
         }
         dn_tensor *p0 = l->n_tensors ? &m->tensors[l->first_tensor].t : NULL;
         dn_tensor *p1 = l->n_tensors > 1 ? &m->tensors[l->first_tensor + 1].t : NULL;
-        int64_t n = h->shape[0];
         const fusion fu = plan_fusion(m, ctx, li);
         const bool bias = l->bias || fu.fold_bn; /* a folded batch norm always gives a bias */
         if (fu.fold_bn && !fold_bn(m, ctx, l, &m->layers[li + 1], &p0, &p1)) {
@@ -606,52 +652,8 @@ dn_tensor *dn_model_forward(dn_model *m, dn_ctx *ctx, dn_tensor *x)
             h = NULL;
             break; /* out of the layer loop */
         }
-        switch (l->kind) {
-        case DN_LAYER_DENSE: {
-            if (h->ndim != 2 && !l->per_step) h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1});
-            dn_tensor *in[3] = {h, p0, p1};
-            h = dn_apply(ctx, "linear", bias ? 3 : 2, in, (double[]){fu.relu});
-            break;
-        }
-        case DN_LAYER_EMBEDDING: {
-            dn_tensor *in[2] = {h, p0};
-            h = dn_apply(ctx, "embedding", 2, in, NULL);
-            break;
-        }
-        case DN_LAYER_RECURRENT: h = dn_layer_recurrent_forward(m, ctx, l, h); break;
-        case DN_LAYER_FLATTEN: h = dn_reshape(ctx, h, 2, (int64_t[]){n, -1}); break;
-        case DN_LAYER_ACTIVATION: {
-            dn_tensor *in[2] = {h, p0};
-            h = dn_op_apply(ctx, l->op, p0 ? 2 : 1, in, l->attr);
-            break;
-        }
-        case DN_LAYER_CONV2D: {
-            dn_tensor *in[3] = {h, p0, p1};
-            double a[] = {l->stride, l->stride, l->pad, l->pad, l->dilation, l->dilation, l->groups, fu.relu};
-            h = dn_apply(ctx, "conv2d", bias ? 3 : 2, in, a);
-            break;
-        }
-        case DN_LAYER_POOL:
-        case DN_LAYER_GLOBAL_POOL: h = dn_op_apply(ctx, l->op, 1, &h, l->attr); break;
-        case DN_LAYER_BATCHNORM:
-            h = dn_batch_norm(ctx, h, p0, p1, &m->buffers[l->first_buffer].t, &m->buffers[l->first_buffer + 1].t,
-                              m->training, l->momentum, l->eps);
-            break;
-        case DN_LAYER_DROPOUT:
-            if (m->training && l->p > 0) {
-                dn_tensor *mask = dropout_mask(m, ctx, h, l);
-                if (!mask) ctx->status = DN_ERR_NOMEM;
-                h = mask ? dn_mul(ctx, h, mask) : NULL;
-            }
-            break;
-        case DN_LAYER_SHORTCUT: h = dn_add(ctx, h, outs[l->from[0] + 1]); break;
-        case DN_LAYER_ROUTE: {
-            dn_tensor *parts[DN_MAX_ROUTE];
-            for (int k = 0; k < l->n_from; k++) parts[k] = outs[l->from[k] + 1];
-            h = l->n_from == 1 ? parts[0] : dn_concat(ctx, l->n_from, parts, 1);
-            break;
-        }
-        }
+        const dn_layer_env env = {p0, p1, bias, fu.relu, outs};
+        h = dn_layer_def_of(l->kind)->forward(m, ctx, l, h, &env);
         /* a folded batch norm's own activation, when it is not a fused ReLU, comes after the folded op */
         const dn_layer *last = &m->layers[li + fu.absorbed];
         if (h && last->act && !fu.relu) h = dn_op_apply(ctx, last->act, 1, &h, last->act_attr);
@@ -684,26 +686,13 @@ dn_status dn_model_reinit(dn_model *m, uint64_t seed)
             for (int64_t i = 0; i < dn_tensor_numel(t); i++) t->data[i] = k == 0 ? 0.0f : 1.0f; /* mean 0, var 1 */
         }
         if (l->n_tensors == 0) continue;
-        dn_tensor *p0 = &m->tensors[l->first_tensor].t;
-        float *b = l->bias && l->n_tensors > 1 ? m->tensors[l->first_tensor + 1].t.data : NULL;
-        int64_t nw = dn_tensor_numel(p0), fan_in = nw / p0->shape[0];
-        switch (l->kind) {
-        case DN_LAYER_DENSE:
-        case DN_LAYER_CONV2D:
-            dn_model_init_weights(m, p0->data, nw, b, p0->shape[0], fan_in,
-                                  p0->shape[0] * (l->kind == DN_LAYER_CONV2D ? (int64_t)l->kh * l->kw : 1), l->init);
-            break;
-        case DN_LAYER_EMBEDDING:
-            for (int64_t i = 0; i < nw; i++) p0->data[i] = dn_rng_normal(&m->rng);
-            break;
-        case DN_LAYER_RECURRENT: dn_model_init_recurrent(m, l); break;
-        case DN_LAYER_BATCHNORM:
-            for (int64_t i = 0; i < nw; i++) p0->data[i] = 1.0f;
-            memset(m->tensors[l->first_tensor + 1].t.data, 0, (size_t)nw * sizeof(float));
-            break;
-        default:
-            for (int64_t i = 0; i < nw; i++) p0->data[i] = l->param_init;
-        }
+        const dn_layer_def *def = dn_layer_def_of(l->kind);
+        if (def->reinit) def->reinit(m, l);
+        else
+            for (int k = 0; k < l->n_tensors; k++) {
+                dn_tensor *t = &m->tensors[l->first_tensor + k].t;
+                for (int64_t i = 0; i < dn_tensor_numel(t); i++) t->data[i] = l->param_init;
+            }
     }
     return DN_OK;
 }

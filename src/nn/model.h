@@ -20,7 +20,8 @@ typedef enum {
     DN_LAYER_SHORTCUT,    /* previous output + an earlier layer's output (ResNet) */
     DN_LAYER_ROUTE,       /* earlier outputs joined along channels (Inception) */
     DN_LAYER_EMBEDDING,   /* token ids [T] -> vectors [T, E] */
-    DN_LAYER_RECURRENT    /* RNN / LSTM / GRU over [T, F] */
+    DN_LAYER_RECURRENT,   /* RNN / LSTM / GRU over [T, F] */
+    DN_LAYER_KIND_COUNT   /* the number of kinds: the layer table has one entry each (layer_table.c) */
 } dn_layer_kind;
 
 #define DN_MAX_ROUTE 8
@@ -29,7 +30,8 @@ typedef enum {
 typedef struct dn_layer {
     dn_layer_kind kind;
     char type[32];               /* "dense", "conv2d", "max_pool2d", "relu", ... */
-    const dn_op *op;             /* the op it applies (activations, pooling) */
+    const dn_op *op;             /* the op it applies, found when the layer is built */
+    const dn_op *op_relu;        /* its fused form with a ReLU (dense: linear_relu, conv2d: conv2d_relu) */
     double attr[DN_MAX_ATTRS];
     const dn_op *act;            /* activation fused after the layer, or NULL */
     double act_attr[DN_MAX_ATTRS];

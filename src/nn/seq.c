@@ -1,7 +1,7 @@
 /* Sequence layers: embedding and the recurrent layers (RNN, LSTM, GRU) with PyTorch's parameter layout, so
  * weights move between the two by name.  The recurrence itself is dn_rnn_sequence (src/nn/rnn.c), built from
  * registered ops: backpropagation through time is the tape run backwards. */
-#include "nn/model.h"
+#include "nn/layer_table.h"
 #include "nn/rnn.h"
 
 #include <math.h>
@@ -28,6 +28,7 @@ dn_status dn_model_add_embedding(dn_model *m, int64_t vocab, int64_t size)
     float *w = m->tensors[wi].t.data;
     for (int64_t i = 0; i < vocab * size; i++) w[i] = dn_rng_normal(&m->rng);
     l->n_tensors = 1;
+    l->op = dn_op_find("embedding");
     l->units = vocab;
     l->init = DN_INIT_DEFAULT;
     l->out_ndim = 2;
@@ -210,3 +211,66 @@ void dn_model_set_vocab(dn_model *m, const dn_vocab *v)
 }
 
 const dn_vocab *dn_model_vocab(const dn_model *m) { return &m->vocab; }
+
+/* ------------------------------------------------------------------ layer-table entries */
+
+static dn_status embedding_build(dn_model *m, dn_layer_args *a)
+{
+    return dn_model_add_embedding(m, dn_layer_arg_int(a, "vocab"), dn_layer_arg_int(a, "size"));
+}
+
+static dn_tensor *embedding_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)m;
+    dn_tensor *in[2] = {h, e->p0};
+    return dn_op_apply(ctx, l->op, 2, in, NULL);
+}
+
+static void embedding_reinit(dn_model *m, const dn_layer *l)
+{
+    dn_tensor *w = &m->tensors[l->first_tensor].t; /* torch.nn.Embedding: N(0, 1) */
+    for (int64_t i = 0; i < dn_tensor_numel(w); i++) w->data[i] = dn_rng_normal(&m->rng);
+}
+
+const dn_layer_def dn_layer_embedding = {
+    .kind = DN_LAYER_EMBEDDING,
+    .sections = {"embedding"},
+    .keys = {DN_KEY("vocab", DN_KEY_INT, "256"), DN_KEY("size", DN_KEY_INT, NULL)},
+    .build = embedding_build,
+    .forward = embedding_forward,
+    .reinit = embedding_reinit,
+};
+
+static dn_status recurrent_build(dn_model *m, dn_layer_args *a)
+{
+    const char *nonlin = dn_layer_arg_str(a, "nonlinearity");
+    if (strcmp(nonlin, "tanh") && strcmp(nonlin, "relu")) {
+        a->fault = "nonlinearity";
+        return dn_error(DN_ERR_FORMAT, "nonlinearity must be tanh or relu, not '%s'", nonlin);
+    }
+    const char *kind = strcmp(a->section, "rnn") ? a->section : (strcmp(nonlin, "relu") ? "rnn" : "rnn_relu");
+    return dn_model_add_recurrent(m, kind, dn_layer_arg_int(a, "hidden"), dn_layer_arg_int(a, "layers"),
+                                  dn_layer_arg_int(a, "bidirectional") != 0, dn_layer_arg_float(a, "dropout"),
+                                  dn_layer_arg_int(a, "return_sequences") != 0, dn_layer_arg_int(a, "stateful") != 0);
+}
+
+static dn_tensor *recurrent_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
+{
+    (void)e;
+    return dn_layer_recurrent_forward(m, ctx, l, h);
+}
+
+const dn_layer_def dn_layer_recurrent = {
+    .kind = DN_LAYER_RECURRENT,
+    .sections = {"rnn", "lstm", "gru"},
+    .keys = {DN_KEY("hidden", DN_KEY_INT, NULL),
+             DN_KEY("layers", DN_KEY_INT, "1"),
+             DN_KEY("bidirectional", DN_KEY_BOOL, "0"),
+             DN_KEY("dropout", DN_KEY_FLOAT, "0"),
+             DN_KEY("return_sequences", DN_KEY_BOOL, "1"),
+             DN_KEY("stateful", DN_KEY_BOOL, "0"),
+             DN_KEY_IN("nonlinearity", DN_KEY_STRING, "tanh", "rnn")},
+    .build = recurrent_build,
+    .forward = recurrent_forward,
+    .reinit = dn_model_init_recurrent,
+};

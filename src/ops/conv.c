@@ -23,7 +23,8 @@
 
 #include <math.h>
 
-enum { A_STRIDE_H, A_STRIDE_W, A_PAD_H, A_PAD_W, A_DIL_H, A_DIL_W, A_GROUPS, A_RELU };
+/* attributes by index: enum dn_conv_attr (internal.h), checked against the row's names by tests/test_tables.c */
+_Static_assert(DN_CONV_N_ATTRS <= DN_MAX_ATTRS, "conv2d's attributes fit a node");
 
 typedef struct conv_plan {
     int64_t N, C, F, G; /* images, input channels, filters, groups */
@@ -34,7 +35,7 @@ typedef struct conv_plan {
     bool direct;        /* 1x1, stride 1, no padding, one image per gemm: the input is the column matrix */
     bool packed;        /* forward: the gemm packs the columns straight from a padded copy of the input */
     bool dot_dw;        /* backward: the weight gradient as dot products from the padded input (dn_conv_dw) */
-    bool relu;          /* relu=1: a ReLU fused into the output (the gemm's epilogue) */
+    bool relu;          /* conv2d_relu: a ReLU fused into the output (the gemm's epilogue) */
 } conv_plan;
 
 /* Images per gemm: the column matrices of nb images sit side by side, [K, nb*P], so that a small output
@@ -84,14 +85,12 @@ static dn_status plan_conv(const dn_node *node, conv_plan *p)
                             dn_tshape(x), dn_tshape(w));
     dn_conv_geom *g = &p->geom;
     dn_status s;
-    if ((s = int_attr(node, A_STRIDE_H, 1, &g->sh)) || (s = int_attr(node, A_STRIDE_W, 1, &g->sw)) ||
-        (s = int_attr(node, A_PAD_H, 0, &g->ph)) || (s = int_attr(node, A_PAD_W, 0, &g->pw)) ||
-        (s = int_attr(node, A_DIL_H, 1, &g->dh)) || (s = int_attr(node, A_DIL_W, 1, &g->dw)) ||
-        (s = int_attr(node, A_GROUPS, 1, &p->G)))
+    if ((s = int_attr(node, DN_CONV_STRIDE_H, 1, &g->sh)) || (s = int_attr(node, DN_CONV_STRIDE_W, 1, &g->sw)) ||
+        (s = int_attr(node, DN_CONV_PAD_H, 0, &g->ph)) || (s = int_attr(node, DN_CONV_PAD_W, 0, &g->pw)) ||
+        (s = int_attr(node, DN_CONV_DILATION_H, 1, &g->dh)) || (s = int_attr(node, DN_CONV_DILATION_W, 1, &g->dw)) ||
+        (s = int_attr(node, DN_CONV_GROUPS, 1, &p->G)))
         return s;
-    if (node->attr[A_RELU] != 0 && node->attr[A_RELU] != 1)
-        return dn_error(DN_ERR_ARG, "relu must be 0 or 1, got %g", node->attr[A_RELU]);
-    p->relu = node->attr[A_RELU] != 0;
+    p->relu = (node->op->flags & DN_OPF_RELU) != 0; /* conv2d_relu */
     p->N = x->shape[0];
     p->C = x->shape[1];
     p->F = w->shape[0];
@@ -107,16 +106,16 @@ static dn_status plan_conv(const dn_node *node, conv_plan *p)
     g->W = x->shape[3];
     g->kh = w->shape[2];
     g->kw = w->shape[3];
-    /* Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1; a negative numerator means the dilated kernel
-     * (extent dh (kh - 1) + 1) does not fit in the padded input even once */
+    /* a negative numerator of dn_conv_out_size means the dilated kernel (extent dh (kh - 1) + 1) does not fit in
+     * the padded input even once */
     int64_t nh = g->H + 2 * g->ph - g->dh * (g->kh - 1) - 1, nw = g->W + 2 * g->pw - g->dw * (g->kw - 1) - 1;
     if (nh < 0 || nw < 0)
         return dn_error(DN_ERR_SHAPE, "kernel of weight %s (dilation %lldx%lld, extent %lldx%lld) is larger than "
                         "input %s padded by %lldx%lld", dn_tshape(w), (long long)g->dh, (long long)g->dw,
                         (long long)(g->dh * (g->kh - 1) + 1), (long long)(g->dw * (g->kw - 1) + 1), dn_tshape(x),
                         (long long)g->ph, (long long)g->pw);
-    g->Ho = nh / g->sh + 1;
-    g->Wo = nw / g->sw + 1;
+    g->Ho = dn_conv_out_size(g->H, g->kh, g->sh, g->ph, g->dh);
+    g->Wo = dn_conv_out_size(g->W, g->kw, g->sw, g->pw, g->dw);
     if (b && (b->ndim != 1 || b->shape[0] != p->F))
         return dn_error(DN_ERR_SHAPE, "bias must be [%lld] (one per filter of weight %s), got %s", (long long)p->F,
                         dn_tshape(w), dn_tshape(b));
@@ -465,20 +464,27 @@ static const dn_case conv_cases[] = {
     {2, {X(1, 4, 3, 3), X(4, 2, 1, 1)}, "groups=2"},
     /* everything different along the two axes */
     {2, {X(1, 2, 6, 7), X(2, 2, 2, 3)}, "stride_w=2 pad_h=1 dilation_h=2"},
-    /* a fused ReLU: one image per gemm, and two images sharing one */
-    {3, {X(1, 3, 5, 5), X(4, 3, 3, 3), B(4)}, "pad_h=1 pad_w=1 relu=1"},
-    {3, {X(2, 3, 5, 5), X(4, 3, 3, 3), B(4)}, "relu=1"},
+};
+/* conv2d_relu: one image per gemm, and two images sharing one */
+static const dn_case conv_relu_cases[] = {
+    {3, {X(1, 3, 5, 5), X(4, 3, 3, 3), B(4)}, "pad_h=1 pad_w=1"},
+    {3, {X(2, 3, 5, 5), X(4, 3, 3, 3), B(4)}, NULL},
 };
 
 #define N_OF(a) (int)(sizeof(a) / sizeof((a)[0]))
 
 const dn_op dn_ops_conv[] = {
-    {.name = "conv2d", .arity = -1, .n_attrs = 8,
-     .attr_names = {"stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w", "groups", "relu"},
-     .attr_defaults = {1, 1, 0, 0, 1, 1, 1, 0}, .forward = conv_fwd, .backward = conv_bwd,
-     .doc = "y = w ⋆ x + b, cross-correlation with stride, zero padding, dilation, groups; torch.nn.functional.conv2d; "
-            "relu=1 fuses a ReLU into the output (the gemm's epilogue)",
+#define CONV_ATTRS                                                                                          \
+    .arity = -1, .n_attrs = DN_CONV_N_ATTRS,                                                                \
+    .attr_names = {"stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w", "groups"},         \
+    .attr_defaults = {1, 1, 0, 0, 1, 1, 1}, .forward = conv_fwd, .backward = conv_bwd
+    {.name = "conv2d", CONV_ATTRS,
+     .doc = "y = w ⋆ x + b, cross-correlation with stride, zero padding, dilation, groups; torch.nn.functional.conv2d",
      .cases = conv_cases, .n_cases = N_OF(conv_cases)},
+    {.name = "conv2d_relu", .flags = DN_OPF_RELU, CONV_ATTRS,
+     .doc = "y = relu(w ⋆ x + b), conv2d with the ReLU in the gemm's epilogue and the gradient masked in backward "
+            "(bit for bit conv2d then relu, without the pre-activation tensor)",
+     .cases = conv_relu_cases, .n_cases = N_OF(conv_relu_cases)},
     {0},
 };
 
@@ -486,6 +492,13 @@ dn_tensor *dn_conv2d(dn_ctx *ctx, dn_tensor *x, dn_tensor *w, dn_tensor *b, int 
                      int pad_w, int dilation_h, int dilation_w, int groups)
 {
     dn_tensor *in[] = {x, w, b};
-    double a[] = {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, 0};
+    double a[DN_CONV_N_ATTRS];
+    a[DN_CONV_STRIDE_H] = stride_h;
+    a[DN_CONV_STRIDE_W] = stride_w;
+    a[DN_CONV_PAD_H] = pad_h;
+    a[DN_CONV_PAD_W] = pad_w;
+    a[DN_CONV_DILATION_H] = dilation_h;
+    a[DN_CONV_DILATION_W] = dilation_w;
+    a[DN_CONV_GROUPS] = groups;
     return dn_apply(ctx, "conv2d", b ? 3 : 2, in, a);
 }

@@ -574,7 +574,7 @@ static const dn_case nll_cases[] = {
 #define N(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define CASES(a) .cases = a, .n_cases = N(a)
 /* inputs 0 and 1, the target takes no gradient */
-#define LOSS .arity = 2, .nondiff = 2
+#define LOSS .flags = DN_OPF_LOSS, .arity = 2, .nondiff = 2
 
 const dn_op dn_ops_loss[] = {
     {.name = "mse_loss", LOSS, .n_attrs = 1, .attr_names = {"reduction"}, .attr_defaults = {DN_REDUCE_MEAN},
@@ -595,15 +595,15 @@ const dn_op dn_ops_loss[] = {
     {.name = "bce_with_logits", LOSS, .n_attrs = 1, .attr_names = {"reduction"}, .attr_defaults = {DN_REDUCE_MEAN},
      .forward = bce_logits_fwd, .backward = bce_logits_bwd,
      .doc = "mean of max(x, 0) - x t + log(1 + e^-|x|) (torch.nn.BCEWithLogitsLoss)", CASES(bce_logits_cases)},
-    {.name = "hinge_loss", LOSS, .n_attrs = 1, .attr_names = {"reduction"}, .attr_defaults = {DN_REDUCE_MEAN},
+    {.name = "hinge_loss", LOSS, .target = DN_TARGET_SIGN, .n_attrs = 1, .attr_names = {"reduction"}, .attr_defaults = {DN_REDUCE_MEAN},
      .forward = hinge_fwd, .backward = hinge_bwd,
      .doc = "mean of max(0, 1 - t p), t = +-1 (torch.clamp(1 - t * p, min=0).mean())", CASES(hinge_cases),
      .kinks = {-1, 1}, .n_kinks = 2},
-    {.name = "multi_margin_loss", LOSS, .n_attrs = 2, .attr_names = {"margin", "reduction"},
+    {.name = "multi_margin_loss", LOSS, .target = DN_TARGET_INDEX, .n_attrs = 2, .attr_names = {"margin", "reduction"},
      .attr_defaults = {1, DN_REDUCE_MEAN}, .forward = multi_margin_fwd, .backward = multi_margin_bwd,
      .doc = "mean over rows of sum_{k != y} max(0, margin - x_y + x_k) / C (torch.nn.MultiMarginLoss)",
      CASES(multi_margin_cases)},
-    {.name = "softmax_cross_entropy", LOSS, .n_attrs = 1, .attr_names = {"reduction"},
+    {.name = "softmax_cross_entropy", LOSS, .target = DN_TARGET_INDEX, .n_attrs = 1, .attr_names = {"reduction"},
      .attr_defaults = {DN_REDUCE_MEAN}, .forward = sce_fwd, .backward = sce_bwd,
      .doc = "mean over samples of logsumexp(x) - x_y, classes on axis 1 (torch.nn.CrossEntropyLoss)",
      CASES(sce_cases)},
@@ -611,7 +611,7 @@ const dn_op dn_ops_loss[] = {
      .attr_defaults = {DN_REDUCE_MEAN}, .forward = sce_soft_fwd, .backward = sce_soft_bwd,
      .doc = "mean over samples of -sum_c y_c log softmax(x)_c (torch.nn.CrossEntropyLoss, probability targets)",
      CASES(sce_soft_cases)},
-    {.name = "nll_loss", LOSS, .n_attrs = 1, .attr_names = {"reduction"}, .attr_defaults = {DN_REDUCE_MEAN},
+    {.name = "nll_loss", LOSS, .target = DN_TARGET_INDEX, .n_attrs = 1, .attr_names = {"reduction"}, .attr_defaults = {DN_REDUCE_MEAN},
      .forward = nll_fwd, .backward = nll_bwd, .doc = "mean over samples of -logp_y (torch.nn.NLLLoss)",
      CASES(nll_cases)},
     {0},

@@ -130,7 +130,6 @@ static dn_status linear_fwd(dn_ctx *ctx, dn_node *node)
                         (long long)in_f, dn_tshape(w));
     if (b && (b->ndim != 1 || b->shape[0] != out_f))
         return dn_error(DN_ERR_SHAPE, "bias must be [%lld], got %s", (long long)out_f, dn_tshape(b));
-    if (node->attr[0] != 0 && node->attr[0] != 1) return dn_error(DN_ERR_ARG, "relu must be 0 or 1, got %g", node->attr[0]);
     int64_t shape[DN_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out_f;
@@ -144,7 +143,7 @@ static dn_status linear_fwd(dn_ctx *ctx, dn_node *node)
     }
     /* y[R, out] = x[R, in] · W[out, in]ᵀ (+ the bias already in y), then the ReLU if fused */
     dn_sgemm_ex(false, true, R, out_f, in_f, 1.0f, xd, in_f, wd, in_f, bd ? 1.0f : 0.0f, y->data, out_f,
-                node->attr[0] != 0 ? DN_GEMM_RELU : DN_GEMM_NONE);
+                (node->op->flags & DN_OPF_RELU) ? DN_GEMM_RELU : DN_GEMM_NONE);
     node->saved = dn_ctx_alloc(ctx, 2 * sizeof(float *));
     if (!node->saved) return DN_ERR_NOMEM;
     ((const float **)node->saved)[0] = xd;
@@ -161,7 +160,7 @@ static dn_status linear_bwd(dn_ctx *ctx, dn_node *node)
     int64_t R = dn_tensor_numel(y) / (out_f ? out_f : 1);
     /* a fused ReLU: dy becomes the gradient of the pre-activation, in place (nothing reads y's gradient after
      * this node's backward step) */
-    if (node->attr[0] != 0) dn_relu_mask_grad(y->grad, y->data, dn_tensor_numel(y));
+    if (node->op->flags & DN_OPF_RELU) dn_relu_mask_grad(y->grad, y->data, dn_tensor_numel(y));
     const float *dy = y->grad;
     if (x->requires_grad) {
         float *dx = dn_grad_buf(ctx, x);
@@ -191,17 +190,21 @@ static const dn_case matmul_cases[] = {
 static const dn_case linear_cases[] = {
     {3, {{2, {4, 5}, DN_FILL_UNIFORM, -1, 1}, {2, {3, 5}, DN_FILL_UNIFORM, -1, 1}, {1, {3}, DN_FILL_UNIFORM, -1, 1}}, NULL},
     {2, {{3, {2, 2, 5}, DN_FILL_UNIFORM, -1, 1}, {2, {3, 5}, DN_FILL_UNIFORM, -1, 1}}, NULL},
-    {3, {{2, {4, 5}, DN_FILL_UNIFORM, -1, 1}, {2, {3, 5}, DN_FILL_UNIFORM, -1, 1}, {1, {3}, DN_FILL_UNIFORM, -1, 1}}, "relu=1"},
+};
+static const dn_case linear_relu_cases[] = {
+    {3, {{2, {4, 5}, DN_FILL_UNIFORM, -1, 1}, {2, {3, 5}, DN_FILL_UNIFORM, -1, 1}, {1, {3}, DN_FILL_UNIFORM, -1, 1}}, NULL},
+    {2, {{3, {2, 2, 5}, DN_FILL_UNIFORM, -1, 1}, {2, {3, 5}, DN_FILL_UNIFORM, -1, 1}}, NULL},
 };
 
 const dn_op dn_ops_matmul[] = {
     {.name = "matmul", .arity = 2, .forward = matmul_fwd, .backward = matmul_bwd,
      .doc = "y = a b over the last two axes, batch axes broadcast; torch.matmul", .cases = matmul_cases, .n_cases = 4},
-    {.name = "linear", .arity = -1, .n_attrs = 1, .attr_names = {"relu"}, .attr_defaults = {0},
-     .forward = linear_fwd, .backward = linear_bwd,
-     .doc = "y = x Wᵀ + b (b optional); torch.nn.functional.linear; relu=1 fuses a ReLU into the output "
-            "(relu(linear(x, W, b)), one pass over y)",
-     .cases = linear_cases, .n_cases = 3},
+    {.name = "linear", .arity = -1, .forward = linear_fwd, .backward = linear_bwd,
+     .doc = "y = x Wᵀ + b (b optional); torch.nn.functional.linear", .cases = linear_cases, .n_cases = 2},
+    {.name = "linear_relu", .flags = DN_OPF_RELU, .arity = -1, .forward = linear_fwd, .backward = linear_bwd,
+     .doc = "y = relu(x Wᵀ + b), linear with the ReLU in the gemm's write-back and the gradient masked in backward "
+            "(bit for bit linear then relu, one pass over y)",
+     .cases = linear_relu_cases, .n_cases = 2},
     {0},
 };
 

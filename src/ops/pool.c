@@ -10,6 +10,7 @@
  * (torch's argmax rule, ties included; a NaN wins, as in torch).  The forward pass records that element's
  * index in the plane, so backward is a scatter-add. */
 #include "internal.h"
+#include "kernels/cpu.h"
 #include "kernels/threads.h"
 
 #include <math.h>
@@ -18,7 +19,6 @@
 #endif
 
 enum { P_MAX, P_MIN, P_AVG };
-enum { A_KH, A_KW, A_SH, A_SW, A_PH, A_PW };
 
 typedef struct pool_plan {
     int64_t planes, H, W; /* N*C input planes of H x W */
@@ -52,9 +52,9 @@ static dn_status plan_pool(const dn_node *node, bool global, pool_plan *p)
         p->ph = p->pw = 0;
     } else {
         dn_status s;
-        if ((s = int_attr(node, A_KH, 1, &p->kh)) || (s = int_attr(node, A_KW, 1, &p->kw)) ||
-            (s = int_attr(node, A_SH, 0, &p->sh)) || (s = int_attr(node, A_SW, 0, &p->sw)) ||
-            (s = int_attr(node, A_PH, 0, &p->ph)) || (s = int_attr(node, A_PW, 0, &p->pw)))
+        if ((s = int_attr(node, DN_POOL_KERNEL_H, 1, &p->kh)) || (s = int_attr(node, DN_POOL_KERNEL_W, 1, &p->kw)) ||
+            (s = int_attr(node, DN_POOL_STRIDE_H, 0, &p->sh)) || (s = int_attr(node, DN_POOL_STRIDE_W, 0, &p->sw)) ||
+            (s = int_attr(node, DN_POOL_PAD_H, 0, &p->ph)) || (s = int_attr(node, DN_POOL_PAD_W, 0, &p->pw)))
             return s;
         if (p->sh == 0) p->sh = p->kh; /* torch's default stride is the kernel size */
         if (p->sw == 0) p->sw = p->kw;
@@ -66,8 +66,8 @@ static dn_status plan_pool(const dn_node *node, bool global, pool_plan *p)
             return dn_error(DN_ERR_SHAPE, "kernel %lldx%lld is larger than input %s padded by %lldx%lld",
                             (long long)p->kh, (long long)p->kw, dn_tshape(x), (long long)p->ph, (long long)p->pw);
     }
-    p->Ho = (p->H + 2 * p->ph - p->kh) / p->sh + 1;
-    p->Wo = (p->W + 2 * p->pw - p->kw) / p->sw + 1;
+    p->Ho = dn_conv_out_size(p->H, p->kh, p->sh, p->ph, 1);
+    p->Wo = dn_conv_out_size(p->W, p->kw, p->sw, p->pw, 1);
     return DN_OK;
 }
 
@@ -105,8 +105,6 @@ static inline __m128 take4(bool is_max, __m128 v, __m128 best, __m128i *off, __m
     return _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, best));
 }
 #endif
-
-bool dn_pool_avx512_enabled = true;
 
 #if defined(__x86_64__) || defined(__i386__)
 #define POOL_AVX512 1
@@ -162,11 +160,7 @@ __attribute__((target("avx512f"))) static void pool_2x2_rows_avx512(const pool_p
 #undef POOL_TAKE
 }
 
-static bool pool_have_avx512(void)
-{
-    __builtin_cpu_init();
-    return dn_pool_avx512_enabled && __builtin_cpu_supports("avx512f");
-}
+static bool pool_have_avx512(void) { return dn_cpu_avx512(); }
 #endif
 
 static inline void pool_2x2(const pool_plan *p, bool is_max, const float *xd, float *yd, int64_t *arg, int64_t pl0,
@@ -387,7 +381,7 @@ static const dn_case global_cases[] = {
 
 #define N_OF(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define POOL_OP(nm, f, b, d)                                                                                \
-    {.name = nm, .arity = 1, .n_attrs = 6,                                                                  \
+    {.name = nm, .arity = 1, .n_attrs = DN_POOL_N_ATTRS,                                                    \
      .attr_names = {"kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w"},                      \
      .attr_defaults = {2, 2, 0, 0, 0, 0}, .forward = f, .backward = b, .doc = d, .cases = pool_cases,        \
      .n_cases = N_OF(pool_cases)}

@@ -66,7 +66,7 @@ dn_status dn_pointwise_backward(dn_ctx *ctx, dn_node *node, dn_pointwise_grad_fn
 }
 
 /* dy = dy where y > 0, else 0, in place: the ReLU's backward step for ops that fuse a ReLU into their output
- * (linear and conv2d with relu=1).  y > 0 exactly where the pre-activation was > 0, so this equals relu's own
+ * (linear_relu and conv2d_relu).  y > 0 exactly where the pre-activation was > 0, so this equals relu's own
  * gradient.  Its own loop with one array written (the pointwise helpers' dx += ... would see dx and dy overlap
  * and give up vectorising). */
 typedef struct relu_mask_job {
