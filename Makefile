@@ -33,7 +33,8 @@ $(BUILD)/libdendrite.a: $(LIB_OBJ)
 $(BUILD)/libdendrite.so: $(LIB_OBJ)
 	$(CC) -shared $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/dendrite: $(BUILD)/tools/dendrite.o $(BUILD)/tools/report.o $(BUILD)/libdendrite.a
+REPORT_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/report*.c))
+$(BUILD)/dendrite: $(BUILD)/tools/dendrite.o $(REPORT_OBJ) $(BUILD)/libdendrite.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(BUILD)/libdendrite.a
