@@ -15,6 +15,11 @@
  *   cnn              training samples/s, PyTorch's MNIST example CNN, batch 64: 3 warm-up batches, then 50
  *   infer-mlp        batch-1 inference latency of the MLP, median microseconds over 1000 calls
  *   infer-lenet      the same for LeNet-5
+ *   conv             GFLOP/s of each convolution layer of the example networks (batch 64: LeNet's two, the CNN's
+ *                    three, the ResNet's stem and a strided 3x3) through dn_conv2d: "fwd" the forward pass
+ *                    alone (no tape), "train" forward + backward (dx and dw: three products' worth of FLOPs);
+ *                    and, beside each, the share of this ISA's FMA peak (a "peak" line per ISA, from the
+ *                    same register-only loop as fma-peak)
  *   lstm, gru        training tokens/s of a character language model on --text (data/fortunes.txt): byte
  *                    embedding 64, one LSTM (GRU) layer of 256, a dense layer to the vocabulary at every
  *                    step; Adam lr 0.002, batch 32 x 64 steps: 3 warm-up batches, then 60
@@ -291,6 +296,83 @@ __attribute__((target("avx512f"))) static double fma_peak_avx512(long iters)
     return 2.0 * 16 * 12 * (double)iters / t * 1e-9;
 }
 #endif
+
+/* The FMA peak of the instruction set in force (DN_ISA caps it): GFLOP/s of one core, median of 5. */
+static double isa_fma_peak(void)
+{
+    double g[5] = {0};
+#if BENCH_X86
+    const dn_isa isa = dn_get_isa();
+    for (int i = 0; i < 5; i++)
+        g[i] = isa == DN_ISA_AVX512 ? fma_peak_avx512(20000000) : isa == DN_ISA_AVX2 ? fma_peak_avx2(20000000) : 0;
+#endif
+    return median(g, 5);
+}
+
+/* One conv layer, batch 64: GFLOP/s of the forward pass and of forward + backward, repeated until a timing spans
+ * 0.2 s, median of 5. */
+static void conv_layer(const char *name, int C, int H, int W, int F, int k, int stride, int pad, double peak)
+{
+    const int N = 64, Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
+    const double fwd_flops = 2.0 * N * F * C * k * k * (double)Ho * Wo;
+    dn_ctx *ctx = dn_ctx_new();
+    dn_tensor *x, *w, *b;
+    dn_rng r;
+    dn_rng_seed(&r, 5);
+    OK(dn_tensor_new(NULL, 4, (int64_t[]){N, C, H, W}, &x));
+    OK(dn_tensor_new(NULL, 4, (int64_t[]){F, C, k, k}, &w));
+    OK(dn_tensor_new(NULL, 1, (int64_t[]){F}, &b));
+    OK(dn_tensor_fill_uniform(x, &r, -1, 1));
+    OK(dn_tensor_fill_uniform(w, &r, -0.1f, 0.1f));
+    OK(dn_tensor_fill_uniform(b, &r, -0.1f, 0.1f));
+    float *seed = random_floats((size_t)N * F * Ho * Wo, 9);
+    for (int train = 0; train <= 1; train++) {
+        OK(dn_tensor_set_requires_grad(x, train));
+        OK(dn_tensor_set_requires_grad(w, train));
+        OK(dn_tensor_set_requires_grad(b, train));
+        dn_ctx_set_grad(ctx, train);
+        double g[5];
+        int reps = 1;
+        for (int s = -1; s < 5; s++) { /* s = -1: doubling the repetitions until a timing spans 0.2 s */
+            double t0 = now();
+            for (int i = 0; i < reps; i++) {
+                dn_ctx_reset(ctx);
+                dn_tensor *y = dn_conv2d(ctx, x, w, b, stride, stride, pad, pad, 1, 1, 1);
+                if (!y) die("dn_conv2d");
+                if (train) OK(dn_backward_with(ctx, y, seed));
+            }
+            const double t = now() - t0;
+            if (s < 0 && t < 0.2 && reps < (1 << 20)) {
+                reps *= 2;
+                s--;
+            } else if (s >= 0) {
+                g[s] = fwd_flops * (train ? 3 : 1) * reps / t * 1e-9;
+            }
+        }
+        const double m = median(g, 5);
+        printf("result conv-%s-%s dendrite %d %.2f GFLOP/s\n", name, train ? "train" : "fwd", threads, m);
+        if (peak > 0) printf("share conv-%s-%s %d %.0f%% of %.1f GFLOP/s per core\n", name, train ? "train" : "fwd",
+                             threads, 100.0 * m / (peak * threads), peak);
+    }
+    free(seed);
+    dn_tensor_free(x);
+    dn_tensor_free(w);
+    dn_tensor_free(b);
+    dn_ctx_free(ctx);
+}
+
+static void case_conv(void)
+{
+    const double peak = isa_fma_peak();
+    if (peak > 0) printf("peak %s %.1f GFLOP/s per core\n", dn_isa_name(dn_get_isa()), peak);
+    conv_layer("lenet1-1x28-6x5", 1, 28, 28, 6, 5, 1, 2, peak);
+    conv_layer("lenet2-6x14-16x5", 6, 14, 14, 16, 5, 1, 0, peak);
+    conv_layer("cnn1-1x28-32x3", 1, 28, 28, 32, 3, 1, 1, peak);
+    conv_layer("cnn2-32x14-64x3", 32, 14, 14, 64, 3, 1, 1, peak);
+    conv_layer("cnn3-64x7-128x3", 64, 7, 7, 128, 3, 1, 1, peak);
+    conv_layer("resnet-32x28-32x3", 32, 28, 28, 32, 3, 1, 1, peak);
+    conv_layer("resnet-s2-32x28-64x3", 32, 28, 28, 64, 3, 2, 1, peak);
+}
 
 static void case_fma_peak(void)
 {
@@ -593,7 +675,7 @@ int main(int argc, char **argv)
     }
     if (argc - a != 2) {
         fprintf(stderr, "usage: bench [--data DIR] [--text FILE] CASE THREADS\n"
-                        "  CASE: sgemm sgemm-openblas fma-peak cores mlp lenet cnn infer-mlp infer-lenet lstm gru\n");
+                        "  CASE: sgemm sgemm-openblas fma-peak cores conv mlp lenet cnn infer-mlp infer-lenet lstm gru\n");
         return 2;
     }
     const char *c = argv[a];
@@ -604,6 +686,7 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "sgemm-openblas")) case_sgemm_openblas();
     else if (!strcmp(c, "fma-peak")) case_fma_peak();
     else if (!strcmp(c, "cores")) case_cores();
+    else if (!strcmp(c, "conv")) case_conv();
     else if (!strcmp(c, "mlp")) train_case("mlp", build_mlp, 5, 0);
     else if (!strcmp(c, "lenet")) train_case("lenet", build_lenet, 10, 200);
     else if (!strcmp(c, "cnn")) train_case("cnn", build_cnn, 3, 50);

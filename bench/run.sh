@@ -8,7 +8,10 @@
 # folder itself), PYTHON (/usr/bin/python3, Debian's, which has torch),
 # OPENBLAS_DIR (/usr/lib/x86_64-linux-gnu/openblas-openmp), BENCH_OPENBLAS_CORETYPE (unset: OpenBLAS picks
 # its kernels for this CPU; an OPENBLAS_CORETYPE already in the environment is dropped, because a forced
-# older kernel, e.g. Haswell on an AVX-512 machine, would make the reference look twice as slow as it is).
+# older kernel, e.g. Haswell on an AVX-512 machine, would make the reference look twice as slow as it is),
+# ISA (unset: each side uses the best the CPU has; avx2: dendrite runs with DN_ISA=avx2 and PyTorch with
+# OPENBLAS_CORETYPE=Haswell and DNNL_MAX_CPU_ISA=AVX2, so both sides are AVX2 on an AVX-512 machine; portable:
+# dendrite without SIMD, PyTorch as it is).
 #
 # Every figure comes from a fresh process (so each training case has its own peak memory), dendrite and the
 # reference alternate within each repetition, and the table shows medians over REPS.  The machine should be
@@ -18,7 +21,7 @@ BUILD=${1:-${BUILD:-build}}
 BENCH=$BUILD/bench/bench
 REPS=${REPS:-3}
 THREADS=${THREADS:-"1 2"}
-CASES=${CASES:-"sgemm mlp lenet cnn infer-mlp infer-lenet lstm gru"}
+CASES=${CASES:-"sgemm conv mlp lenet cnn infer-mlp infer-lenet lstm gru"}
 DATA=${DN_DATA:-data}/mnist # DN_DATA names the folder holding mnist/, as for make test ...
 [ -f "$DATA/train-images-idx3-ubyte" ] || DATA=${DN_DATA:-data/mnist} # ... or the MNIST folder itself
 TEXT=${DN_DATA:-data}/fortunes.txt # the character cases' corpus (scripts/fetch-fortunes.sh); without it they skip
@@ -28,6 +31,13 @@ HERE=$(dirname "$0")
 unset OPENBLAS_CORETYPE
 [ -n "${BENCH_OPENBLAS_CORETYPE:-}" ] && export OPENBLAS_CORETYPE="$BENCH_OPENBLAS_CORETYPE"
 RAW=$BUILD/bench/raw.txt
+case "${ISA:-}" in
+"") unset DN_ISA ;;
+avx2)
+    export DN_ISA=avx2 OPENBLAS_CORETYPE=Haswell DNNL_MAX_CPU_ISA=AVX2 ;;
+portable | avx512 | neon) export DN_ISA="$ISA" ;;
+*) echo "run.sh: ISA=$ISA: use avx2, avx512, portable or neon" >&2; exit 1 ;;
+esac
 
 if [ ! -x "$BENCH" ]; then
     echo "run.sh: $BENCH is missing: build it with 'make bench'" >&2
@@ -65,6 +75,7 @@ if command -v lscpu > /dev/null; then
     echo
 fi
 uptime 2>/dev/null | sed 's/^/load: /'
+echo "ISA: dendrite ${DN_ISA:-best available}; OpenBLAS ${OPENBLAS_CORETYPE:-its own choice}; oneDNN ${DNNL_MAX_CPU_ISA:-its own choice}"
 echo "== reference"
 if [ "$HAVE_TORCH" = 1 ]; then torch_run info 1 | sed 's/^info //'; else echo "no PyTorch for $PYTHON: dendrite only"; fi
 "$BENCH" fma-peak 1 | tee -a "$RAW" | sed 's/^result /measured /'
@@ -81,6 +92,8 @@ for c in $CASES; do
             "$BENCH" --data "$DATA" --text "$TEXT" "$c" "$t" >> "$RAW" || echo "run.sh: dendrite $c $t failed" >&2
             if [ "$c" = sgemm ]; then
                 OMP_NUM_THREADS=$t "$BENCH" sgemm-openblas "$t" >> "$RAW"
+            elif [ "$c" = conv ]; then
+                : # dendrite's layers against the FMA peak; PyTorch's whole networks are the cnn and lenet cases
             elif [ "$HAVE_TORCH" = 1 ]; then
                 torch_run "$c" "$t" >> "$RAW" || echo "run.sh: torch $c $t failed" >&2
             fi
@@ -144,4 +157,18 @@ END {
         if (out != "") printf "%-26s %-10s%s\n", c, u, out
     }
 }' "$RAW"
+if grep -q '^share ' "$RAW"; then
+    echo
+    echo "== convolution layers: share of the FMA peak (median over runs; fwd = forward, train = forward + backward)"
+    awk '$1 == "peak" { peak = $0 }
+         $1 == "share" { k = $2 " " $3; v[k] = v[k] " " $4 + 0; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+         END {
+             print peak
+             for (i = 1; i <= n; i++) {
+                 m = split(v[order[i]], a, " ")
+                 for (x = 2; x <= m; x++) { y = a[x]; for (j = x - 1; j >= 1 && a[j] > y; j--) a[j + 1] = a[j]; a[j + 1] = y }
+                 printf "%-34s %s threads  %3d%%\n", order[i], "", m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+             }
+         }' "$RAW"
+fi
 echo "(raw figures: $RAW)"

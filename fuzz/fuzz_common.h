@@ -13,12 +13,19 @@
  * Every call runs under an allocator that refuses blocks over a cap (2 MB for cfg text, 8 MB for files): a cfg may
  * ask for a legitimately huge model, and "out of memory" is then the right answer, not a finding; the small cap
  * for cfg text also keeps each run short (initialising a large model costs more than parsing it).  Files are
- * written to /dev/shm (or $TMPDIR, or /tmp) under a per-process name and removed after each input. */
+ * written to $DN_FUZZ_SCRATCH (else /dev/shm, $TMPDIR or /tmp) under a per-process name and removed after each
+ * input.
+ *
+ * The harness's own failures (a scratch file it cannot write or remove, memory it cannot get for its copies) are
+ * not verdicts on the library: it prints what went wrong and aborts, so a broken harness can never report an
+ * input as clean. */
 #ifndef DN_FUZZ_COMMON_H
 #define DN_FUZZ_COMMON_H
 
 #include "internal.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,20 +63,48 @@ static inline void dn_fuzz_begin(size_t cap)
 /* Back to malloc: blocks from either allocator are plain malloc blocks, so they may be freed by the other. */
 static inline void dn_fuzz_end(void) { dn_set_allocator(NULL); }
 
+/* The harness itself failed: say so and abort (never "clean"). */
+static inline void dn_fuzz_die(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "fuzz harness: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    fflush(stderr);
+    abort();
+}
+
+static inline void *dn_fuzz_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) dn_fuzz_die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+static inline void dn_fuzz_remove(const char *path)
+{
+    if (remove(path) != 0) dn_fuzz_die("cannot remove the scratch file %s: %s", path, strerror(errno));
+}
+
 /* A failed call must say why. */
 static inline int dn_fuzz_said_why(dn_status s) { return s == DN_OK || dn_last_error()[0] ? 0 : 1; }
 
-/* Writes data to a scratch file named after the process and `tag`; path receives its name. */
+/* Writes data to a scratch file named after the process and `tag`; path receives its name.  Aborts when it
+ * cannot (returns 0 otherwise, for the callers' `if (dn_fuzz_write(...))`). */
 static inline int dn_fuzz_write(const char *tag, const uint8_t *data, size_t size, char *path, size_t path_size)
 {
-    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    const char *dir = getenv("DN_FUZZ_SCRATCH");
+    if (!dir || !*dir) dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     if (!dir || !*dir) dir = "/tmp";
-    snprintf(path, path_size, "%s/dn_fuzz_%ld_%s", dir, (long)getpid(), tag);
+    if ((size_t)snprintf(path, path_size, "%s/dn_fuzz_%ld_%s", dir, (long)getpid(), tag) >= path_size)
+        dn_fuzz_die("the scratch path in %s is too long", dir);
     FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    int ok = (size == 0 || fwrite(data, 1, size, f) == size);
-    ok &= fclose(f) == 0;
-    return ok ? 0 : -1;
+    if (!f) dn_fuzz_die("cannot create the scratch file %s: %s", path, strerror(errno));
+    if (size && fwrite(data, 1, size, f) != size) dn_fuzz_die("cannot write the scratch file %s: %s", path, strerror(errno));
+    if (fclose(f) != 0) dn_fuzz_die("cannot write the scratch file %s: %s", path, strerror(errno));
+    return 0;
 }
 
 /* Reads every element of a data set (so ASan sees any buffer that is shorter than n and the shape claim) and
@@ -79,8 +114,7 @@ static inline int dn_fuzz_check_dataset(const dn_dataset *d)
     if (d->n < 1 || d->ndim < 1 || d->ndim > DN_MAX_DIMS) return 3;
     int64_t ss = dn_dataset_sample_size(d), ts = dn_dataset_target_size(d);
     volatile float sink = 0;
-    float *row = malloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
-    if (!row) return 0;
+    float *row = dn_fuzz_malloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
     for (int64_t i = 0; i < d->n; i++) { /* through the accessor, which serves both storages */
         if (ss && dn_dataset_get(d, i, 1, row) != 1) {
             free(row);
@@ -140,8 +174,7 @@ static inline int dn_fuzz_run_model(dn_model *m)
 
 static inline int dn_fuzz_cfg(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1);
-    if (!text) return 0;
+    char *text = dn_fuzz_malloc(size + 1);
     if (size) memcpy(text, data, size);
     text[size] = '\0';
     dn_fuzz_begin(DN_FUZZ_CFG_CAP);
@@ -216,7 +249,7 @@ static inline int dn_fuzz_checkpoint(const uint8_t *data, size_t size)
         dn_model_free(fixed);
     }
     dn_fuzz_end();
-    remove(path);
+    dn_fuzz_remove(path);
     return rc;
 }
 
@@ -242,7 +275,7 @@ static inline int dn_fuzz_idx(const uint8_t *data, size_t size)
     }
     if (dn_fuzz_write("images", img, n_img, images, sizeof images)) return 0;
     if (split && dn_fuzz_write("labels", lab, n_lab, labels, sizeof labels)) {
-        remove(images);
+        dn_fuzz_remove(images);
         return 0;
     }
     dn_fuzz_begin(DN_FUZZ_FILE_CAP);
@@ -263,8 +296,9 @@ static inline int dn_fuzz_idx(const uint8_t *data, size_t size)
             if (c->n != d->n || dn_dataset_sample_size(c) != ss || dn_dataset_target_size(c) != ts ||
                 memcmp(c->y, d->y, (size_t)(d->n * ts) * sizeof(float)))
                 rc = 4;
-            float *a = malloc((size_t)(ss > 0 ? ss : 1) * sizeof(float)), *b = malloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
-            for (int64_t i = 0; !rc && a && b && i < d->n; i++) {
+            float *a = dn_fuzz_malloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
+            float *b = dn_fuzz_malloc((size_t)(ss > 0 ? ss : 1) * sizeof(float));
+            for (int64_t i = 0; !rc && i < d->n; i++) {
                 dn_dataset_get(d, i, 1, a);
                 dn_dataset_get(c, i, 1, b);
                 if (memcmp(a, b, (size_t)ss * sizeof(float))) rc = 4;
@@ -276,8 +310,8 @@ static inline int dn_fuzz_idx(const uint8_t *data, size_t size)
     dn_dataset_free(c);
     dn_dataset_free(d);
     dn_fuzz_end();
-    remove(images);
-    if (split) remove(labels);
+    dn_fuzz_remove(images);
+    if (split) dn_fuzz_remove(labels);
     return rc;
 }
 
@@ -299,7 +333,7 @@ static inline int dn_fuzz_csv(const uint8_t *data, size_t size)
         dn_dataset_free(d);
     }
     dn_fuzz_end();
-    remove(path);
+    dn_fuzz_remove(path);
     return rc;
 }
 
@@ -330,7 +364,7 @@ static inline int dn_fuzz_text(const uint8_t *data, size_t size)
     dn_dataset_free(d);
     dn_dataset_free(again);
     dn_fuzz_end();
-    remove(path);
+    dn_fuzz_remove(path);
     return rc;
 }
 

@@ -30,6 +30,13 @@ extern "C" {
 #define DN_NODISCARD /* other compilers: nothing */
 #endif
 
+/* Everything this header declares is the library's interface: the shared library exports these names and no
+ * others (it is built with -fvisibility=hidden). */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+#pragma GCC visibility push(default)
+#define DN_VISIBILITY_PUSHED /* popped at the end of this header */
+#endif
+
 #define DN_VERSION "0.1.0" /* the library's version, major.minor.patch */
 #define DN_MAX_DIMS 6   /* most dimensions a tensor may have */
 #define DN_MAX_ATTRS 8  /* most numeric attributes an op may take */
@@ -517,6 +524,15 @@ void dn_model_set_vocab(dn_model *m, const dn_vocab *v);
 const dn_vocab *dn_model_vocab(const dn_model *m); /* the vocabulary set or loaded */
 /* Forgets the carried state of stateful recurrent layers (start of an epoch, or of a new text). */
 void dn_model_reset_state(dn_model *m);
+/* Streaming inference (text generation): in evaluation mode every recurrent layer starts each forward call from
+ * the state the previous call ended with, so a text is fed a step at a time.  Turning it on or off resets it. */
+void dn_model_set_streaming(dn_model *m, bool on);
+bool dn_model_can_stream(const dn_model *m); /* false when a recurrent layer is bidirectional (needs the future) */
+/* The input normalisation a model was trained with (CSV normalize = 1): n per-feature means and deviations,
+ * saved in checkpoints as "input.mean" and "input.std".  n 0 removes it. */
+DN_NODISCARD dn_status dn_model_set_input_stats(dn_model *m, int64_t n, const float *mean, const float *std);
+/* Its length (0: none) and arrays (owned by the model; either pointer may be NULL). */
+int64_t dn_model_input_stats(const dn_model *m, const float **mean, const float **std);
 /* Residual add: the previous layer's output plus layer `from`'s (negative: counted back, -1 the previous). */
 DN_NODISCARD dn_status dn_model_add_shortcut(dn_model *m, int from);
 /* Channel concatenation of earlier layers' outputs (negative indices count back), as Darknet's route. */
@@ -657,9 +673,116 @@ DN_NODISCARD dn_status dn_model_load(const char *path, dn_model **model, dn_trai
 /* Loads parameters by name into an existing model (for models built in C); shapes must match. */
 DN_NODISCARD dn_status dn_model_load_params(dn_model *m, const char *path);
 
-/* Threads used by kernels (0: DN_THREADS from the environment, else 1). */
+/* ------------------------------------------------------------------ runs */
+
+/* A whole run, as `dendrite train/eval/predict/generate/report` do it: the model (from a cfg or a checkpoint),
+ * the data its [data] section names (IDX folder, CSV or text file), the validation split, input normalisation
+ * (statistics of the training part only, saved in the checkpoint), the trainer, evaluation, prediction and text
+ * generation.  Every verb of the command goes through these functions, so a C program gets the same behaviour. */
+typedef struct dn_run dn_run;
+
+/* Settings that override the cfg's; dn_run_options_default fills "keep the cfg's" everywhere. */
+typedef struct dn_run_options {
+    const char *data;     /* training data: an MNIST folder or a CSV/text file instead of the cfg's [data]; NULL */
+    int epochs;           /* -1: the cfg's */
+    int64_t batch;        /* 0: the cfg's */
+    double lr;            /* 0: the cfg's */
+    int threads;          /* 0: the cfg's */
+    int64_t seed;         /* -1: the cfg's; another seed re-initialises the model */
+    bool detect_anomaly;  /* on when true (the cfg's otherwise) */
+} dn_run_options;
+void dn_run_options_default(dn_run_options *o); /* every field "keep the cfg's" */
+
+/* Opens a run to train: builds the model from the cfg file, loads the training data (and the test set the cfg
+ * names, or an MNIST folder's t10k files), splits off validation, normalises, and makes the trainer.
+ * options may be NULL. */
+DN_NODISCARD dn_status dn_run_open(const char *cfg_path, const dn_run_options *options, dn_run **out);
+/* Opens a trained model from a checkpoint (with its normalisation and vocabulary) for evaluation, prediction
+ * and generation; no data is read until asked for. */
+DN_NODISCARD dn_status dn_run_load(const char *checkpoint, dn_run **out);
+void dn_run_free(dn_run *r); /* the model, data and trainer; NULL does nothing */
+
+dn_model *dn_run_model(dn_run *r);                      /* the run's model (owned by the run) */
+const dn_train_config *dn_run_config(const dn_run *r);  /* its settings, overrides applied */
+dn_trainer *dn_run_trainer(dn_run *r);                  /* the trainer (NULL for a run from dn_run_load) */
+/* The data sets (owned by the run, NULL when absent): training part, validation part, test set. */
+const dn_dataset *dn_run_train_set(const dn_run *r);
+const dn_dataset *dn_run_val_set(const dn_run *r);      /* held out by the cfg's validation fraction */
+const dn_dataset *dn_run_test_set(const dn_run *r);     /* the cfg's test set, or dn_run_load_test's */
+
+/* Called after every epoch of dn_run_train; a non-zero status stops training and is returned. */
+typedef dn_status (*dn_epoch_fn)(void *user, const dn_epoch_stats *stats);
+/* Trains to the end (all epochs, or early stopping) with a callback after every epoch (fn may be NULL), then
+ * restores the best epoch's parameters and buffers when restore_best applies.  *last (may be NULL): the last
+ * epoch's figures. */
+DN_NODISCARD dn_status dn_run_train(dn_run *r, dn_epoch_fn fn, void *user, dn_epoch_stats *last);
+/* Continues training from a checkpoint saved by dn_run_save during an earlier run of the same cfg. */
+DN_NODISCARD dn_status dn_run_resume(dn_run *r, const char *path);
+/* A checkpoint: during training the whole trainer state (dn_trainer_save), else the model; both keep the
+ * input normalisation and vocabulary. */
+DN_NODISCARD dn_status dn_run_save(const dn_run *r, const char *path);
+
+/* Loads a labelled test set as `dendrite eval --data` does: NULL the cfg's (its test file, or the t10k files of
+ * its MNIST folder), a folder's t10k files, or a labelled CSV/text file; shaped for the model and normalised
+ * with the run's statistics.  It replaces the run's test set. */
+DN_NODISCARD dn_status dn_run_load_test(dn_run *r, const char *data);
+/* What dn_run_evaluate measured; the confusion matrix belongs to the run (valid until the next call). */
+typedef struct dn_run_eval {
+    double loss;              /* mean loss per sample */
+    double accuracy;          /* share correct (per step for sequences); NaN without classes */
+    int64_t n;                /* samples */
+    int n_classes;            /* rows and columns of confusion (0: none); at least the model's outputs */
+    const int64_t *confusion; /* n_classes^2 counts, row = true class */
+} dn_run_eval;
+/* Loss, accuracy and confusion matrix on a data set (NULL: the run's test set), in evaluation mode. */
+DN_NODISCARD dn_status dn_run_evaluate(dn_run *r, const dn_dataset *d, dn_run_eval *out);
+
+/* Predictions for n samples: per sample one class, or one per time step for a model with a class per step. */
+typedef struct dn_predictions {
+    int64_t n;        /* samples */
+    int64_t steps;    /* predictions per sample: 1, or T for a sequence model's [T, classes] output */
+    int64_t outputs;  /* values per prediction: classes (probabilities), or the raw outputs */
+    int64_t *classes; /* n * steps predicted classes: argmax, or a threshold for one output */
+    float *values;    /* n * steps * outputs: softmax / sigmoid probabilities for those losses, else outputs */
+} dn_predictions;
+/* Predicts a file as `dendrite predict` does: IDX images or a CSV of features (no label column), shaped for
+ * the model and normalised with the run's statistics.  Free *out with dn_predictions_free. */
+DN_NODISCARD dn_status dn_run_predict(dn_run *r, const char *path, dn_predictions **out);
+/* The same for samples already in memory (already normalised, as the run's own sets are). */
+DN_NODISCARD dn_status dn_run_predict_set(dn_run *r, const dn_dataset *d, dn_predictions **out);
+void dn_predictions_free(dn_predictions *p); /* NULL does nothing */
+
+/* Samples `length` characters from a character model after the prime text into out (length + 1 bytes, ends
+ * with NUL).  The recurrent state is carried from character to character, so each costs one time step
+ * (bidirectional models recompute their window).  temperature > 0 (below 1 sharpens); seed fixes the draws.
+ * *steps (may be NULL): time steps the model processed, prime included. */
+DN_NODISCARD dn_status dn_run_generate(dn_run *r, const char *prime, int64_t length, double temperature,
+                                       uint64_t seed, char *out, int64_t *steps);
+
+/* Threads used by kernels: n, or 0 for the default (DN_THREADS from the environment, else every core this
+ * process may run on).  Results are bit-identical for any count.  Not while kernels are running. */
 void dn_set_threads(int n);
 int dn_get_threads(void); /* the number in use */
+
+/* Instruction sets the kernels can use.  On x86-64 the order is portable < avx2 (with FMA) < avx512; on aarch64
+ * portable < neon. */
+typedef enum dn_isa { DN_ISA_PORTABLE, DN_ISA_AVX2, DN_ISA_AVX512, DN_ISA_NEON } dn_isa;
+/* The set in force: the best this CPU has, capped by the environment variable DN_ISA (a name below) or dn_set_isa. */
+dn_isa dn_get_isa(void);
+/* Caps the kernels at isa (tests and benchmarks run each path this way); DN_ERR_ARG if the CPU cannot run it.
+ * Results differ between sets only in rounding; not while kernels are running. */
+DN_NODISCARD dn_status dn_set_isa(dn_isa isa);
+/* Whether this CPU can run isa's code (portable: always). */
+bool dn_isa_supported(dn_isa isa);
+/* "portable", "avx2", "avx512", "neon" ("unknown" for other values). */
+const char *dn_isa_name(dn_isa isa);
+/* The dn_isa of such a name; DN_ERR_ARG for another. */
+DN_NODISCARD dn_status dn_isa_from_name(const char *name, dn_isa *isa);
+
+#ifdef DN_VISIBILITY_PUSHED
+#pragma GCC visibility pop
+#undef DN_VISIBILITY_PUSHED
+#endif
 
 #ifdef __cplusplus
 }

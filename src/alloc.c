@@ -1,8 +1,9 @@
 /* One allocation hook for the whole library (dn_set_allocator), so embedders can route memory and
  * tests can fail the N-th allocation. */
-#include "internal.h"
+#include "base.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void *std_alloc(size_t size, void *user) { (void)user; return malloc(size); }
 static void *std_realloc(void *p, size_t size, void *user) { (void)user; return realloc(p, size); }

@@ -2,6 +2,8 @@
  * dropped together by a reset. */
 #include "internal.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -125,23 +127,26 @@ void dn_arena_free(dn_arena *a)
 
 /* ------------------------------------------------------------------ memory budget */
 
-static size_t memory_limit;
-static bool memory_limit_set;
+/* The budget: DN_MEMORY_LIMIT (megabytes) read once, on the first question from any thread, until dn_set_memory_limit
+ * says otherwise. */
+static atomic_size_t memory_limit;
+static pthread_once_t memory_limit_once = PTHREAD_ONCE_INIT;
+
+static void read_memory_limit(void)
+{
+    const char *e = getenv("DN_MEMORY_LIMIT");
+    double mb = e ? strtod(e, NULL) : 0;
+    atomic_store(&memory_limit, mb > 0 ? (size_t)(mb * 1e6) : 0);
+}
 
 void dn_set_memory_limit(size_t bytes)
 {
-    memory_limit = bytes;
-    memory_limit_set = true;
+    pthread_once(&memory_limit_once, read_memory_limit); /* so a later first question cannot overwrite this */
+    atomic_store(&memory_limit, bytes);
 }
 
 size_t dn_memory_limit(void)
 {
-    if (!memory_limit_set) {
-        /* DN_MEMORY_LIMIT in megabytes */
-        const char *e = getenv("DN_MEMORY_LIMIT");
-        double mb = e ? strtod(e, NULL) : 0;
-        memory_limit = mb > 0 ? (size_t)(mb * 1e6) : 0;
-        memory_limit_set = true;
-    }
-    return memory_limit;
+    pthread_once(&memory_limit_once, read_memory_limit);
+    return atomic_load_explicit(&memory_limit, memory_order_relaxed);
 }

@@ -1,5 +1,9 @@
 /* The per-thread error message behind dn_last_error(). */
-#include "internal.h"
+#include "base.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
 static _Thread_local char err_msg[1024];
 

@@ -1,6 +1,7 @@
 /* The op registry (every op of every file in one list) and the finite-difference gradient check. */
 #include "internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -123,12 +124,19 @@ dn_status dn_parse_attrs(const dn_op *op, const char *text, double *attrs)
 
 /* ------------------------------------------------------------------ gradient check */
 
-/* Central differences: d/dx f ~ (f(x+h) - f(x-h)) / 2h.  Ops compute in float32, so h cannot be tiny:
- * h = 1e-3 keeps rounding error near 1e-4 of the loss while truncation error stays O(h^2).
- * A gradient passes when |analytic - numeric| <= ATOL + RTOL * |numeric|. */
+/* The loss is L = sum_i w_i y_i, summed in double over the op's float outputs y with fixed random weights w, and
+ * each input element's derivative is the central difference (L(x+h) - L(x-h)) / 2h, h = 1e-3 (small enough to
+ * stay clear of the kinks the inputs keep away from, truncation error O(h^2) ~ 1e-7).  What limits the numeric
+ * value is the float rounding of the outputs that the step changed, about u |y_i| each (u = 2^-24), divided by
+ * 2h.  So an element passes when
+ *     |analytic - numeric| <= ATOL + RTOL |numeric| + NOISE u sum_{i: y_i changed} |w_i| |y_i| / 2h
+ * (docs/reliability.md gives the measured margin: the worst element of any op reaches 0.39 of this, and a 5%
+ * error in one element is caught wherever |numeric| exceeds ~1e-3).  The old bound, 5e-3 + 1% of |numeric|,
+ * let a 5% error through in any element whose gradient was below 0.125. */
 #define GC_H 1e-3
-#define GC_ATOL 5e-3
-#define GC_RTOL 1e-2
+#define GC_ATOL 2e-5
+#define GC_RTOL 1e-3
+#define GC_NOISE 8.0
 #define GC_KINK_GAP (4 * GC_H)
 
 static void fill_input(dn_tensor *t, const dn_input_spec *sp, const dn_op *op, dn_rng *r)
@@ -163,9 +171,9 @@ static void fill_input(dn_tensor *t, const dn_input_spec *sp, const dn_op *op, d
     }
 }
 
-/* sum_i w_i * out_i in double, with gradient recording off */
+/* sum_i w_i * out_i in double, with gradient recording off; the outputs go to y. */
 static dn_status weighted_output(dn_ctx *ctx, const dn_op *op, int n, dn_tensor **in, const double *attrs,
-                                 const float *w, double *value)
+                                 const float *w, double *value, float *y)
 {
     bool old = dn_ctx_set_grad(ctx, false);
     dn_tensor *out = dn_op_apply(ctx, op, n, in, attrs);
@@ -173,7 +181,10 @@ static dn_status weighted_output(dn_ctx *ctx, const dn_op *op, int n, dn_tensor 
     if (!out) return ctx->status ? ctx->status : DN_ERR_STATE;
     double s = 0;
     int64_t m = dn_tensor_numel(out);
-    for (int64_t i = 0; i < m; i++) s += (double)w[i] * dn_tensor_get(out, i);
+    for (int64_t i = 0; i < m; i++) {
+        y[i] = dn_tensor_get(out, i);
+        s += (double)w[i] * y[i];
+    }
     *value = s;
     return DN_OK;
 }
@@ -182,7 +193,7 @@ static dn_status check_case(const dn_op *op, const dn_case *c, uint64_t seed, do
 {
     dn_status s = DN_OK;
     dn_ctx *ctx = dn_ctx_new();
-    float *wbuf = NULL;
+    float *wbuf = NULL, *yp = NULL, *ym = NULL;
     if (!ctx) return DN_ERR_NOMEM;
     dn_rng r;
     dn_rng_seed(&r, seed);
@@ -200,7 +211,9 @@ static dn_status check_case(const dn_op *op, const dn_case *c, uint64_t seed, do
     if (!out) { s = ctx->status; goto done; }
     int64_t m = dn_tensor_numel(out);
     wbuf = dn_alloc((size_t)m * sizeof(float));
-    if (!wbuf) { s = DN_ERR_NOMEM; goto done; }
+    yp = dn_alloc((size_t)m * sizeof(float)); /* the outputs at x + h and x - h */
+    ym = dn_alloc((size_t)m * sizeof(float));
+    if (!wbuf || !yp || !ym) { s = DN_ERR_NOMEM; goto done; }
     for (int64_t i = 0; i < m; i++) wbuf[i] = dn_rng_normal(&r);
     s = dn_backward_with(ctx, out, wbuf);
     if (s) goto done;
@@ -208,25 +221,31 @@ static dn_status check_case(const dn_op *op, const dn_case *c, uint64_t seed, do
         if (op->nondiff & (1u << i)) continue;
         int64_t n = dn_tensor_numel(in[i]);
         for (int64_t j = 0; j < n; j++) {
-            float analytic = in[i]->grad ? in[i]->grad[j] : 0.0f;
+            double analytic = in[i]->grad ? in[i]->grad[j] : 0.0;
             float x0 = in[i]->data[j];
             double fp, fm;
             in[i]->data[j] = (float)(x0 + GC_H);
-            s = weighted_output(ctx, op, c->n_in, in, attrs, wbuf, &fp);
+            s = weighted_output(ctx, op, c->n_in, in, attrs, wbuf, &fp, yp);
             in[i]->data[j] = (float)(x0 - GC_H);
-            if (!s) s = weighted_output(ctx, op, c->n_in, in, attrs, wbuf, &fm);
+            if (!s) s = weighted_output(ctx, op, c->n_in, in, attrs, wbuf, &fm, ym);
             in[i]->data[j] = x0;
             if (s) goto done;
             /* the actual step is the float difference, which is not exactly 2h */
             double h2 = (double)(float)(x0 + GC_H) - (double)(float)(x0 - GC_H);
             double numeric = (fp - fm) / h2;
+            /* the rounding noise of the outputs this step moved */
+            double moved = 0;
+            for (int64_t k = 0; k < m; k++)
+                if (yp[k] != ym[k]) moved += fabs((double)wbuf[k]) * fmax(fabs((double)yp[k]), fabs((double)ym[k]));
+            double noise = GC_NOISE * (FLT_EPSILON / 2) * moved / h2;
             double tol = op->grad_tol > 0 ? op->grad_tol : 1.0;
-            double err = fabs(analytic - numeric) / ((GC_ATOL + GC_RTOL * fabs(numeric)) * tol);
-            if (err > *worst) *worst = err;
-            if (err > 1.0) {
+            double err = fabs(analytic - numeric) / ((GC_ATOL + GC_RTOL * fabs(numeric) + noise) * tol);
+            if (isnan(err) || err > *worst) *worst = err; /* a NaN stays */
+            if (!(err <= 1.0)) { /* NaN fails too */
                 if (msg)
-                    snprintf(msg, msg_size, "input %d %s element %lld: analytic %.6g, numeric %.6g (x = %.6g, attrs '%s')",
-                             i, dn_tshape(in[i]), (long long)j, (double)analytic, numeric, (double)x0,
+                    snprintf(msg, msg_size, "input %d %s element %lld: analytic %.6g, numeric %.6g, %.2f of the "
+                             "tolerance (x = %.6g, attrs '%s')",
+                             i, dn_tshape(in[i]), (long long)j, analytic, numeric, err, (double)x0,
                              c->attrs ? c->attrs : "");
                 s = dn_error(DN_ERR_NUMERIC, "%s: gradient check failed: %s", op->name, msg ? msg : "");
                 goto done;
@@ -235,6 +254,8 @@ static dn_status check_case(const dn_op *op, const dn_case *c, uint64_t seed, do
     }
 done:
     dn_free(wbuf);
+    dn_free(yp);
+    dn_free(ym);
     dn_ctx_free(ctx);
     return s;
 }

@@ -125,6 +125,60 @@ static dn_status check_shape(int ndim, const int64_t *shape)
 
 /* ------------------------------------------------------------------ public tensor API */
 
+/* ------------------------------------------------------------------ tensors in a context's arena
+ * (the context is the tape's too, but allocating from its arena is this floor's business) */
+
+void *dn_ctx_alloc(dn_ctx *ctx, size_t size) { return dn_arena_alloc(&ctx->arena, size); }
+void *dn_ctx_calloc(dn_ctx *ctx, size_t size) { return dn_arena_calloc(&ctx->arena, size); }
+
+static dn_tensor *ctx_header(dn_ctx *ctx, int ndim, const int64_t *shape)
+{
+    dn_tensor *t = dn_arena_calloc(&ctx->arena, sizeof *t);
+    if (!t) return NULL;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    dn_contiguous_strides(ndim, shape, t->stride);
+    t->ctx = ctx;
+    return t;
+}
+
+dn_tensor *dn_ctx_tensor(dn_ctx *ctx, int ndim, const int64_t *shape)
+{
+    dn_tensor *t = ctx_header(ctx, ndim, shape);
+    if (!t) return NULL;
+    int64_t n = dn_shape_numel(ndim, shape);
+    t->data = dn_arena_alloc(&ctx->arena, (size_t)(n ? n : 1) * sizeof(float));
+    return t->data ? t : NULL;
+}
+
+dn_tensor *dn_ctx_zeros(dn_ctx *ctx, int ndim, const int64_t *shape)
+{
+    dn_tensor *t = dn_ctx_tensor(ctx, ndim, shape);
+    if (t) memset(t->data, 0, (size_t)dn_shape_numel(ndim, shape) * sizeof(float));
+    return t;
+}
+
+dn_tensor *dn_ctx_view(dn_ctx *ctx, const dn_tensor *x)
+{
+    dn_tensor *t = dn_arena_alloc(&ctx->arena, sizeof *t);
+    if (!t) return NULL;
+    *t = *x;
+    t->grad = NULL;
+    t->node = NULL;
+    t->ctx = ctx;
+    t->requires_grad = false;
+    t->owns_data = t->owns_grad = false;
+    return t;
+}
+
+const float *dn_ctx_contig(dn_ctx *ctx, const dn_tensor *t)
+{
+    if (dn_tensor_is_contiguous(t)) return t->data;
+    float *buf = dn_arena_alloc(&ctx->arena, (size_t)dn_tensor_numel(t) * sizeof(float) + sizeof(float));
+    if (buf) dn_tensor_read(t, buf);
+    return buf;
+}
+
 dn_status dn_tensor_new(dn_ctx *ctx, int ndim, const int64_t *shape, dn_tensor **out)
 {
     if (!out) return dn_error(DN_ERR_ARG, "dn_tensor_new: out is NULL");

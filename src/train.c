@@ -7,24 +7,26 @@
 #include <stdlib.h>
 #include <time.h>
 
-void dn_train_defaults(dn_train_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->epochs = 10;
-    c->batch = 64;
-    c->seed = 1;
-    snprintf(c->loss, sizeof c->loss, "softmax_cross_entropy");
-    c->huber_delta = 1.0f;
-    dn_optim_defaults(DN_SGD, &c->optim);
-    dn_schedule_defaults(DN_SCHED_CONSTANT, c->optim.lr, &c->schedule);
-    c->monitor = DN_MONITOR_VAL_LOSS;
-    c->restore_best = true;
-    c->shuffle = true;
-    snprintf(c->data_format, sizeof c->data_format, "mnist");
-    snprintf(c->data_train, sizeof c->data_train, "data/mnist");
-    c->label_column = -1;
-    c->csv_header = -1;
-}
+struct dn_trainer {
+    dn_model *m;
+    dn_train_config cfg;
+    const dn_dataset *train, *val;
+    dn_dataset *own_train, *own_val; /* made by a validation split */
+    dn_batcher *batcher;
+    dn_optim *opt;
+    dn_schedule schedule;
+    dn_ctx *ctx;
+    float *xbuf, *ybuf;
+    uint8_t *mask;        /* decay mask actually used (biases included when decay_bias) */
+    int epochs_done;
+    bool finished;
+    double best;          /* best monitored value so far (NaN: none) */
+    int bad_epochs;
+    float *best_params;   /* copy of the parameters at the best epoch */
+    float *best_buffers;  /* and of the buffers (batch-norm running statistics), so restore-best restores both */
+    dn_batch_fn batch_fn;
+    void *batch_user;
+};
 
 static double now_seconds(void)
 {
@@ -141,6 +143,7 @@ void dn_trainer_free(dn_trainer *t)
     dn_free(t->xbuf);
     dn_free(t->ybuf);
     dn_free(t->best_params);
+    dn_free(t->best_buffers);
     dn_free(t->mask);
     dn_free(t);
 }
@@ -314,10 +317,8 @@ dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
             t->best = monitored;
             t->bad_epochs = 0;
             st->improved = true;
-            size_t n = dn_model_param_count(m);
-            if (!t->best_params) t->best_params = dn_alloc(n ? n * sizeof(float) : 1);
-            if (!t->best_params) return DN_ERR_NOMEM;
-            if (n) memcpy(t->best_params, dn_model_params(m), n * sizeof(float));
+            s = dn_trainer_set_best(t, dn_model_params(m), m->bufdata);
+            if (s) return s;
         } else {
             t->bad_epochs++;
         }
@@ -334,8 +335,62 @@ dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
 
 void dn_trainer_restore_best(dn_trainer *t)
 {
-    if (t && t->cfg.restore_best && t->best_params && t->val)
-        memcpy(dn_model_params(t->m), t->best_params, dn_model_param_count(t->m) * sizeof(float));
+    if (!t || !t->cfg.restore_best || !t->best_params || !t->val) return;
+    memcpy(dn_model_params(t->m), t->best_params, dn_model_param_count(t->m) * sizeof(float));
+    /* the running statistics belong to the weights they were gathered with */
+    if (t->best_buffers && t->m->n_bufdata) memcpy(t->m->bufdata, t->best_buffers, t->m->n_bufdata * sizeof(float));
+}
+
+/* ------------------------------------------------------------------ state for checkpoints */
+
+void dn_trainer_get_state(const dn_trainer *t, dn_trainer_state *st)
+{
+    memset(st, 0, sizeof *st);
+    st->epochs_done = t->epochs_done;
+    st->finished = t->finished;
+    st->best = t->best;
+    st->bad_epochs = t->bad_epochs;
+    st->optim_kind = t->cfg.optim.kind;
+    st->optim_step = dn_optim_get_step(t->opt);
+    st->batcher_rng = *dn_batcher_rng(t->batcher);
+    st->model_rng = t->m->rng;
+    st->sched_best = t->schedule.best;
+    st->sched_lr = t->schedule.current_lr;
+    st->sched_bad_epochs = t->schedule.bad_epochs;
+    st->sched_cooldown_left = t->schedule.cooldown_left;
+}
+
+void dn_trainer_set_state(dn_trainer *t, const dn_trainer_state *st)
+{
+    dn_optim_set_step(t->opt, st->optim_step);
+    t->epochs_done = st->epochs_done;
+    t->finished = st->finished;
+    t->best = st->best;
+    t->bad_epochs = st->bad_epochs;
+    *dn_batcher_rng(t->batcher) = st->batcher_rng;
+    t->m->rng = st->model_rng;
+    t->schedule.best = st->sched_best;
+    t->schedule.current_lr = st->sched_lr;
+    t->schedule.bad_epochs = st->sched_bad_epochs;
+    t->schedule.cooldown_left = st->sched_cooldown_left;
+}
+
+dn_model *dn_trainer_model(const dn_trainer *t) { return t->m; }
+dn_optim *dn_trainer_optim(const dn_trainer *t) { return t->opt; }
+const float *dn_trainer_best_params(const dn_trainer *t) { return t->best_params; }
+const float *dn_trainer_best_buffers(const dn_trainer *t) { return t->best_buffers; }
+
+dn_status dn_trainer_set_best(dn_trainer *t, const float *params, const float *buffers)
+{
+    size_t n = dn_model_param_count(t->m), nb = t->m->n_bufdata;
+    if (!t->best_params) t->best_params = dn_alloc(n ? n * sizeof(float) : 1);
+    if (!t->best_params) return DN_ERR_NOMEM;
+    if (n) memcpy(t->best_params, params, n * sizeof(float));
+    if (!buffers || !nb) return DN_OK;
+    if (!t->best_buffers) t->best_buffers = dn_alloc(nb * sizeof(float));
+    if (!t->best_buffers) return DN_ERR_NOMEM;
+    memcpy(t->best_buffers, buffers, nb * sizeof(float));
+    return DN_OK;
 }
 
 /* ------------------------------------------------------------------ evaluation */
@@ -389,18 +444,4 @@ dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d
     r->loss = d->n ? loss_sum / (double)d->n : NAN;
     r->accuracy = d->n_classes > 0 && d->n ? (double)correct / (double)(d->n * ts) : NAN;
     return DN_OK;
-}
-
-/* ------------------------------------------------------------------ threads */
-
-static int n_threads;
-
-void dn_set_threads(int n) { n_threads = n > 0 ? n : 0; }
-
-int dn_get_threads(void)
-{
-    if (n_threads > 0) return n_threads;
-    const char *e = getenv("DN_THREADS");
-    int v = e ? atoi(e) : 0;
-    return v > 0 ? v : 1;
 }

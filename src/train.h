@@ -4,25 +4,31 @@
 
 #include "nn/model.h"
 
-struct dn_trainer {
-    dn_model *m;
-    dn_train_config cfg;
-    const dn_dataset *train, *val;
-    dn_dataset *own_train, *own_val; /* made by a validation split */
-    dn_batcher *batcher;
-    dn_optim *opt;
-    dn_schedule schedule;
-    dn_ctx *ctx;
-    float *xbuf, *ybuf;
-    uint8_t *mask;        /* decay mask actually used (biases included when decay_bias) */
+/* What a checkpoint keeps of a trainer besides the model's tensors and the optimiser's buffers: everything that
+ * decides the next step's numbers.  The trainer itself is private to train.c; checkpoint.c reads and writes it
+ * through these functions only. */
+typedef struct dn_trainer_state {
     int epochs_done;
     bool finished;
     double best;          /* best monitored value so far (NaN: none) */
     int bad_epochs;
-    float *best_params;   /* copy of the parameters at the best epoch */
-    dn_batch_fn batch_fn;
-    void *batch_user;
-};
+    dn_optim_kind optim_kind;
+    int64_t optim_step;
+    dn_rng batcher_rng, model_rng;
+    float sched_best, sched_lr;
+    int sched_bad_epochs, sched_cooldown_left;
+} dn_trainer_state;
+void dn_trainer_get_state(const dn_trainer *t, dn_trainer_state *st);
+/* Applies st (epochs_done, generators, early-stopping and schedule state, optimiser step). */
+void dn_trainer_set_state(dn_trainer *t, const dn_trainer_state *st);
+dn_model *dn_trainer_model(const dn_trainer *t); /* the model being trained */
+dn_optim *dn_trainer_optim(const dn_trainer *t); /* its optimiser (state buffers) */
+/* The snapshot taken at the best epoch: parameters (param_count floats) and buffers (batch-norm running
+ * statistics, n_bufdata floats); NULL while there is none. */
+const float *dn_trainer_best_params(const dn_trainer *t);
+const float *dn_trainer_best_buffers(const dn_trainer *t);
+/* Sets the snapshot (resume); buffers may be NULL (a checkpoint from before buffers were kept). */
+dn_status dn_trainer_set_best(dn_trainer *t, const float *params, const float *buffers);
 
 /* The configured loss of a batch's output against labels y (n of them). */
 /* ts: targets per sample (1, or T for a class per time step) */

@@ -1,5 +1,5 @@
-/* The tiny test runner: CHECK records a failure and goes on; each test prints "ok" or its failures, and
- * main prints "N passed, N failed" last. */
+/* The tiny test runner: CHECK records a failure and goes on; each test prints "ok", "skip NAME: reason" or its
+ * failures, and main prints "N passed, N failed, N skipped" last. */
 #ifndef DN_TEST_H
 #define DN_TEST_H
 
@@ -12,6 +12,22 @@
 extern int t_failures_in_test;
 void t_fail(const char *file, int line, const char *fmt, ...);
 void t_run(const char *name, void (*fn)(void));
+/* The running test cannot check what it is for because something it needs is missing: it counts as skipped
+ * (printed "skip NAME: reason"), not passed.  requirement is a short key ("mnist", "python3", "regress"); when it
+ * is listed in the comma-separated env DN_REQUIRE the skip is a failure instead.  The caller returns after it. */
+void t_skip(const char *requirement, const char *fmt, ...);
+/* True when the four MNIST files are readable under t_data_dir()/mnist; otherwise skips the test ("mnist"). */
+int t_need_mnist(void);
+/* True when requirement is listed in env DN_REQUIRE (the shell tests read the same variable). */
+int t_required(const char *requirement);
+
+/* NaN-aware maxima, for every "worst error" in the tests.  A NaN is the worst figure of all and, once seen, stays:
+ * a plain `if (r > worst) worst = r;`, `if (!(r <= worst)) worst = r;` or fmax loses a NaN unless it comes last.
+ * t_is_worse: r replaces worst (for loops that also keep the element's index).  t_worse: the worse of the two.
+ * t_max_rel_err: the largest |a - b| / max(|b|, floor) over n elements, NaN when any element of a or b is NaN. */
+static inline int t_is_worse(double worst, double r) { return !isnan(worst) && !(r <= worst); }
+static inline double t_worse(double worst, double r) { return t_is_worse(worst, r) ? r : worst; }
+double t_max_rel_err(const float *a, const float *b, long long n, double floor);
 /* Directory of fixture files (tests/golden) and of MNIST (env DN_DATA, default "data"). */
 const char *t_golden_dir(void);
 const char *t_data_dir(void);

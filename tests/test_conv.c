@@ -238,7 +238,7 @@ static void check_close(int line, const char *what, const conv_cfg *c, const flo
         return;
     }
     double scale = 1e-30;
-    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    for (int64_t i = 0; i < n; i++) scale = t_worse(scale, fabs(want[i]));
     for (int64_t i = 0; i < n; i++)
         if (!(fabs(got[i] - want[i]) <= 2e-5 * scale)) {
             t_fail(__FILE__, line, "%s[%lld] = %.9g, reference %.9g (N=%d C=%d %dx%d F=%d k=%dx%d s=%d,%d p=%d,%d d=%d,%d "
@@ -331,7 +331,9 @@ static void conv_packed_columns_match_im2col(void)
         int64_t ny = 0;
         for (int threads = 1; threads <= 2; threads++)
             for (int packed = 1; packed >= 0; packed--) {
-                dn_conv_pack_enabled = packed;
+                /* the packed path needs AVX-512; capped at AVX2 (or portable) the im2col path runs */
+                const dn_isa best = dn_get_isa();
+                CHECK_OK(dn_set_isa(packed ? best : dn_isa_supported(DN_ISA_AVX2) ? DN_ISA_AVX2 : DN_ISA_PORTABLE));
                 dn_set_threads(threads);
                 dn_ctx *ctx = dn_ctx_new();
                 dn_rng r;
@@ -370,8 +372,8 @@ static void conv_packed_columns_match_im2col(void)
                     free(got);
                 }
                 dn_ctx_free(ctx);
+                CHECK_OK(dn_set_isa(best));
             }
-        dn_conv_pack_enabled = true;
         dn_set_threads(1);
         if (out[0] && out[1]) {
             /* y and dx bit for bit; dw within rounding where few filters take the dot-product path (dn_conv_dw:
@@ -380,8 +382,8 @@ static void conv_packed_columns_match_im2col(void)
             CHECK_MSG(!memcmp(out[0], out[1], sizeof(float) * (size_t)nyx), "case %zu: packed columns differ from "
                       "im2col (y or dx)", ci);
             double scale = 1e-30, worst = 0;
-            for (int64_t i = nyx; i < ny; i++) scale = fmax(scale, fabs(out[0][i]));
-            for (int64_t i = nyx; i < ny; i++) worst = fmax(worst, fabs(out[0][i] - out[1][i]) / scale);
+            for (int64_t i = nyx; i < ny; i++) scale = t_worse(scale, fabs(out[0][i]));
+            for (int64_t i = nyx; i < ny; i++) worst = t_worse(worst, fabs(out[0][i] - out[1][i]) / scale);
             CHECK_MSG(worst <= 1e-5, "case %zu: dw differs by %g of its largest value", ci, worst);
         }
         free(out[0]);
@@ -560,10 +562,11 @@ static void pool_2x2_against_rule(void)
         const int k = (int)(r >> 59); /* 0..31 */
         data[i] = k < 2 ? NAN : k < 4 ? INFINITY : k < 6 ? -INFINITY : (float)(k % 3) - 1.0f;
     }
-    /* both kernels: AVX-512 (where the CPU has it) and SSE2 */
+    /* every kernel this CPU has: AVX-512, and the SSE2 / portable one */
+    const dn_isa isa = dn_get_isa();
     for (int run = 0; run < 4; run++) {
         const int is_max = run % 2;
-        dn_pool_avx512_enabled = run < 2;
+        if (run >= 2) CHECK_OK(dn_set_isa(DN_ISA_PORTABLE));
         dn_ctx *ctx = dn_ctx_new();
         dn_tensor *x = tensor4(ctx, N, C, H, W, data, true);
         dn_tensor *y = is_max ? dn_max_pool2d(ctx, x, 2, 2, 0, 0, 0, 0) : dn_min_pool2d(ctx, x, 2, 2, 0, 0, 0, 0);
@@ -598,7 +601,7 @@ static void pool_2x2_against_rule(void)
         CHECK(memcmp(want_dx, dx, sizeof want_dx) == 0);
         dn_ctx_free(ctx);
     }
-    dn_pool_avx512_enabled = true;
+    CHECK_OK(dn_set_isa(isa));
 }
 
 void suite_conv(void)

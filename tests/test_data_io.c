@@ -103,7 +103,7 @@ static void test_idx_mnist(void)
     snprintf(images, sizeof images, "%s/mnist/train-images-idx3-ubyte", t_data_dir());
     snprintf(labels, sizeof labels, "%s/mnist/train-labels-idx1-ubyte", t_data_dir());
     if (!file_exists(images) || !file_exists(labels)) {
-        printf("    note: %s not found, MNIST checks skipped (run scripts/fetch-mnist.sh)\n", images);
+        t_skip("mnist", "%s not found (run scripts/fetch-mnist.sh)", images);
         return;
     }
     dn_dataset *d = NULL;
@@ -126,8 +126,8 @@ static void test_idx_mnist(void)
     CHECK(counts[5] == 5421);
     float lo = 1, hi = 0;
     for (int64_t i = 0; i < d->n * 784; i++) {
-        lo = fminf(lo, d->x[i]);
-        hi = fmaxf(hi, d->x[i]);
+        lo = (float)-t_worse(-lo, -d->x[i]); /* NaN-aware minimum and maximum */
+        hi = (float)t_worse(hi, d->x[i]);
     }
     CHECK(lo == 0.0f && hi == 1.0f);
     dn_dataset_free(d);
@@ -720,7 +720,7 @@ static void test_bytes_mnist(void)
     snprintf(images, sizeof images, "%s/mnist/t10k-images-idx3-ubyte", t_data_dir());
     snprintf(labels, sizeof labels, "%s/mnist/t10k-labels-idx1-ubyte", t_data_dir());
     if (!file_exists(images) || !file_exists(labels)) {
-        printf("    note: %s not found, MNIST byte checks skipped (run scripts/fetch-mnist.sh)\n", images);
+        t_skip("mnist", "%s not found (run scripts/fetch-mnist.sh)", images);
         return;
     }
     dn_dataset *f = NULL, *b = NULL;
@@ -979,7 +979,7 @@ static void test_st_roundtrip(void)
                  path);
         CHECK_MSG(system(cmd) == 0, "python could not read %s", path);
     } else {
-        printf("    note: /usr/bin/python3 not found, cross-language read skipped\n");
+        t_skip("python3", "/usr/bin/python3 not found: the cross-language read was not checked");
     }
 
     /* nothing at all: a valid file with an empty header */

@@ -8,8 +8,9 @@
 #
 # CC (default cc) compiles; EXTRA_CFLAGS is added (the sanitizer flags of `make asan` must reach the link too).
 # DN_DATA: the folder holding mnist/ and fortunes.txt (default: data).  A program that reads data/mnist is compiled
-# but not run when MNIST is absent.  DN_KEEP=1 keeps the scratch folder.  Exit status 0 when every program passes;
-# the last line is "N passed, N failed".
+# but not run when MNIST is absent, and counts as skipped ("skip NAME: reason"); with mnist listed in DN_REQUIRE
+# (comma-separated) that is a failure instead.  DN_KEEP=1 keeps the scratch folder.  Exit status 0 when every
+# program passes; the last line is "N passed, N failed, N skipped".
 set -u
 
 BUILD=${1:-build}
@@ -22,12 +23,19 @@ EXTRA_CFLAGS=${EXTRA_CFLAGS:-}
 LIMIT=120
 passed=0
 failed=0
+skipped=0
 
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+skip() { # skip REQUIREMENT "NAME: reason"
+    case ",${DN_REQUIRE:-}," in
+    *",$1,"*) bad "$2 (DN_REQUIRE lists $1)" ;;
+    *) skipped=$((skipped + 1)); echo "skip $2" ;;
+    esac
+}
 finish() {
     if [ "${DN_KEEP:-0}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
-    echo "$passed passed, $failed failed"
+    echo "$passed passed, $failed failed, $skipped skipped"
     [ "$failed" -eq 0 ]
     exit $?
 }
@@ -86,7 +94,7 @@ while read -r name where; do
         continue
     fi
     if grep -q 'data/mnist' "$src" && [ "$have_mnist" = no ]; then
-        ok "$name ($where) compiles; not run: no MNIST in ${DN_DATA:-data}/mnist (scripts/fetch-mnist.sh)"
+        skip mnist "$name ($where): compiles, not run: no MNIST in ${DN_DATA:-data}/mnist (scripts/fetch-mnist.sh)"
         continue
     fi
     # Its own folder, so that files a program writes (checkpoints, text) neither collide nor land in the tree.

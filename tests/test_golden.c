@@ -378,7 +378,7 @@ static double compare(const char *path, const g_case *c, const char *what, const
     double peak = 0, worst = 0;
     int reported = 0;
     for (int64_t i = 0; i < exp->numel; i++)
-        if (fabs(exp->v[i]) > peak) peak = fabs(exp->v[i]);
+        peak = t_worse(peak, fabs(exp->v[i]));
     double floor = fmax(GOLDEN_FLOOR_REL * peak, GOLDEN_FLOOR_ABS);
     for (int64_t i = 0; i < exp->numel; i++) {
         double e = exp->v[i], g = got[i];
@@ -393,7 +393,7 @@ static double compare(const char *path, const g_case *c, const char *what, const
             }
             ratio = isnan(ratio) ? INFINITY : ratio;
         }
-        if (ratio > worst) worst = ratio;
+        worst = t_worse(worst, ratio);
     }
     if (reported > 3)
         t_fail(path, c->line, "case (attrs '%s'): %s: %d elements out of tolerance in all", c->attr_text, what,
@@ -461,7 +461,7 @@ static double run_case(const char *path, const dn_op *op, dn_ctx *ctx, const g_c
         char what[64];
         snprintf(what, sizeof what, "updated input %d", i);
         double w = compare(path, c, what, dn_tensor_data(in[i]), &c->updated[i], tol);
-        if (w > worst) worst = w;
+        worst = t_worse(worst, w);
     }
     if (!any_grad) return worst;
 
@@ -486,7 +486,7 @@ static double run_case(const char *path, const dn_op *op, dn_ctx *ctx, const g_c
         char what[64];
         snprintf(what, sizeof what, "grad_input %d%s", i, zeros ? " (none reached it)" : "");
         double w = compare(path, c, what, g, &c->grad_in[i], tol);
-        if (w > worst) worst = w;
+        worst = t_worse(worst, w);
         free(zeros);
     }
     return worst;
@@ -547,7 +547,7 @@ static void golden_op(void)
         }
         if (g_read_case(&lx, c)) {
             double w = run_case(path, op, ctx, c, tol);
-            if (w > worst) worst = w;
+            worst = t_worse(worst, w);
             n_cases++;
         }
         g_case_free(c);

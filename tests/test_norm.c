@@ -433,8 +433,8 @@ static void test_bn_folding_at_inference(void)
             dn_tensor_read(y, got);
             double big = 0, err = 0;
             for (int64_t i = 0; i < n; i++) {
-                big = fmax(big, fabs(ref[i]));
-                err = fmax(err, fabs((double)got[i] - ref[i]));
+                big = t_worse(big, fabs(ref[i]));
+                err = t_worse(err, fabs((double)got[i] - ref[i]));
             }
             CHECK_MSG(big > 0.1 && err <= 1e-5 * big, "%s: folded output off by %g (largest |y| %g)",
                       fold_cases[c].what, err, big);

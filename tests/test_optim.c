@@ -158,7 +158,7 @@ static void check_optim_golden(const char *name)
         if (!grad || !want) break;
         dn_optim_step(o, p, grad);
         for (int i = 0; i < n; i++) {
-            worst = fmax(worst, fabs(p[i] - want[i]) / fmax(1.0, fabs(want[i])));
+            worst = t_worse(worst, fabs(p[i] - want[i]) / fmax(1.0, fabs(want[i])));
             CHECK_MSG(close_rel(p[i], want[i]), "%s: step %d, parameter %d: %.9g, torch %.9g", file, k + 1, i,
                       p[i], want[i]);
         }

@@ -553,6 +553,57 @@ static void test_alloc_fail_loaders(void)
     remove(r.text);
 }
 
+/* The run API end to end: open a cfg (CSV, validation split, normalisation), train an epoch, save, load the
+ * checkpoint, evaluate and predict; with any one allocation refused it fails cleanly or gives the same figures. */
+typedef struct run_ref {
+    const char *cfg, *ckpt;
+    double accuracy;    /* the clean run's test accuracy from the loaded checkpoint */
+    int64_t first_pred; /* and its first prediction */
+} run_ref;
+
+static dn_status run_whole(void *arg, bool *wrong)
+{
+    run_ref *r = arg;
+    dn_run *run = NULL, *loaded = NULL;
+    dn_predictions *p = NULL;
+    dn_run_eval e = {0};
+    dn_status s = dn_run_open(r->cfg, NULL, &run);
+    if (!s) s = dn_run_train(run, NULL, NULL, NULL);
+    if (!s) s = dn_run_save(run, r->ckpt);
+    if (!s) s = dn_run_load(r->ckpt, &loaded);
+    if (!s) s = dn_run_load_test(loaded, NULL);
+    if (!s) s = dn_run_evaluate(loaded, NULL, &e);
+    if (!s) s = dn_run_predict_set(loaded, dn_run_test_set(loaded), &p);
+    if (!s && r->accuracy >= 0) *wrong = e.accuracy != r->accuracy || p->classes[0] != r->first_pred;
+    if (!s && r->accuracy < 0) {
+        r->accuracy = e.accuracy;
+        r->first_pred = p->classes[0];
+    }
+    dn_predictions_free(p);
+    dn_run_free(loaded);
+    dn_run_free(run);
+    return s;
+}
+
+static void test_alloc_fail_run(void)
+{
+    run_ref r = {tmp_path("run.cfg"), tmp_path("run.ckpt"), -1, -1};
+    const char *csv_path = tmp_path("run.csv");
+    char cfg[1024], csv[4096] = "";
+    for (int i = 0; i < 40; i++)
+        snprintf(csv + strlen(csv), sizeof csv - strlen(csv), "%d,%g,%d\n", 100 + i % 7, 0.01 * (i % 5), i % 2);
+    snprintf(cfg, sizeof cfg, "[net]\ninput = 2\nbatch = 8\nepochs = 1\nvalidation = 0.25\n[data]\nformat = csv\n"
+                              "train = %s\ntest = %s\nnormalize = 1\n[dense]\nunits = 4\nactivation = relu\n[dense]\n"
+                              "units = 2\n", csv_path, csv_path);
+    CHECK(write_file(csv_path, csv, strlen(csv)) && write_file(r.cfg, cfg, strlen(cfg)));
+    bool wrong = false;
+    CHECK_OK(run_whole(&r, &wrong));
+    if (r.accuracy >= 0) sweep("dn_run_open + train + save + load + evaluate + predict (csv, normalize)", run_whole, &r);
+    remove(csv_path);
+    remove(r.cfg);
+    remove(r.ckpt);
+}
+
 /* ------------------------------------------------------------------ crash safety */
 
 /* About 1 MB of parameters (512 x 512 + 512), from cfg text so that dn_model_load can rebuild it. */
@@ -758,7 +809,14 @@ static int replay_dir(const char *dir, fuzz_fn fn)
 /* Each input that once crashed a fuzz target, in tests/fixtures/regress/<target>-<what>. */
 static void test_fuzz_regressions(void)
 {
+    DIR *d = opendir("tests/fixtures/regress");
+    if (!d) {
+        t_skip("regress", "no tests/fixtures/regress folder (run from the repository root)");
+        return;
+    }
+    closedir(d);
     int n = replay_dir("tests/fixtures/regress", NULL);
+    CHECK_MSG(n > 0, "tests/fixtures/regress holds no inputs");
     if (verbose()) printf("    %d regression inputs replayed\n", n);
 }
 
@@ -771,14 +829,43 @@ static void test_fuzz_seeds(void)
     CHECK_MSG(n >= 20, "only %d seed inputs found under fuzz/corpus (run from the repository root)", n);
 }
 
+/* The harness fails loudly on its own I/O errors: with a scratch folder it cannot write, it aborts with a message
+ * instead of calling the input clean. */
+static void test_fuzz_harness_io_error_aborts(void)
+{
+    const char *log = tmp_path("harness.err");
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(log, "w", stderr)) _exit(10);
+        setenv("DN_FUZZ_SCRATCH", "/nonexistent-dn-fuzz-scratch", 1);
+        int rc = dn_fuzz_csv((const uint8_t *)"1,2\n", 4);
+        _exit(rc == 0 ? 11 : 12);
+    }
+    int status = 0;
+    if (pid > 0) waitpid(pid, &status, 0);
+    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "the harness %s",
+              WIFEXITED(status) && WEXITSTATUS(status) == 11 ? "reported clean" : "did not abort");
+    size_t len = 0;
+    char *text = (char *)read_whole(log, &len);
+    CHECK_MSG(text && strstr(text, "cannot create the scratch file /nonexistent-dn-fuzz-scratch/"), "stderr: %s",
+              text ? text : "(none)");
+    free(text);
+    remove(log);
+}
+
 void suite_reliability(void)
 {
     RUN(test_alloc_fail_model_files);
     RUN(test_alloc_fail_training);
     RUN(test_alloc_fail_loaders);
+    RUN(test_alloc_fail_run);
     RUN(test_kill_during_save);
     RUN(test_full_disk);
     RUN(test_fuzz_regressions);
     RUN(test_fuzz_seeds);
+    RUN(test_fuzz_harness_io_error_aborts);
     if (tmp_dir[0]) rmdir(tmp_dir);
 }

@@ -6,8 +6,10 @@
 #
 # DN_DATA: the folder holding mnist/ (default: data).  When chromium is installed the page is also rendered
 # headless and the screenshot checked; DN_REPORT_SCREENSHOT=FILE keeps that screenshot (docs/report.png is
-# made this way).  DN_KEEP=1 keeps the temporary folder.  Exit status 0 when every check passes; the last
-# line is "N passed, N failed".
+# made this way).  DN_KEEP=1 keeps the temporary folder.  Without MNIST the whole test is skipped, without
+# chromium the rendering check is ("skip NAME: reason"); DN_REQUIRE (comma-separated, e.g. mnist,chromium) turns
+# the skip of a listed requirement into a failure.  Exit status 0 when every check passes; the last line is
+# "N passed, N failed, N skipped".
 set -u
 
 BUILD=${1:-build}
@@ -15,16 +17,23 @@ DN=$BUILD/dendrite
 MNIST=${DN_DATA:-data}/mnist
 passed=0
 failed=0
+skipped=0
 
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+skip() { # skip REQUIREMENT "NAME: reason"
+    case ",${DN_REQUIRE:-}," in
+    *",$1,"*) bad "$2 (DN_REQUIRE lists $1)" ;;
+    *) skipped=$((skipped + 1)); echo "skip $2" ;;
+    esac
+}
 check() { # check NAME COMMAND...: passes when the command succeeds (no redirections here: they would swallow the verdict)
     name=$1
     shift
     if "$@"; then ok "$name"; else bad "$name"; fi
 }
 finish() {
-    echo "$passed passed, $failed failed"
+    echo "$passed passed, $failed failed, $skipped skipped"
     [ "$failed" -eq 0 ]
     exit $?
 }
@@ -34,7 +43,7 @@ if [ ! -x "$DN" ]; then
     finish
 fi
 if [ ! -r "$MNIST/train-images-idx3-ubyte" ] || [ ! -r "$MNIST/t10k-images-idx3-ubyte" ]; then
-    bad "no MNIST in $MNIST (scripts/fetch-mnist.sh, or set DN_DATA)"
+    skip mnist "report: no MNIST in $MNIST (scripts/fetch-mnist.sh, or set DN_DATA)"
     finish
 fi
 
@@ -228,7 +237,7 @@ if [ -n "$BROWSER" ]; then
     check "browser: $BROWSER rendered a screenshot that is not blank ($size bytes)" test "$size" -gt 10240
     if [ -n "${DN_REPORT_SCREENSHOT:-}" ] && [ "$size" -gt 10240 ]; then cp "$T/shot.png" "$DN_REPORT_SCREENSHOT"; fi
 else
-    echo "skip browser rendering: no chromium installed"
+    skip chromium "browser rendering: no chromium installed"
 fi
 
 finish

@@ -353,12 +353,12 @@ static const seq_tensor *seq_get(const seq_file *f, const char *name)
 static void check_close(const char *what, const float *got, const seq_tensor *exp, double tol)
 {
     double peak = 0;
-    for (int64_t i = 0; i < exp->numel; i++) peak = fmax(peak, fabs(exp->v[i]));
+    for (int64_t i = 0; i < exp->numel; i++) peak = t_worse(peak, fabs(exp->v[i]));
     double floor = fmax(1e-2 * peak, 1e-3), worst = 0;
     int64_t at = 0;
     for (int64_t i = 0; i < exp->numel; i++) {
         double r = fabs(got[i] - exp->v[i]) / (tol * fmax(fabs(exp->v[i]), floor));
-        if (!(r <= worst)) { /* NaN counts as worst */
+        if (t_is_worse(worst, r)) {
             worst = r;
             at = i;
         }
@@ -499,7 +499,7 @@ static void gradcheck_net(seq_net *net, const char *label)
             v[i] = v0;
             double numeric = (loss[0] - loss[1]) / h2, analytic = grad[i];
             double err = fabs(analytic - numeric) / (5e-3 + 1e-2 * fabs(numeric));
-            if (err > worst) worst = err;
+            worst = t_worse(worst, err);
             if (!(err <= 1.0)) {
                 failures++;
                 t_fail(__FILE__, __LINE__, "%s: leaf %d element %lld: analytic %.6g, numeric %.6g", label, k,
@@ -670,14 +670,14 @@ static void test_seq_batch_matches_single(void)
             double worst = 0;
             for (int64_t t = 0; t < len; t++)
                 for (int64_t j = 0; j < 2 * H; j++)
-                    worst = fmax(worst, fabs(res.y[t * 2 * H + j] - all.y[(b * T + t) * 2 * H + j]));
+                    worst = t_worse(worst, fabs(res.y[t * 2 * H + j] - all.y[(b * T + t) * 2 * H + j]));
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t j = 0; j < H; j++) {
-                    worst = fmax(worst, fabs(res.hn[r * H + j] - all.hn[(r * N + b) * H + j]));
-                    worst = fmax(worst, fabs(res.cn[r * H + j] - all.cn[(r * N + b) * H + j]));
+                    worst = t_worse(worst, fabs(res.hn[r * H + j] - all.hn[(r * N + b) * H + j]));
+                    worst = t_worse(worst, fabs(res.cn[r * H + j] - all.cn[(r * N + b) * H + j]));
                 }
             for (int64_t i = 0; i < len * I; i++)
-                worst = fmax(worst, fabs(res.grads[0][i] - all.grads[0][b * T * I + i]));
+                worst = t_worse(worst, fabs(res.grads[0][i] - all.grads[0][b * T * I + i]));
             CHECK_MSG(worst <= 1e-6, "sequence %lld alone differs from its row of the batch by %g", (long long)b, worst);
         }
         result_free(&res);

@@ -79,17 +79,16 @@ static void threads_gemm_bit_identical(void)
                       "%c%c %lldx%lldx%lld: 3 threads differ from 1", ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)M,
                       (long long)N, (long long)K);
             /* and the shared product is still right (the serial one is checked by test_gemm) */
-            float worst = 0;
+            double worst = 0;
             for (int64_t i = 0; i < M; i += 7)
                 for (int64_t j = 0; j < N; j += 5) {
                     double s = 0;
                     for (int64_t k = 0; k < K; k++)
                         s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
                     double want = alpha * s + (beta == 0.0f ? 0.0 : beta * C0[i * ldc + j]);
-                    float e = (float)fabs(want - C2[i * ldc + j]);
-                    if (e > worst) worst = e;
+                    worst = t_worse(worst, (float)fabs(want - C2[i * ldc + j]));
                 }
-            CHECK_MSG(worst < 1e-3f * (float)K, "%lldx%lldx%lld: error %g", (long long)M, (long long)N, (long long)K,
+            CHECK_MSG(worst < 1e-3 * (double)K, "%lldx%lldx%lld: error %g", (long long)M, (long long)N, (long long)K,
                       (double)worst);
         }
         free(A);

@@ -1,8 +1,12 @@
 /* End to end: cfg -> model -> training on real MNIST, checkpoints, resume, early stopping, bad files. */
+#define _DEFAULT_SOURCE /* setgroups */
 #include "test.h"
+#include "nn/model.h" /* the model's buffers (batch-norm running statistics) */
 
+#include <grp.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -33,19 +37,23 @@ static dn_dataset *head(const dn_dataset *d, int64_t n)
     return a;
 }
 
+/* False (the test skipped when the files are absent, failed when they do not load) without MNIST. */
 static bool load_mnist(void)
 {
     if (mnist_train) return true;
+    if (!t_need_mnist()) return false;
     char a[512], b[512];
     dn_dataset *full = NULL;
     snprintf(a, sizeof a, "%s/mnist/train-images-idx3-ubyte", t_data_dir());
     snprintf(b, sizeof b, "%s/mnist/train-labels-idx1-ubyte", t_data_dir());
-    if (dn_dataset_load_idx(a, b, 1.0f / 255.0f, &full)) return false;
+    CHECK_OK(dn_dataset_load_idx(a, b, 1.0f / 255.0f, &full));
+    if (!full) return false;
     mnist_train = head(full, 8000);
     dn_dataset_free(full);
     snprintf(a, sizeof a, "%s/mnist/t10k-images-idx3-ubyte", t_data_dir());
     snprintf(b, sizeof b, "%s/mnist/t10k-labels-idx1-ubyte", t_data_dir());
-    if (dn_dataset_load_idx(a, b, 1.0f / 255.0f, &full)) return false;
+    CHECK_OK(dn_dataset_load_idx(a, b, 1.0f / 255.0f, &full));
+    if (!full) return false;
     mnist_test = head(full, 2000);
     dn_dataset_free(full);
     return mnist_train && mnist_test;
@@ -96,10 +104,7 @@ static dn_status run_epochs(const char *cfg, int epochs, const char *save_after_
 
 static void mnist_mlp_learns(void)
 {
-    if (!load_mnist()) {
-        CHECK_MSG(0, "MNIST not found under %s/mnist (run scripts/fetch-mnist.sh): %s", t_data_dir(), dn_last_error());
-        return;
-    }
+    if (!load_mnist()) return;
     dn_model *m = NULL;
     CHECK_OK(run_epochs(small_cfg, 3, NULL, NULL, &m));
     if (!m) return;
@@ -265,6 +270,25 @@ static void write_bytes(const char *path, const void *data, size_t n)
     }
 }
 
+/* Saves m over path inside a read-only folder, in a child process; returns 0 when the save failed with a message
+ * naming the file.  Root ignores file permissions, so a root child first becomes nobody (uid and gid 65534, no
+ * supplementary groups): the check then runs the same for every user, CI's root included. */
+static int save_into_readonly_dir(dn_model *m, const char *path)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return 20;
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(10);
+        if (access(tmpdir, W_OK) == 0) _exit(11);
+        if (dn_model_save(m, path) == DN_OK) _exit(1);
+        _exit(strstr(dn_last_error(), path) ? 0 : 2);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+}
+
 static void bad_checkpoints_are_refused(void)
 {
     dn_model *m = NULL;
@@ -294,11 +318,17 @@ static void bad_checkpoints_are_refused(void)
     dn_model_free(other);
     /* a save that fails leaves the old file intact */
     CHECK(dn_model_save(m, "/nonexistent-dir/x.ckpt") != DN_OK);
-    chmod(tmpdir, 0500);
-    if (access(tmpdir, W_OK) != 0) { /* root ignores permissions; skip the check then */
-        CHECK(dn_model_save(m, good) != DN_OK);
-    }
+    write_bytes(tmp_path("good.copy"), buf, n);
+    chmod(tmpdir, 0555); /* others may enter (the child may be nobody), nobody may write */
+    int code = save_into_readonly_dir(m, good);
     chmod(tmpdir, 0700);
+    CHECK_MSG(code == 0, "save into a read-only folder: %s",
+              code == 1    ? "succeeded"
+              : code == 2  ? "failed without naming the file"
+              : code == 10 ? "could not drop root privileges to uid/gid 65534"
+              : code == 11 ? "the folder is still writable"
+                           : "the child did not finish");
+    CHECK_MSG(same_file(good, tmp_path("good.copy")), "the failed save changed %s", good);
     CHECK_OK(dn_model_load(good, &x, NULL));
     dn_model_free(x);
     dn_model_free(m);
@@ -323,6 +353,7 @@ static int run_cli(const char *args, char *out, size_t size)
 static void command_line(void)
 {
     static char out[1 << 16];
+    if (!t_need_mnist()) return; /* a real run through the command trains on MNIST */
     CHECK(run_cli("", out, sizeof out) == 2 && strstr(out, "usage"));
     CHECK(run_cli("frobnicate", out, sizeof out) == 2 && strstr(out, "unknown command"));
     CHECK(run_cli("train --help", out, sizeof out) == 0 && strstr(out, "--resume"));
@@ -388,6 +419,174 @@ static void command_line(void)
     CHECK(run_cli(args, out, sizeof out) == 1 && strstr(out, "fetch-mnist"));
     snprintf(args, sizeof args, "info %s", tmp_path("cli.ckpt"));
     CHECK(run_cli(args, out, sizeof out) == 0 && strstr(out, "dense"));
+}
+
+/* ------------------------------------------------------------------ the run API and issue 14's bugs */
+
+/* Rows of two features far from 0 and of very different scales; the label needs both: only a model trained on
+ * standardised features learns it, and one fed raw features is at chance. */
+static void write_offset_csv(const char *path, int rows, uint64_t seed)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    dn_rng r;
+    dn_rng_seed(&r, seed);
+    fputs("a,b,label\n", f);
+    for (int i = 0; i < rows; i++) {
+        float u = 2 * dn_rng_uniform(&r) - 1, v = 2 * dn_rng_uniform(&r) - 1;
+        fprintf(f, "%.6f,%.9f,%d\n", 1000.0 + u, 0.001 * v, u + v > 0);
+    }
+    fclose(f);
+}
+
+static double json_field(const char *text, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    const char *p = strstr(text, k);
+    return p ? strtod(p + strlen(k), NULL) : NAN;
+}
+
+/* normalize = 1: statistics of the training part only (after the validation split), kept in the checkpoint and
+ * applied by eval and by a checkpoint loaded through the C API: eval's accuracy is train's. */
+static void csv_normalize_is_saved_and_applied(void)
+{
+    char train[512], test[512]; /* tmp_path's buffers rotate */
+    snprintf(train, sizeof train, "%s", tmp_path("norm_train.csv"));
+    snprintf(test, sizeof test, "%s", tmp_path("norm_test.csv"));
+    write_offset_csv(train, 200, 11);
+    write_offset_csv(test, 100, 12);
+    char cfg[2048], args[1024];
+    static char out[1 << 14];
+    snprintf(cfg, sizeof cfg, "[net]\ninput = 2\nbatch = 16\nepochs = 15\nseed = 3\nloss = bce_with_logits\n"
+                              "optimizer = adam\nlr = 0.05\nvalidation = 0.2\n[data]\nformat = csv\ntrain = %s\n"
+                              "test = %s\nnormalize = 1\n[dense]\nunits = 1\n", train, test);
+    FILE *f = fopen(tmp_path("norm.cfg"), "w");
+    if (f) {
+        fputs(cfg, f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "train %s --quiet --save %s", tmp_path("norm.cfg"), tmp_path("norm.ckpt"));
+    int rc = run_cli(args, out, sizeof out);
+    double trained = json_field(out, "test_accuracy");
+    CHECK_MSG(rc == 0 && trained > 0.9, "train exited %d with test accuracy %g: %s", rc, trained, out);
+    snprintf(args, sizeof args, "eval %s", tmp_path("norm.ckpt"));
+    rc = run_cli(args, out, sizeof out);
+    double evaluated = json_field(out, "accuracy");
+    CHECK_MSG(rc == 0 && evaluated == trained, "eval exited %d with accuracy %g, train said %g: %s", rc, evaluated,
+              trained, out);
+
+    /* the statistics are the training part's: the same split as the trainer's (seed ^ 0x5eed), then stats */
+    dn_dataset *full = NULL, *a = NULL, *b = NULL;
+    CHECK_OK(dn_dataset_load_csv(train, -1, -1, &full));
+    if (full) CHECK_OK(dn_dataset_split(full, 0.2, 3 ^ 0x5eedULL, &a, &b));
+    float mean[2] = {0}, sd[2] = {0}, mean_all[2] = {0}, sd_all[2] = {0};
+    if (a) dn_dataset_stats(a, mean, sd);
+    if (full) dn_dataset_stats(full, mean_all, sd_all);
+    dn_run *run = NULL;
+    CHECK_OK(dn_run_load(tmp_path("norm.ckpt"), &run));
+    if (run && a) {
+        const float *m, *s;
+        CHECK(dn_model_input_stats(dn_run_model(run), &m, &s) == 2);
+        for (int j = 0; m && j < 2; j++) {
+            CHECK_MSG(m[j] == mean[j] && s[j] == sd[j], "feature %d: saved %g/%g, training part %g/%g", j, m[j],
+                      s[j], mean[j], sd[j]);
+        }
+        CHECK(m && (m[0] != mean_all[0] || s[0] != sd_all[0])); /* the validation rows would have moved them */
+        dn_run_eval e;
+        CHECK_OK(dn_run_load_test(run, NULL));
+        CHECK_OK(dn_run_evaluate(run, NULL, &e));
+        CHECK_MSG(e.accuracy == trained && e.n == 100, "C API accuracy %g on %lld", e.accuracy, (long long)e.n);
+        /* a checkpoint from before the statistics were saved: they are recomputed from the cfg's training data */
+        dn_model *m0 = dn_run_model(run);
+        CHECK_OK(dn_model_set_input_stats(m0, 0, NULL, NULL));
+        CHECK_OK(dn_model_save(m0, tmp_path("norm_old.ckpt")));
+        dn_run *old = NULL;
+        CHECK_OK(dn_run_load(tmp_path("norm_old.ckpt"), &old));
+        if (old) {
+            CHECK(dn_model_input_stats(dn_run_model(old), &m, &s) == 2 && m[0] == mean[0] && s[1] == sd[1]);
+            CHECK_OK(dn_run_load_test(old, NULL));
+            CHECK_OK(dn_run_evaluate(old, NULL, &e));
+            CHECK_MSG(e.accuracy == trained, "old checkpoint: accuracy %g", e.accuracy);
+        }
+        dn_run_free(old);
+        /* and without the training data it says so instead of evaluating raw features */
+        rename(train, tmp_path("norm_train.moved"));
+        CHECK(dn_run_load(tmp_path("norm_old.ckpt"), &old) != DN_OK && strstr(dn_last_error(), "normalize"));
+        rename(tmp_path("norm_train.moved"), train);
+    }
+    dn_run_free(run);
+    dn_dataset_free(full);
+    dn_dataset_free(a);
+    dn_dataset_free(b);
+}
+
+/* A small batch-norm CNN on synthetic images with a validation split: restore-best puts back the running
+ * statistics of the best epoch with its weights (they were the last epoch's). */
+static void restore_best_restores_buffers(void)
+{
+    char csv[512];
+    snprintf(csv, sizeof csv, "%s", tmp_path("bn.csv"));
+    FILE *f = fopen(csv, "w");
+    dn_rng r;
+    dn_rng_seed(&r, 5);
+    for (int i = 0; f && i < 96; i++) {
+        int label = i % 2;
+        for (int j = 0; j < 36; j++) fprintf(f, "%.4f,", dn_rng_uniform(&r) + (label && j < 18 ? 0.5 : 0.0));
+        fprintf(f, "%d\n", label);
+    }
+    if (f) fclose(f);
+    f = fopen(tmp_path("bn.cfg"), "w");
+    if (f) {
+        /* min_delta so large that only the first epoch counts as an improvement: the best epoch is not the last */
+        fputs("[net]\ninput = 1, 6, 6\nbatch = 16\nepochs = 4\nseed = 2\nlr = 0.1\nvalidation = 0.25\nmin_delta = 1000\n"
+              "[data]\nformat = csv\n[conv2d]\nfilters = 4\nsize = 3\n[batchnorm]\n[activation]\ntype = relu\n[dense]\nunits = 2\n", f);
+        fclose(f);
+    }
+    dn_run_options o;
+    dn_run_options_default(&o);
+    o.data = csv;
+    dn_run *run = NULL;
+    CHECK_OK(dn_run_open(tmp_path("bn.cfg"), &o, &run));
+    if (!run) return;
+    dn_model *m = dn_run_model(run);
+    size_t nb = m->n_bufdata, np = dn_model_param_count(m);
+    CHECK(nb == 8); /* 4 running means, 4 running variances */
+    float *best_buf = calloc(nb, sizeof(float)), *best_par = calloc(np, sizeof(float));
+    int best_epoch = 0, last = 0;
+    dn_trainer *t = dn_run_trainer(run);
+    while (!dn_trainer_finished(t)) {
+        dn_epoch_stats st;
+        CHECK_OK(dn_trainer_epoch(t, &st));
+        if (st.improved) {
+            memcpy(best_buf, m->bufdata, nb * sizeof(float));
+            memcpy(best_par, dn_model_params(m), np * sizeof(float));
+            best_epoch = st.epoch;
+        }
+        last = st.epoch;
+        if (last > 8) break;
+    }
+    CHECK_MSG(best_epoch > 0 && best_epoch < last, "best epoch %d of %d: the test needs an earlier best", best_epoch,
+              last);
+    CHECK(memcmp(best_buf, m->bufdata, nb * sizeof(float)) != 0);
+    dn_trainer_restore_best(t);
+    CHECK(memcmp(best_par, dn_model_params(m), np * sizeof(float)) == 0);
+    CHECK_MSG(memcmp(best_buf, m->bufdata, nb * sizeof(float)) == 0, "running statistics are not the best epoch's");
+    /* and through a checkpoint: a resumed run restores the same buffers */
+    CHECK_OK(dn_run_save(run, tmp_path("bn.ckpt")));
+    dn_run *again = NULL;
+    CHECK_OK(dn_run_open(tmp_path("bn.cfg"), &o, &again));
+    if (again) {
+        CHECK_OK(dn_run_resume(again, tmp_path("bn.ckpt")));
+        dn_model *m2 = dn_run_model(again);
+        memset(m2->bufdata, 0, nb * sizeof(float));
+        dn_trainer_restore_best(dn_run_trainer(again));
+        CHECK(memcmp(best_buf, m2->bufdata, nb * sizeof(float)) == 0);
+    }
+    dn_run_free(again);
+    free(best_buf);
+    free(best_par);
+    dn_run_free(run);
 }
 
 /* The examples are programs that exit 0 only when they learned their task. */
@@ -558,6 +757,8 @@ void suite_train(void)
     RUN(diverging_run_stops_and_keeps_checkpoint);
     RUN(memory_budget_is_enforced);
     RUN(flipped_bit_is_reported);
+    RUN(csv_normalize_is_saved_and_applied);
+    RUN(restore_best_restores_buffers);
     dn_dataset_free(mnist_train);
     dn_dataset_free(mnist_test);
     mnist_train = mnist_test = NULL;

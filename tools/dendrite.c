@@ -58,8 +58,9 @@ static const char *const usage_eval =
 
 static const char *const usage_predict =
     "usage: dendrite predict CKPT FILE\n"
-    "FILE: IDX images (as MNIST's) or a CSV file of features (one sample per line, no label column).\n"
-    "Prints one line per sample: its index, the predicted class and the class probabilities (or the outputs).\n";
+    "FILE: IDX images (as MNIST's) or a CSV file of features (one sample per line, no label column), normalised\n"
+    "as in training.  Prints one line per sample: its index, the predicted class and the class probabilities (or\n"
+    "the outputs); for a model with a class per time step, its index and the predicted class of every step.\n";
 
 static const char *const usage_info =
     "usage: dendrite info CFG|CKPT\n"
@@ -90,63 +91,6 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
     if (errno || end == s || *end || v < lo || v > hi) return false;
     *out = v;
     return true;
-}
-
-/* ------------------------------------------------------------------ data */
-
-static bool is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* Reshapes a data set's samples to the model's input shape when only the shape differs (784 vs 28x28). */
-static dn_status fit_shape(dn_dataset *d, const int64_t *in_shape, int in_ndim)
-{
-    int64_t n = 1;
-    for (int i = 0; i < in_ndim; i++) n *= in_shape[i];
-    if (n != dn_dataset_sample_size(d)) return DN_OK; /* the trainer reports the mismatch */
-    d->ndim = in_ndim;
-    for (int i = 0; i < in_ndim; i++) d->shape[i] = in_shape[i];
-    return DN_OK;
-}
-
-static dn_status load_split(const dn_train_config *c, dn_model *m, const char *data, bool test, dn_dataset **out)
-{
-    char a[1024], b[1024];
-    *out = NULL;
-    if (!strcmp(c->data_format, "text")) {
-        const char *path = test ? c->data_test : (data ? data : c->data_train);
-        if (!path || !*path) return DN_OK;
-        int64_t in_shape[DN_MAX_DIMS];
-        dn_model_input_shape(m, in_shape);
-        const dn_vocab *known = dn_model_vocab(m);
-        dn_vocab v;
-        dn_status s = dn_dataset_load_text(path, in_shape[0], known->size ? known : NULL, &v, out);
-        if (s) return s;
-        if (!known->size) dn_model_set_vocab(m, &v);
-        /* unshuffled text feeds stateful layers: lay the windows out as `batch` parallel streams */
-        if (!c->shuffle && !test) return dn_dataset_streams(*out, c->batch);
-        return DN_OK;
-    }
-    if (!strcmp(c->data_format, "csv") || (data && !is_dir(data))) {
-        const char *path = data ? data : (test ? c->data_test : c->data_train);
-        if (test && data) return DN_OK; /* a CSV given on the command line has no separate test file */
-        if (!path || !*path) return DN_OK;
-        return dn_dataset_load_csv(path, c->label_column, c->csv_header, out);
-    }
-    const char *dir = data ? data : c->data_train;
-    snprintf(a, sizeof a, "%s/%s-images-idx3-ubyte", dir, test ? "t10k" : "train");
-    snprintf(b, sizeof b, "%s/%s-labels-idx1-ubyte", dir, test ? "t10k" : "train");
-    /* the images stay bytes (a quarter of the memory of floats); batches are converted as they are copied out */
-    dn_status s = dn_dataset_load_idx_compact(a, b, 1.0f / 255.0f, out);
-    if (s && access(a, R_OK) != 0) {
-        char msg[1400];
-        snprintf(msg, sizeof msg, "%s — run scripts/fetch-mnist.sh to download MNIST, or pass --data DIR", dn_last_error());
-        fprintf(stderr, "dendrite: %s\n", msg);
-        return DN_ERR_IO;
-    }
-    return s;
 }
 
 /* ------------------------------------------------------------------ train */
@@ -187,9 +131,55 @@ static void json_num(FILE *f, const char *key, double v, bool comma)
     else fprintf(f, "\"%s\": null%s", key, comma ? ", " : "");
 }
 
+/* What the epoch callback needs: it prints the epoch's line, appends to the log and saves the checkpoint. */
+typedef struct epoch_out {
+    progress prog;
+    bool quiet, saving; /* saving: the failure was the checkpoint's, not the epoch's */
+    const char *save;
+    FILE *log;
+    dn_run *run;
+    double sps_sum;
+    int sps_n;
+} epoch_out;
+
+static dn_status on_epoch(void *user, const dn_epoch_stats *st)
+{
+    epoch_out *e = user;
+    e->sps_sum += st->samples_per_sec;
+    e->sps_n++;
+    if (!e->quiet) {
+        if (e->prog.tty) fputc('\r', stderr);
+        char acc[32] = "", val[64] = "";
+        if (isfinite(st->train_accuracy)) snprintf(acc, sizeof acc, "  acc %.4f", st->train_accuracy);
+        if (isfinite(st->val_loss)) snprintf(val, sizeof val, "  val_loss %.4f", st->val_loss);
+        if (isfinite(st->val_accuracy))
+            snprintf(val + strlen(val), sizeof val - strlen(val), "  val_acc %.4f", st->val_accuracy);
+        fprintf(stderr, "epoch %d/%d  loss %.4f%s%s  lr %.3g  %.0f samples/s  %.1fs%s%-10s\n", st->epoch, st->epochs,
+                st->train_loss, acc, val, st->lr, st->samples_per_sec, st->seconds, st->stop ? "  (early stop)" : "", "");
+    }
+    if (e->log) {
+        fprintf(e->log, "{\"epoch\": %d, ", st->epoch);
+        json_num(e->log, "train_loss", st->train_loss, true);
+        json_num(e->log, "train_accuracy", st->train_accuracy, true);
+        json_num(e->log, "val_loss", st->val_loss, true);
+        json_num(e->log, "val_accuracy", st->val_accuracy, true);
+        json_num(e->log, "lr", st->lr, true);
+        json_num(e->log, "samples_per_sec", st->samples_per_sec, true);
+        json_num(e->log, "seconds", st->seconds, false);
+        fprintf(e->log, "}\n");
+        fflush(e->log);
+    }
+    e->saving = true;
+    dn_status s = e->save ? dn_run_save(e->run, e->save) : DN_OK;
+    e->saving = s != DN_OK;
+    return s;
+}
+
 static int cmd_train(int argc, char **argv)
 {
-    const char *cfg_path = NULL, *data = NULL, *save = NULL, *resume = NULL, *log_path = NULL;
+    const char *cfg_path = NULL, *save = NULL, *resume = NULL, *log_path = NULL;
+    dn_run_options o;
+    dn_run_options_default(&o);
     long epochs = -1, batch = -1, threads = -1, seed = -1;
     double lr = -1;
     bool quiet = false, anomaly = false;
@@ -204,7 +194,7 @@ static int cmd_train(int argc, char **argv)
             if (!parse_long(argv[++i], 1, 1 << 30, &mb)) goto bad;
             dn_set_memory_limit((size_t)mb * 1000000u);
         }
-        else if (!strcmp(a, "--data") && has) data = argv[++i];
+        else if (!strcmp(a, "--data") && has) o.data = argv[++i];
         else if (!strcmp(a, "--save") && has) save = argv[++i];
         else if (!strcmp(a, "--resume") && has) resume = argv[++i];
         else if (!strcmp(a, "--log") && has) log_path = argv[++i];
@@ -228,113 +218,47 @@ static int cmd_train(int argc, char **argv)
     }
     if (!cfg_path) return usage(usage_train, true);
 
-    /* read the cfg once for its settings, then rebuild with a possibly overridden seed */
-    dn_model *m = NULL;
-    dn_train_config c;
-    if (dn_model_load_cfg(cfg_path, &m, &c)) return fail(NULL);
-    if (seed >= 0 && (uint64_t)seed != c.seed) {
-        /* initialisation, shuffling and dropout all follow the seed */
-        c.seed = (uint64_t)seed;
-        if (dn_model_reinit(m, c.seed)) return fail(NULL);
-    }
-    if (anomaly) c.detect_anomaly = true;
-    if (epochs >= 0) c.epochs = (int)epochs;
-    if (batch > 0) c.batch = batch;
-    if (threads > 0) c.threads = (int)threads;
-    if (lr > 0) {
-        c.optim.lr = (float)lr;
-        c.schedule.base_lr = (float)lr;
-        c.schedule.current_lr = (float)lr;
-    }
-    int in_ndim;
-    int64_t in_shape[DN_MAX_DIMS];
-    dn_dataset *train = NULL, *test = NULL;
+    /* the library loads the data, splits, normalises and builds the trainer; this verb prints */
+    o.epochs = (int)epochs;
+    o.batch = batch;
+    o.threads = (int)threads;
+    o.seed = seed;
+    o.lr = lr;
+    o.detect_anomaly = anomaly;
+    dn_run *run = NULL;
+    if (dn_run_open(cfg_path, &o, &run)) return fail(NULL);
+    const dn_train_config *c = dn_run_config(run);
     int rc = 1;
-    FILE *logf = NULL;
-    dn_trainer *t = NULL;
-    if (load_split(&c, m, data, false, &train) || !train) {
-        if (!train && !*dn_last_error()) fprintf(stderr, "dendrite: no training data\n");
-        else if (!train) fail("loading training data");
+    epoch_out eo = {.quiet = quiet, .save = save, .run = run};
+    eo.prog = (progress){isatty(2), quiet, 0, c->batch};
+    dn_trainer_set_batch_callback(dn_run_trainer(run), on_batch, &eo.prog);
+    if (resume && dn_run_resume(run, resume)) { fail("resuming"); goto out; }
+    if (log_path) {
+        eo.log = fopen(log_path, resume ? "a" : "w");
+        if (!eo.log) { fprintf(stderr, "dendrite: cannot open log %s: %s\n", log_path, strerror(errno)); goto out; }
+    }
+    double t0 = now();
+    dn_epoch_stats st;
+    if (dn_run_train(run, on_epoch, &eo, &st)) {
+        if (eo.prog.tty && !quiet && !eo.saving) fputc('\n', stderr);
+        fail(eo.saving ? "saving checkpoint" : "training");
         goto out;
     }
-    if (load_split(&c, m, data, true, &test)) { fail("loading test data"); goto out; }
-    in_ndim = dn_model_input_shape(m, in_shape);
-    fit_shape(train, in_shape, in_ndim);
-    if (test) fit_shape(test, in_shape, in_ndim);
-    if (c.normalize) {
-        int64_t ss = dn_dataset_sample_size(train);
-        float *mean = malloc((size_t)ss * sizeof(float)), *sd = malloc((size_t)ss * sizeof(float));
-        if (!mean || !sd) { free(mean); free(sd); fail("out of memory"); goto out; }
-        dn_dataset_stats(train, mean, sd);
-        dn_status s = dn_dataset_normalize(train, mean, sd);
-        if (!s && test) s = dn_dataset_normalize(test, mean, sd);
-        free(mean);
-        free(sd);
-        if (s) { fail("normalizing the data"); goto out; }
-    }
-    if (dn_trainer_new(m, &c, train, NULL, &t)) { fail(NULL); goto out; }
-    progress prog = {isatty(2), quiet, 0, c.batch};
-    dn_trainer_set_batch_callback(t, on_batch, &prog);
-    if (resume && dn_trainer_resume(t, resume)) { fail("resuming"); goto out; }
-    if (log_path) {
-        logf = fopen(log_path, resume ? "a" : "w");
-        if (!logf) { fprintf(stderr, "dendrite: cannot open log %s: %s\n", log_path, strerror(errno)); goto out; }
-    }
-    double t0 = now(), sps_sum = 0;
-    int sps_n = 0;
-    dn_epoch_stats st = {0};
-    st.train_loss = st.val_loss = NAN;
-    while (!dn_trainer_finished(t)) {
-        if (dn_trainer_epoch(t, &st)) {
-            if (prog.tty && !quiet) fputc('\n', stderr);
-            fail("training");
-            goto out;
-        }
-        sps_sum += st.samples_per_sec;
-        sps_n++;
-        if (!quiet) {
-            if (prog.tty) fputc('\r', stderr);
-            char acc[32] = "", val[64] = "";
-            if (isfinite(st.train_accuracy)) snprintf(acc, sizeof acc, "  acc %.4f", st.train_accuracy);
-            if (isfinite(st.val_loss)) snprintf(val, sizeof val, "  val_loss %.4f", st.val_loss);
-            if (isfinite(st.val_accuracy))
-                snprintf(val + strlen(val), sizeof val - strlen(val), "  val_acc %.4f", st.val_accuracy);
-            fprintf(stderr, "epoch %d/%d  loss %.4f%s%s  lr %.3g  %.0f samples/s  %.1fs%s%-10s\n", st.epoch, st.epochs,
-                    st.train_loss, acc, val, st.lr, st.samples_per_sec, st.seconds, st.stop ? "  (early stop)" : "", "");
-        }
-        if (logf) {
-            fprintf(logf, "{\"epoch\": %d, ", st.epoch);
-            json_num(logf, "train_loss", st.train_loss, true);
-            json_num(logf, "train_accuracy", st.train_accuracy, true);
-            json_num(logf, "val_loss", st.val_loss, true);
-            json_num(logf, "val_accuracy", st.val_accuracy, true);
-            json_num(logf, "lr", st.lr, true);
-            json_num(logf, "samples_per_sec", st.samples_per_sec, true);
-            json_num(logf, "seconds", st.seconds, false);
-            fprintf(logf, "}\n");
-            fflush(logf);
-        }
-        if (save && dn_trainer_save(t, save)) { fail("saving checkpoint"); goto out; }
-    }
-    dn_trainer_restore_best(t);
-    if (save && dn_trainer_save(t, save)) { fail("saving checkpoint"); goto out; }
-    dn_eval_result te = {NAN, NAN, 0};
-    if (test && dn_evaluate(m, &c, test, &te, NULL)) { fail("evaluating"); goto out; }
-    printf("{\"epochs\": %d, ", dn_trainer_epochs_done(t));
+    if (save && dn_run_save(run, save)) { fail("saving checkpoint"); goto out; }
+    dn_run_eval te = {NAN, NAN, 0, 0, NULL};
+    if (dn_run_test_set(run) && dn_run_evaluate(run, NULL, &te)) { fail("evaluating"); goto out; }
+    printf("{\"epochs\": %d, ", dn_trainer_epochs_done(dn_run_trainer(run)));
     json_num(stdout, "train_loss", st.train_loss, true);
     json_num(stdout, "val_loss", st.val_loss, true);
     json_num(stdout, "test_loss", te.loss, true);
     json_num(stdout, "test_accuracy", te.accuracy, true);
-    json_num(stdout, "samples_per_sec", sps_n ? sps_sum / sps_n : NAN, true);
+    json_num(stdout, "samples_per_sec", eo.sps_n ? eo.sps_sum / eo.sps_n : NAN, true);
     json_num(stdout, "seconds", now() - t0, false);
     printf("}\n");
     rc = 0;
 out:
-    if (logf) fclose(logf);
-    dn_trainer_free(t);
-    dn_dataset_free(train);
-    dn_dataset_free(test);
-    dn_model_free(m);
+    if (eo.log) fclose(eo.log);
+    dn_run_free(run);
     return rc;
 }
 
@@ -350,58 +274,29 @@ static int cmd_eval(int argc, char **argv)
         else ckpt = argv[i];
     }
     if (!ckpt) return usage(usage_eval, true);
-    dn_model *m = NULL;
-    dn_train_config c;
-    if (dn_model_load(ckpt, &m, &c)) return fail(NULL);
-    dn_dataset *test = NULL;
+    dn_run *run = NULL;
+    if (dn_run_load(ckpt, &run)) return fail(NULL);
     int rc = 1;
-    int64_t *conf = NULL;
-    /* a CSV given with --data is the evaluation set itself; an MNIST folder gives its t10k files */
-    bool csv = !strcmp(c.data_format, "csv") || (data && !is_dir(data));
-    if (load_split(&c, m, data, !(csv && data), &test) || !test) {
-        if (!test) fprintf(stderr, "dendrite: no test data (give --data)\n");
-        else fail("loading test data");
-        goto out;
-    }
-    int64_t in_shape[DN_MAX_DIMS];
-    int in_ndim = dn_model_input_shape(m, in_shape);
-    fit_shape(test, in_shape, in_ndim);
-    int k = test->n_classes;
-    if (k > 0) {
-        conf = calloc((size_t)k * (size_t)k, sizeof *conf);
-        if (!conf) { fail("out of memory"); goto out; }
-    }
-    dn_eval_result r;
-    if (dn_evaluate(m, &c, test, &r, conf)) { fail("evaluating"); goto out; }
+    dn_run_eval r;
+    if (dn_run_load_test(run, data)) { fail("loading test data"); goto out; }
+    if (dn_run_evaluate(run, NULL, &r)) { fail("evaluating"); goto out; }
     printf("{");
     json_num(stdout, "loss", r.loss, true);
     json_num(stdout, "accuracy", r.accuracy, true);
     printf("\"samples\": %lld, \"confusion\": [", (long long)r.n);
-    for (int i = 0; i < k; i++) {
+    for (int i = 0; i < r.n_classes; i++) {
         printf(i ? ", [" : "[");
-        for (int j = 0; j < k; j++) printf(j ? ", %lld" : "%lld", (long long)conf[i * k + j]);
+        for (int j = 0; j < r.n_classes; j++) printf(j ? ", %lld" : "%lld", (long long)r.confusion[i * r.n_classes + j]);
         printf("]");
     }
     printf("]}\n");
     rc = 0;
 out:
-    free(conf);
-    dn_dataset_free(test);
-    dn_model_free(m);
+    dn_run_free(run);
     return rc;
 }
 
 /* ------------------------------------------------------------------ predict */
-
-static bool looks_like_idx(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char h[4] = {1, 1, 1, 1};
-    if (!f) return false;
-    size_t n = fread(h, 1, 4, f);
-    fclose(f);
-    return n == 4 && h[0] == 0 && h[1] == 0;
-}
 
 static int cmd_predict(int argc, char **argv)
 {
@@ -414,55 +309,27 @@ static int cmd_predict(int argc, char **argv)
         else return usage(usage_predict, true);
     }
     if (!ckpt || !file) return usage(usage_predict, true);
-    dn_model *m = NULL;
-    dn_train_config c;
-    if (dn_model_load(ckpt, &m, &c)) return fail(NULL);
-    dn_dataset *d = NULL;
-    dn_ctx *ctx = NULL;
-    int rc = 1;
-    dn_status s = looks_like_idx(file) ? dn_dataset_load_idx_compact(file, NULL, 1.0f / 255.0f, &d)
-                                       : dn_dataset_load_csv(file, DN_CSV_NO_LABEL, c.csv_header, &d);
-    if (s) { fail(NULL); goto out; }
-    int64_t in_shape[DN_MAX_DIMS];
-    int in_ndim = dn_model_input_shape(m, in_shape);
-    fit_shape(d, in_shape, in_ndim);
-    ctx = dn_ctx_new();
-    if (!ctx) { fail("out of memory"); goto out; }
-    dn_ctx_set_grad(ctx, false);
-    dn_model_set_training(m, false);
-    int64_t xshape[DN_MAX_DIMS + 1];
-    memcpy(xshape + 1, d->shape, (size_t)d->ndim * sizeof(int64_t));
-    bool softmax = !strcmp(c.loss, "softmax_cross_entropy") || !strcmp(c.loss, "softmax_cross_entropy_soft");
-    bool sigmoid = !strcmp(c.loss, "bce_with_logits");
-    for (int64_t at = 0; at < d->n; at += 256) {
-        int64_t nb = d->n - at < 256 ? d->n - at : 256;
-        dn_ctx_reset(ctx);
-        xshape[0] = nb;
-        dn_tensor *x, *y;
-        if (dn_tensor_new(ctx, d->ndim + 1, xshape, &x)) { fail(NULL); goto out; }
-        dn_dataset_get(d, at, nb, dn_tensor_data(x));
-        y = dn_model_forward(m, ctx, x);
-        if (y && softmax) y = dn_softmax(ctx, y, -1);
-        if (y && sigmoid) y = dn_sigmoid(ctx, y);
-        if (!y) { fail("predicting"); goto out; }
-        int64_t k = dn_tensor_numel(y) / nb;
-        const float *o = dn_tensor_data(y);
-        for (int64_t i = 0; i < nb; i++) {
-            int64_t best = 0;
-            for (int64_t j = 1; j < k; j++)
-                if (o[i * k + j] > o[i * k + best]) best = j;
-            if (k == 1) best = o[i] > (sigmoid ? 0.5f : 0.0f);
-            printf("%lld %lld", (long long)(at + i), (long long)best);
-            for (int64_t j = 0; j < k; j++) printf(" %.6g", o[i * k + j]);
-            printf("\n");
-        }
+    dn_run *run = NULL;
+    if (dn_run_load(ckpt, &run)) return fail(NULL);
+    dn_predictions *p = NULL;
+    if (dn_run_predict(run, file, &p)) {
+        dn_run_free(run);
+        return fail(NULL);
     }
-    rc = 0;
-out:
-    dn_ctx_free(ctx);
-    dn_dataset_free(d);
-    dn_model_free(m);
-    return rc;
+    for (int64_t i = 0; i < p->n; i++) {
+        printf("%lld", (long long)i);
+        if (p->steps > 1) {
+            /* a class per time step: the T predicted classes */
+            for (int64_t t = 0; t < p->steps; t++) printf(" %lld", (long long)p->classes[i * p->steps + t]);
+        } else {
+            printf(" %lld", (long long)p->classes[i]);
+            for (int64_t j = 0; j < p->outputs; j++) printf(" %.6g", p->values[i * p->outputs + j]);
+        }
+        printf("\n");
+    }
+    dn_predictions_free(p);
+    dn_run_free(run);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ info */
@@ -551,71 +418,18 @@ static int cmd_generate(int argc, char **argv)
         return usage(usage_generate, true);
     }
     if (!ckpt) return usage(usage_generate, true);
-    dn_model *m = NULL;
-    dn_train_config c;
-    if (dn_model_load(ckpt, &m, &c)) return fail(NULL);
-    const dn_vocab *v = dn_model_vocab(m);
-    int rc = 1;
-    dn_ctx *ctx = dn_ctx_new();
-    float *ids = NULL, *probs = NULL;
-    if (!v->size) {
-        fprintf(stderr, "dendrite: %s is not a character model (it has no vocabulary)\n", ckpt);
-        goto out;
+    dn_run *run = NULL;
+    if (dn_run_load(ckpt, &run)) return fail(NULL);
+    char *text = malloc((size_t)length + 1);
+    if (!text) {
+        dn_run_free(run);
+        return fail("out of memory");
     }
-    int64_t in_shape[DN_MAX_DIMS];
-    dn_model_input_shape(m, in_shape);
-    int64_t window = in_shape[0], n = (int64_t)strlen(prime);
-    if (n == 0) {
-        fprintf(stderr, "dendrite generate: the prime text is empty\n");
-        goto out;
-    }
-    ids = malloc((size_t)(n + length) * sizeof *ids);
-    probs = malloc(256 * sizeof *probs);
-    if (!ctx || !ids || !probs) { fail("out of memory"); goto out; }
-    for (int64_t i = 0; i < n; i++) {
-        int id = v->index[(unsigned char)prime[i]];
-        if (id < 0) {
-            fprintf(stderr, "dendrite generate: the prime's character 0x%02x does not occur in the training text\n",
-                    (unsigned char)prime[i]);
-            goto out;
-        }
-        ids[i] = (float)id;
-    }
-    dn_rng rng;
-    dn_rng_seed(&rng, (uint64_t)seed);
-    dn_ctx_set_grad(ctx, false);
-    dn_model_set_training(m, false);
-    fputs(prime, stdout);
-    for (long k = 0; k < length; k++, n++) {
-        /* the model sees (up to) its training window of the most recent characters */
-        int64_t t = n < window ? n : window;
-        dn_ctx_reset(ctx);
-        dn_tensor *x;
-        if (dn_tensor_from(ctx, 2, (int64_t[]){1, t}, ids + n - t, &x)) { fail(NULL); goto out; }
-        dn_tensor *y = dn_model_forward(m, ctx, x);
-        if (!y) { fail("generating"); goto out; }
-        int64_t classes = dn_tensor_dim(y, -1);
-        const float *logits = dn_tensor_data(y) + (t - 1) * classes;
-        /* softmax(logits / T), then one draw */
-        double mx = logits[0], sum = 0;
-        for (int64_t j = 1; j < v->size; j++) mx = logits[j] > mx ? logits[j] : mx;
-        for (int64_t j = 0; j < v->size; j++) sum += probs[j] = (float)exp((logits[j] - mx) / temperature);
-        double r = dn_rng_uniform(&rng) * sum, acc = 0;
-        int64_t pick = v->size - 1;
-        for (int64_t j = 0; j < v->size; j++) {
-            acc += probs[j];
-            if (r < acc) { pick = j; break; }
-        }
-        ids[n] = (float)pick;
-        fputc(v->bytes[pick], stdout);
-    }
-    fputc('\n', stdout);
-    rc = 0;
-out:
-    free(ids);
-    free(probs);
-    dn_ctx_free(ctx);
-    dn_model_free(m);
+    int rc = 0;
+    if (dn_run_generate(run, prime, length, temperature, (uint64_t)seed, text, NULL)) rc = fail(ckpt);
+    else printf("%s%s\n", prime, text);
+    free(text);
+    dn_run_free(run);
     return rc;
 }
 

@@ -915,73 +915,6 @@ static unsigned char *filter_grid_pixels(const filter_grid *g, int *w, int *h)
 
 /* ------------------------------------------------------------------ test set */
 
-static bool is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* The test set as `dendrite eval` finds it: an MNIST folder's t10k files (--data or the cfg's [data] train),
- * or a CSV file (--data, else the cfg's [data] test).  On failure *out is NULL and `why` says why (the page
- * shows it; the report goes on without the test-set sections). */
-static void load_test_set(const dn_train_config *c, const char *data, dn_dataset **out, char *why,
-                          size_t why_n)
-{
-    *out = NULL;
-    if (!strcmp(c->data_format, "text")) {
-        snprintf(why, why_n, "character models are not evaluated in the report (use dendrite generate)");
-        return;
-    }
-    dn_status s;
-    if (!strcmp(c->data_format, "csv") || (data && !is_dir(data))) {
-        const char *path = data ? data : c->data_test;
-        if (!path || !*path) {
-            snprintf(why, why_n, "the cfg names no test file: give --data FILE");
-            return;
-        }
-        s = dn_dataset_load_csv(path, c->label_column, c->csv_header, out);
-        if (!s && c->normalize) {
-            /* the model was trained on features standardised with the training set's statistics */
-            dn_dataset *train = NULL;
-            int64_t ss = dn_dataset_sample_size(*out);
-            float *mean = malloc((size_t)ss * sizeof(float)), *sd = malloc((size_t)ss * sizeof(float));
-            if (!mean || !sd) s = DN_ERR_NOMEM;
-            else if (!(s = dn_dataset_load_csv(c->data_train, c->label_column, c->csv_header, &train))) {
-                if (dn_dataset_sample_size(train) != ss) {
-                    snprintf(why, why_n, "the training file %s has %lld features, the test file %lld", c->data_train,
-                             (long long)dn_dataset_sample_size(train), (long long)ss);
-                    dn_dataset_free(*out);
-                    *out = NULL;
-                } else {
-                    dn_dataset_stats(train, mean, sd);
-                    s = dn_dataset_normalize(*out, mean, sd);
-                }
-            }
-            free(mean);
-            free(sd);
-            dn_dataset_free(train);
-            if (!*out) return;
-        }
-    } else {
-        const char *dir = data ? data : c->data_train;
-        char a[1024], b[1024];
-        snprintf(a, sizeof a, "%s/t10k-images-idx3-ubyte", dir);
-        snprintf(b, sizeof b, "%s/t10k-labels-idx1-ubyte", dir);
-        s = dn_dataset_load_idx_compact(a, b, 1.0f / 255.0f, out); /* bytes: a quarter of the memory */
-        if (s && access(a, R_OK) != 0) {
-            snprintf(why, why_n, "%s — run scripts/fetch-mnist.sh, or pass --data DIR", dn_last_error());
-            dn_dataset_free(*out);
-            *out = NULL;
-            return;
-        }
-    }
-    if (s) {
-        snprintf(why, why_n, "%s", dn_last_error());
-        dn_dataset_free(*out);
-        *out = NULL;
-    }
-}
-
 /* Height and width when samples are greyscale images: [H, W], [1, H, W], or a flat square of >= 256 pixels
  * (MNIST as CSV).  False otherwise (no pictures then). */
 static bool image_geometry(int ndim, const int64_t *shape, int *h, int *w)
@@ -1007,63 +940,22 @@ typedef struct mistake {
     double p; /* the predicted class's probability (softmax models), NaN otherwise */
 } mistake;
 
-/* The first `max` misclassified samples in test-set order, predicted as dn_evaluate counts them (argmax, or
- * a threshold for one output).  The pass stops as soon as it has found enough. */
-static dn_status find_mistakes(dn_model *m, const dn_train_config *c, const dn_dataset *d, mistake *out, int max,
-                               int *found)
+/* The first `max` misclassified samples in test-set order, from the run's predictions (argmax, or a threshold
+ * for one output, as evaluation counts them). */
+static int find_mistakes(const dn_train_config *c, const dn_dataset *d, const dn_predictions *p, mistake *out, int max)
 {
-    *found = 0;
-    dn_ctx *ctx = dn_ctx_new();
-    if (!ctx) return DN_ERR_NOMEM;
-    dn_ctx_set_grad(ctx, false);
-    dn_model_set_training(m, false);
     bool softmax = !strcmp(c->loss, "softmax_cross_entropy") || !strcmp(c->loss, "softmax_cross_entropy_soft");
-    int64_t xshape[DN_MAX_DIMS + 1];
-    memcpy(xshape + 1, d->shape, (size_t)d->ndim * sizeof(int64_t));
-    dn_status s = DN_OK;
-    for (int64_t at = 0; at < d->n && *found < max; at += 256) {
-        int64_t nb = d->n - at < 256 ? d->n - at : 256;
-        dn_ctx_reset(ctx);
-        xshape[0] = nb;
-        dn_tensor *x, *y;
-        if ((s = dn_tensor_new(ctx, d->ndim + 1, xshape, &x))) break;
-        dn_dataset_get(d, at, nb, dn_tensor_data(x));
-        if (!(y = dn_model_forward(m, ctx, x))) {
-            s = dn_ctx_status(ctx) ? dn_ctx_status(ctx) : DN_ERR_STATE;
-            break;
-        }
-        int64_t k = dn_tensor_numel(y) / nb;
-        if (!dn_tensor_data(y) && !(y = dn_contiguous(ctx, y))) {
-            s = dn_ctx_status(ctx) ? dn_ctx_status(ctx) : DN_ERR_STATE;
-            break;
-        }
-        const float *o = dn_tensor_data(y);
-        for (int64_t i = 0; i < nb && *found < max; i++) {
-            const float *row = o + i * k;
-            int64_t pred = 0, truth = (int64_t)d->y[at + i];
-            if (k == 1) {
-                pred = row[0] > (!strcmp(c->loss, "bce_loss") ? 0.5f : 0.0f);
-                if (!strcmp(c->loss, "hinge_loss")) truth = d->y[at + i] > 0;
-            } else {
-                for (int64_t j = 1; j < k; j++)
-                    if (row[j] > row[pred]) pred = j;
-            }
-            if (pred == truth) continue;
-            double p = NAN;
-            if (softmax && k > 1) {
-                /* softmax of the winner: 1 / sum_j exp(o_j - o_pred) */
-                double sum = 0;
-                for (int64_t j = 0; j < k; j++) sum += exp((double)row[j] - (double)row[pred]);
-                p = 1.0 / sum;
-            }
-            out[(*found)++] = (mistake){at + i, (int)truth, (int)pred, p};
-        }
+    int found = 0;
+    for (int64_t i = 0; i < d->n && found < max; i++) {
+        int64_t pred = p->classes[i], truth = (int64_t)d->y[i];
+        if (p->outputs == 1 && !strcmp(c->loss, "hinge_loss")) truth = d->y[i] > 0;
+        if (pred == truth) continue;
+        /* softmax models: the predicted class's probability */
+        double prob = softmax && p->outputs > 1 ? p->values[i * p->outputs + pred] : NAN;
+        out[found++] = (mistake){i, (int)truth, (int)pred, prob};
     }
-    dn_ctx_free(ctx);
-    return s;
+    return found;
 }
-
-/* ------------------------------------------------------------------ the page */
 
 static const char *const page_style =
     ":root{--fg:#1f2933;--muted:#616e7c;--line:#e4e7eb;--bg:#f5f7fa;--card:#fff;--accent:#2563eb}"
@@ -1344,18 +1236,20 @@ static void sample_img(sbuf *b, const float *x, int h, int w)
 /* The checkpoint's half of the page: layer table, test-set figures, confusion matrix, mistakes, filters. */
 static int model_sections(sbuf *b, const char *ckpt, const char *data)
 {
-    dn_model *m = NULL;
-    dn_train_config c;
-    if (dn_model_load(ckpt, &m, &c)) {
+    dn_run *run = NULL;
+    if (dn_run_load(ckpt, &run)) {
         fprintf(stderr, "dendrite report: %s\n", dn_last_error());
         return 1;
     }
+    dn_model *m = dn_run_model(run);
+    const dn_train_config *cp = dn_run_config(run);
+    const dn_train_config c = *cp;
     int rc = 1;
     char *text = NULL;
-    int64_t *conf = NULL;
     mistake *mis = NULL;
     float *pixels = NULL; /* one test sample, for its picture */
-    dn_dataset *test = NULL;
+    dn_predictions *pred = NULL;
+    const dn_dataset *test = NULL;
     filter_grid g = {0};
 
     sb_puts(b, "<h2>Model</h2>\n");
@@ -1369,8 +1263,14 @@ static int model_sections(sbuf *b, const char *ckpt, const char *data)
     int gr = filter_grid_build(m, &g);
     if (gr < 0) goto oom;
 
+    /* the test set as `dendrite eval` finds it, normalised as in training (the run API's one code path) */
     char why[1400] = "";
-    load_test_set(&c, data, &test, why, sizeof why);
+    if (!strcmp(c.data_format, "text"))
+        snprintf(why, sizeof why, "character models are not evaluated in the report (use dendrite generate)");
+    else if (dn_run_load_test(run, data))
+        snprintf(why, sizeof why, "%s", dn_last_error());
+    else
+        test = dn_run_test_set(run);
     sb_puts(b, "<h2>Test set</h2>\n");
     if (!test) {
         fprintf(stderr, "dendrite report: warning: no test-set sections: %s\n", why);
@@ -1380,27 +1280,12 @@ static int model_sections(sbuf *b, const char *ckpt, const char *data)
     } else {
         int img_h = 0, img_w = 0;
         bool images = image_geometry(test->ndim, test->shape, &img_h, &img_w);
-        int64_t in_shape[DN_MAX_DIMS], n = 1;
-        int in_ndim = dn_model_input_shape(m, in_shape);
-        /* 784 pixels and [1, 28, 28] are the same samples: take the model's shape when only the shape differs */
-        for (int i = 0; i < in_ndim; i++) n *= in_shape[i];
-        if (n == dn_dataset_sample_size(test)) {
-            test->ndim = in_ndim;
-            memcpy(test->shape, in_shape, (size_t)in_ndim * sizeof(int64_t));
-        }
-        /* a test set that lacks the top classes still gets the model's full matrix */
-        int out_ndim;
-        int64_t out_shape[DN_MAX_DIMS];
-        dn_model_output_shape(m, &out_ndim, out_shape);
-        if (test->n_classes > 0 && out_ndim == 1 && out_shape[0] > test->n_classes && out_shape[0] <= 1000)
-            test->n_classes = (int)out_shape[0];
-        int k = dn_dataset_target_size(test) == 1 ? test->n_classes : 0;
-        if (k > 0 && !(conf = calloc((size_t)k * (size_t)k, sizeof *conf))) goto oom;
-        dn_eval_result r;
-        if (dn_evaluate(m, &c, test, &r, conf)) {
+        dn_run_eval r;
+        if (dn_run_evaluate(run, NULL, &r)) {
             fprintf(stderr, "dendrite report: evaluating %s: %s\n", ckpt, dn_last_error());
             goto out;
         }
+        int k = dn_dataset_target_size(test) == 1 ? r.n_classes : 0;
         sb_puts(b, "<div class=\"cards\">");
         card_num(b, "test loss", r.loss, "%.4f");
         card_num(b, "test accuracy", r.accuracy * 100, "%.2f%%");
@@ -1409,16 +1294,16 @@ static int model_sections(sbuf *b, const char *ckpt, const char *data)
         sb_puts(b, "</div>\n");
         if (k > 0 && k <= 100) {
             sb_puts(b, "<h2>Confusion matrix</h2>\n");
-            confusion_svg(b, conf, k);
+            confusion_svg(b, r.confusion, k);
         }
         if (k > 0 && images) {
             enum { MAX_SHOWN = 32 };
-            int found = 0;
             if (!(mis = malloc(MAX_SHOWN * sizeof *mis))) goto oom;
-            if (find_mistakes(m, &c, test, mis, MAX_SHOWN, &found)) {
+            if (dn_run_predict_set(run, test, &pred)) {
                 fprintf(stderr, "dendrite report: predicting with %s: %s\n", ckpt, dn_last_error());
                 goto out;
             }
+            int found = find_mistakes(&c, test, pred, mis, MAX_SHOWN);
             sb_printf(b, "<h2>Misclassified test images <small class=\"foot\">(the first %d, true &rarr; predicted)</small>"
                          "</h2>\n<div class=\"mistakes\">\n",
                       found);
@@ -1450,11 +1335,10 @@ oom:
 out:
     filter_grid_free(&g);
     free(text);
-    free(conf);
     free(mis);
     free(pixels);
-    dn_dataset_free(test);
-    dn_model_free(m);
+    dn_predictions_free(pred);
+    dn_run_free(run);
     return rc;
 }
 

@@ -1,6 +1,6 @@
 /* Text data for character language models: a byte vocabulary built from a file, and windows of fixed length
  * whose targets are the same windows shifted by one byte. */
-#include "io/ini.h"
+#include "internal.h"
 
 #include <stdlib.h>
 

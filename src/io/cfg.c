@@ -230,6 +230,26 @@ static dn_status read_layer(dn_model *m, dn_ini_section *s)
     return DN_OK;
 }
 
+/* The [train] section's defaults (docs/cfg.md lists them): they live with the keys they are defaults of. */
+void dn_train_defaults(dn_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->epochs = 10;
+    c->batch = 64;
+    c->seed = 1;
+    snprintf(c->loss, sizeof c->loss, "softmax_cross_entropy");
+    c->huber_delta = 1.0f;
+    dn_optim_defaults(DN_SGD, &c->optim);
+    dn_schedule_defaults(DN_SCHED_CONSTANT, c->optim.lr, &c->schedule);
+    c->monitor = DN_MONITOR_VAL_LOSS;
+    c->restore_best = true;
+    c->shuffle = true;
+    snprintf(c->data_format, sizeof c->data_format, "mnist");
+    snprintf(c->data_train, sizeof c->data_train, "data/mnist");
+    c->label_column = -1;
+    c->csv_header = -1;
+}
+
 dn_status dn_model_from_cfg(const char *text, const char *filename, dn_model **model, dn_train_config *train)
 {
     if (!text || !model) return dn_error(DN_ERR_ARG, "dn_model_from_cfg: text and model must not be NULL");

@@ -120,7 +120,8 @@ static dn_status rng_parse(const char *path, const char *text, dn_rng *r)
     return DN_OK;
 }
 
-/* Parameters and buffers of m as safetensors entries (the first n entries of e). */
+/* Parameters and buffers of m as safetensors entries (the first n entries of e), then the input normalisation
+ * ("input.mean", "input.std") when the model has one: at most n_tensors + n_buffers + 2 entries. */
 static int param_entries(const dn_model *m, dn_st_entry *e)
 {
     int n = 0;
@@ -134,7 +135,32 @@ static int param_entries(const dn_model *m, dn_st_entry *e)
             e[n].data = list[i].t.data;
         }
     }
+    if (m->in_stats_n > 0) {
+        const char *names[2] = {"input.mean", "input.std"};
+        float *data[2] = {m->in_mean, m->in_std};
+        for (int k = 0; k < 2; k++, n++) {
+            e[n].name = names[k];
+            e[n].ndim = 1;
+            e[n].shape[0] = m->in_stats_n;
+            e[n].data = data[k];
+        }
+    }
     return n;
+}
+
+/* The input normalisation saved with the model, if the file has one (older checkpoints have none: fine). */
+static dn_status load_input_stats(dn_model *m, const dn_st_file *f, const char *path)
+{
+    const dn_st_entry *mean = dn_st_find(f, "input.mean"), *sd = dn_st_find(f, "input.std");
+    if (!mean && !sd) return dn_model_set_input_stats(m, 0, NULL, NULL);
+    if (!mean || !sd || mean->ndim != 1 || sd->ndim != 1 || mean->shape[0] != sd->shape[0])
+        return dn_error(DN_ERR_FORMAT, "%s: input.mean and input.std must both be there, of one length", path);
+    int64_t n = mean->shape[0];
+    for (int64_t j = 0; j < n; j++)
+        if (!isfinite(mean->data[j]) || !isfinite(sd->data[j]) || sd->data[j] < 0)
+            return dn_error(DN_ERR_NUMERIC, "%s: the input normalisation holds a bad value at feature %lld", path,
+                            (long long)j);
+    return dn_model_set_input_stats(m, n, mean->data, sd->data);
 }
 
 /* The vocabulary as hex digits, two per byte ("" when the model has none). */
@@ -168,7 +194,7 @@ static dn_status vocab_parse(dn_model *m, const char *path, const char *text)
 dn_status dn_model_save(const dn_model *m, const char *path)
 {
     if (!m || !path) return dn_error(DN_ERR_ARG, "dn_model_save: model and path must not be NULL");
-    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)m->n_buffers + 1, sizeof *e);
+    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)m->n_buffers + 3, sizeof *e);
     if (!e) return DN_ERR_NOMEM;
     int n = param_entries(m, e);
     char vocab[520];
@@ -241,6 +267,7 @@ dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *tra
     snprintf(where, sizeof where, "%s[cfg]", path);
     if ((s = dn_model_from_cfg(cfg, where, &m, train))) goto done;
     if ((s = load_params(m, f, path))) goto done;
+    if ((s = load_input_stats(m, f, path))) goto done;
     if ((s = vocab_parse(m, path, dn_st_meta(f, "vocab")))) goto done;
 done:
     dn_st_free(f);
@@ -272,9 +299,12 @@ dn_status dn_model_load_params(dn_model *m, const char *path)
 dn_status dn_trainer_save(const dn_trainer *t, const char *path)
 {
     if (!t || !path) return dn_error(DN_ERR_ARG, "dn_trainer_save: trainer and path must not be NULL");
-    const dn_model *m = t->m;
-    int n_state = dn_optim_state_count(t->opt);
-    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)m->n_buffers + (size_t)n_state + 2, sizeof *e);
+    const dn_model *m = dn_trainer_model(t);
+    dn_optim *opt = dn_trainer_optim(t);
+    dn_trainer_state ts;
+    dn_trainer_get_state(t, &ts);
+    int n_state = dn_optim_state_count(opt);
+    dn_st_entry *e = dn_calloc((size_t)m->n_tensors + (size_t)m->n_buffers + (size_t)n_state + 5, sizeof *e);
     char (*names)[64] = dn_calloc((size_t)n_state + 1, 64);
     if (!e || !names) {
         dn_free(e);
@@ -284,37 +314,45 @@ dn_status dn_trainer_save(const dn_trainer *t, const char *path)
     int n = param_entries(m, e);
     int64_t np = (int64_t)dn_model_param_count(m);
     for (int i = 0; i < n_state; i++) {
-        snprintf(names[i], 64, "optim.%s", dn_optim_state_name(t->opt, i));
+        snprintf(names[i], 64, "optim.%s", dn_optim_state_name(opt, i));
         e[n].name = names[i];
         e[n].ndim = 1;
         e[n].shape[0] = np;
-        e[n].data = dn_optim_state_data(t->opt, i);
+        e[n].data = dn_optim_state_data(opt, i);
         n++;
     }
-    if (t->best_params) {
+    const float *best = dn_trainer_best_params(t), *best_buf = dn_trainer_best_buffers(t);
+    if (best) {
         e[n].name = "best.params";
         e[n].ndim = 1;
         e[n].shape[0] = np;
-        e[n].data = t->best_params;
+        e[n].data = (float *)best;
+        n++;
+    }
+    if (best && best_buf && m->n_bufdata) {
+        e[n].name = "best.buffers";
+        e[n].ndim = 1;
+        e[n].shape[0] = (int64_t)m->n_bufdata;
+        e[n].data = (float *)best_buf;
         n++;
     }
     meta_list ml = {0};
     char rb[40], rm[40];
-    rng_text(dn_batcher_rng(t->batcher), rb, sizeof rb);
-    rng_text(&m->rng, rm, sizeof rm);
+    rng_text(&ts.batcher_rng, rb, sizeof rb);
+    rng_text(&ts.model_rng, rm, sizeof rm);
     meta_add(&ml, "format", "%s", FORMAT_TAG);
-    meta_add(&ml, "epochs_done", "%d", t->epochs_done);
-    meta_add(&ml, "finished", "%d", t->finished ? 1 : 0);
-    meta_add(&ml, "best", "%.17g", t->best);
-    meta_add(&ml, "bad_epochs", "%d", t->bad_epochs);
-    meta_add(&ml, "optimizer", "%s", dn_optim_kind_name(t->cfg.optim.kind));
-    meta_add(&ml, "optim_step", "%lld", (long long)dn_optim_get_step(t->opt));
+    meta_add(&ml, "epochs_done", "%d", ts.epochs_done);
+    meta_add(&ml, "finished", "%d", ts.finished ? 1 : 0);
+    meta_add(&ml, "best", "%.17g", ts.best);
+    meta_add(&ml, "bad_epochs", "%d", ts.bad_epochs);
+    meta_add(&ml, "optimizer", "%s", dn_optim_kind_name(ts.optim_kind));
+    meta_add(&ml, "optim_step", "%lld", (long long)ts.optim_step);
     meta_add(&ml, "batcher_rng", "%s", rb);
     meta_add(&ml, "model_rng", "%s", rm);
-    meta_add(&ml, "sched_best", "%.9g", (double)t->schedule.best);
-    meta_add(&ml, "sched_lr", "%.9g", (double)t->schedule.current_lr);
-    meta_add(&ml, "sched_bad_epochs", "%d", t->schedule.bad_epochs);
-    meta_add(&ml, "sched_cooldown_left", "%d", t->schedule.cooldown_left);
+    meta_add(&ml, "sched_best", "%.9g", (double)ts.sched_best);
+    meta_add(&ml, "sched_lr", "%.9g", (double)ts.sched_lr);
+    meta_add(&ml, "sched_bad_epochs", "%d", ts.sched_bad_epochs);
+    meta_add(&ml, "sched_cooldown_left", "%d", ts.sched_cooldown_left);
     char vocab[520];
     vocab_text(m, vocab, sizeof vocab);
     const char *keys[36], *vals[36];
@@ -377,11 +415,15 @@ dn_status dn_trainer_resume(dn_trainer *t, const char *path)
         dn_st_free(f);
         return s;
     }
+    dn_model *m = dn_trainer_model(t);
+    dn_optim *opt = dn_trainer_optim(t);
+    dn_trainer_state ts;
+    dn_trainer_get_state(t, &ts);
     long long epochs = 0, finished = 0, bad = 0, step = 0, sbad = 0, scool = 0;
     double best = 0, sbest = 0, slr = 0;
     dn_rng rb, rm;
-    const char *fmt = dn_st_meta(f, "format"), *opt = dn_st_meta(f, "optimizer");
-    int64_t np = (int64_t)dn_model_param_count(t->m);
+    const char *fmt = dn_st_meta(f, "format"), *optname = dn_st_meta(f, "optimizer");
+    int64_t np = (int64_t)dn_model_param_count(m);
     if (!fmt || strcmp(fmt, FORMAT_TAG)) {
         s = dn_error(DN_ERR_FORMAT, "%s: not a dendrite checkpoint (format '%s', expected '%s')", path, fmt ? fmt : "none",
                      FORMAT_TAG);
@@ -394,9 +436,9 @@ dn_status dn_trainer_resume(dn_trainer *t, const char *path)
         (s = meta_double(f, path, "sched_lr", &slr)) || (s = rng_parse(path, dn_st_meta(f, "batcher_rng"), &rb)) ||
         (s = rng_parse(path, dn_st_meta(f, "model_rng"), &rm)))
         goto done;
-    if (!opt || strcmp(opt, dn_optim_kind_name(t->cfg.optim.kind))) {
+    if (!optname || strcmp(optname, dn_optim_kind_name(ts.optim_kind))) {
         s = dn_error(DN_ERR_FORMAT, "%s: the checkpoint was trained with optimizer '%s', this run uses '%s'", path,
-                     opt ? opt : "none", dn_optim_kind_name(t->cfg.optim.kind));
+                     optname ? optname : "none", dn_optim_kind_name(ts.optim_kind));
         goto done;
     }
     if (epochs < 0 || epochs > 1000000 || step < 0) {
@@ -404,43 +446,45 @@ dn_status dn_trainer_resume(dn_trainer *t, const char *path)
         goto done;
     }
     /* check every optimiser buffer before touching anything */
-    int n_state = dn_optim_state_count(t->opt);
+    int n_state = dn_optim_state_count(opt);
     for (int i = 0; i < n_state; i++) {
         char name[64];
-        snprintf(name, sizeof name, "optim.%s", dn_optim_state_name(t->opt, i));
+        snprintf(name, sizeof name, "optim.%s", dn_optim_state_name(opt, i));
         const dn_st_entry *e = dn_st_find(f, name);
         if (!e || e->ndim != 1 || e->shape[0] != np) {
             s = dn_error(DN_ERR_FORMAT, "%s: optimiser state '%s' is missing or has the wrong size", path, name);
             goto done;
         }
     }
-    const dn_st_entry *bp = dn_st_find(f, "best.params");
+    const dn_st_entry *bp = dn_st_find(f, "best.params"), *bb = dn_st_find(f, "best.buffers");
     if (bp && (bp->ndim != 1 || bp->shape[0] != np)) {
         s = dn_error(DN_ERR_FORMAT, "%s: best.params has the wrong size", path);
         goto done;
     }
-    if ((s = load_params(t->m, f, path))) goto done;
-    if (bp) {
-        if (!t->best_params) t->best_params = dn_alloc(np ? (size_t)np * sizeof(float) : 1);
-        if (!t->best_params) { s = DN_ERR_NOMEM; goto done; }
-        memcpy(t->best_params, bp->data, (size_t)np * sizeof(float));
+    /* best.buffers came later: a checkpoint without it restores the parameters only, as it did */
+    if (bb && (bb->ndim != 1 || bb->shape[0] != (int64_t)m->n_bufdata)) {
+        s = dn_error(DN_ERR_FORMAT, "%s: best.buffers has the wrong size", path);
+        goto done;
     }
+    if ((s = load_params(m, f, path))) goto done;
+    if (bp && (s = dn_trainer_set_best(t, bp->data, bb ? bb->data : NULL))) goto done;
     for (int i = 0; i < n_state; i++) {
         char name[64];
-        snprintf(name, sizeof name, "optim.%s", dn_optim_state_name(t->opt, i));
-        memcpy(dn_optim_state_data(t->opt, i), dn_st_find(f, name)->data, (size_t)np * sizeof(float));
+        snprintf(name, sizeof name, "optim.%s", dn_optim_state_name(opt, i));
+        memcpy(dn_optim_state_data(opt, i), dn_st_find(f, name)->data, (size_t)np * sizeof(float));
     }
-    dn_optim_set_step(t->opt, step);
-    t->epochs_done = (int)epochs;
-    t->finished = finished != 0;
-    t->best = best;
-    t->bad_epochs = (int)bad;
-    *dn_batcher_rng(t->batcher) = rb;
-    t->m->rng = rm;
-    t->schedule.best = (float)sbest;
-    t->schedule.current_lr = (float)slr;
-    t->schedule.bad_epochs = (int)sbad;
-    t->schedule.cooldown_left = (int)scool;
+    ts.optim_step = step;
+    ts.epochs_done = (int)epochs;
+    ts.finished = finished != 0;
+    ts.best = best;
+    ts.bad_epochs = (int)bad;
+    ts.batcher_rng = rb;
+    ts.model_rng = rm;
+    ts.sched_best = (float)sbest;
+    ts.sched_lr = (float)slr;
+    ts.sched_bad_epochs = (int)sbad;
+    ts.sched_cooldown_left = (int)scool;
+    dn_trainer_set_state(t, &ts);
 done:
     dn_st_free(f);
     return s;

@@ -35,10 +35,6 @@ typedef struct dn_ini {
     dn_ini_section *sections;
 } dn_ini;
 
-/* Reads a whole file into a NUL-terminated buffer (free with dn_free).  Refuses files larger than
- * max_bytes (0: no limit) before allocating; *len (may be NULL) receives the size without the NUL. */
-DN_NODISCARD dn_status dn_read_file(const char *path, size_t max_bytes, char **text, size_t *len);
-
 /* Splits cfg text into sections and entries.  filename is used in messages only.  Errors: a key before
  * any section, a line that is neither "[name]" nor "key = value", an empty key or section name, a key
  * repeated within one section. */

@@ -38,10 +38,8 @@ typedef struct dn_conv_pack {
     const int64_t *koff;
     int64_t L;
 } dn_conv_pack;
-/* Whether this machine and geometry have it: AVX-512 and stride 1 along the width. */
+/* Whether this machine and geometry have it: AVX-512 (allowed by the ISA cap) and stride 1 along the width. */
 bool dn_conv_pack_available(const dn_conv_geom *g);
-/* True by default; tests turn it off to compare with the im2col path. */
-extern bool dn_conv_pack_enabled;
 void dn_conv_pack_offsets(const dn_conv_geom *g, int64_t *koff);
 /* Copies images i = 0 .. m-1 (x + i*x_image_stride, channels [C, H, W]) into the interior of xpad; the border
  * must already be zero (it is never written). */

@@ -63,11 +63,14 @@
  * alpha == 0 or K == 0: C = beta*C without reading A or B.  beta == 0: C is overwritten, never read, so
  * NaN or garbage in C does not leak into the result.
  */
-#include "internal.h"
-#include "threads.h"
+#include "base.h"
+#include "kernels/cpu.h"
+#include "kernels/gemm.h"
+#include "kernels/threads.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* DN_GEMM_NO_SIMD builds only the portable code (to test it on an x86 machine). */
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(DN_GEMM_NO_SIMD)
@@ -510,134 +513,113 @@ __attribute__((target("avx2,fma"))) static void micro_kernel_avx2(int64_t kc, co
 #endif
 
 #if DN_GEMM_X86
-/* AVX-512, 12 x 32: two A micro-panels (rows 0-5 and 6-11) times two B micro-panels (columns 0-15 and
- * 16-31) of the same packed buffers, 24 zmm accumulators.  Each k step is 2 loads of B, 12 broadcasts of A
- * and 24 FMAs, so the FMA units, not the loads, set the pace; twice the work per instruction of the AVX2
- * kernel on a CPU with 512-bit FMA units.
+/* AVX-512 micro-kernels: 12 x 32 tiles (two A micro-panels, rows 0-5 and 6-11, times two B micro-panels,
+ * columns 0-15 and 16-31, of the same packed buffers; 24 zmm accumulators) and 6 x 32 tiles (one A micro-panel;
+ * 12 accumulators).  Each k step of the 12-row kernel is 2 loads of B, 12 broadcasts of A and 24 FMAs, so the FMA
+ * units, not the loads, set the pace: twice the work per instruction of the AVX2 kernel on a CPU with 512-bit FMA
+ * units.
  *
- * Each lane computes exactly what the AVX2 kernel computes for that element (a chain of single-rounding
- * FMAs in k order from zero, then alpha*acc + beta*C with the same roundings), so results do not depend on
- * which of the two kernels ran: the driver uses this one for whole 12 x 32 tiles and the AVX2 kernel for
- * the edges.  Only full tiles come here: no partial write-back. */
+ * Each lane computes exactly what the AVX2 kernel computes for that element (a chain of single-rounding FMAs in k
+ * order from zero, then alpha*acc + beta*C with the same roundings), so results do not depend on which kernel
+ * ran: the driver uses these for 32-column strips and the AVX2 kernel for the edges.
+ *
+ * Both are written from the two macros below: AVX512_ROW is one row's two FMAs at step k, AVX512_WB one row's
+ * write-back (rows at or past `rows` are skipped: the 6-row kernel takes mr <= 6; in the 12-row kernel the limit
+ * is the constant 12 and the test vanishes).  The accumulators cIH (row I: 0-9, then A, B for 10, 11; columns
+ * 16*H .. 16*H + 15) are named variables, not an array, so that the compiler keeps them all in registers. */
+#define AVX512_ROW(acc0, acc1, ptr)                                                                         \
+    do {                                                                                                    \
+        const __m512 a = _mm512_set1_ps(*(ptr));                                                            \
+        acc0 = _mm512_fmadd_ps(a, x0, acc0);                                                                \
+        acc1 = _mm512_fmadd_ps(a, x1, acc1);                                                                \
+    } while (0)
+#define AVX512_WB(row, rows, x0, x1)                                                                        \
+    do {                                                                                                    \
+        if ((row) >= (rows)) break;                                                                         \
+        float *cp = C + (row) * ldc;                                                                        \
+        __m512 t0 = _mm512_mul_ps(va, x0), t1 = _mm512_mul_ps(va, x1);                                      \
+        if (beta == 1.0f) {                                                                                 \
+            t0 = _mm512_add_ps(t0, _mm512_loadu_ps(cp));                                                    \
+            t1 = _mm512_add_ps(t1, _mm512_loadu_ps(cp + NR));                                               \
+        } else if (beta != 0.0f) {                                                                          \
+            t0 = _mm512_add_ps(t0, _mm512_mul_ps(vb, _mm512_loadu_ps(cp)));                                 \
+            t1 = _mm512_add_ps(t1, _mm512_mul_ps(vb, _mm512_loadu_ps(cp + NR)));                            \
+        }                                                                                                   \
+        _mm512_storeu_ps(cp, t0);                                                                           \
+        _mm512_storeu_ps(cp + NR, t1);                                                                      \
+    } while (0)
+/* The six rows of one A micro-panel p at step k, into accumulators c<r0>..c<r0+5>. */
+#define AVX512_PANEL(p, c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b)                          \
+    do {                                                                                                    \
+        AVX512_ROW(c0a, c0b, (p));                                                                          \
+        AVX512_ROW(c1a, c1b, (p) + 1);                                                                      \
+        AVX512_ROW(c2a, c2b, (p) + 2);                                                                      \
+        AVX512_ROW(c3a, c3b, (p) + 3);                                                                      \
+        AVX512_ROW(c4a, c4b, (p) + 4);                                                                      \
+        AVX512_ROW(c5a, c5b, (p) + 5);                                                                      \
+    } while (0)
+#define AVX512_PANEL_WB(r0, rows, c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b)              \
+    do {                                                                                                    \
+        AVX512_WB((r0), rows, c0a, c0b);                                                                    \
+        AVX512_WB((r0) + 1, rows, c1a, c1b);                                                                \
+        AVX512_WB((r0) + 2, rows, c2a, c2b);                                                                \
+        AVX512_WB((r0) + 3, rows, c3a, c3b);                                                                \
+        AVX512_WB((r0) + 4, rows, c4a, c4b);                                                                \
+        AVX512_WB((r0) + 5, rows, c5a, c5b);                                                                \
+    } while (0)
+#define AVX512_ACC_ZERO(c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b)                          \
+    __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;                 \
+    __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a
+/* APPLY(m, ...) calls m with the arguments expanded first, so that a list macro such as ACC_LO counts as 12 */
+#define APPLY(m, ...) m(__VA_ARGS__)
+#define ACC_LO c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
+#define ACC_HI c60, c61, c70, c71, c80, c81, c90, c91, cA0, cA1, cB0, cB1
+
+/* C[12 x 32] = alpha * Ap Bp + beta * C: whole tiles only. */
 __attribute__((target("avx512f"))) static void micro_kernel_avx512(int64_t kc, const float *restrict Ap,
                                                                     const float *restrict Bp, float *C,
                                                                     int64_t ldc, float alpha, float beta)
 {
     const float *restrict a0 = Ap, *restrict a1 = Ap + MR * kc; /* rows 0-5, rows 6-11 */
     const float *restrict b0 = Bp, *restrict b1 = Bp + NR * kc; /* columns 0-15, 16-31 */
-    /* accumulators cIH: row I (0-9, then A, B for 10, 11), columns 16*H .. 16*H + 15; named, not an array,
-     * so that the compiler keeps all 24 in registers */
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    __m512 c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00;
-    __m512 c90 = c00, c91 = c00, cA0 = c00, cA1 = c00, cB0 = c00, cB1 = c00;
+    APPLY(AVX512_ACC_ZERO, ACC_LO);
+    APPLY(AVX512_ACC_ZERO, ACC_HI);
     for (int i = 0; i < 2 * MR; i++) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
-#define DN_GEMM_ROW(acc0, acc1, ptr)                                                                        \
-    do {                                                                                                    \
-        const __m512 a = _mm512_set1_ps(*(ptr));                                                            \
-        acc0 = _mm512_fmadd_ps(a, x0, acc0);                                                                \
-        acc1 = _mm512_fmadd_ps(a, x1, acc1);                                                                \
-    } while (0)
     for (int64_t k = 0; k < kc; k++) {
         const __m512 x0 = _mm512_load_ps(b0 + k * NR), x1 = _mm512_load_ps(b1 + k * NR);
-        const float *p = a0 + k * MR, *q = a1 + k * MR;
-        DN_GEMM_ROW(c00, c01, p);
-        DN_GEMM_ROW(c10, c11, p + 1);
-        DN_GEMM_ROW(c20, c21, p + 2);
-        DN_GEMM_ROW(c30, c31, p + 3);
-        DN_GEMM_ROW(c40, c41, p + 4);
-        DN_GEMM_ROW(c50, c51, p + 5);
-        DN_GEMM_ROW(c60, c61, q);
-        DN_GEMM_ROW(c70, c71, q + 1);
-        DN_GEMM_ROW(c80, c81, q + 2);
-        DN_GEMM_ROW(c90, c91, q + 3);
-        DN_GEMM_ROW(cA0, cA1, q + 4);
-        DN_GEMM_ROW(cB0, cB1, q + 5);
+        APPLY(AVX512_PANEL, a0 + k * MR, ACC_LO);
+        APPLY(AVX512_PANEL, a1 + k * MR, ACC_HI);
     }
-#undef DN_GEMM_ROW
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#define DN_GEMM_WB(row, x0, x1)                                                                             \
-    do {                                                                                                    \
-        float *cp = C + (row) * ldc;                                                                        \
-        __m512 t0 = _mm512_mul_ps(va, x0), t1 = _mm512_mul_ps(va, x1);                                      \
-        if (beta == 1.0f) {                                                                                 \
-            t0 = _mm512_add_ps(t0, _mm512_loadu_ps(cp));                                                    \
-            t1 = _mm512_add_ps(t1, _mm512_loadu_ps(cp + NR));                                               \
-        } else if (beta != 0.0f) {                                                                          \
-            t0 = _mm512_add_ps(t0, _mm512_mul_ps(vb, _mm512_loadu_ps(cp)));                                 \
-            t1 = _mm512_add_ps(t1, _mm512_mul_ps(vb, _mm512_loadu_ps(cp + NR)));                            \
-        }                                                                                                   \
-        _mm512_storeu_ps(cp, t0);                                                                           \
-        _mm512_storeu_ps(cp + NR, t1);                                                                      \
-    } while (0)
-    DN_GEMM_WB(0, c00, c01);
-    DN_GEMM_WB(1, c10, c11);
-    DN_GEMM_WB(2, c20, c21);
-    DN_GEMM_WB(3, c30, c31);
-    DN_GEMM_WB(4, c40, c41);
-    DN_GEMM_WB(5, c50, c51);
-    DN_GEMM_WB(6, c60, c61);
-    DN_GEMM_WB(7, c70, c71);
-    DN_GEMM_WB(8, c80, c81);
-    DN_GEMM_WB(9, c90, c91);
-    DN_GEMM_WB(10, cA0, cA1);
-    DN_GEMM_WB(11, cB0, cB1);
-#undef DN_GEMM_WB
+    APPLY(AVX512_PANEL_WB, 0, 2 * MR, ACC_LO);
+    APPLY(AVX512_PANEL_WB, MR, 2 * MR, ACC_HI);
 }
 
-/* The same for one A micro-panel: rows 0 .. mr-1 (mr <= 6; the packed rows past mr are zeros and their
- * results are dropped) times 32 columns.  12 accumulators: still enough independent chains.  For the rows
- * a 12-row strip leaves over (M = 64 = 5 * 12 + 4) and for products with few rows (6 or 16 filters). */
+/* C[mr x 32] (mr <= 6; the packed rows past mr are zeros and their results are dropped) for the rows a 12-row
+ * strip leaves over (M = 64 = 5 * 12 + 4) and for products with few rows (6 or 16 filters). */
 __attribute__((target("avx512f"))) static void micro_kernel_avx512_6(int64_t kc, const float *restrict Ap,
                                                                       const float *restrict Bp, float *C,
                                                                       int64_t ldc, int64_t mr, float alpha,
                                                                       float beta)
 {
     const float *restrict b0 = Bp, *restrict b1 = Bp + NR * kc;
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    APPLY(AVX512_ACC_ZERO, ACC_LO);
     for (int64_t i = 0; i < mr; i++) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
-#define DN_GEMM_ROW(acc0, acc1, ptr)                                                                        \
-    do {                                                                                                    \
-        const __m512 a = _mm512_set1_ps(*(ptr));                                                            \
-        acc0 = _mm512_fmadd_ps(a, x0, acc0);                                                                \
-        acc1 = _mm512_fmadd_ps(a, x1, acc1);                                                                \
-    } while (0)
     for (int64_t k = 0; k < kc; k++) {
         const __m512 x0 = _mm512_load_ps(b0 + k * NR), x1 = _mm512_load_ps(b1 + k * NR);
-        const float *p = Ap + k * MR;
-        DN_GEMM_ROW(c00, c01, p);
-        DN_GEMM_ROW(c10, c11, p + 1);
-        DN_GEMM_ROW(c20, c21, p + 2);
-        DN_GEMM_ROW(c30, c31, p + 3);
-        DN_GEMM_ROW(c40, c41, p + 4);
-        DN_GEMM_ROW(c50, c51, p + 5);
+        APPLY(AVX512_PANEL, Ap + k * MR, ACC_LO);
     }
-#undef DN_GEMM_ROW
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#define DN_GEMM_WB(row, x0, x1)                                                                             \
-    do {                                                                                                    \
-        if ((row) >= mr) break;                                                                             \
-        float *cp = C + (row) * ldc;                                                                        \
-        __m512 t0 = _mm512_mul_ps(va, x0), t1 = _mm512_mul_ps(va, x1);                                      \
-        if (beta == 1.0f) {                                                                                 \
-            t0 = _mm512_add_ps(t0, _mm512_loadu_ps(cp));                                                    \
-            t1 = _mm512_add_ps(t1, _mm512_loadu_ps(cp + NR));                                               \
-        } else if (beta != 0.0f) {                                                                          \
-            t0 = _mm512_add_ps(t0, _mm512_mul_ps(vb, _mm512_loadu_ps(cp)));                                 \
-            t1 = _mm512_add_ps(t1, _mm512_mul_ps(vb, _mm512_loadu_ps(cp + NR)));                            \
-        }                                                                                                   \
-        _mm512_storeu_ps(cp, t0);                                                                           \
-        _mm512_storeu_ps(cp + NR, t1);                                                                      \
-    } while (0)
-    DN_GEMM_WB(0, c00, c01);
-    DN_GEMM_WB(1, c10, c11);
-    DN_GEMM_WB(2, c20, c21);
-    DN_GEMM_WB(3, c30, c31);
-    DN_GEMM_WB(4, c40, c41);
-    DN_GEMM_WB(5, c50, c51);
-#undef DN_GEMM_WB
+    APPLY(AVX512_PANEL_WB, 0, mr, ACC_LO);
 }
+#undef APPLY
+#undef ACC_LO
+#undef ACC_HI
+#undef AVX512_ACC_ZERO
+#undef AVX512_PANEL_WB
+#undef AVX512_PANEL
+#undef AVX512_WB
+#undef AVX512_ROW
 #endif
 
 /* ------------------------------------------------------------------ skinny products (M <= SKINNY_M)
@@ -897,8 +879,7 @@ __attribute__((target("avx2,fma"))) static void gemm_skinny_avx2(bool transa, bo
 static bool have_avx2_fma(void)
 {
 #if DN_GEMM_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return dn_cpu_avx2();
 #else
     return false;
 #endif
@@ -908,8 +889,7 @@ static bool have_avx2_fma(void)
 static bool have_avx512(void)
 {
 #if DN_GEMM_X86 && !defined(DN_GEMM_NO_AVX512)
-    __builtin_cpu_init();
-    return have_avx2_fma() && __builtin_cpu_supports("avx512f");
+    return dn_cpu_avx512();
 #else
     return false;
 #endif

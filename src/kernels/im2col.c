@@ -5,8 +5,9 @@
  * contiguous range [lo, hi), computed once per row; so the inner loops are plain copies (or adds) with no
  * bounds test per element, and the padding is zeros on either side.  Large matrices are shared between
  * threads in a way that keeps the results identical for any thread count (see "threads" below). */
-#include "conv_kernels.h"
-#include "threads.h"
+#include "kernels/conv_kernels.h"
+#include "kernels/cpu.h"
+#include "kernels/threads.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -190,9 +191,7 @@ __attribute__((target("avx512f"))) static void col2im_channels_s1_avx512(const d
 static bool use_avx512(const dn_conv_geom *g)
 {
 #if IM2COL_X86
-    __builtin_cpu_init();
-    return g->sw == 1 && g->Wo <= 16 * S1_CHUNKS && g->W <= 16 * S1_CHUNKS && g->kw <= S1_KW &&
-           __builtin_cpu_supports("avx512f");
+    return g->sw == 1 && g->Wo <= 16 * S1_CHUNKS && g->W <= 16 * S1_CHUNKS && g->kw <= S1_KW && dn_cpu_avx512();
 #else
     (void)g;
     return false;
@@ -461,13 +460,10 @@ __attribute__((target("avx512f"))) static void conv_dw_avx512(const dn_conv_pack
 }
 #endif
 
-bool dn_conv_pack_enabled = true;
-
 bool dn_conv_pack_available(const dn_conv_geom *g)
 {
 #if IM2COL_X86
-    __builtin_cpu_init();
-    return dn_conv_pack_enabled && g->sw == 1 && __builtin_cpu_supports("avx512f");
+    return g->sw == 1 && dn_cpu_avx512();
 #else
     (void)g;
     return false;

@@ -34,14 +34,16 @@
  * is freed at exit.  The pool joins its workers at exit, so nothing is left for LeakSanitizer.  After
  * fork() the child has no workers: atfork handlers keep the pool consistent across the fork and make the
  * child forget them (and free their buffers). */
-#include "internal.h"
-#include "threads.h"
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include "base.h"
+#include "kernels/threads.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* How long a waiting thread spins before it sleeps.  Longer than the serial work between two gemms of a
@@ -249,6 +251,33 @@ static void grow(int want)
 }
 
 /* ------------------------------------------------------------------ the public side */
+
+/* The count asked for (0: the default), and the default, found once. */
+static atomic_int n_threads;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static int default_threads;
+
+static void find_default_threads(void)
+{
+    const char *e = getenv("DN_THREADS");
+    int v = e ? atoi(e) : 0;
+    if (v <= 0) {
+        cpu_set_t set;
+        /* the cores this process may run on (taskset, cgroups' cpusets), not every core of the machine */
+        v = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    }
+    default_threads = v < 1 ? 1 : v > DN_MAX_THREADS ? DN_MAX_THREADS : v;
+}
+
+void dn_set_threads(int n) { atomic_store(&n_threads, n > 0 ? n : 0); }
+
+int dn_get_threads(void)
+{
+    const int n = atomic_load(&n_threads);
+    if (n > 0) return n;
+    pthread_once(&default_once, find_default_threads);
+    return default_threads;
+}
 
 int dn_parallel_parts(void)
 {

@@ -25,6 +25,7 @@
  * Accuracy against double-precision libm, measured over every float of each function's range: exp 1.01 ulp,
  * tanh 1.33, sigmoid 1.48, log 0.83, on both paths (docs/ops.md; tests/test_vmath.c keeps checking it). */
 #include "kernels/vmath.h"
+#include "kernels/cpu.h"
 
 #include <float.h>
 #include <math.h>
@@ -316,8 +317,7 @@ ARRAY_SIMD(vlog_avx2, log_8)
 bool dn_vmath_simd(void)
 {
 #if DN_VMATH_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return dn_cpu_avx2();
 #else
     return false;
 #endif

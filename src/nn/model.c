@@ -55,7 +55,40 @@ void dn_model_free(dn_model *m)
     dn_free(m->bufdata);
     dn_model_reset_state(m);
     dn_free(m->cfg_text);
+    dn_free(m->in_mean);
+    dn_free(m->in_std);
     dn_free(m);
+}
+
+dn_status dn_model_set_input_stats(dn_model *m, int64_t n, const float *mean, const float *std)
+{
+    if (!m) return dn_error(DN_ERR_ARG, "dn_model_set_input_stats: model is NULL");
+    float *a = NULL, *b = NULL;
+    if (n > 0) {
+        if (!mean || !std) return dn_error(DN_ERR_ARG, "dn_model_set_input_stats: mean and std must not be NULL");
+        a = dn_alloc((size_t)n * sizeof(float));
+        b = dn_alloc((size_t)n * sizeof(float));
+        if (!a || !b) {
+            dn_free(a);
+            dn_free(b);
+            return DN_ERR_NOMEM;
+        }
+        memcpy(a, mean, (size_t)n * sizeof(float));
+        memcpy(b, std, (size_t)n * sizeof(float));
+    }
+    dn_free(m->in_mean);
+    dn_free(m->in_std);
+    m->in_mean = a;
+    m->in_std = b;
+    m->in_stats_n = n > 0 ? n : 0;
+    return DN_OK;
+}
+
+int64_t dn_model_input_stats(const dn_model *m, const float **mean, const float **std)
+{
+    if (mean) *mean = m ? m->in_mean : NULL;
+    if (std) *std = m ? m->in_std : NULL;
+    return m ? m->in_stats_n : 0;
 }
 
 dn_status dn_model_set_cfg_text(dn_model *m, const char *text)

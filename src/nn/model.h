@@ -25,6 +25,7 @@ typedef enum {
 } dn_layer_kind;
 
 #define DN_MAX_ROUTE 8
+#define DN_MAX_CARRY 32 /* carried recurrent states (h, and c for LSTM) per model */
 
 typedef struct dn_layer {
     dn_layer_kind kind;
@@ -52,7 +53,7 @@ typedef struct dn_layer {
     int rnn_kind;                /* recurrent: dn_rnn_kind */
     int rnn_layers;
     bool bidirectional, return_sequences, stateful;
-    int state_first;             /* stateful: index of the carried state in the model's state list */
+    int state_first;             /* recurrent: index of its carried state in the model's carry list */
     int64_t flops;               /* per sample */
 } dn_layer;
 
@@ -82,9 +83,13 @@ struct dn_model {
     bool variable_length;        /* starts with an embedding or recurrent layer: any T is accepted */
     char *cfg_text;
     /* truncated BPTT: hidden (and cell) state carried from one batch to the next, values only */
-    float *carry[DN_MAX_ROUTE];
-    int64_t carry_numel[DN_MAX_ROUTE];
+    float *carry[DN_MAX_CARRY];
+    int64_t carry_numel[DN_MAX_CARRY];
     int n_carry;
+    bool streaming;              /* inference a step at a time: every recurrent layer carries its state */
+    /* input normalisation (CSV normalize = 1): per-feature mean and std of the training part, or NULL */
+    float *in_mean, *in_std;
+    int64_t in_stats_n;
     dn_vocab vocab;              /* for text models: id -> byte (size 0 if none) */
 };
 

@@ -69,8 +69,8 @@ dn_status dn_model_add_recurrent(dn_model *m, const char *kind, int64_t hidden, 
         return dn_error(DN_ERR_ARG, "%s: hidden %lld and layers %d must be positive and dropout in [0, 1)", kind,
                         (long long)hidden, layers);
     int dirs = bidirectional ? 2 : 1;
-    if (stateful && (m->n_carry + (k == DN_LSTM ? 2 : 1) > DN_MAX_ROUTE))
-        return dn_error(DN_ERR_ARG, "%s: too many stateful recurrent layers", kind);
+    if (m->n_carry + (k == DN_LSTM ? 2 : 1) > DN_MAX_CARRY)
+        return dn_error(DN_ERR_ARG, "%s: too many recurrent layers (their states fill %d slots)", kind, DN_MAX_CARRY);
     int nd;
     int64_t shape[DN_MAX_DIMS];
     dn_model_tail_shape(m, &nd, shape);
@@ -112,14 +112,28 @@ dn_status dn_model_add_recurrent(dn_model *m, const char *kind, int64_t hidden, 
     for (int layer = 0; layer < layers; layer++)
         per_step += (double)dirs * 2.0 * g * (double)hidden * (double)((layer == 0 ? shape[1] : dirs * hidden) + hidden);
     l->flops = dn_flop_estimate((double)shape[0] * per_step);
-    if (stateful) {
-        l->state_first = m->n_carry;
-        m->n_carry += k == DN_LSTM ? 2 : 1;
-    }
+    /* every recurrent layer has slots: stateful ones carry state across training batches, all of them across
+     * forward calls when the model is streaming (generation) */
+    l->state_first = m->n_carry;
+    m->n_carry += k == DN_LSTM ? 2 : 1;
     init_recurrent(m, l);
     if (m->n_layers == 0) m->variable_length = true;
     m->n_layers++;
     return DN_OK;
+}
+
+void dn_model_set_streaming(dn_model *m, bool on)
+{
+    if (!m) return;
+    m->streaming = on;
+    dn_model_reset_state(m);
+}
+
+bool dn_model_can_stream(const dn_model *m)
+{
+    for (int i = 0; m && i < m->n_layers; i++)
+        if (m->layers[i].kind == DN_LAYER_RECURRENT && m->layers[i].bidirectional) return false;
+    return m != NULL;
 }
 
 void dn_model_reset_state(dn_model *m)
@@ -158,7 +172,9 @@ dn_tensor *dn_layer_recurrent_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_
     int64_t n = x->shape[0], rows = (int64_t)l->rnn_layers * dirs;
     bool lstm = l->rnn_kind == DN_LSTM;
     dn_tensor *h0 = NULL, *c0 = NULL, *y = NULL, *hn = NULL, *cn = NULL;
-    if (l->stateful && m->training) {
+    /* streaming: one (or a few) steps per call, each call continuing the last one's state */
+    bool carry = (l->stateful && m->training) || (m->streaming && !m->training);
+    if (carry) {
         h0 = carried(m, ctx, l->state_first, rows, n, l->units);
         if (lstm) c0 = carried(m, ctx, l->state_first + 1, rows, n, l->units);
         if (!h0 || (lstm && !c0)) h0 = c0 = NULL;
@@ -175,7 +191,7 @@ dn_tensor *dn_layer_recurrent_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_
         if (!ctx->status) ctx->status = s;
         return NULL;
     }
-    if (l->stateful && m->training) {
+    if (carry) {
         keep(m, l->state_first, hn);
         if (lstm) keep(m, l->state_first + 1, cn);
     }

@@ -10,6 +10,7 @@
  * (torch's argmax rule, ties included; a NaN wins, as in torch).  The forward pass records that element's
  * index in the plane, so backward is a scatter-add. */
 #include "internal.h"
+#include "kernels/cpu.h"
 #include "kernels/threads.h"
 
 #include <math.h>
@@ -105,8 +106,6 @@ static inline __m128 take4(bool is_max, __m128 v, __m128 best, __m128i *off, __m
 }
 #endif
 
-bool dn_pool_avx512_enabled = true;
-
 #if defined(__x86_64__) || defined(__i386__)
 #define POOL_AVX512 1
 #include <immintrin.h>
@@ -161,11 +160,7 @@ __attribute__((target("avx512f"))) static void pool_2x2_rows_avx512(const pool_p
 #undef POOL_TAKE
 }
 
-static bool pool_have_avx512(void)
-{
-    __builtin_cpu_init();
-    return dn_pool_avx512_enabled && __builtin_cpu_supports("avx512f");
-}
+static bool pool_have_avx512(void) { return dn_cpu_avx512(); }
 #endif
 
 static inline void pool_2x2(const pool_plan *p, bool is_max, const float *xd, float *yd, int64_t *arg, int64_t pl0,
