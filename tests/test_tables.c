@@ -344,8 +344,51 @@ static void cfg_doc_keys_are_the_layer_table(void)
     free(doc);
 }
 
+/* The cfg reader goes through the layer table: defaults, section aliases, and errors that point at the line of the
+ * key at fault. */
+static void cfg_reads_layers_through_the_table(void)
+{
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"[net]\ninput = 4\n[dense]\nbias = 1\nunits = 0\n", "t.cfg:5: units must be positive"},
+        {"[net]\ninput = 4\n[dense]\nunits = 3\ninit = nope\n", "t.cfg:5: unknown initialisation"},
+        {"[net]\ninput = 4\n[dense]\nunits = 3\nactivation = prelu\n", "t.cfg:5: 'prelu' cannot follow"},
+        {"[net]\ninput = 1, 6, 6\n[conv]\nfilters = 2\nsize = 3\npad = x\n", "t.cfg:6: key 'pad'"},
+        {"[net]\ninput = 1, 6, 6\n[conv2d]\nfilters = 2\n", "[conv2d] needs key 'size'"},
+        {"[net]\ninput = 8, 4\n[lstm]\nhidden = 3\nnonlinearity = relu\n", "t.cfg:5: unknown key 'nonlinearity'"},
+        {"[net]\ninput = 8, 4\n[rnn]\nhidden = 3\nnonlinearity = sigmoid\n", "t.cfg:5: nonlinearity must be"},
+        {"[net]\ninput = 4\n[activation]\ntype = relu\nalpha = 2\n", "t.cfg:5: unknown key 'alpha' for activation relu"},
+        {"[net]\ninput = 4\n[activation]\ntype = elu\nalpha = x\n", "t.cfg:5: key 'alpha': 'x' is not a number"},
+        {"[net]\ninput = 4\n[upsample]\n", "t.cfg:3: unknown section [upsample] (net, data, dense, connected"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dn_model *m = NULL;
+        dn_status s = dn_model_from_cfg(bad[i].text, "t.cfg", &m, NULL);
+        CHECK_MSG(s == DN_ERR_FORMAT && !m && strstr(dn_last_error(), bad[i].want), "case %zu: %s: '%s' lacks '%s'", i,
+                  dn_status_name(s), dn_last_error(), bad[i].want);
+        dn_model_free(m);
+    }
+    /* defaults from the table: pool stride = size, prelu's learnt alpha from its op row (0.25, per channel) */
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 2, 8, 8\n[avgpool]\nsize = 4\n[activation]\ntype = prelu\n"
+                               "channels = 2\n[flatten]\n[connected]\nunits = 3\nactivation = relu\n",
+                               "t.cfg", &m, NULL));
+    if (!m) return;
+    int64_t shape[DN_MAX_DIMS];
+    int nd = 0;
+    dn_model_output_shape(m, &nd, shape);
+    CHECK(nd == 1 && shape[0] == 3);
+    CHECK(dn_model_tensor_count(m) == 3 && !strcmp(dn_model_tensor_name(m, 0), "layers.1.alpha"));
+    dn_tensor *alpha = dn_model_tensor(m, 0);
+    CHECK(alpha && dn_tensor_numel(alpha) == 2 && dn_tensor_get(alpha, 1) == 0.25f);
+    CHECK(!strcmp(dn_model_tensor_name(m, 1), "layers.3.weight") && !strcmp(dn_model_tensor_name(m, 2), "layers.3.bias"));
+    dn_model_free(m);
+}
+
 void suite_tables(void)
 {
+    RUN(cfg_reads_layers_through_the_table);
     RUN(layer_table_is_complete);
     RUN(cfg_doc_keys_are_the_layer_table);
     RUN(registry_lists_follow_the_rows);

@@ -1,5 +1,7 @@
-/* Model files: Darknet-style cfg text -> a model and its training settings.  Every key is documented in
- * docs/cfg.md; a key nobody reads is an error with its line (dn_ini_check_unused). */
+/* Model files: Darknet-style cfg text -> a model and its training settings.  [net] and [data] are read here; a
+ * layer section's keys, defaults and builder come from its entry in the layer table (src/nn/layer_table.h).
+ * Every key is documented in docs/cfg.md (tests/test_tables.c checks the layer keys); a key nobody reads is an
+ * error with its line (dn_ini_check_unused). */
 #include "io/ini.h"
 #include "nn/layer_table.h"
 

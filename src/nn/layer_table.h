@@ -75,6 +75,9 @@ struct dn_layer_def {
     /* Draws the parameters afresh from m's generator (NULL: the layer keeps what dn_model_reinit sets: buffers
      * to mean 0 / variance 1, other parameters to param_init). */
     void (*reinit)(dn_model *m, const dn_layer *l);
+    /* The layer column of its summary line (dn_model_summary, `dendrite info`) into buf; NULL: the layer's type
+     * ("dense", "max_pool2d", "lstm"). */
+    void (*summary)(const dn_layer *l, char *buf, size_t size);
     /* A layer that a batch norm may fold into and a ReLU may fuse with (dense, conv2d). */
     bool fusable;
     /* ONNX: not yet written (docs/design.md). */

@@ -166,11 +166,10 @@ dn_status dn_model_add_pool2d(dn_model *m, const char *kind, int size, int strid
     dn_layer *l = dn_model_new_layer(m, DN_LAYER_POOL, opname);
     if (!l) return DN_ERR_NOMEM;
     l->op = op;
-    double a[DN_MAX_ATTRS];
-    char text[128];
-    snprintf(text, sizeof text, "kernel_h=%d kernel_w=%d stride_h=%d stride_w=%d pad_h=%d pad_w=%d", size, size, stride,
-             stride, pad, pad);
-    if ((s = dn_parse_attrs(op, text, a))) return s;
+    double a[DN_MAX_ATTRS] = {0};
+    a[DN_POOL_KERNEL_H] = a[DN_POOL_KERNEL_W] = size;
+    a[DN_POOL_STRIDE_H] = a[DN_POOL_STRIDE_W] = stride;
+    a[DN_POOL_PAD_H] = a[DN_POOL_PAD_W] = pad;
     memcpy(l->attr, a, sizeof a);
     l->kh = l->kw = size;
     l->stride = stride;

@@ -741,7 +741,11 @@ size_t dn_model_summary(const dn_model *m, char *buf, size_t size)
         int64_t np = 0;
         for (int k = 0; k < l->n_tensors; k++) np += dn_tensor_numel(&m->tensors[l->first_tensor + k].t);
         total += np;
-        OUT("%-4d %-14s %-18s %12lld %10s\n", i, l->type, dn_shape_str(l->out_ndim, l->out_shape), (long long)np,
+        const dn_layer_def *def = dn_layer_def_of(l->kind);
+        char label[64];
+        if (def->summary) def->summary(l, label, sizeof label);
+        else snprintf(label, sizeof label, "%s", l->type);
+        OUT("%-4d %-14s %-18s %12lld %10s\n", i, label, dn_shape_str(l->out_ndim, l->out_shape), (long long)np,
             human((double)l->flops, h1, sizeof h1));
     }
     /* memory: parameters (with their gradients and up to two optimiser buffers when training) and the
