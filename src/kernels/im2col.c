@@ -186,10 +186,78 @@ __attribute__((target("avx512f"))) static void col2im_channels_s1_avx512(const d
         }
     }
 }
-static bool use_avx512(const dn_conv_geom *g)
+
+/* ------------------------------------------------------------------ AVX2, stride 1 (col2im only)
+ *
+ * col2im_channels_s1_avx512 with 8-lane registers: a row's W <= 64 pixels in NQ <= 8 chunks, a masked add
+ * (add, then blend by the mask: lanes a segment does not reach keep their bits, -0 included) per (i, j) and
+ * chunk, the pixel's additions in the same (i, j) order, so the sums are the loops' bit for bit.  NQ is a
+ * constant (2, 4 or 8; chunks past W have empty masks), so the sums stay in registers.  im2col has no AVX2
+ * version: where AVX2 is the best the CPU has, the forward pass packs its columns without im2col (conv_pack.c),
+ * and the weight gradient of many filters, im2col's remaining user, spends far more in the gemm. */
+__attribute__((target("avx2"))) static inline __m256i lane_mask8(int64_t a, int64_t b) /* lanes [a, b) of 8 */
 {
-    return g->sw == 1 && g->Wo <= 16 * S1_CHUNKS && g->W <= 16 * S1_CHUNKS && g->kw <= S1_KW && dn_cpu_avx512();
+    if (a < 0) a = 0;
+    if (b > 8) b = 8;
+    const unsigned bits = b <= a ? 0u : ((1u << (b - a)) - 1u) << a;
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), bit), bit);
 }
+
+__attribute__((target("avx2"), always_inline)) static inline void
+col2im_s1_avx2(const dn_conv_geom *g, const float *col, int64_t ldcol, float *dx, int64_t c0, int64_t c1, const int NQ)
+{
+    const int64_t H = g->H, W = g->W, Ho = g->Ho, Wo = g->Wo, kh = g->kh, kw = g->kw;
+    __m256i m[S1_KW][8], row_mask[8]; /* kernel column j, chunk q: pixels it reaches */
+    int64_t woff[S1_KW];
+    for (int64_t j = 0; j < kw; j++) {
+        woff[j] = j * g->dw - g->pw;
+        int64_t lo, hi; /* output columns [lo, hi) land on pixels [lo + woff, hi + woff) */
+        valid_range(Wo, 1, woff[j], W, &lo, &hi);
+        for (int q = 0; q < NQ; q++) m[j][q] = lane_mask8(lo + woff[j] - 8 * q, hi + woff[j] - 8 * q);
+    }
+    for (int q = 0; q < NQ; q++) row_mask[q] = lane_mask8(0, W - 8 * q);
+    for (int64_t c = c0; c < c1; c++) {
+        const float *colc = col + c * kh * kw * ldcol;
+        for (int64_t ih = 0; ih < H; ih++) {
+            float *d = dx + (c * H + ih) * W;
+            __m256 acc[8];
+            for (int q = 0; q < NQ; q++) acc[q] = _mm256_maskload_ps(d + 8 * q, row_mask[q]);
+            for (int64_t i = 0; i < kh; i++) {
+                const int64_t t = ih + g->ph - i * g->dh; /* = oh * sh for the output row that reads ih */
+                if (t < 0 || t % g->sh != 0 || t / g->sh >= Ho) continue;
+                const float *seg = colc + i * kw * ldcol + t / g->sh * Wo; /* row (c, i, 0), output row oh */
+                for (int64_t j = 0; j < kw; j++, seg += ldcol) {
+                    const float *src = shifted(seg, -woff[j]); /* pixel iw takes seg[iw - woff] */
+                    for (int q = 0; q < NQ; q++) {
+                        const __m256 v = _mm256_maskload_ps(shifted(src, 8 * q), m[j][q]);
+                        acc[q] = _mm256_blendv_ps(acc[q], _mm256_add_ps(acc[q], v), _mm256_castsi256_ps(m[j][q]));
+                    }
+                }
+            }
+            for (int q = 0; q < NQ; q++) {
+                if (W - 8 * q >= 8) _mm256_storeu_ps(d + 8 * q, acc[q]);
+                else if (W > 8 * q) _mm256_maskstore_ps(d + 8 * q, row_mask[q], acc[q]);
+            }
+        }
+    }
+}
+
+__attribute__((target("avx2"))) static void col2im_channels_s1_avx2(const dn_conv_geom *g, const float *col,
+                                                                      int64_t ldcol, float *dx, int64_t c0, int64_t c1)
+{
+    if (g->W <= 16) col2im_s1_avx2(g, col, ldcol, dx, c0, c1, 2);
+    else if (g->W <= 32) col2im_s1_avx2(g, col, ldcol, dx, c0, c1, 4);
+    else col2im_s1_avx2(g, col, ldcol, dx, c0, c1, 8);
+}
+
+/* The stride-1 kernels take rows of up to 64 values and kernels up to S1_KW wide. */
+static bool s1_fits(const dn_conv_geom *g)
+{
+    return g->sw == 1 && g->Wo <= 16 * S1_CHUNKS && g->W <= 16 * S1_CHUNKS && g->kw <= S1_KW;
+}
+static bool use_avx512(const dn_conv_geom *g) { return s1_fits(g) && dn_cpu_avx512(); }
+static bool use_avx2(const dn_conv_geom *g) { return s1_fits(g) && dn_cpu_avx2(); }
 #endif
 
 /* dx channels [c0, c1) += the column rows of those channels.  A channel's pixels receive their additions
@@ -253,6 +321,10 @@ static void col2im_some(const dn_conv_geom *g, const float *col, int64_t ldcol, 
 #if IM2COL_X86
     if (use_avx512(g)) {
         col2im_channels_s1_avx512(g, col, ldcol, dx, c0, c1);
+        return;
+    }
+    if (use_avx2(g)) {
+        col2im_channels_s1_avx2(g, col, ldcol, dx, c0, c1);
         return;
     }
 #endif
