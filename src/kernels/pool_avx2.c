@@ -1,6 +1,6 @@
 /* The 2 x 2 max / min pooling kernel with AVX2 (pool_kernels.h says what it computes): eight windows at once, the
  * comparisons of pool_avx512.c and pool2x2.c's SSE2 code in the same order (b, then c, then d against the best
- * so far, starting from a), a row's tail of fewer than eight windows masked.  Built on every x86-64 compiler
+ * so far, starting from a), a row's tail of fewer than eight windows loaded masked.  Built on every x86-64 compiler
  * (target attributes), run only where kernels/cpu.h allows AVX2. */
 #include "kernels/pool_kernels.h"
 
@@ -74,11 +74,16 @@ TARGET void dn_pool_2x2_plane_avx2(const dn_pool_geom *p, bool is_max, const flo
                 _mm256_storeu_ps(yr + ow, best);
                 _mm256_storeu_si256((__m256i *)(ar + ow), lo);
                 _mm256_storeu_si256((__m256i *)(ar + ow + 4), hi);
-            } else {
-                _mm256_maskstore_ps(yr + ow, first_lanes(n), best);
-                /* 64-bit lane i is set when 32-bit lanes 2i, 2i + 1 are */
-                _mm256_maskstore_epi64((long long *)(ar + ow), first_lanes(2 * n >= 8 ? 8 : 2 * n), lo);
-                _mm256_maskstore_epi64((long long *)(ar + ow + 4), first_lanes(2 * n > 8 ? 2 * n - 8 : 0), hi);
+            } else { /* through the stack: masked stores are slow on some AVX2 CPUs (AMD Zen 2) */
+                float yt[8];
+                int64_t at[8];
+                _mm256_storeu_ps(yt, best);
+                _mm256_storeu_si256((__m256i *)at, lo);
+                _mm256_storeu_si256((__m256i *)(at + 4), hi);
+                for (int64_t t = 0; t < n; t++) {
+                    yr[ow + t] = yt[t];
+                    ar[ow + t] = at[t];
+                }
             }
         }
     }
