@@ -395,7 +395,8 @@ static void conv_packed_columns_match_im2col(void)
             if (isas[k] == DN_ISA_PORTABLE && c->C * c->F > 1024) continue;
             /* the comparison is real: the fast paths take these geometries wherever the ISA has them */
             const dn_conv_geom g = {c->C / c->G, c->H, c->W, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw,
-                                    out_size(c->H, c->kh, c->sh, c->ph, c->dh), out_size(c->W, c->kw, c->sw, c->pw, c->dw)};
+                                    out_size(c->H, c->kh, c->sh, c->ph, c->dh),
+                                    out_size(c->W, c->kw, c->sw, c->pw, c->dw)};
             CHECK_MSG(dn_conv_pack_available(&g) == (isas[k] != DN_ISA_PORTABLE), "%s, case %zu: packing %s",
                       dn_isa_name(isas[k]), ci, dn_conv_pack_available(&g) ? "on" : "off");
             float *ref = NULL, *fast[2] = {NULL, NULL};
@@ -590,7 +591,8 @@ static void pool_errors(void)
 static void pool_2x2_case(int64_t W, bool is_max)
 {
     const int64_t N = 2, C = 3, H = 7, Ho = H / 2, Wo = W / 2;
-    float *data = malloc(sizeof(float) * (size_t)(N * C * H * W)), *want_dx = calloc((size_t)(N * C * H * W), sizeof(float));
+    float *data = malloc(sizeof(float) * (size_t)(N * C * H * W));
+    float *want_dx = calloc((size_t)(N * C * H * W), sizeof(float));
     if (!data || !want_dx) {
         t_fail(__FILE__, __LINE__, "out of memory");
         free(data);

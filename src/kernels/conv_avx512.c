@@ -17,8 +17,8 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 pack_tap(
     return v;
 }
 
-__attribute__((target("avx512f"))) void dn_conv_pack_b_avx512(const dn_conv_pack *cp, int64_t p0, int64_t j0, int64_t kc,
-                                                             int64_t nc, float *dst)
+__attribute__((target("avx512f"))) void dn_conv_pack_b_avx512(const dn_conv_pack *cp, int64_t p0, int64_t j0,
+                                                             int64_t kc, int64_t nc, float *dst)
 {
     const dn_conv_geom *g = cp->g;
     const int64_t P = g->Ho * g->Wo;

@@ -39,7 +39,6 @@ typedef struct conv_plan {
     bool packed;        /* forward: the gemm packs the columns straight from a padded copy of the input */
     bool dot_dw;        /* backward: the weight gradient as dot products from the padded input (dn_conv_dw) */
     bool relu;          /* relu=1: a ReLU fused into the output (the gemm's epilogue) */
-    bool reference;     /* im2col + gemm only (dn_op_conv2d_reference): neither packed nor dot_dw */
 } conv_plan;
 
 /* Images per gemm: the column matrices of nb images sit side by side, [K, nb*P], so that a small output
@@ -73,9 +72,9 @@ static dn_status int_attr(const dn_node *node, int i, int64_t min, int64_t *out)
     return DN_OK;
 }
 
+/* reference: im2col + gemm only (dn_op_conv2d_reference), neither packed nor dot_dw. */
 static dn_status plan_conv(const dn_node *node, bool reference, conv_plan *p)
 {
-    p->reference = reference;
     if (node->n_in != 2 && node->n_in != 3)
         return dn_error(DN_ERR_ARG, "takes (x, weight) or (x, weight, bias), got %d inputs", node->n_in);
     const dn_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in == 3 ? node->in[2] : NULL;
@@ -356,8 +355,8 @@ static void conv_dw_part(void *arg, int part, int parts, void *scratch)
                 if (p->dot_dw) { /* dot products straight from the padded input, DN_CONV_DW_LANES partial sums each */
                     dn_conv_pad(&p->geom, xg, p->C * HW, m, xpad);
                     const dn_conv_pack pk = {&p->geom, xpad, j->koff, L};
-                    dn_conv_dw(&pk, dyg, p->Fg, wide + g * p->Fg * p->K * DN_CONV_DW_LANES, j->dwruns + part * j->dwruns_len,
-                               j->dwdy + part * j->dwdy_len);
+                    dn_conv_dw(&pk, dyg, p->Fg, wide + g * p->Fg * p->K * DN_CONV_DW_LANES,
+                               j->dwruns + part * j->dwruns_len, j->dwdy + part * j->dwdy_len);
                     continue;
                 }
                 const float *cols = xg;
