@@ -209,6 +209,9 @@ extern const dn_op dn_ops_matmul[];
 extern const dn_op dn_ops_activation[];
 extern const dn_op dn_ops_loss[];
 extern const dn_op dn_ops_conv[];
+/* conv2d with its fast paths off (im2col + gemm only, whatever the CPU), for tests; not in the registry. */
+extern const dn_op dn_op_conv2d_reference;
+extern const dn_op dn_op_conv2d_relu_reference;
 extern const dn_op dn_ops_pool[];
 extern const dn_op dn_ops_norm[];
 extern const dn_op dn_ops_rnn[];

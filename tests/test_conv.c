@@ -312,83 +312,121 @@ static void conv_against_reference(void)
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) conv_against_reference_case(&cfgs[i], 7 + i);
 }
 
-/* Where it can (AVX-512, width stride 1) the forward gemm packs its columns straight from a padded copy of the
- * input, and with few filters the weight gradient runs as dot products from that copy; elsewhere im2col builds
- * the columns first.  The forward paths feed the same gemm arithmetic, so y (and dx) must agree bit for bit; dw
- * within rounding.  LeNet's two layers, a block of images per gemm with a short last block, groups, height
- * stride and dilation, a fused ReLU, at 1 and 2 threads (each path bit for bit the same at both). */
+/* y, then dx and dw (after a backward pass from a seed drawn from r), of conv2d (fast paths allowed) or of
+ * dn_op_conv2d_reference (im2col + gemm only), side by side in out[ny + nx + nw].  Returns the total (0 on failure). */
+static int64_t conv_run_path(const conv_cfg *c, bool reference, uint64_t seed, bool relu, float **out)
+{
+    dn_ctx *ctx = dn_ctx_new();
+    dn_rng r;
+    dn_rng_seed(&r, seed);
+    dn_tensor *x = tensor4(ctx, c->N, c->C, c->H, c->W, NULL, true);
+    dn_tensor *w = tensor4(ctx, c->F, c->C / c->G, c->kh, c->kw, NULL, true);
+    float zero[64] = {0};
+    dn_tensor *b = c->bias ? tensor1(ctx, c->F, zero, true) : NULL;
+    dn_tensor *y = NULL;
+    int64_t total = 0;
+    *out = NULL;
+    if (x && w && (!c->bias || b)) {
+        CHECK_OK(dn_tensor_fill_uniform(x, &r, -1, 1));
+        CHECK_OK(dn_tensor_fill_uniform(w, &r, -1, 1));
+        if (b) CHECK_OK(dn_tensor_fill_uniform(b, &r, -1, 1));
+        dn_tensor *in[3] = {x, w, b};
+        const double attrs[] = {c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->G};
+        const dn_op *op = reference ? (relu ? &dn_op_conv2d_relu_reference : &dn_op_conv2d_reference)
+                                    : dn_op_find(relu ? "conv2d_relu" : "conv2d");
+        y = dn_op_apply(ctx, op, b ? 3 : 2, in, attrs);
+    }
+    CHECK_MSG(y != NULL, "conv failed: %s", dn_last_error());
+    if (y) {
+        const int64_t ny = dn_tensor_numel(y), nx = dn_tensor_numel(x), nw = dn_tensor_numel(w);
+        float *got = malloc(sizeof(float) * (size_t)(ny + nx + nw)), *dy = malloc(sizeof(float) * (size_t)ny);
+        if (got && dy) {
+            for (int64_t i = 0; i < ny; i++) dy[i] = dn_rng_normal(&r);
+            CHECK_OK(dn_backward_with(ctx, y, dy));
+            const float *gx = dn_tensor_grad(x), *gw = dn_tensor_grad(w);
+            CHECK(gx && gw);
+            if (gx && gw) {
+                memcpy(got, dn_tensor_data(y), sizeof(float) * (size_t)ny);
+                memcpy(got + ny, gx, sizeof(float) * (size_t)nx);
+                memcpy(got + ny + nx, gw, sizeof(float) * (size_t)nw);
+                *out = got;
+                got = NULL;
+                total = ny + nx + nw;
+            }
+        }
+        free(got);
+        free(dy);
+    }
+    dn_ctx_free(ctx);
+    return total;
+}
+
+/* Where it can (AVX2 + FMA or AVX-512, width stride 1) the forward gemm packs its columns straight from a padded
+ * copy of the input, and with few filters the weight gradient runs as dot products from that copy; the reference
+ * (dn_op_conv2d_reference) builds the columns by im2col first.  The forward paths feed the same gemm arithmetic,
+ * so y (and dx, which both compute by col2im) must agree bit for bit; dw within rounding (another summation
+ * order: see dn_conv_dw).  Once per ISA this machine has, the reference computed under the same cap; each path
+ * bit for bit the same at 1 and 2 threads.  Capped at portable, both sides are im2col (no packing kernel exists
+ * there), so everything, dw included, must match exactly.  LeNet's two layers, 3x3 32->64 on 28x28 with a batch
+ * of 8, blocks of images per gemm with a short last block, groups, height stride, dilation in either axis, widths
+ * that are not a multiple of 8 or 16 (a panel's runs cross output rows), outputs 2 wide (8 runs a panel), padding,
+ * a fused ReLU (every other case). */
 static void conv_packed_columns_match_im2col(void)
 {
     static const conv_cfg cfgs[] = {
-        {9, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2, 1, 1, 1, true},
-        {7, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 1, 1, 1, true},
-        {5, 4, 7, 9, 6, 3, 3, 2, 1, 1, 2, 2, 1, 2, false},
-        {2, 32, 26, 26, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, true},
+        /* N  C   H   W   F  kh kw sh sw ph pw dh dw G  bias */
+        {20, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2, 1, 1, 1, true},  /* LeNet 1: 6 filters (dot products 6 at a time) */
+        {9, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 1, 1, 1, true},  /* LeNet 2: Wo = 10, 16 filters (4 at a time) */
+        {5, 4, 7, 9, 6, 3, 3, 2, 1, 1, 2, 2, 1, 2, false},    /* height stride and dilation, groups */
+        {8, 32, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, true}, /* 64 filters: packed forward, gemm dw (not portable) */
+        {3, 3, 13, 11, 8, 3, 3, 1, 1, 2, 3, 1, 2, 1, false},  /* width dilation, Wo = 13 */
+        {4, 8, 10, 20, 12, 3, 3, 1, 1, 1, 0, 1, 1, 4, true},  /* 4 groups of 3 filters, Wo = 18 */
+        {6, 2, 5, 3, 5, 3, 2, 1, 1, 0, 0, 1, 1, 1, false},    /* Wo = 2: 8 runs in a panel */
+        {5, 2, 7, 14, 4, 3, 3, 1, 1, 0, 0, 1, 1, 1, true},    /* Wo = 12, L = 300: the last panel one row of 12 */
     };
-    for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
-        const conv_cfg *c = &cfgs[ci];
-        float *out[2] = {NULL, NULL};
-        int64_t ny = 0;
-        for (int threads = 1; threads <= 2; threads++)
-            for (int packed = 1; packed >= 0; packed--) {
-                /* the packed path needs AVX-512; capped at AVX2 (or portable) the im2col path runs */
-                const dn_isa best = dn_get_isa();
-                CHECK_OK(dn_set_isa(packed ? best : dn_isa_supported(DN_ISA_AVX2) ? DN_ISA_AVX2 : DN_ISA_PORTABLE));
-                dn_set_threads(threads);
-                dn_ctx *ctx = dn_ctx_new();
-                dn_rng r;
-                dn_rng_seed(&r, 40 + ci);
-                dn_tensor *x = tensor4(ctx, c->N, c->C, c->H, c->W, NULL, true);
-                dn_tensor *w = tensor4(ctx, c->F, c->C / c->G, c->kh, c->kw, NULL, true);
-                float zero[64] = {0};
-                dn_tensor *b = c->bias ? tensor1(ctx, c->F, zero, true) : NULL;
-                dn_tensor *y = NULL;
-                if (x && w && (!c->bias || b)) {
-                    CHECK_OK(dn_tensor_fill_uniform(x, &r, -1, 1));
-                    CHECK_OK(dn_tensor_fill_uniform(w, &r, -1, 1));
-                    if (b) CHECK_OK(dn_tensor_fill_uniform(b, &r, -1, 1));
-                    dn_tensor *in[3] = {x, w, b};
-                    const double attrs[] = {c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->G, (double)(ci % 2)}; /* relu */
-                    y = dn_op_apply(ctx, dn_op_find("conv2d"), b ? 3 : 2, in, attrs);
-                }
-                CHECK_MSG(y != NULL, "conv failed: %s", dn_last_error());
-                if (y) {
-                    /* y, then dx, dw (and db) after a backward pass, side by side */
-                    const int64_t nx = dn_tensor_numel(x), nw = dn_tensor_numel(w);
-                    ny = dn_tensor_numel(y) + nx + nw;
-                    float *got = malloc(sizeof(float) * (size_t)ny), *seed = malloc(sizeof(float) * (size_t)ny);
-                    if (!out[packed]) out[packed] = malloc(sizeof(float) * (size_t)ny);
-                    for (int64_t i = 0; i < dn_tensor_numel(y); i++) seed[i] = dn_rng_normal(&r);
-                    CHECK_OK(dn_backward_with(ctx, y, seed));
-                    dn_tensor_read(y, got);
-                    if (dn_tensor_grad(x)) memcpy(got + dn_tensor_numel(y), dn_tensor_grad(x), sizeof(float) * (size_t)nx);
-                    if (dn_tensor_grad(w)) memcpy(got + dn_tensor_numel(y) + nx, dn_tensor_grad(w), sizeof(float) * (size_t)nw);
-                    free(seed);
-                    if (threads == 1) {
-                        memcpy(out[packed], got, sizeof(float) * (size_t)ny);
-                    } else {
-                        CHECK_MSG(!memcmp(out[packed], got, sizeof(float) * (size_t)ny), "case %zu: 2 threads differ", ci);
-                    }
-                    free(got);
-                }
-                dn_ctx_free(ctx);
-                CHECK_OK(dn_set_isa(best));
+    static const dn_isa isas[] = {DN_ISA_AVX512, DN_ISA_AVX2, DN_ISA_PORTABLE};
+    const dn_isa best = dn_get_isa();
+    const int threads = dn_get_threads();
+    for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+        if (!dn_isa_supported(isas[k])) continue;
+        CHECK_OK(dn_set_isa(isas[k]));
+        for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
+            const conv_cfg *c = &cfgs[ci];
+            const bool relu = ci % 2 == 0;
+            /* the portable gemm takes a second over this one, where the small cases check the same thing */
+            if (isas[k] == DN_ISA_PORTABLE && c->C * c->F > 1024) continue;
+            /* the comparison is real: the fast paths take these geometries wherever the ISA has them */
+            const dn_conv_geom g = {c->C / c->G, c->H, c->W, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw,
+                                    out_size(c->H, c->kh, c->sh, c->ph, c->dh),
+                                    out_size(c->W, c->kw, c->sw, c->pw, c->dw)};
+            CHECK_MSG(dn_conv_pack_available(&g) == (isas[k] != DN_ISA_PORTABLE), "%s, case %zu: packing %s",
+                      dn_isa_name(isas[k]), ci, dn_conv_pack_available(&g) ? "on" : "off");
+            float *ref = NULL, *fast[2] = {NULL, NULL};
+            dn_set_threads(1);
+            const int64_t n = conv_run_path(c, true, 40 + ci, relu, &ref);
+            for (int t = 0; t < 2; t++) {
+                dn_set_threads(t + 1);
+                CHECK(conv_run_path(c, false, 40 + ci, relu, &fast[t]) == n);
             }
-        dn_set_threads(1);
-        if (out[0] && out[1]) {
-            /* y and dx bit for bit; dw within rounding where few filters take the dot-product path (dn_conv_dw:
-             * another summation order) */
-            const int64_t nw = (int64_t)c->F * (c->C / c->G) * c->kh * c->kw, nyx = ny - nw;
-            CHECK_MSG(!memcmp(out[0], out[1], sizeof(float) * (size_t)nyx), "case %zu: packed columns differ from "
-                      "im2col (y or dx)", ci);
-            double scale = 1e-30, worst = 0;
-            for (int64_t i = nyx; i < ny; i++) scale = t_worse(scale, fabs(out[0][i]));
-            for (int64_t i = nyx; i < ny; i++) worst = t_worse(worst, fabs(out[0][i] - out[1][i]) / scale);
-            CHECK_MSG(worst <= 1e-5, "case %zu: dw differs by %g of its largest value", ci, worst);
+            if (ref && fast[0] && fast[1]) {
+                CHECK_MSG(!memcmp(fast[0], fast[1], sizeof(float) * (size_t)n), "%s, case %zu: 2 threads differ",
+                          dn_isa_name(isas[k]), ci);
+                const int64_t nw = (int64_t)c->F * (c->C / c->G) * c->kh * c->kw, nyx = n - nw;
+                CHECK_MSG(!memcmp(ref, fast[0], sizeof(float) * (size_t)nyx), "%s, case %zu: packed columns differ "
+                          "from im2col (y or dx)", dn_isa_name(isas[k]), ci);
+                double scale = 1e-30, worst = 0;
+                for (int64_t i = nyx; i < n; i++) scale = t_worse(scale, fabs(ref[i]));
+                for (int64_t i = nyx; i < n; i++) worst = t_worse(worst, fabs(ref[i] - fast[0][i]) / scale);
+                CHECK_MSG(isas[k] == DN_ISA_PORTABLE ? worst == 0 : worst <= 1e-5,
+                          "%s, case %zu: dw differs by %g of its largest value", dn_isa_name(isas[k]), ci, worst);
+            }
+            free(ref);
+            free(fast[0]);
+            free(fast[1]);
         }
-        free(out[0]);
-        free(out[1]);
     }
+    dn_set_threads(threads);
+    CHECK_OK(dn_set_isa(best));
 }
 
 /* The same call twice gives bit-identical outputs and gradients; a strided (non-contiguous) input gives the
@@ -548,36 +586,33 @@ static void pool_errors(void)
     dn_ctx_free(ctx);
 }
 
-/* The 2x2 / stride 2 path (SIMD, four windows at a time, then a scalar tail) against a plain loop over the
- * rule, on planes full of ties, NaNs and infinities, with odd sizes (the last row and column are dropped) and
- * widths that leave a tail. */
-static void pool_2x2_against_rule(void)
+/* The 2x2 / stride 2 path (src/kernels/pool2x2.c and its per-ISA kernels) against a plain loop over the rule, on
+ * planes full of ties, NaNs and infinities, with odd sizes (the last row and column are dropped) and widths that
+ * leave a tail; once per ISA this machine has (AVX-512: 16 windows a pass; AVX2: 8; portable: SSE2's 4 on
+ * x86-64, then scalar). */
+static void pool_2x2_case(int64_t W, bool is_max)
 {
-    /* Wo = 18: a full pass of 16 windows and a masked one of 2 in the AVX-512 kernel; W odd: a column left over */
-    const int64_t N = 2, C = 3, H = 7, W = 37, Ho = H / 2, Wo = W / 2;
-    static float data[2 * 3 * 7 * 37];
+    const int64_t N = 2, C = 3, H = 7, Ho = H / 2, Wo = W / 2;
+    float *data = malloc(sizeof(float) * (size_t)(N * C * H * W));
+    float *want_dx = calloc((size_t)(N * C * H * W), sizeof(float));
+    if (!data || !want_dx) {
+        t_fail(__FILE__, __LINE__, "out of memory");
+        free(data);
+        free(want_dx);
+        return;
+    }
     uint64_t r = 12345;
     for (int64_t i = 0; i < N * C * H * W; i++) {
         r = r * 6364136223846793005ull + 1442695040888963407ull;
         const int k = (int)(r >> 59); /* 0..31 */
         data[i] = k < 2 ? NAN : k < 4 ? INFINITY : k < 6 ? -INFINITY : (float)(k % 3) - 1.0f;
     }
-    /* every kernel this CPU has: AVX-512, and the SSE2 / portable one */
-    const dn_isa isa = dn_get_isa();
-    for (int run = 0; run < 4; run++) {
-        const int is_max = run % 2;
-        if (run >= 2) CHECK_OK(dn_set_isa(DN_ISA_PORTABLE));
-        dn_ctx *ctx = dn_ctx_new();
-        dn_tensor *x = tensor4(ctx, N, C, H, W, data, true);
-        dn_tensor *y = is_max ? dn_max_pool2d(ctx, x, 2, 2, 0, 0, 0, 0) : dn_min_pool2d(ctx, x, 2, 2, 0, 0, 0, 0);
-        CHECK_OK(backward_sum(ctx, y));
-        const float *yv = OUT(y), *dx = GRAD(x);
-        if (!yv || !dx) {
-            dn_ctx_free(ctx);
-            break;
-        }
-        static float want_dx[2 * 3 * 7 * 37];
-        memset(want_dx, 0, sizeof want_dx);
+    dn_ctx *ctx = dn_ctx_new();
+    dn_tensor *x = tensor4(ctx, N, C, H, W, data, true);
+    dn_tensor *y = is_max ? dn_max_pool2d(ctx, x, 2, 2, 0, 0, 0, 0) : dn_min_pool2d(ctx, x, 2, 2, 0, 0, 0, 0);
+    CHECK_OK(backward_sum(ctx, y));
+    const float *yv = OUT(y), *dx = GRAD(x);
+    if (yv && dx) {
         int bad = 0;
         for (int64_t pl = 0; pl < N * C; pl++)
             for (int64_t oh = 0; oh < Ho; oh++)
@@ -597,11 +632,32 @@ static void pool_2x2_against_rule(void)
                     if (!(got == best || (isnan(got) && isnan(best)))) bad++;
                     want_dx[at] += 1.0f;
                 }
-        CHECK(bad == 0);
-        CHECK(memcmp(want_dx, dx, sizeof want_dx) == 0);
-        dn_ctx_free(ctx);
+        CHECK_MSG(bad == 0, "%s W=%lld %s: %d outputs differ from the rule", dn_isa_name(dn_get_isa()), (long long)W,
+                  is_max ? "max" : "min", bad);
+        CHECK_MSG(memcmp(want_dx, dx, sizeof(float) * (size_t)(N * C * H * W)) == 0, "%s W=%lld %s: dx differs",
+                  dn_isa_name(dn_get_isa()), (long long)W, is_max ? "max" : "min");
     }
-    CHECK_OK(dn_set_isa(isa));
+    dn_ctx_free(ctx);
+    free(data);
+    free(want_dx);
+}
+
+static void pool_2x2_against_rule(void)
+{
+    static const dn_isa isas[] = {DN_ISA_AVX512, DN_ISA_AVX2, DN_ISA_PORTABLE};
+    /* Wo = 18: 16 + 2 (AVX-512), 8 + 8 + 2 (AVX2), 4 x 4 + 2; Wo = 13: 13 (masked), 8 + 5, 4 x 3 + 1; W odd: a
+     * column left over */
+    static const int64_t widths[] = {37, 27};
+    const dn_isa best = dn_get_isa();
+    for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+        if (!dn_isa_supported(isas[k])) continue;
+        CHECK_OK(dn_set_isa(isas[k]));
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+            pool_2x2_case(widths[w], true);
+            pool_2x2_case(widths[w], false);
+        }
+    }
+    CHECK_OK(dn_set_isa(best));
 }
 
 void suite_conv(void)

@@ -184,7 +184,7 @@ static void naive_col2im(const dn_conv_geom *g, const float *col, int64_t ld, fl
                     }
 }
 
-static void threads_im2col_bit_identical(void)
+static void im2col_bit_identical_on(dn_isa isa)
 {
     /* a many-channel image (shared between threads) and a one-channel one (rows shared); fields in order
      * C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo */
@@ -193,6 +193,7 @@ static void threads_im2col_bit_identical(void)
         {1, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1, 28, 28},
         {9, 13, 11, 3, 2, 2, 1, 1, 0, 1, 2, 7, 9},
         {4, 30, 30, 3, 3, 1, 1, 2, 2, 1, 1, 32, 32}, /* rows longer than 16 */
+        {3, 8, 40, 3, 5, 1, 1, 1, 2, 1, 1, 8, 40},   /* longer than 32 */
         {40, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1, 5, 5},    /* stride 2: the portable loops */
     };
     for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++) {
@@ -217,12 +218,14 @@ static void threads_im2col_bit_identical(void)
             dn_set_threads(2);
             dn_im2col(g, x, col2, ld);
             dn_col2im(g, col2, ld, dx2);
-            CHECK_MSG(memcmp(col1, col2, (size_t)(rows * ld) * sizeof(float)) == 0, "geometry %zu: im2col differs", t);
-            CHECK_MSG(memcmp(dx1, dx2, (size_t)npix * sizeof(float)) == 0, "geometry %zu: col2im differs", t);
+            const char *name = dn_isa_name(isa);
+            CHECK_MSG(memcmp(col1, col2, (size_t)(rows * ld) * sizeof(float)) == 0, "%s, geometry %zu: im2col differs",
+                      name, t);
+            CHECK_MSG(memcmp(dx1, dx2, (size_t)npix * sizeof(float)) == 0, "%s, geometry %zu: col2im differs", name, t);
             CHECK_MSG(memcmp(col1, col3, (size_t)(rows * ld) * sizeof(float)) == 0,
-                      "geometry %zu: im2col differs from its definition", t);
+                      "%s, geometry %zu: im2col differs from its definition", name, t);
             CHECK_MSG(memcmp(dx1, dx3, (size_t)npix * sizeof(float)) == 0,
-                      "geometry %zu: col2im differs from its definition", t);
+                      "%s, geometry %zu: col2im differs from its definition", name, t);
         }
         free(col3);
         free(dx3);
@@ -233,6 +236,19 @@ static void threads_im2col_bit_identical(void)
         free(dx2);
     }
     dn_set_threads(0);
+}
+
+/* Once per ISA this machine has: the stride-1 kernels (AVX-512: im2col and col2im; AVX2: col2im), then the loops. */
+static void threads_im2col_bit_identical(void)
+{
+    static const dn_isa isas[] = {DN_ISA_AVX512, DN_ISA_AVX2, DN_ISA_PORTABLE};
+    const dn_isa best = dn_get_isa();
+    for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+        if (!dn_isa_supported(isas[k])) continue;
+        CHECK_OK(dn_set_isa(isas[k]));
+        im2col_bit_identical_on(isas[k]);
+    }
+    CHECK_OK(dn_set_isa(best));
 }
 
 /* `steps` SGD-with-momentum steps of the model from cfg text on fixed random data, with `threads` threads;

@@ -10,6 +10,7 @@
 #define DN_CONV_KERNELS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The geometry of one image's convolution (for one group: C is the group's channel count). */
@@ -27,18 +28,22 @@ void dn_im2col(const dn_conv_geom *g, const float *x, float *col, int64_t ldcol)
 /* dx [C, H, W] += the transpose of im2col applied to col [C*kh*kw, Ho*Wo] (row stride ldcol). */
 void dn_col2im(const dn_conv_geom *g, const float *col, int64_t ldcol, float *dx);
 
-/* Packing the column matrix for the forward gemm straight from the input (im2col.c has the details): a block of
+/* Packing the column matrix for the forward gemm straight from the input (conv_pack.c has the details): a block of
  * m images, one group of channels, g->C of them, zero-padded into xpad [m, C, H + 2ph, W + 2pw] with
  * DN_CONV_PACK_SLACK spare floats before and after; koff [C*kh*kw] from dn_conv_pack_offsets; L = m*Ho*Wo
- * columns.  dn_conv_pack_b is a dn_gemm_pack_b_fn with a dn_conv_pack as its argument. */
+ * columns.  dn_conv_pack_b is a dn_gemm_pack_b_fn with a dn_conv_pack as its argument: micro-panels of
+ * DN_CONV_PANEL columns (the gemm's NR).  The kernels are per ISA (conv_avx512.c, conv_avx2.c), chosen here at
+ * each call through kernels/cpu.h; they copy the same floats, so the gemm's results are those of im2col. */
 #define DN_CONV_PACK_SLACK 16
+#define DN_CONV_PANEL 16
 typedef struct dn_conv_pack {
     const dn_conv_geom *g;
     const float *xpad;
     const int64_t *koff;
     int64_t L;
 } dn_conv_pack;
-/* Whether this machine and geometry have it: AVX-512 (allowed by the ISA cap) and stride 1 along the width. */
+/* Whether this machine and geometry have it: AVX2 + FMA or AVX-512 (allowed by the ISA cap) and stride 1 along
+ * the width. */
 bool dn_conv_pack_available(const dn_conv_geom *g);
 void dn_conv_pack_offsets(const dn_conv_geom *g, int64_t *koff);
 /* Copies images i = 0 .. m-1 (x + i*x_image_stride, channels [C, H, W]) into the interior of xpad; the border
@@ -46,16 +51,13 @@ void dn_conv_pack_offsets(const dn_conv_geom *g, int64_t *koff);
 void dn_conv_pad(const dn_conv_geom *g, const float *x, int64_t x_image_stride, int64_t m, float *xpad);
 void dn_conv_pack_b(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t nc, float *dst);
 /* The weight gradient of a block without a column matrix: dy [nf, L] · colᵀ, col read from the padded block as
- * dn_conv_pack_b reads it, added into wide [nf, C*kh*kw, 16]: each sum as 16 partial sums (lanes), which the
- * caller adds up in the end.  Scratch: runs, dn_conv_dw_runs_len(L) entries; dyb, dn_conv_dw_dy_len(L) floats,
- * 64-byte aligned. */
-typedef struct dn_conv_dw_run {
-    int64_t base;
-    uint16_t mask;
-    int n; /* in a chunk's first entry: the chunk's number of runs */
-} dn_conv_dw_run;
-int64_t dn_conv_dw_runs_len(int64_t L);
+ * dn_conv_pack_b reads it, added into wide [nf, C*kh*kw, DN_CONV_DW_LANES]: each sum as DN_CONV_DW_LANES partial
+ * sums (lane t sums the pixels t, t + 16, t + 32, ... of the block, in order, with fused multiply-adds), which
+ * the caller adds up in lane order in the end.  The AVX2 and AVX-512 kernels give the same bits.  Scratch:
+ * runs, dn_conv_dw_runs_bytes(L) bytes; dyb, dn_conv_dw_dy_len(L) floats; both 64-byte aligned. */
+#define DN_CONV_DW_LANES 16
+size_t dn_conv_dw_runs_bytes(int64_t L);
 int64_t dn_conv_dw_dy_len(int64_t L);
-void dn_conv_dw(const dn_conv_pack *cp, const float *dy, int64_t nf, float *wide, dn_conv_dw_run *runs, float *dyb);
+void dn_conv_dw(const dn_conv_pack *cp, const float *dy, int64_t nf, float *wide, void *runs, float *dyb);
 
 #endif /* DN_CONV_KERNELS_H */

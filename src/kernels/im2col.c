@@ -186,17 +186,79 @@ __attribute__((target("avx512f"))) static void col2im_channels_s1_avx512(const d
         }
     }
 }
-#endif
 
-static bool use_avx512(const dn_conv_geom *g)
+/* ------------------------------------------------------------------ AVX2, stride 1 (col2im only)
+ *
+ * col2im_channels_s1_avx512 with 8-lane registers: a row's W <= 64 pixels in NQ <= 8 chunks, a masked add
+ * (add, then blend by the mask: lanes a segment does not reach keep their bits, -0 included) per (i, j) and
+ * chunk, the pixel's additions in the same (i, j) order, so the sums are the loops' bit for bit.  NQ is a
+ * constant (2, 4 or 8; chunks past W have empty masks), so the sums stay in registers.  im2col has no AVX2
+ * version: where AVX2 is the best the CPU has, the forward pass packs its columns without im2col (conv_pack.c),
+ * and the weight gradient of many filters, im2col's remaining user, spends far more in the gemm. */
+__attribute__((target("avx2"))) static inline __m256i lane_mask8(int64_t a, int64_t b) /* lanes [a, b) of 8 */
 {
-#if IM2COL_X86
-    return g->sw == 1 && g->Wo <= 16 * S1_CHUNKS && g->W <= 16 * S1_CHUNKS && g->kw <= S1_KW && dn_cpu_avx512();
-#else
-    (void)g;
-    return false;
-#endif
+    if (a < 0) a = 0;
+    if (b > 8) b = 8;
+    const unsigned bits = b <= a ? 0u : ((1u << (b - a)) - 1u) << a;
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), bit), bit);
 }
+
+__attribute__((target("avx2"), always_inline)) static inline void
+col2im_s1_avx2(const dn_conv_geom *g, const float *col, int64_t ldcol, float *dx, int64_t c0, int64_t c1, const int NQ)
+{
+    const int64_t H = g->H, W = g->W, Ho = g->Ho, Wo = g->Wo, kh = g->kh, kw = g->kw;
+    __m256i m[S1_KW][8], row_mask[8]; /* kernel column j, chunk q: pixels it reaches */
+    int64_t woff[S1_KW];
+    for (int64_t j = 0; j < kw; j++) {
+        woff[j] = j * g->dw - g->pw;
+        int64_t lo, hi; /* output columns [lo, hi) land on pixels [lo + woff, hi + woff) */
+        valid_range(Wo, 1, woff[j], W, &lo, &hi);
+        for (int q = 0; q < NQ; q++) m[j][q] = lane_mask8(lo + woff[j] - 8 * q, hi + woff[j] - 8 * q);
+    }
+    for (int q = 0; q < NQ; q++) row_mask[q] = lane_mask8(0, W - 8 * q);
+    for (int64_t c = c0; c < c1; c++) {
+        const float *colc = col + c * kh * kw * ldcol;
+        for (int64_t ih = 0; ih < H; ih++) {
+            float *d = dx + (c * H + ih) * W;
+            __m256 acc[8];
+            for (int q = 0; q < NQ; q++) acc[q] = _mm256_maskload_ps(d + 8 * q, row_mask[q]);
+            for (int64_t i = 0; i < kh; i++) {
+                const int64_t t = ih + g->ph - i * g->dh; /* = oh * sh for the output row that reads ih */
+                if (t < 0 || t % g->sh != 0 || t / g->sh >= Ho) continue;
+                const float *seg = colc + i * kw * ldcol + t / g->sh * Wo; /* row (c, i, 0), output row oh */
+                for (int64_t j = 0; j < kw; j++, seg += ldcol) {
+                    const float *src = shifted(seg, -woff[j]); /* pixel iw takes seg[iw - woff] */
+                    for (int q = 0; q < NQ; q++) {
+                        const __m256 v = _mm256_maskload_ps(shifted(src, 8 * q), m[j][q]);
+                        acc[q] = _mm256_blendv_ps(acc[q], _mm256_add_ps(acc[q], v), _mm256_castsi256_ps(m[j][q]));
+                    }
+                }
+            }
+            for (int q = 0; q < NQ; q++) {
+                if (W - 8 * q >= 8) _mm256_storeu_ps(d + 8 * q, acc[q]);
+                else if (W > 8 * q) _mm256_maskstore_ps(d + 8 * q, row_mask[q], acc[q]);
+            }
+        }
+    }
+}
+
+__attribute__((target("avx2"))) static void col2im_channels_s1_avx2(const dn_conv_geom *g, const float *col,
+                                                                      int64_t ldcol, float *dx, int64_t c0, int64_t c1)
+{
+    if (g->W <= 16) col2im_s1_avx2(g, col, ldcol, dx, c0, c1, 2);
+    else if (g->W <= 32) col2im_s1_avx2(g, col, ldcol, dx, c0, c1, 4);
+    else col2im_s1_avx2(g, col, ldcol, dx, c0, c1, 8);
+}
+
+/* The stride-1 kernels take rows of up to 64 values and kernels up to S1_KW wide. */
+static bool s1_fits(const dn_conv_geom *g)
+{
+    return g->sw == 1 && g->Wo <= 16 * S1_CHUNKS && g->W <= 16 * S1_CHUNKS && g->kw <= S1_KW;
+}
+static bool use_avx512(const dn_conv_geom *g) { return s1_fits(g) && dn_cpu_avx512(); }
+static bool use_avx2(const dn_conv_geom *g) { return s1_fits(g) && dn_cpu_avx2(); }
+#endif
 
 /* dx channels [c0, c1) += the column rows of those channels.  A channel's pixels receive their additions
  * in the same order however the channels are shared out, so the sums never depend on the thread count. */
@@ -261,6 +323,10 @@ static void col2im_some(const dn_conv_geom *g, const float *col, int64_t ldcol, 
         col2im_channels_s1_avx512(g, col, ldcol, dx, c0, c1);
         return;
     }
+    if (use_avx2(g)) {
+        col2im_channels_s1_avx2(g, col, ldcol, dx, c0, c1);
+        return;
+    }
 #endif
     col2im_channels(g, col, ldcol, dx, c0, c1);
 }
@@ -307,216 +373,3 @@ void dn_col2im(const dn_conv_geom *g, const float *col, int64_t ldcol, float *dx
     else
         dn_parallel_run(parts, col2im_part, &job);
 }
-
-/* ------------------------------------------------------------------ packing the column matrix directly
- *
- * The convolution's forward gemm packs col into micro-panels of 16 columns (output pixels) by kc rows (taps);
- * building col first and copying it again is two passes over the largest array of the step.  This writes the
- * panels straight from a zero-padded copy of the input, with AVX-512 masked loads (stride 1 only: then a run
- * of consecutive pixels of one output row reads consecutive input floats for every tap).
- *
- * A panel's 16 columns fall into runs that share an image and an output row (a 28-wide row: runs of 16, or of
- * 12 and 4, ...).  For run r starting at lane a, of pixels (image i, row oh, columns ow0 ..), and tap
- * k = (c, ki, kj), lane t reads
- *     xpad[i][c][oh*sh + ki*dh][ow0 + (t - a) + kj*dw] = xpad_flat[base_r + t + koff[k]]
- * with base_r = ((i*C)*Hp + oh*sh)*Wp + ow0 - a and koff[k] = (c*Hp + ki*dh)*Wp + kj*dw, the padded plane
- * being Hp x Wp.  So a tap is one masked load per run.  base_r + t may point up to 15 floats before or after
- * the padded images (lanes that are masked off): the caller leaves DN_CONV_PACK_SLACK floats on both sides. */
-#if IM2COL_X86
-/* The runs of columns c0 .. c1-1 (c1 - c0 <= 16), from the cursor (image i, output row oh, column ow) of column
- * c0, which moves on to column c1.  Returns the number of runs; run r is base[r], mask[r] as above. */
-static int pack_runs(const dn_conv_geom *g, int64_t c0, int64_t c1, int64_t *i, int64_t *oh, int64_t *ow,
-                     int64_t *base, __mmask16 *mask)
-{
-    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
-    int runs = 0;
-    for (int64_t col = c0; col < c1;) {
-        int64_t len = g->Wo - *ow; /* to the end of this output row */
-        if (len > c1 - col) len = c1 - col;
-        const int64_t a = col - c0;
-        base[runs] = (*i * g->C * Hp + *oh * g->sh) * Wp + *ow - a;
-        mask[runs] = (__mmask16)(((1u << len) - 1u) << a);
-        runs++;
-        col += len;
-        *ow += len;
-        if (*ow == g->Wo) { /* next output row, next image */
-            *ow = 0;
-            if (++*oh == g->Ho) {
-                *oh = 0;
-                ++*i;
-            }
-        }
-    }
-    return runs;
-}
-
-/* Tap k's values for the 16 columns of the runs: one masked load per run (lanes of no run are 0). */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 pack_tap(const float *xpad, int runs,
-                                                                                 const int64_t *base,
-                                                                                 const __mmask16 *mask, int64_t off)
-{
-    __m512 v = _mm512_maskz_loadu_ps(mask[0], xpad + base[0] + off);
-    for (int r = 1; r < runs; r++) v = _mm512_mask_loadu_ps(v, mask[r], xpad + base[r] + off);
-    return v;
-}
-
-__attribute__((target("avx512f"))) static void conv_pack_avx512(const dn_conv_pack *cp, int64_t p0, int64_t j0,
-                                                                  int64_t kc, int64_t nc, float *dst)
-{
-    const dn_conv_geom *g = cp->g;
-    const int64_t P = g->Ho * g->Wo;
-    /* the pixel of column j0; later columns are reached by counting (no division per panel) */
-    int64_t i = j0 / P, oh = j0 % P / g->Wo, ow = j0 % P % g->Wo;
-    for (int64_t q = 0; q * 16 < nc; q++, dst += 16 * kc) {
-        int64_t base[16];
-        __mmask16 mask[16];
-        const int64_t c0 = j0 + q * 16, c1 = c0 + 16 < cp->L ? c0 + 16 : cp->L; /* columns of this panel */
-        const int runs = pack_runs(g, c0, c1, &i, &oh, &ow, base, mask);
-        const int64_t *koff = cp->koff + p0;
-        if (runs == 1) { /* the usual cases, with the masks and bases in registers */
-            const float *b0 = cp->xpad + base[0];
-            const __mmask16 m0 = mask[0];
-            for (int64_t k = 0; k < kc; k++) _mm512_storeu_ps(dst + 16 * k, _mm512_maskz_loadu_ps(m0, b0 + koff[k]));
-        } else if (runs == 2) {
-            const float *b0 = cp->xpad + base[0], *b1 = cp->xpad + base[1];
-            const __mmask16 m0 = mask[0], m1 = mask[1];
-            for (int64_t k = 0; k < kc; k++) {
-                const __m512 v = _mm512_maskz_loadu_ps(m0, b0 + koff[k]);
-                _mm512_storeu_ps(dst + 16 * k, _mm512_mask_loadu_ps(v, m1, b1 + koff[k]));
-            }
-        } else {
-            for (int64_t k = 0; k < kc; k++) _mm512_storeu_ps(dst + 16 * k, pack_tap(cp->xpad, runs, base, mask, koff[k]));
-        }
-    }
-}
-
-/* The weight gradient of one block, dW[f, tap] += Σ_pixels dY[f, pixel] · col[tap, pixel], as dot products
- * along the block's pixels, 16 at a time, a tap's 16 values loaded from the padded input as conv_pack_avx512
- * loads them (one masked load per run of pixels sharing an output row; the input is L1-resident: a LeNet image
- * is 4 KB).  6 filters x 3 taps = 18 accumulators, which with their 9 operands fit the 32 registers.  No column
- * matrix and no transposed packing: with few filters (LeNet: 6, 16) those passes cost more than the
- * arithmetic.  The sums stay 16 lanes wide (wide[(f*K + tap)*16 + lane], added to block after block, pixels
- * in order); the caller adds the lanes up once, at the end.  runs: the runs of every 16-pixel chunk, up to 16
- * entries per chunk, the count in the chunk's first.  Six filters' dy are first copied chunk by chunk into dyb,
- * so that a chunk's six vectors sit side by side (one pointer, no masks in the inner loop). */
-enum { DW_F = 6, DW_T = 3 };
-
-/* The 18 sums of taps t0 .. t0+2 over every chunk, into wide.  dyb: the 6 filters' dy, chunk-major
- * (dyb[(c*6 + a)*16 + lane], zeros past the filters and pixels).  all_taps: t0 + 3 <= K, so no tap mask. */
-__attribute__((target("avx512f"), always_inline)) static inline void
-conv_dw_taps(const dn_conv_pack *cp, const float *dyb, int64_t chunks, const dn_conv_dw_run *runs, int64_t f0,
-             int64_t nf, int64_t t0, int64_t K, bool all_taps, float *wide)
-{
-    __m512 acc[DW_F][DW_T];
-    for (int a = 0; a < DW_F; a++)
-        for (int b = 0; b < DW_T; b++) acc[a][b] = _mm512_setzero_ps();
-    int64_t off[DW_T];
-    __mmask16 tm[DW_T]; /* taps past K load nothing */
-    for (int b = 0; b < DW_T; b++) {
-        off[b] = t0 + b < K ? cp->koff[t0 + b] : 0;
-        tm[b] = all_taps || t0 + b < K ? 0xFFFF : 0;
-    }
-    const float *xp = cp->xpad;
-    for (int64_t c = 0; c < chunks; c++) {
-        const dn_conv_dw_run *rc = runs + c * 16;
-        const float *dc = dyb + c * DW_F * 16;
-        __m512 x[DW_T];
-        const float *b0 = xp + rc[0].base;
-        for (int b = 0; b < DW_T; b++)
-            x[b] = _mm512_maskz_loadu_ps(all_taps ? rc[0].mask : rc[0].mask & tm[b], b0 + off[b]);
-        for (int r = 1; r < rc[0].n; r++) {
-            const float *br = xp + rc[r].base;
-            for (int b = 0; b < DW_T; b++)
-                x[b] = _mm512_mask_loadu_ps(x[b], all_taps ? rc[r].mask : rc[r].mask & tm[b], br + off[b]);
-        }
-        for (int a = 0; a < DW_F; a++) {
-            const __m512 d = _mm512_load_ps(dc + a * 16);
-            for (int b = 0; b < DW_T; b++) acc[a][b] = _mm512_fmadd_ps(d, x[b], acc[a][b]);
-        }
-    }
-    for (int a = 0; a < DW_F && f0 + a < nf; a++)
-        for (int b = 0; b < DW_T && t0 + b < K; b++) {
-            float *w16 = wide + ((f0 + a) * K + t0 + b) * 16;
-            _mm512_storeu_ps(w16, _mm512_add_ps(_mm512_loadu_ps(w16), acc[a][b]));
-        }
-}
-
-__attribute__((target("avx512f"))) static void conv_dw_avx512(const dn_conv_pack *cp, const float *dy, int64_t nf,
-                                                                float *wide, const dn_conv_dw_run *runs, float *dyb)
-{
-    const dn_conv_geom *g = cp->g;
-    const int64_t K = g->C * g->kh * g->kw, L = cp->L, chunks = (L + 15) / 16;
-    for (int64_t f0 = 0; f0 < nf; f0 += DW_F) {
-        for (int64_t c = 0; c < chunks; c++) {
-            const __mmask16 pm = (__mmask16)(L - c * 16 >= 16 ? 0xFFFFu : (1u << (L - c * 16)) - 1u);
-            for (int a = 0; a < DW_F; a++)
-                _mm512_store_ps(dyb + (c * DW_F + a) * 16,
-                                f0 + a < nf ? _mm512_maskz_loadu_ps(pm, dy + (f0 + a) * L + c * 16) : _mm512_setzero_ps());
-        }
-        int64_t t0 = 0;
-        for (; t0 + DW_T <= K; t0 += DW_T) conv_dw_taps(cp, dyb, chunks, runs, f0, nf, t0, K, true, wide);
-        if (t0 < K) conv_dw_taps(cp, dyb, chunks, runs, f0, nf, t0, K, false, wide);
-    }
-}
-#endif
-
-bool dn_conv_pack_available(const dn_conv_geom *g)
-{
-#if IM2COL_X86
-    return g->sw == 1 && dn_cpu_avx512();
-#else
-    (void)g;
-    return false;
-#endif
-}
-
-void dn_conv_pack_offsets(const dn_conv_geom *g, int64_t *koff)
-{
-    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
-    for (int64_t c = 0, k = 0; c < g->C; c++)
-        for (int64_t ki = 0; ki < g->kh; ki++)
-            for (int64_t kj = 0; kj < g->kw; kj++) koff[k++] = (c * Hp + ki * g->dh) * Wp + kj * g->dw;
-}
-
-void dn_conv_pad(const dn_conv_geom *g, const float *x, int64_t x_image_stride, int64_t m, float *xpad)
-{
-    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t c = 0; c < g->C; c++) {
-            const float *src = x + i * x_image_stride + c * g->H * g->W;
-            float *plane = xpad + (i * g->C + c) * Hp * Wp;
-            for (int64_t h = 0; h < g->H; h++)
-                memcpy(plane + (h + g->ph) * Wp + g->pw, src + h * g->W, (size_t)g->W * sizeof(float));
-        }
-}
-
-void dn_conv_pack_b(const void *arg, int64_t p0, int64_t j0, int64_t kc, int64_t nc, float *dst)
-{
-#if IM2COL_X86
-    conv_pack_avx512(arg, p0, j0, kc, nc, dst);
-#else
-    (void)arg, (void)p0, (void)j0, (void)kc, (void)nc, (void)dst; /* dn_conv_pack_available said no */
-#endif
-}
-
-int64_t dn_conv_dw_runs_len(int64_t L) { return (L + 15) / 16 * 16; }
-int64_t dn_conv_dw_dy_len(int64_t L) { return (L + 15) / 16 * 16 * DW_F; }
-
-void dn_conv_dw(const dn_conv_pack *cp, const float *dy, int64_t nf, float *wide, dn_conv_dw_run *runs, float *dyb)
-{
-#if IM2COL_X86
-    /* the runs of every 16-pixel chunk, found once for all filters and taps */
-    int64_t i = 0, oh = 0, ow = 0;
-    for (int64_t c = 0; c * 16 < cp->L; c++) {
-        int64_t base[16];
-        __mmask16 mask[16];
-        const int64_t c1 = c * 16 + 16 < cp->L ? c * 16 + 16 : cp->L;
-        const int n = pack_runs(cp->g, c * 16, c1, &i, &oh, &ow, base, mask);
-        for (int r = 0; r < n; r++) runs[c * 16 + r] = (dn_conv_dw_run){base[r], mask[r], n};
-    }
-    conv_dw_avx512(cp, dy, nf, wide, runs, dyb);
-#else
-    (void)cp, (void)dy, (void)nf, (void)wide, (void)runs, (void)dyb; /* dn_conv_pack_available said no */
-#endif
-}
-

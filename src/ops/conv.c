@@ -13,10 +13,14 @@
  * many there are.
  * A 1x1, stride-1, unpadded convolution with P large enough for one image per gemm needs no im2col at
  * all: an image's group of channels [C/groups, H*W] already is its column matrix.
- * On AVX-512 machines, with stride 1 along the width, col is not built at all for the forward pass: the gemm
- * packs its panels straight from a zero-padded copy of the block's images (dn_sgemm_pack_fn + dn_conv_pack_b,
- * the same numbers as im2col), and with at most CONV_DOT_DW_MAX_F filters per group dW is computed as dot
- * products over the pixels from that copy (dn_conv_dw).  dx still goes through dcol and col2im. */
+ * That im2col + gemm form is the reference, and this file keeps it.  Where the CPU has AVX2 + FMA or AVX-512 (as
+ * kernels/cpu.h allows), with stride 1 along the width, two fast paths replace parts of it; their kernels live
+ * per ISA in src/kernels (conv_pack.c picks one; conv_avx2.c, conv_avx512.c): col is not built at all for the
+ * forward pass, the gemm packing its panels straight from a zero-padded copy of the block's images
+ * (dn_sgemm_pack_fn + dn_conv_pack_b, the same numbers as im2col, bit for bit), and with at most
+ * CONV_DOT_DW_MAX_F filters per group dW is computed as dot products over the pixels from that copy
+ * (dn_conv_dw: another summation order, within rounding of the gemm's).  dx still goes through dcol and col2im.
+ * dn_op_conv2d_reference is this op with the fast paths off, for the tests that compare the two. */
 #include "internal.h"
 #include "kernels/conv_kernels.h"
 #include "kernels/threads.h"
@@ -69,7 +73,8 @@ static dn_status int_attr(const dn_node *node, int i, int64_t min, int64_t *out)
     return DN_OK;
 }
 
-static dn_status plan_conv(const dn_node *node, conv_plan *p)
+/* reference: im2col + gemm only (dn_op_conv2d_reference), neither packed nor dot_dw. */
+static dn_status plan_conv(const dn_node *node, bool reference, conv_plan *p)
 {
     if (node->n_in != 2 && node->n_in != 3)
         return dn_error(DN_ERR_ARG, "takes (x, weight) or (x, weight, bias), got %d inputs", node->n_in);
@@ -124,9 +129,10 @@ static dn_status plan_conv(const dn_node *node, conv_plan *p)
     p->nb = images_per_gemm(p);
     p->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && p->nb == 1;
     /* the smallest block has one image, P columns: if that is not a tiny product, none is */
-    p->packed = !p->direct && dn_conv_pack_available(g) && !dn_sgemm_is_tiny(p->Fg, p->P, p->K);
+    const bool fast = !reference && !p->direct && dn_conv_pack_available(g);
+    p->packed = fast && !dn_sgemm_is_tiny(p->Fg, p->P, p->K);
     /* few filters: the weight gradient as dot products over the pixels (dn_conv_dw), no column matrix */
-    p->dot_dw = !p->direct && p->Fg <= CONV_DOT_DW_MAX_F && dn_conv_pack_available(g);
+    p->dot_dw = fast && p->Fg <= CONV_DOT_DW_MAX_F;
     return DN_OK;
 }
 
@@ -160,9 +166,9 @@ typedef struct conv_job {
     int64_t runs;
     float *xpad;            /* packed / dot_dw: per-part padded input blocks, xpad_len floats apart */
     int64_t xpad_len;
-    float *wide;            /* dot_dw: per run of blocks, dW as 16 partial sums each [F, K, 16] */
-    dn_conv_dw_run *dwruns; /* dot_dw: per part, the pixel runs of a block (dn_conv_dw) */
-    int64_t dwruns_len;
+    float *wide;            /* dot_dw: per run of blocks, dW as partial sums [F, K, DN_CONV_DW_LANES] */
+    char *dwruns;           /* dot_dw: per part, the pixel runs of a block (dn_conv_dw), dwruns_len bytes apart */
+    size_t dwruns_len;
     float *dwdy;            /* dot_dw: per part, dy rearranged (dn_conv_dw), dwdy_len floats apart */
     int64_t dwdy_len;
     const int64_t *koff;    /* packed / dot_dw: each tap's offset in a padded block (dn_conv_pack_offsets) */
@@ -256,10 +262,10 @@ static void conv_fwd_part(void *arg, int part, int parts, void *scratch)
     }
 }
 
-static dn_status conv_fwd(dn_ctx *ctx, dn_node *node)
+static dn_status conv_forward(dn_ctx *ctx, dn_node *node, bool reference)
 {
     conv_plan p;
-    dn_status s = plan_conv(node, &p);
+    dn_status s = plan_conv(node, reference, &p);
     if (s) return s;
     dn_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in == 3 ? node->in[2] : NULL;
     int64_t shape[4] = {p.N, p.F, p.geom.Ho, p.geom.Wo};
@@ -337,19 +343,19 @@ static void conv_dw_part(void *arg, int part, int parts, void *scratch)
     for (int64_t r = j->runs * part / parts; r < j->runs * (part + 1) / parts; r++) {
         /* the gemm adds into acc; the dot products add into wide, whose lane sums then overwrite acc */
         float *acc = j->partial + r * p->F * p->K;
-        float *wide = p->dot_dw ? j->wide + r * p->F * p->K * 16 : NULL;
-        if (wide) memset(wide, 0, (size_t)(p->F * p->K * 16) * sizeof(float));
+        float *wide = p->dot_dw ? j->wide + r * p->F * p->K * DN_CONV_DW_LANES : NULL;
+        if (wide) memset(wide, 0, (size_t)(p->F * p->K * DN_CONV_DW_LANES) * sizeof(float));
         else memset(acc, 0, (size_t)(p->F * p->K) * sizeof(float));
         for (int64_t blk = j->blocks * r / j->runs; blk < j->blocks * (r + 1) / j->runs; blk++) {
             const int64_t n0 = blk * nb, m = block_images(p, blk), L = m * p->P;
             for (int64_t g = 0; g < p->G; g++) {
                 const float *xg = j->x + (n0 * p->C + g * p->Cg) * HW, *dyg = block_dy(p, j->dy, n0, m, g, buf);
                 float *accg = acc + g * p->Fg * p->K;
-                if (p->dot_dw) { /* dot products straight from the padded input, 16 partial sums each */
+                if (p->dot_dw) { /* dot products straight from the padded input, DN_CONV_DW_LANES partial sums each */
                     dn_conv_pad(&p->geom, xg, p->C * HW, m, xpad);
                     const dn_conv_pack pk = {&p->geom, xpad, j->koff, L};
-                    dn_conv_dw(&pk, dyg, p->Fg, wide + g * p->Fg * p->K * 16, j->dwruns + part * j->dwruns_len,
-                               j->dwdy + part * j->dwdy_len);
+                    dn_conv_dw(&pk, dyg, p->Fg, wide + g * p->Fg * p->K * DN_CONV_DW_LANES,
+                               j->dwruns + part * j->dwruns_len, j->dwdy + part * j->dwdy_len);
                     continue;
                 }
                 const float *cols = xg;
@@ -360,10 +366,10 @@ static void conv_dw_part(void *arg, int part, int parts, void *scratch)
                 dn_sgemm(false, true, p->Fg, p->K, L, 1.0f, dyg, L, cols, L, 1.0f, accg, p->K);
             }
         }
-        if (wide) /* the 16 partial sums of each weight, added in lane order */
+        if (wide) /* the partial sums of each weight, added in lane order */
             for (int64_t i = 0; i < p->F * p->K; i++) {
                 float sum = 0.0f;
-                for (int lane = 0; lane < 16; lane++) sum += wide[i * 16 + lane];
+                for (int lane = 0; lane < DN_CONV_DW_LANES; lane++) sum += wide[i * DN_CONV_DW_LANES + lane];
                 acc[i] = sum;
             }
     }
@@ -399,10 +405,10 @@ static void bias_grad_part(void *arg, int part, int parts, void *scratch)
     }
 }
 
-static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
+static dn_status conv_backward(dn_ctx *ctx, dn_node *node, bool reference)
 {
     conv_plan p;
-    dn_status s = plan_conv(node, &p);
+    dn_status s = plan_conv(node, reference, &p);
     if (s) return s;
     dn_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in == 3 ? node->in[2] : NULL;
     const conv_saved *sv = node->saved;
@@ -428,9 +434,9 @@ static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
         j.partial = dn_ctx_alloc(ctx, (size_t)(runs * p.F * p.K) * sizeof(float));
         if (!j.partial) return DN_ERR_NOMEM;
         if (p.dot_dw) {
-            j.dwruns_len = dn_conv_dw_runs_len(p.nb * p.P);
-            j.wide = dn_ctx_alloc(ctx, (size_t)(runs * p.F * p.K * 16) * sizeof(float));
-            j.dwruns = dn_ctx_alloc(ctx, (size_t)(parts * j.dwruns_len) * sizeof(dn_conv_dw_run));
+            j.dwruns_len = dn_conv_dw_runs_bytes(p.nb * p.P); /* a multiple of 64: each part's stays aligned */
+            j.wide = dn_ctx_alloc(ctx, (size_t)(runs * p.F * p.K * DN_CONV_DW_LANES) * sizeof(float));
+            j.dwruns = dn_ctx_alloc(ctx, (size_t)parts * j.dwruns_len);
             j.dwdy_len = dn_conv_dw_dy_len(p.nb * p.P); /* a multiple of 16 floats: each part's stays aligned */
             j.dwdy = dn_ctx_alloc(ctx, (size_t)(parts * j.dwdy_len) * sizeof(float));
             if (!j.wide || !j.dwruns || !j.dwdy) return DN_ERR_NOMEM;
@@ -447,6 +453,11 @@ static dn_status conv_bwd(dn_ctx *ctx, dn_node *node)
     if (dx) dn_parallel_run(parts, conv_dx_part, &j);
     return DN_OK;
 }
+
+static dn_status conv_fwd(dn_ctx *ctx, dn_node *node) { return conv_forward(ctx, node, false); }
+static dn_status conv_bwd(dn_ctx *ctx, dn_node *node) { return conv_backward(ctx, node, false); }
+static dn_status conv_ref_fwd(dn_ctx *ctx, dn_node *node) { return conv_forward(ctx, node, true); }
+static dn_status conv_ref_bwd(dn_ctx *ctx, dn_node *node) { return conv_backward(ctx, node, true); }
 
 #define X(n, c, h, w) {4, {n, c, h, w}, DN_FILL_UNIFORM, -1, 1}
 #define B(f) {1, {f}, DN_FILL_UNIFORM, -1, 1}
@@ -473,20 +484,28 @@ static const dn_case conv_relu_cases[] = {
 
 #define N_OF(a) (int)(sizeof(a) / sizeof((a)[0]))
 
-const dn_op dn_ops_conv[] = {
 #define CONV_ATTRS                                                                                          \
     .arity = -1, .n_attrs = DN_CONV_N_ATTRS,                                                                \
     .attr_names = {"stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w", "groups"},         \
-    .attr_defaults = {1, 1, 0, 0, 1, 1, 1}, .forward = conv_fwd, .backward = conv_bwd
-    {.name = "conv2d", CONV_ATTRS,
+    .attr_defaults = {1, 1, 0, 0, 1, 1, 1}
+
+const dn_op dn_ops_conv[] = {
+    {.name = "conv2d", CONV_ATTRS, .forward = conv_fwd, .backward = conv_bwd,
      .doc = "y = w ⋆ x + b, cross-correlation with stride, zero padding, dilation, groups; torch.nn.functional.conv2d",
      .cases = conv_cases, .n_cases = N_OF(conv_cases)},
-    {.name = "conv2d_relu", .flags = DN_OPF_RELU, CONV_ATTRS,
+    {.name = "conv2d_relu", .flags = DN_OPF_RELU, CONV_ATTRS, .forward = conv_fwd, .backward = conv_bwd,
      .doc = "y = relu(w ⋆ x + b), conv2d with the ReLU in the gemm's epilogue and the gradient masked in backward "
             "(bit for bit conv2d then relu, without the pre-activation tensor)",
      .cases = conv_relu_cases, .n_cases = N_OF(conv_relu_cases)},
     {0},
 };
+
+/* Not in the registry: conv2d and conv2d_relu by im2col + gemm only, the references the tests hold the fast paths
+ * to. */
+const dn_op dn_op_conv2d_reference = {.name = "conv2d_reference", CONV_ATTRS, .forward = conv_ref_fwd,
+                                      .backward = conv_ref_bwd};
+const dn_op dn_op_conv2d_relu_reference = {.name = "conv2d_relu_reference", .flags = DN_OPF_RELU, CONV_ATTRS,
+                                           .forward = conv_ref_fwd, .backward = conv_ref_bwd};
 
 dn_tensor *dn_conv2d(dn_ctx *ctx, dn_tensor *x, dn_tensor *w, dn_tensor *b, int stride_h, int stride_w, int pad_h,
                      int pad_w, int dilation_h, int dilation_w, int groups)

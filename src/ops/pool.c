@@ -10,13 +10,10 @@
  * (torch's argmax rule, ties included; a NaN wins, as in torch).  The forward pass records that element's
  * index in the plane, so backward is a scatter-add. */
 #include "internal.h"
-#include "kernels/cpu.h"
+#include "kernels/pool_kernels.h"
 #include "kernels/threads.h"
 
 #include <math.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 enum { P_MAX, P_MIN, P_AVG };
 
@@ -81,143 +78,6 @@ static void window(const pool_plan *p, int64_t oh, int64_t ow, int64_t *h0, int6
     *w0 = ws > 0 ? ws : 0;
 }
 
-/* The common case, 2 x 2 windows with stride 2 and no padding, for max and min: every window lies inside the
- * plane, so the clipping goes, and the comparisons keep the general loop's order and rule (strict, so the first
- * extreme element wins ties; a NaN takes over).  The first element needs no comparison: against the -inf
- * (+inf) start it is taken or, being -inf (+inf) itself, equals the start, and the index starts at it either
- * way.  `off` is where the winner lies from the window's first element: 0, 1, W or W + 1. */
-static inline float take2(bool is_max, float v, float best, int32_t *off, int32_t here)
-{
-    const bool take = (is_max ? v > best : v < best) || isnan(v);
-    if (take) *off = here;
-    return take ? v : best;
-}
-
-#ifdef __SSE2__
-/* Four windows at once with SSE2 (every x86-64 has it): compare masks select the values and offsets, so no
- * branch depends on the data. */
-static inline __m128 take4(bool is_max, __m128 v, __m128 best, __m128i *off, __m128i here)
-{
-    const __m128 better = is_max ? _mm_cmpgt_ps(v, best) : _mm_cmplt_ps(v, best);
-    const __m128 take = _mm_or_ps(better, _mm_cmpunord_ps(v, v));
-    const __m128i ti = _mm_castps_si128(take);
-    *off = _mm_or_si128(_mm_and_si128(ti, here), _mm_andnot_si128(ti, *off));
-    return _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, best));
-}
-#endif
-
-#if defined(__x86_64__) || defined(__i386__)
-#define POOL_AVX512 1
-#include <immintrin.h>
-
-/* Sixteen windows at once with AVX-512 (a LeNet row of 14 or 5 windows is one pass, the tail masked): the
- * same comparisons, in the same order, as take4. */
-__attribute__((target("avx512f"))) static void pool_2x2_rows_avx512(const pool_plan *p, bool is_max, const float *xp,
-                                                                      float *yp, int64_t *ap)
-{
-    const int64_t W = p->W, Ho = p->Ho, Wo = p->Wo;
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __m512i one = _mm512_set1_epi32(1), below = _mm512_set1_epi32((int32_t)W), diag = _mm512_set1_epi32((int32_t)W + 1);
-    const __m512i lane2 = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
-#define POOL_TAKE(v) ((is_max ? _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) : _mm512_cmp_ps_mask(v, best, _CMP_LT_OQ)) | \
-                      _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q))
-    for (int64_t oh = 0; oh < Ho; oh++) {
-        const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
-        float *yr = yp + oh * Wo;
-        for (int64_t ow = 0; ow < Wo; ow += 16) {
-            const int64_t n = Wo - ow < 16 ? Wo - ow : 16; /* windows in this pass: 2n inputs per row */
-            const __mmask16 lo_m = (__mmask16)(n >= 8 ? 0xFFFF : (1u << (2 * n)) - 1u);
-            const __mmask16 hi_m = (__mmask16)(n > 8 ? (1u << (2 * n - 16)) - 1u : 0u);
-            const __m512 t0 = _mm512_maskz_loadu_ps(lo_m, r0 + 2 * ow), t1 = _mm512_maskz_loadu_ps(hi_m, r0 + 2 * ow + 16);
-            const __m512 u0 = _mm512_maskz_loadu_ps(lo_m, r1 + 2 * ow), u1 = _mm512_maskz_loadu_ps(hi_m, r1 + 2 * ow + 16);
-            const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
-            const __m512 c = _mm512_permutex2var_ps(u0, even, u1), d = _mm512_permutex2var_ps(u0, odd, u1);
-            __m512 best = a;
-            __m512i off = _mm512_setzero_si512();
-            __mmask16 take = POOL_TAKE(b);
-            best = _mm512_mask_mov_ps(best, take, b);
-            off = _mm512_mask_mov_epi32(off, take, one);
-            take = POOL_TAKE(c);
-            best = _mm512_mask_mov_ps(best, take, c);
-            off = _mm512_mask_mov_epi32(off, take, below);
-            take = POOL_TAKE(d);
-            best = _mm512_mask_mov_ps(best, take, d);
-            off = _mm512_mask_mov_epi32(off, take, diag);
-            const __mmask16 out_m = (__mmask16)((1u << n) - 1u);
-            _mm512_mask_storeu_ps(yr + ow, out_m, best);
-            { /* index = 2 oh W + 2 (ow + lane) + off, in 64 bits */
-                int64_t *ar = ap + oh * Wo + ow;
-                const __m512i base = _mm512_add_epi64(_mm512_set1_epi64(2 * oh * W + 2 * ow), lane2);
-                const __m512i lo = _mm512_add_epi64(base, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(off)));
-                const __m512i hi = _mm512_add_epi64(_mm512_add_epi64(base, _mm512_set1_epi64(16)),
-                                                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(off, 1)));
-                _mm512_mask_storeu_epi64(ar, (__mmask8)out_m, lo);
-                _mm512_mask_storeu_epi64(ar + 8, (__mmask8)(out_m >> 8), hi);
-            }
-        }
-    }
-#undef POOL_TAKE
-}
-
-static bool pool_have_avx512(void) { return dn_cpu_avx512(); }
-#endif
-
-static inline void pool_2x2(const pool_plan *p, bool is_max, const float *xd, float *yd, int64_t *arg, int64_t pl0,
-                            int64_t pl1)
-{
-#ifdef POOL_AVX512
-    if (pool_have_avx512()) {
-        for (int64_t pl = pl0; pl < pl1; pl++)
-            pool_2x2_rows_avx512(p, is_max, xd + pl * p->H * p->W, yd + pl * p->Ho * p->Wo, arg + pl * p->Ho * p->Wo);
-        return;
-    }
-#endif
-    const int64_t W = p->W, Ho = p->Ho, Wo = p->Wo;
-    const int32_t down = (int32_t)W; /* W < 2^31: a layer's input has at most 2^31 elements */
-    for (int64_t pl = pl0; pl < pl1; pl++) {
-        const float *xp = xd + pl * p->H * W;
-        for (int64_t oh = 0; oh < Ho; oh++) {
-            const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
-            float *yr = yd + (pl * Ho + oh) * Wo;
-            int64_t *ar = arg + (pl * Ho + oh) * Wo;
-            const int64_t first = 2 * oh * W; /* the index of window (oh, 0)'s first element in the plane */
-            int64_t ow = 0;
-#ifdef __SSE2__
-            const __m128i one = _mm_set1_epi32(1), below = _mm_set1_epi32(down), diag = _mm_set1_epi32(down + 1);
-            for (; ow + 4 <= Wo; ow += 4) {
-                /* columns 2ow .. 2ow+7 of both rows, split into even (left) and odd (right) columns */
-                const __m128 t0 = _mm_loadu_ps(r0 + 2 * ow), t1 = _mm_loadu_ps(r0 + 2 * ow + 4);
-                const __m128 u0 = _mm_loadu_ps(r1 + 2 * ow), u1 = _mm_loadu_ps(r1 + 2 * ow + 4);
-                const __m128 a = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));
-                const __m128 b = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
-                const __m128 c = _mm_shuffle_ps(u0, u1, _MM_SHUFFLE(2, 0, 2, 0));
-                const __m128 d = _mm_shuffle_ps(u0, u1, _MM_SHUFFLE(3, 1, 3, 1));
-                __m128i off = _mm_setzero_si128();
-                __m128 best = take4(is_max, b, a, &off, one);
-                best = take4(is_max, c, best, &off, below);
-                best = take4(is_max, d, best, &off, diag);
-                _mm_storeu_ps(yr + ow, best);
-                /* index = first + 2 ow + off, widened to 64 bits (off >= 0, so zeros are its high halves) */
-                const __m128i lo = _mm_unpacklo_epi32(off, _mm_setzero_si128());
-                const __m128i hi = _mm_unpackhi_epi32(off, _mm_setzero_si128());
-                const int64_t base = first + 2 * ow;
-                _mm_storeu_si128((__m128i *)(ar + ow), _mm_add_epi64(lo, _mm_set_epi64x(base + 2, base)));
-                _mm_storeu_si128((__m128i *)(ar + ow + 2), _mm_add_epi64(hi, _mm_set_epi64x(base + 6, base + 4)));
-            }
-#endif
-            for (; ow < Wo; ow++) {
-                int32_t off = 0;
-                float best = take2(is_max, r0[2 * ow + 1], r0[2 * ow], &off, 1);
-                best = take2(is_max, r1[2 * ow], best, &off, down);
-                best = take2(is_max, r1[2 * ow + 1], best, &off, down + 1);
-                yr[ow] = best;
-                ar[ow] = first + 2 * ow + off;
-            }
-        }
-    }
-}
-
 /* Planes are independent, so threads take whole planes of a large input: the same numbers for any count. */
 #define POOL_PAR_MIN 65536
 
@@ -231,11 +91,12 @@ typedef struct pool_job {
 
 static void pool_forward_planes(const pool_job *j, int64_t pl0, int64_t pl1)
 {
-    const pool_plan *pp = j->p;
-    const pool_plan p = *pp;
+    const pool_plan p = *j->p;
     const int kind = j->kind;
     if (kind != P_AVG && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0) {
-        pool_2x2(pp, kind == P_MAX, j->x, j->y, j->arg, pl0, pl1);
+        /* the common case, with SIMD kernels (src/kernels/pool2x2.c): the same rule, the same results */
+        const dn_pool_geom g = {p.H, p.W, p.Ho, p.Wo};
+        dn_pool_2x2(&g, kind == P_MAX, j->x, j->y, j->arg, pl0, pl1);
         return;
     }
     const float count = (float)(p.kh * p.kw); /* count_include_pad: always the full window */
