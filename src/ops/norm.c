@@ -6,6 +6,7 @@
  * the trailing axes ("inner" = L or H*W, 1 for 2-d x), so one channel is N blocks of `inner` contiguous
  * floats, and its statistics run over m = N * inner values. */
 #include "internal.h"
+#include "kernels/bnorm.h"
 
 #include <math.h>
 
@@ -22,12 +23,6 @@ typedef struct bn_saved {
     double *invstd;     /* [C]: 1 / sqrt(var + eps) */
     int64_t n, channels, inner;
 } bn_saved;
-
-/* Element i of channel c in sample s of a contiguous [N, C, inner] buffer. */
-static inline int64_t at(const bn_saved *sv, int64_t s, int64_t c, int64_t i)
-{
-    return (s * sv->channels + c) * sv->inner + i;
-}
 
 static dn_status check_param(const dn_tensor *x, const dn_tensor *p, const char *what)
 {
@@ -68,31 +63,24 @@ static dn_status bn_check(const dn_node *node)
     return DN_OK;
 }
 
-/* Training: mean and biased variance per channel, both in double over the samples in index order:
- *     mean = (1/m) sum x,   var = (1/m) sum (x - mean)^2        (two passes: no cancellation)
+/* Training: mean and biased variance per channel (kernels/bnorm.h: two passes, so no cancellation; float lanes
+ * folded into double; threaded over channels):
+ *     mean = (1/m) sum x,   var = (1/m) sum (x - mean)^2
  * and the running estimates move towards them, the variance unbiased as torch does:
  *     running_mean = (1 - momentum) running_mean + momentum mean
  *     running_var  = (1 - momentum) running_var  + momentum var m / (m - 1) */
 static void batch_stats(bn_saved *sv, dn_tensor *rmean, dn_tensor *rvar, double momentum, double eps)
 {
     int64_t m = sv->n * sv->inner;
+    double *var = sv->invstd; /* the variances first, turned into 1 / sqrt(var + eps) below */
+    dn_bnorm_stats(sv->x, sv->n, sv->channels, sv->inner, sv->mean, var);
     for (int64_t c = 0; c < sv->channels; c++) {
-        double sum = 0, sq = 0;
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) sum += sv->x[at(sv, s, c, i)];
-        double mean = sum / (double)m;
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) {
-                double d = sv->x[at(sv, s, c, i)] - mean;
-                sq += d * d;
-            }
-        double var = sq / (double)m;
-        sv->mean[c] = mean;
-        sv->invstd[c] = 1.0 / sqrt(var + eps);
+        double mean = sv->mean[c], v = var[c];
+        sv->invstd[c] = 1.0 / sqrt(v + eps);
         /* the running statistics are rank 1, so element c sits at c * stride[0] even in a view */
         float *rm = rmean->data + c * rmean->stride[0], *rv = rvar->data + c * rvar->stride[0];
         *rm = (float)((1 - momentum) * *rm + momentum * mean);
-        *rv = (float)((1 - momentum) * *rv + momentum * var * (double)m / (double)(m - 1));
+        *rv = (float)((1 - momentum) * *rv + momentum * v * (double)m / (double)(m - 1));
     }
 }
 
@@ -134,14 +122,14 @@ static dn_status bn_fwd(dn_ctx *ctx, dn_node *node)
             sv->invstd[c] = 1.0 / sqrt((double)rv[c] + eps);
         }
     }
+    /* y = (x - mean) scale + beta, scale = gamma invstd: in float, vectorised and threaded over channels */
+    double *scale = dn_ctx_alloc(ctx, (size_t)(2 * sv->channels + 1) * sizeof(double)), *shift = scale + sv->channels;
+    if (!scale) return DN_ERR_NOMEM;
     for (int64_t c = 0; c < sv->channels; c++) {
-        double scale = sv->gamma[c] * sv->invstd[c], mean = sv->mean[c];
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) {
-                int64_t k = at(sv, s, c, i);
-                y->data[k] = (float)((sv->x[k] - mean) * scale + beta[c]);
-            }
+        scale[c] = sv->gamma[c] * sv->invstd[c];
+        shift[c] = beta[c];
     }
+    dn_bnorm_apply(sv->x, y->data, sv->n, sv->channels, sv->inner, sv->mean, scale, shift);
     node->out = y;
     node->saved = sv;
     return DN_OK;
@@ -163,29 +151,27 @@ static dn_status bn_bwd(dn_ctx *ctx, dn_node *node)
     float *dbeta = beta->requires_grad ? dn_grad_buf(ctx, beta) : NULL;
     if ((x->requires_grad && !dx) || (gamma->requires_grad && !dgamma) || (beta->requires_grad && !dbeta))
         return DN_ERR_NOMEM;
-    int64_t m = sv->n * sv->inner;
-    for (int64_t c = 0; c < sv->channels; c++) {
-        double mean = sv->mean[c], invstd = sv->invstd[c];
-        double sum_dy = 0, sum_dy_xhat = 0;
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) {
-                int64_t k = at(sv, s, c, i);
-                sum_dy += dy[k];
-                sum_dy_xhat += dy[k] * (sv->x[k] - mean) * invstd;
-            }
+    const int64_t m = sv->n * sv->inner, C = sv->channels;
+    const bool need_sums = dgamma || dbeta || (dx && training);
+    /* per channel: sum dy, sum dy (x - mean), then the coefficients of dx = A dy + B (x - mean) + C */
+    double *buf = dn_ctx_alloc(ctx, (size_t)(5 * C + 1) * sizeof(double));
+    if (!buf) return DN_ERR_NOMEM;
+    double *sum_dy = buf, *sum_dy_xc = buf + C, *A = buf + 2 * C, *B = buf + 3 * C, *Cc = buf + 4 * C;
+    if (need_sums) dn_bnorm_backward_sums(sv->x, dy, sv->n, C, sv->inner, sv->mean, sum_dy, sum_dy_xc);
+    for (int64_t c = 0; c < C; c++) {
+        double invstd = sv->invstd[c];
+        double sum_dy_xhat = need_sums ? sum_dy_xc[c] * invstd : 0;
         if (dgamma) dgamma[c] += (float)sum_dy_xhat;
-        if (dbeta) dbeta[c] += (float)sum_dy;
-        if (!dx) continue;
+        if (dbeta) dbeta[c] += (float)sum_dy[c];
         double k_scale = sv->gamma[c] * invstd;
-        double mean_dy = training && m ? sum_dy / (double)m : 0;
+        double mean_dy = need_sums && training && m ? sum_dy[c] / (double)m : 0;
         double mean_dy_xhat = training && m ? sum_dy_xhat / (double)m : 0;
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) {
-                int64_t k = at(sv, s, c, i);
-                double xhat = (sv->x[k] - mean) * invstd;
-                dx[k] += (float)(k_scale * (dy[k] - mean_dy - xhat * mean_dy_xhat));
-            }
+        /* k (dy - mean_dy - xhat mean_dy_xhat), xhat = (x - mean) invstd */
+        A[c] = k_scale;
+        B[c] = -k_scale * invstd * mean_dy_xhat;
+        Cc[c] = -k_scale * mean_dy;
     }
+    if (dx) dn_bnorm_backward_dx(sv->x, dy, dx, sv->n, C, sv->inner, sv->mean, A, B, Cc);
     return DN_OK;
 }
 
