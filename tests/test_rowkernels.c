@@ -269,16 +269,18 @@ static void test_xent_vs_double(void) { each_isa(xent_shapes); }
 
 /* ------------------------------------------------------------------ batch norm */
 
-static void bn_case(int64_t n, int64_t C, int64_t inner, bool big_mean)
+static void bn_case(int64_t n, int64_t C, int64_t inner, bool big_mean, bool training)
 {
     const int64_t count = n * C * inner, m = n * inner;
+    const double eps = 1e-5;
     float *x = filled(count, -3, 3), *y = filled(count, 0, 0), *dy = filled(count, -1, 1);
     float *dx = filled(count, -0.5f, 0.5f), *dx0 = malloc((size_t)count * sizeof(float));
-    double *mean = dalloc(C), *var = dalloc(C), *wmean = dalloc(C), *wvar = dalloc(C), *scale = dalloc(C);
-    double *shift = dalloc(C), *s1 = dalloc(C), *s2 = dalloc(C), *A = dalloc(C), *B = dalloc(C), *Cc = dalloc(C);
-    double *want = dalloc(count > C ? count : C), *tol = dalloc(count > C ? count : C);
-    if (!x || !y || !dy || !dx || !dx0 || !mean || !var || !wmean || !wvar || !scale || !shift || !s1 || !s2 || !A ||
-        !B || !Cc || !want || !tol) {
+    float *gamma = filled(C, 0.5f, 1.5f), *beta = filled(C, -1, 1);
+    double *mean = dalloc(C), *var = dalloc(C), *wmean = dalloc(C), *wvar = dalloc(C), *invstd = dalloc(C);
+    double *s1 = dalloc(C), *s2 = dalloc(C), *t1 = dalloc(C), *t2 = dalloc(C);
+    double *want = dalloc(count), *tol = dalloc(count);
+    if (!x || !y || !dy || !dx || !dx0 || !gamma || !beta || !mean || !var || !wmean || !wvar || !invstd || !s1 ||
+        !s2 || !t1 || !t2 || !want || !tol) {
         t_fail(__FILE__, __LINE__, "out of memory");
         goto done;
     }
@@ -295,13 +297,14 @@ static void bn_case(int64_t n, int64_t C, int64_t inner, bool big_mean)
         for (int64_t s = 0; s < n; s++)
             for (int64_t i = 0; i < inner; i++) sq += (x[AT(s, c, i)] - wmean[c]) * (x[AT(s, c, i)] - wmean[c]);
         wvar[c] = sq / (double)m;
-        scale[c] = 1.0 / sqrt(wvar[c] + 1e-5) * (0.5 + 0.1 * (double)c);
-        shift[c] = 0.25 * (double)c - 1;
+        invstd[c] = 1.0 / sqrt(wvar[c] + eps);
+        mean[c] = wmean[c]; /* evaluation reads them as the running statistics */
+        var[c] = wvar[c];
     }
-    char what[96];
-    snprintf(what, sizeof what, "batch norm [%lld, %lld, %lld]%s", (long long)n, (long long)C, (long long)inner,
-             big_mean ? " (a channel of mean 1000)" : "");
-    dn_bnorm_stats(x, n, C, inner, mean, var);
+    char what[112];
+    snprintf(what, sizeof what, "batch norm [%lld, %lld, %lld] %s%s", (long long)n, (long long)C, (long long)inner,
+             training ? "training" : "evaluation", big_mean ? " (a channel of mean 1000)" : "");
+    dn_bnorm_forward(x, y, n, C, inner, gamma, beta, eps, training, mean, var);
     int bad = 0;
     for (int64_t c = 0; c < C; c++) {
         bool ok = fabs(mean[c] - wmean[c]) <= 1e-6 * (fabs(wmean[c]) + 3) && fabs(var[c] - wvar[c]) <= 1e-5 * wvar[c];
@@ -309,17 +312,20 @@ static void bn_case(int64_t n, int64_t C, int64_t inner, bool big_mean)
             t_fail(__FILE__, __LINE__, "[%s] %s channel %lld: mean %.12g var %.12g, expected %.12g %.12g", isa_label,
                    what, (long long)c, mean[c], var[c], wmean[c], wvar[c]);
     }
-    /* apply with the reference statistics, so only the apply is judged */
-    dn_bnorm_apply(x, y, n, C, inner, wmean, scale, shift);
     for (int64_t s = 0; s < n; s++)
         for (int64_t c = 0; c < C; c++)
             for (int64_t i = 0; i < inner; i++) {
-                const double d = (x[AT(s, c, i)] - wmean[c]) * scale[c];
-                want[AT(s, c, i)] = d + shift[c];
-                tol[AT(s, c, i)] = fabs(d) + fabs(shift[c]) + 1e-30;
+                const double k = gamma[c] * invstd[c], d = (x[AT(s, c, i)] - wmean[c]) * k;
+                want[AT(s, c, i)] = d + beta[c];
+                /* judged against one standard deviation of the output, as float rounding of the mean moves it */
+                tol[AT(s, c, i)] = fabs(d) + fabs(beta[c]) + fabs(k) * sqrt(wvar[c]);
             }
     COMPARE(what, y, want, tol, count, 2e-6);
-    dn_bnorm_backward_sums(x, dy, n, C, inner, wmean, s1, s2);
+
+    dn_bnorm_backward(x, dy, dx, n, C, inner, gamma, wmean, invstd, training, s1, s2);
+    dn_bnorm_backward(x, dy, NULL, n, C, inner, gamma, wmean, invstd, training, t1, t2); /* sums only */
+    CHECK_MSG(memcmp(s1, t1, (size_t)C * sizeof(double)) == 0 && memcmp(s2, t2, (size_t)C * sizeof(double)) == 0,
+              "[%s] %s: the sums differ without dx", isa_label, what);
     for (int64_t c = 0; c < C; c++) {
         double a = 0, b = 0, ma = 0, mb = 0;
         for (int64_t s = 0; s < n; s++)
@@ -333,31 +339,29 @@ static void bn_case(int64_t n, int64_t C, int64_t inner, bool big_mean)
         if (!ok && bad++ < 3)
             t_fail(__FILE__, __LINE__, "[%s] %s sums of channel %lld: %.12g %.12g, expected %.12g %.12g", isa_label,
                    what, (long long)c, s1[c], s2[c], a, b);
-        A[c] = scale[c];
-        B[c] = -0.3 * scale[c] * (double)(c + 1);
-        Cc[c] = 0.1 * (double)c - 0.2;
-    }
-    dn_bnorm_backward_dx(x, dy, dx, n, C, inner, wmean, A, B, Cc);
-    for (int64_t s = 0; s < n; s++)
-        for (int64_t c = 0; c < C; c++)
+        const double k = gamma[c] * invstd[c], mdy = training ? a / (double)m : 0;
+        const double mdyx = training ? b * invstd[c] / (double)m : 0;
+        for (int64_t s = 0; s < n; s++)
             for (int64_t i = 0; i < inner; i++) {
-                const int64_t k = AT(s, c, i);
-                const double ad = A[c] * dy[k], bx = B[c] * (x[k] - wmean[c]);
-                want[k] = dx0[k] + ad + bx + Cc[c];
-                tol[k] = fabs(dx0[k]) + fabs(ad) + fabs(bx) + fabs(Cc[c]) + 1e-30;
+                const int64_t e = AT(s, c, i);
+                const double xhat = (x[e] - wmean[c]) * invstd[c];
+                want[e] = dx0[e] + k * (dy[e] - mdy - xhat * mdyx);
+                tol[e] = fabs(dx0[e]) + fabs(k) * (fabs(dy[e]) + fabs(mdy) + fabs(xhat * mdyx)) + 1e-30;
             }
+    }
     COMPARE(what, dx, want, tol, count, 2e-6);
 #undef AT
 done:
-    free(x), free(y), free(dy), free(dx), free(dx0), free(mean), free(var), free(wmean), free(wvar), free(scale);
-    free(shift), free(s1), free(s2), free(A), free(B), free(Cc), free(want), free(tol);
+    free(x), free(y), free(dy), free(dx), free(dx0), free(gamma), free(beta), free(mean), free(var), free(wmean);
+    free(wvar), free(invstd), free(s1), free(s2), free(t1), free(t2), free(want), free(tol);
 }
 
 static void bn_shapes(void)
 {
     static const int64_t bn[][3] = {{5, 3, 1},  {7, 19, 1}, {3, 300, 1}, {3, 4, 5}, {2, 70, 3},
                                     {2, 3, 33}, {4, 2, 50}, {3, 2, 300}, {2, 3, 1029}};
-    for (int k = 0; k < (int)(sizeof bn / sizeof bn[0]); k++) bn_case(bn[k][0], bn[k][1], bn[k][2], k % 2 == 1);
+    for (int k = 0; k < (int)(sizeof bn / sizeof bn[0]); k++)
+        for (int training = 0; training < 2; training++) bn_case(bn[k][0], bn[k][1], bn[k][2], k % 2 == 1, training);
 }
 static void test_bnorm_vs_double(void) { each_isa(bn_shapes); }
 
@@ -366,7 +370,7 @@ static void test_bnorm_vs_double(void) { each_isa(bn_shapes); }
 /* Every kernel on inputs large enough to be shared among threads: 1, 2 and 3 threads give the same bits. */
 static void threads_same_bits(void)
 {
-    enum { RUNS = 3, OUT = 8 };
+    enum { RUNS = 3, OUT = 9 };
     const int counts[RUNS] = {1, 2, 3};
     const int64_t R = 64, V = 1000, CO = 4, CN = 10, CI = 900;       /* rows; columns */
     const int64_t XN = 2048, XC = 256;                              /* the char LSTM's output */
@@ -400,14 +404,13 @@ static void threads_same_bits(void)
         dn_xent_forward(x, t, true, o[5], d[1], XN, XC, 1);
         dn_xent_backward(o[4], ti, false, dy, 1, 1.0, o[6], XN, XC, 1);
         dn_xent_backward(o[5], t, true, dy, 0, 1.0 / XN, o[6], XN, XC, 1);
-        dn_bnorm_stats(x, BN, BC, BI, d[2], d[2] + BC);
-        dn_bnorm_apply(x, o[7], BN, BC, BI, d[2], d[2] + BC, d[2]);
-        dn_bnorm_backward_sums(x, dy, BN, BC, BI, d[2], d[2] + 2 * BC, d[2] + 3 * BC);
-        dn_bnorm_backward_dx(x, dy, o[6], BN, BC, BI, d[2], d[2] + BC, d[2], d[2] + 2 * BC);
-        dn_bnorm_stats(x, B1N, B1C, 1, d[3], d[3] + B1C);
-        dn_bnorm_apply(x, o[7], B1N, B1C, 1, d[3], d[3] + B1C, d[3]);
-        dn_bnorm_backward_sums(x, dy, B1N, B1C, 1, d[3], d[3] + 2 * B1C, d[3] + 3 * B1C);
-        dn_bnorm_backward_dx(x, dy, o[6], B1N, B1C, 1, d[3], d[3] + B1C, d[3], d[3] + 2 * B1C);
+        /* d[2], d[3]: mean, var, invstd, sum_dy, sum_dy_xc side by side; x's first values serve as gamma, beta */
+        dn_bnorm_forward(x, o[7], BN, BC, BI, x, dy, 1e-5, true, d[2], d[2] + BC);
+        for (int64_t c = 0; c < BC; c++) d[2][2 * BC + c] = 1.0 / sqrt(d[2][BC + c] + 1e-5);
+        dn_bnorm_backward(x, dy, o[6], BN, BC, BI, x, d[2], d[2] + 2 * BC, true, d[2] + 3 * BC, d[2] + 4 * BC);
+        dn_bnorm_forward(x, o[8], B1N, B1C, 1, x, dy, 1e-5, true, d[3], d[3] + B1C);
+        for (int64_t c = 0; c < B1C; c++) d[3][2 * B1C + c] = 1.0 / sqrt(d[3][B1C + c] + 1e-5);
+        dn_bnorm_backward(x, dy, o[8], B1N, B1C, 1, x, d[3], d[3] + 2 * B1C, true, d[3] + 3 * B1C, d[3] + 4 * B1C);
     }
     dn_set_threads(saved);
     for (int r = 1; r < RUNS; r++) {

@@ -3,90 +3,103 @@
 #include "kernels/rowops.h"
 #include "kernels/threads.h"
 
+#include <math.h>
+
 #define RUN_MIN 32    /* runs at least this long go through rowops; shorter ones across channels */
 #define COLS 256      /* floats of one sample handled together on the across-channels path */
 #define PAR_MIN 32768 /* elements below which one thread does the whole job */
 
-typedef enum { BN_STATS, BN_APPLY, BN_SUMS, BN_DX } bn_kind;
+typedef enum { BN_FWD, BN_BWD } bn_kind;
 
 typedef struct bn_job {
     bn_kind kind;
+    bool training;
     const dn_rowops *v;
-    const float *x, *dy;
+    const float *x, *dy, *gamma, *beta;
     float *y, *dx;
-    const double *mean, *p1, *p2, *p3; /* apply: scale, shift;  dx: A, B, C */
-    double *o1, *o2;                   /* stats: mean, var;  sums: sum_dy, sum_dy_xc */
+    double eps;
+    double *mean, *var;           /* forward: written in training, read otherwise */
+    const double *invstd;         /* backward */
+    double *sum_dy, *sum_dy_xc;   /* backward */
     int64_t n, channels, inner;
 } bn_job;
 
 static inline float hi_of(double m) { return (float)m; }
 static inline float lo_of(double m) { return (float)(m - (double)(float)m); }
 
+/* y = (x - mean) scale + shift for channel c */
+static void fwd_coeffs(const bn_job *j, int64_t c, float *scale, float *shift)
+{
+    *scale = (float)(j->gamma[c] * (1.0 / sqrt(j->var[c] + j->eps)));
+    *shift = j->beta[c];
+}
+
+/* dx += A dy + (B (x - mean) + C) for channel c, from its sums */
+static void dx_coeffs(const bn_job *j, int64_t c, double sdy, double sdx, float *A, float *B, float *C)
+{
+    const double invstd = j->invstd[c], k = j->gamma[c] * invstd, m = (double)(j->n * j->inner);
+    *A = (float)k;
+    *B = j->training ? (float)(-k * invstd * (sdx * invstd / m)) : 0.0f;
+    *C = j->training ? (float)(-k * (sdy / m)) : 0.0f;
+}
+
 /* ------------------------------------------------------------------ long runs: one channel at a time */
 
+/* The channel's n runs are read again while they are in cache (a channel of a 64 x 28 x 28 batch is 200 KB). */
 static void channel_runs(const bn_job *j, int64_t c)
 {
     const dn_rowops *v = j->v;
-    const int64_t n = j->n, inner = j->inner, stride = j->channels * inner;
-    const float *x = j->x + c * inner;
-    if (j->kind == BN_STATS) {
-        const double m = (double)(n * inner);
-        double sum = 0, sq = 0;
-        for (int64_t s = 0; s < n; s++) sum += v->sum(x + s * stride, inner);
-        const double mean = sum / m;
-        const float hi = hi_of(mean), lo = lo_of(mean);
-        for (int64_t s = 0; s < n; s++) sq += v->sum_sq_c(x + s * stride, hi, lo, inner);
-        j->o1[c] = mean;
-        j->o2[c] = sq / m;
+    const int64_t n = j->n, inner = j->inner, stride = j->channels * inner, first = c * inner;
+    const float *x = j->x + first;
+    if (j->kind == BN_FWD) {
+        if (j->training) {
+            const double m = (double)(n * inner);
+            /* the mean as x0 + mean(x - x0), x0 the channel's first value: the float lanes then add deviations, not
+             * values (a channel of mean 1000 and spread 0.01 would lose its spread in a plain float sum) */
+            const float x0 = x[0];
+            double sum = 0, sq = 0;
+            for (int64_t s = 0; s < n; s++) sum += v->sum_c(x + s * stride, x0, 0.0f, inner);
+            const double mean = (double)x0 + sum / m;
+            const float hi = hi_of(mean), lo = lo_of(mean);
+            for (int64_t s = 0; s < n; s++) sq += v->sum_sq_c(x + s * stride, hi, lo, inner);
+            j->mean[c] = mean;
+            j->var[c] = sq / m;
+        }
+        const float hi = hi_of(j->mean[c]), lo = lo_of(j->mean[c]);
+        float a, b;
+        fwd_coeffs(j, c, &a, &b);
+        for (int64_t s = 0; s < n; s++) v->affine_c(x + s * stride, hi, lo, a, b, j->y + first + s * stride, inner);
         return;
     }
     const float hi = hi_of(j->mean[c]), lo = lo_of(j->mean[c]);
-    if (j->kind == BN_APPLY) {
-        const float a = (float)j->p1[c], b = (float)j->p2[c];
-        for (int64_t s = 0; s < n; s++) v->affine_c(x + s * stride, hi, lo, a, b, j->y + c * inner + s * stride, inner);
-    } else if (j->kind == BN_SUMS) {
-        const float *dy = j->dy + c * inner;
-        double sdy = 0, sdx = 0;
-        for (int64_t s = 0; s < n; s++) {
-            sdy += v->sum(dy + s * stride, inner);
-            sdx += v->dot_c(dy + s * stride, x + s * stride, hi, lo, inner);
-        }
-        j->o1[c] = sdy;
-        j->o2[c] = sdx;
-    } else {
-        const float A = (float)j->p1[c], B = (float)j->p2[c], C = (float)j->p3[c];
-        for (int64_t s = 0; s < n; s++)
-            v->bn_dx(x + s * stride, j->dy + c * inner + s * stride, hi, lo, A, B, C, j->dx + c * inner + s * stride,
-                     inner);
+    const float *dy = j->dy + first;
+    double sdy = 0, sdx = 0;
+    for (int64_t s = 0; s < n; s++) {
+        sdy += v->sum(dy + s * stride, inner);
+        sdx += v->dot_c(dy + s * stride, x + s * stride, hi, lo, inner);
     }
+    j->sum_dy[c] = sdy;
+    j->sum_dy_xc[c] = sdx;
+    if (!j->dx) return;
+    float A, B, C;
+    dx_coeffs(j, c, sdy, sdx, &A, &B, &C);
+    for (int64_t s = 0; s < n; s++)
+        v->bn_dx(x + s * stride, dy + s * stride, hi, lo, A, B, C, j->dx + first + s * stride, inner);
 }
 
 /* ------------------------------------------------------------------ short runs: channels c0 .. c1-1 side by side */
 
 /* Each of the (c1 - c0) inner columns of a sample gets its own double sums and per-column parameters; a channel's
- * total adds its columns in order. */
+ * total adds its columns in order, so it does not depend on where a block starts. */
 static void channel_cols(const bn_job *j, int64_t c0, int64_t c1)
 {
     const int64_t n = j->n, inner = j->inner, stride = j->channels * inner, w = (c1 - c0) * inner;
     const int64_t off = c0 * inner;
+    const double m = (double)(n * inner);
     double a1[COLS], a2[COLS];
     float hi[COLS], lo[COLS], pa[COLS], pb[COLS], pc[COLS];
-    for (int64_t k = 0; k < w; k++) {
-        const int64_t c = c0 + k / inner;
-        a1[k] = a2[k] = 0;
-        if (j->kind != BN_STATS) {
-            hi[k] = hi_of(j->mean[c]);
-            lo[k] = lo_of(j->mean[c]);
-        }
-        if (j->kind == BN_APPLY || j->kind == BN_DX) {
-            pa[k] = (float)j->p1[c];
-            pb[k] = (float)j->p2[c];
-            pc[k] = j->kind == BN_DX ? (float)j->p3[c] : 0.0f;
-        }
-    }
-    switch (j->kind) {
-    case BN_STATS: {
-        const double m = (double)(n * inner);
+    for (int64_t k = 0; k < w; k++) a1[k] = a2[k] = 0;
+    if (j->kind == BN_FWD && j->training) {
         for (int64_t s = 0; s < n; s++) {
             const float *x = j->x + s * stride + off;
             for (int64_t k = 0; k < w; k++) a1[k] += x[k];
@@ -94,58 +107,62 @@ static void channel_cols(const bn_job *j, int64_t c0, int64_t c1)
         for (int64_t c = c0; c < c1; c++) {
             double sum = 0;
             for (int64_t i = 0; i < inner; i++) sum += a1[(c - c0) * inner + i];
-            j->o1[c] = sum / m;
+            j->mean[c] = sum / m;
         }
-        for (int64_t k = 0; k < w; k++) {
-            hi[k] = hi_of(j->o1[c0 + k / inner]);
-            lo[k] = lo_of(j->o1[c0 + k / inner]);
-        }
-        for (int64_t s = 0; s < n; s++) {
-            const float *x = j->x + s * stride + off;
-            for (int64_t k = 0; k < w; k++) {
-                const float d = (x[k] - hi[k]) - lo[k];
-                a2[k] += (double)(d * d);
+    }
+    for (int64_t k = 0; k < w; k++) {
+        hi[k] = hi_of(j->mean[c0 + k / inner]);
+        lo[k] = lo_of(j->mean[c0 + k / inner]);
+    }
+    if (j->kind == BN_FWD) {
+        if (j->training) {
+            for (int64_t s = 0; s < n; s++) {
+                const float *x = j->x + s * stride + off;
+                for (int64_t k = 0; k < w; k++) {
+                    const float d = (x[k] - hi[k]) - lo[k];
+                    a2[k] += (double)(d * d);
+                }
+            }
+            for (int64_t c = c0; c < c1; c++) {
+                double sq = 0;
+                for (int64_t i = 0; i < inner; i++) sq += a2[(c - c0) * inner + i];
+                j->var[c] = sq / m;
             }
         }
-        for (int64_t c = c0; c < c1; c++) {
-            double sq = 0;
-            for (int64_t i = 0; i < inner; i++) sq += a2[(c - c0) * inner + i];
-            j->o2[c] = sq / m;
-        }
-        break;
-    }
-    case BN_APPLY:
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t i = 0; i < inner; i++) fwd_coeffs(j, c, &pa[(c - c0) * inner + i], &pb[(c - c0) * inner + i]);
         for (int64_t s = 0; s < n; s++) {
             const float *x = j->x + s * stride + off;
             float *y = j->y + s * stride + off;
             for (int64_t k = 0; k < w; k++) y[k] = ((x[k] - hi[k]) - lo[k]) * pa[k] + pb[k];
         }
-        break;
-    case BN_SUMS:
-        for (int64_t s = 0; s < n; s++) {
-            const float *x = j->x + s * stride + off, *dy = j->dy + s * stride + off;
-            for (int64_t k = 0; k < w; k++) {
-                a1[k] += dy[k];
-                a2[k] += (double)(dy[k] * ((x[k] - hi[k]) - lo[k]));
-            }
+        return;
+    }
+    for (int64_t s = 0; s < n; s++) {
+        const float *x = j->x + s * stride + off, *dy = j->dy + s * stride + off;
+        for (int64_t k = 0; k < w; k++) {
+            a1[k] += dy[k];
+            a2[k] += (double)(dy[k] * ((x[k] - hi[k]) - lo[k]));
         }
-        for (int64_t c = c0; c < c1; c++) {
-            double s1 = 0, s2 = 0;
-            for (int64_t i = 0; i < inner; i++) {
-                s1 += a1[(c - c0) * inner + i];
-                s2 += a2[(c - c0) * inner + i];
-            }
-            j->o1[c] = s1;
-            j->o2[c] = s2;
+    }
+    for (int64_t c = c0; c < c1; c++) {
+        double s1 = 0, s2 = 0;
+        for (int64_t i = 0; i < inner; i++) {
+            s1 += a1[(c - c0) * inner + i];
+            s2 += a2[(c - c0) * inner + i];
         }
-        break;
-    case BN_DX:
-        for (int64_t s = 0; s < n; s++) {
-            const float *x = j->x + s * stride + off, *dy = j->dy + s * stride + off;
-            float *dx = j->dx + s * stride + off;
-            for (int64_t k = 0; k < w; k++) dx[k] += pa[k] * dy[k] + (pb[k] * ((x[k] - hi[k]) - lo[k]) + pc[k]);
+        j->sum_dy[c] = s1;
+        j->sum_dy_xc[c] = s2;
+        for (int64_t i = 0; i < inner; i++) {
+            const int64_t k = (c - c0) * inner + i;
+            dx_coeffs(j, c, s1, s2, &pa[k], &pb[k], &pc[k]);
         }
-        break;
+    }
+    if (!j->dx) return;
+    for (int64_t s = 0; s < n; s++) {
+        const float *x = j->x + s * stride + off, *dy = j->dy + s * stride + off;
+        float *dx = j->dx + s * stride + off;
+        for (int64_t k = 0; k < w; k++) dx[k] += pa[k] * dy[k] + (pb[k] * ((x[k] - hi[k]) - lo[k]) + pc[k]);
     }
 }
 
@@ -174,32 +191,20 @@ static void run(bn_job *j)
     dn_parallel_run(parts, part, j);
 }
 
-void dn_bnorm_stats(const float *x, int64_t n, int64_t channels, int64_t inner, double *mean, double *var)
+void dn_bnorm_forward(const float *x, float *y, int64_t n, int64_t channels, int64_t inner, const float *gamma,
+                      const float *beta, double eps, bool training, double *mean, double *var)
 {
-    bn_job j = {.kind = BN_STATS, .x = x, .o1 = mean, .o2 = var, .n = n, .channels = channels, .inner = inner};
+    bn_job j = {.kind = BN_FWD, .training = training, .x = x, .y = y, .gamma = gamma, .beta = beta, .eps = eps,
+                .mean = mean, .var = var, .n = n, .channels = channels, .inner = inner};
     run(&j);
 }
 
-void dn_bnorm_apply(const float *x, float *y, int64_t n, int64_t channels, int64_t inner, const double *mean,
-                    const double *scale, const double *shift)
+void dn_bnorm_backward(const float *x, const float *dy, float *dx, int64_t n, int64_t channels, int64_t inner,
+                       const float *gamma, const double *mean, const double *invstd, bool training, double *sum_dy,
+                       double *sum_dy_xc)
 {
-    bn_job j = {.kind = BN_APPLY, .x = x, .y = y, .mean = mean, .p1 = scale, .p2 = shift, .n = n,
-                .channels = channels, .inner = inner};
-    run(&j);
-}
-
-void dn_bnorm_backward_sums(const float *x, const float *dy, int64_t n, int64_t channels, int64_t inner,
-                            const double *mean, double *sum_dy, double *sum_dy_xc)
-{
-    bn_job j = {.kind = BN_SUMS, .x = x, .dy = dy, .mean = mean, .o1 = sum_dy, .o2 = sum_dy_xc, .n = n,
-                .channels = channels, .inner = inner};
-    run(&j);
-}
-
-void dn_bnorm_backward_dx(const float *x, const float *dy, float *dx, int64_t n, int64_t channels, int64_t inner,
-                          const double *mean, const double *A, const double *B, const double *C)
-{
-    bn_job j = {.kind = BN_DX, .x = x, .dy = dy, .dx = dx, .mean = mean, .p1 = A, .p2 = B, .p3 = C, .n = n,
+    bn_job j = {.kind = BN_BWD, .training = training, .x = x, .dy = dy, .dx = dx, .gamma = gamma,
+                .mean = (double *)mean /* only read */, .invstd = invstd, .sum_dy = sum_dy, .sum_dy_xc = sum_dy_xc, .n = n,
                 .channels = channels, .inner = inner};
     run(&j);
 }

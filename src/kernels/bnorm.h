@@ -12,21 +12,23 @@
 #ifndef DN_KERNELS_BNORM_H
 #define DN_KERNELS_BNORM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-/* mean[c] = (1/m) sum x,  var[c] = (1/m) sum (x - mean[c])^2  (two passes, biased) */
-void dn_bnorm_stats(const float *x, int64_t n, int64_t channels, int64_t inner, double *mean, double *var);
+/* Forward.  training: mean[c] = (1/m) sum x and var[c] = (1/m) sum (x - mean[c])^2 (two passes, biased) are
+ * computed and written; otherwise mean and var are read (the running statistics).  Then
+ *     y = (x - mean[c]) scale[c] + beta[c],   scale[c] = gamma[c] / sqrt(var[c] + eps)
+ * channel by channel, while the channel is still in cache. */
+void dn_bnorm_forward(const float *x, float *y, int64_t n, int64_t channels, int64_t inner, const float *gamma,
+                      const float *beta, double eps, bool training, double *mean, double *var);
 
-/* y = (x - mean[c]) scale[c] + shift[c] */
-void dn_bnorm_apply(const float *x, float *y, int64_t n, int64_t channels, int64_t inner, const double *mean,
-                    const double *scale, const double *shift);
-
-/* sum_dy[c] = sum dy,  sum_dy_xc[c] = sum dy (x - mean[c]) */
-void dn_bnorm_backward_sums(const float *x, const float *dy, int64_t n, int64_t channels, int64_t inner,
-                            const double *mean, double *sum_dy, double *sum_dy_xc);
-
-/* dx += A[c] dy + (B[c] (x - mean[c]) + C[c]) */
-void dn_bnorm_backward_dx(const float *x, const float *dy, float *dx, int64_t n, int64_t channels, int64_t inner,
-                          const double *mean, const double *A, const double *B, const double *C);
+/* Backward, with xhat = (x - mean[c]) invstd[c] and k = gamma[c] invstd[c]:
+ *     sum_dy[c] = sum dy,   sum_dy_xc[c] = sum dy (x - mean[c])      (dbeta, and dgamma = invstd sum_dy_xc)
+ *     dx += k (dy - mean(dy) - xhat mean(dy xhat))   training (the batch statistics depend on x)
+ *     dx += k dy                                      evaluation
+ * dx NULL: the sums only. */
+void dn_bnorm_backward(const float *x, const float *dy, float *dx, int64_t n, int64_t channels, int64_t inner,
+                       const float *gamma, const double *mean, const double *invstd, bool training, double *sum_dy,
+                       double *sum_dy_xc);
 
 #endif

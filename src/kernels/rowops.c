@@ -50,11 +50,13 @@ static double fold16(double *d)
 
 #define T_SUM(i) x[i]
 #define T_DOT(i) (a[i] * b[i])
+#define T_SUMC(i) ((x[i] - hi) - lo)
 #define T_SQC(i) (((x[i] - hi) - lo) * ((x[i] - hi) - lo))
 #define T_DOTC(i) (d[i] * ((x[i] - hi) - lo))
 #define T_WDIFF(i) (t[i] * (m - x[i]))
 RED_PORTABLE(sum_p, (const float *x, int64_t n), T_SUM)
 RED_PORTABLE(dot_p, (const float *a, const float *b, int64_t n), T_DOT)
+RED_PORTABLE(sum_c_p, (const float *x, float hi, float lo, int64_t n), T_SUMC)
 RED_PORTABLE(sum_sq_c_p, (const float *x, float hi, float lo, int64_t n), T_SQC)
 RED_PORTABLE(dot_c_p, (const float *d, const float *x, float hi, float lo, int64_t n), T_DOTC)
 RED_PORTABLE(wdiff_p, (const float *t, const float *x, float m, int64_t n), T_WDIFF)
@@ -105,8 +107,23 @@ static void xent_soft_dx_p(const float *p, const float *t, float T, float g, flo
     for (int64_t i = 0; i < n; i++) dx[i] += g * (p[i] * T - t[i]);
 }
 
-static const dn_rowops portable = {max_p,      sum_p,  dot_p,  sum_sq_c_p, dot_c_p,      wdiff_p,          sub2_p,
-                                   scale_p,    axpy_p, affine_c_p, bn_dx_p, softmax_dx_p, log_softmax_dx_p, xent_soft_dx_p};
+static const dn_rowops portable = {
+    .max = max_p,
+    .sum = sum_p,
+    .dot = dot_p,
+    .sum_c = sum_c_p,
+    .sum_sq_c = sum_sq_c_p,
+    .dot_c = dot_c_p,
+    .wdiff = wdiff_p,
+    .sub2 = sub2_p,
+    .scale = scale_p,
+    .axpy = axpy_p,
+    .affine_c = affine_c_p,
+    .bn_dx = bn_dx_p,
+    .softmax_dx = softmax_dx_p,
+    .log_softmax_dx = log_softmax_dx_p,
+    .xent_soft_dx = xent_soft_dx_p,
+};
 
 /* ------------------------------------------------------------------ AVX2 + FMA */
 
@@ -168,12 +185,14 @@ SIMD_INLINE __m256i tail_mask(int64_t r)
 #define V_SUM(L, i) L(x + (i))
 #define V_DOT(L, i) _mm256_mul_ps(L(a + (i)), L(b + (i)))
 #define V_CENTRE(L, i) _mm256_sub_ps(_mm256_sub_ps(L(x + (i)), vhi), vlo)
+#define V_SUMC(L, i) V_CENTRE(L, i)
 #define V_SQC(L, i) _mm256_mul_ps(V_CENTRE(L, i), V_CENTRE(L, i))
 #define V_DOTC(L, i) _mm256_mul_ps(L(d + (i)), V_CENTRE(L, i))
 #define V_WDIFF(L, i) _mm256_mul_ps(L(t + (i)), _mm256_sub_ps(vm, L(x + (i))))
 #define CENTRE_SETUP const __m256 vhi = SET1(hi), vlo = SET1(lo)
 RED_AVX2(sum_a, (const float *x, int64_t n), (void)0, V_SUM)
 RED_AVX2(dot_a, (const float *a, const float *b, int64_t n), (void)0, V_DOT)
+RED_AVX2(sum_c_a, (const float *x, float hi, float lo, int64_t n), CENTRE_SETUP, V_SUMC)
 RED_AVX2(sum_sq_c_a, (const float *x, float hi, float lo, int64_t n), CENTRE_SETUP, V_SQC)
 RED_AVX2(dot_c_a, (const float *d, const float *x, float hi, float lo, int64_t n), CENTRE_SETUP, V_DOTC)
 RED_AVX2(wdiff_a, (const float *t, const float *x, float m, int64_t n), const __m256 vm = SET1(m), V_WDIFF)
@@ -237,8 +256,23 @@ MAP_AVX2(log_softmax_dx_a, (const float *e, const float *dy, float s, float *dx,
 MAP_AVX2(xent_soft_dx_a, (const float *p, const float *t, float T, float g, float *dx, int64_t n),
          const __m256 vT = SET1(T); const __m256 vg = SET1(g), B_XSDX)
 
-static const dn_rowops avx2 = {max_a,      sum_a,  dot_a,  sum_sq_c_a, dot_c_a,      wdiff_a,          sub2_a,
-                               scale_a,    axpy_a, affine_c_a, bn_dx_a, softmax_dx_a, log_softmax_dx_a, xent_soft_dx_a};
+static const dn_rowops avx2 = {
+    .max = max_a,
+    .sum = sum_a,
+    .dot = dot_a,
+    .sum_c = sum_c_a,
+    .sum_sq_c = sum_sq_c_a,
+    .dot_c = dot_c_a,
+    .wdiff = wdiff_a,
+    .sub2 = sub2_a,
+    .scale = scale_a,
+    .axpy = axpy_a,
+    .affine_c = affine_c_a,
+    .bn_dx = bn_dx_a,
+    .softmax_dx = softmax_dx_a,
+    .log_softmax_dx = log_softmax_dx_a,
+    .xent_soft_dx = xent_soft_dx_a,
+};
 
 #endif /* ROWOPS_X86 */
 

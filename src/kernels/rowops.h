@@ -20,7 +20,9 @@ typedef struct dn_rowops {
     double (*sum)(const float *x, int64_t n);
     /* sum_i a[i] b[i] */
     double (*dot)(const float *a, const float *b, int64_t n);
-    /* sum_i ((x[i] - hi) - lo)^2: squared deviations from a centre hi + lo held in two floats */
+    /* sum_i ((x[i] - hi) - lo): deviations from a centre hi + lo held in two floats */
+    double (*sum_c)(const float *x, float hi, float lo, int64_t n);
+    /* sum_i ((x[i] - hi) - lo)^2: the same, squared */
     double (*sum_sq_c)(const float *x, float hi, float lo, int64_t n);
     /* sum_i d[i] ((x[i] - hi) - lo) */
     double (*dot_c)(const float *d, const float *x, float hi, float lo, int64_t n);

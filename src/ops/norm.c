@@ -63,24 +63,20 @@ static dn_status bn_check(const dn_node *node)
     return DN_OK;
 }
 
-/* Training: mean and biased variance per channel (kernels/bnorm.h: two passes, so no cancellation; float lanes
- * folded into double; threaded over channels):
+/* Training: the kernel (kernels/bnorm.h) has the batch mean and biased variance per channel (two passes, so no
+ * cancellation; float lanes folded into double; threaded over channels):
  *     mean = (1/m) sum x,   var = (1/m) sum (x - mean)^2
  * and the running estimates move towards them, the variance unbiased as torch does:
  *     running_mean = (1 - momentum) running_mean + momentum mean
  *     running_var  = (1 - momentum) running_var  + momentum var m / (m - 1) */
-static void batch_stats(bn_saved *sv, dn_tensor *rmean, dn_tensor *rvar, double momentum, double eps)
+static void update_running(const bn_saved *sv, const double *var, dn_tensor *rmean, dn_tensor *rvar, double momentum)
 {
     int64_t m = sv->n * sv->inner;
-    double *var = sv->invstd; /* the variances first, turned into 1 / sqrt(var + eps) below */
-    dn_bnorm_stats(sv->x, sv->n, sv->channels, sv->inner, sv->mean, var);
     for (int64_t c = 0; c < sv->channels; c++) {
-        double mean = sv->mean[c], v = var[c];
-        sv->invstd[c] = 1.0 / sqrt(v + eps);
         /* the running statistics are rank 1, so element c sits at c * stride[0] even in a view */
         float *rm = rmean->data + c * rmean->stride[0], *rv = rvar->data + c * rvar->stride[0];
-        *rm = (float)((1 - momentum) * *rm + momentum * mean);
-        *rv = (float)((1 - momentum) * *rv + momentum * v * (double)m / (double)(m - 1));
+        *rm = (float)((1 - momentum) * *rm + momentum * sv->mean[c]);
+        *rv = (float)((1 - momentum) * *rv + momentum * var[c] * (double)m / (double)(m - 1));
     }
 }
 
@@ -106,30 +102,29 @@ static dn_status bn_fwd(dn_ctx *ctx, dn_node *node)
     dn_tensor *y = dn_ctx_tensor(ctx, x->ndim, x->shape);
     if (!sv->x || !sv->gamma || !beta || !sv->mean || !sv->invstd || !y) return DN_ERR_NOMEM;
 
+    double *var = dn_ctx_alloc(ctx, (size_t)(sv->channels + 1) * sizeof(double));
+    if (!var) return DN_ERR_NOMEM;
     if (training && sv->n * sv->inner == 0) {
         /* an empty batch: nothing to normalise and no statistics to learn from (torch returns it as is) */
         for (int64_t c = 0; c < sv->channels; c++) {
             sv->mean[c] = 0;
             sv->invstd[c] = 1;
         }
-    } else if (training) {
-        batch_stats(sv, node->in[IN_RMEAN], node->in[IN_RVAR], node->attr[ATTR_MOMENTUM], eps);
     } else {
-        const float *rm = dn_ctx_contig(ctx, node->in[IN_RMEAN]), *rv = dn_ctx_contig(ctx, node->in[IN_RVAR]);
-        if (!rm || !rv) return DN_ERR_NOMEM;
-        for (int64_t c = 0; c < sv->channels; c++) {
-            sv->mean[c] = rm[c];
-            sv->invstd[c] = 1.0 / sqrt((double)rv[c] + eps);
+        if (!training) {
+            const float *rm = dn_ctx_contig(ctx, node->in[IN_RMEAN]), *rv = dn_ctx_contig(ctx, node->in[IN_RVAR]);
+            if (!rm || !rv) return DN_ERR_NOMEM;
+            for (int64_t c = 0; c < sv->channels; c++) {
+                sv->mean[c] = rm[c];
+                var[c] = rv[c];
+            }
         }
+        /* statistics (training) and y = (x - mean) gamma / sqrt(var + eps) + beta: in float, vectorised, threaded
+         * over channels */
+        dn_bnorm_forward(sv->x, y->data, sv->n, sv->channels, sv->inner, sv->gamma, beta, eps, training, sv->mean, var);
+        for (int64_t c = 0; c < sv->channels; c++) sv->invstd[c] = 1.0 / sqrt(var[c] + eps);
+        if (training) update_running(sv, var, node->in[IN_RMEAN], node->in[IN_RVAR], node->attr[ATTR_MOMENTUM]);
     }
-    /* y = (x - mean) scale + beta, scale = gamma invstd: in float, vectorised and threaded over channels */
-    double *scale = dn_ctx_alloc(ctx, (size_t)(2 * sv->channels + 1) * sizeof(double)), *shift = scale + sv->channels;
-    if (!scale) return DN_ERR_NOMEM;
-    for (int64_t c = 0; c < sv->channels; c++) {
-        scale[c] = sv->gamma[c] * sv->invstd[c];
-        shift[c] = beta[c];
-    }
-    dn_bnorm_apply(sv->x, y->data, sv->n, sv->channels, sv->inner, sv->mean, scale, shift);
     node->out = y;
     node->saved = sv;
     return DN_OK;
@@ -151,27 +146,15 @@ static dn_status bn_bwd(dn_ctx *ctx, dn_node *node)
     float *dbeta = beta->requires_grad ? dn_grad_buf(ctx, beta) : NULL;
     if ((x->requires_grad && !dx) || (gamma->requires_grad && !dgamma) || (beta->requires_grad && !dbeta))
         return DN_ERR_NOMEM;
-    const int64_t m = sv->n * sv->inner, C = sv->channels;
-    const bool need_sums = dgamma || dbeta || (dx && training);
-    /* per channel: sum dy, sum dy (x - mean), then the coefficients of dx = A dy + B (x - mean) + C */
-    double *buf = dn_ctx_alloc(ctx, (size_t)(5 * C + 1) * sizeof(double));
-    if (!buf) return DN_ERR_NOMEM;
-    double *sum_dy = buf, *sum_dy_xc = buf + C, *A = buf + 2 * C, *B = buf + 3 * C, *Cc = buf + 4 * C;
-    if (need_sums) dn_bnorm_backward_sums(sv->x, dy, sv->n, C, sv->inner, sv->mean, sum_dy, sum_dy_xc);
+    const int64_t C = sv->channels;
+    /* per channel: sum dy and sum dy (x - mean), and dx, in one kernel call (threaded over channels) */
+    double *sum_dy = dn_ctx_alloc(ctx, (size_t)(2 * C + 1) * sizeof(double)), *sum_dy_xc = sum_dy + C;
+    if (!sum_dy) return DN_ERR_NOMEM;
+    dn_bnorm_backward(sv->x, dy, dx, sv->n, C, sv->inner, sv->gamma, sv->mean, sv->invstd, training, sum_dy, sum_dy_xc);
     for (int64_t c = 0; c < C; c++) {
-        double invstd = sv->invstd[c];
-        double sum_dy_xhat = need_sums ? sum_dy_xc[c] * invstd : 0;
-        if (dgamma) dgamma[c] += (float)sum_dy_xhat;
+        if (dgamma) dgamma[c] += (float)(sum_dy_xc[c] * sv->invstd[c]); /* sum dy xhat */
         if (dbeta) dbeta[c] += (float)sum_dy[c];
-        double k_scale = sv->gamma[c] * invstd;
-        double mean_dy = need_sums && training && m ? sum_dy[c] / (double)m : 0;
-        double mean_dy_xhat = training && m ? sum_dy_xhat / (double)m : 0;
-        /* k (dy - mean_dy - xhat mean_dy_xhat), xhat = (x - mean) invstd */
-        A[c] = k_scale;
-        B[c] = -k_scale * invstd * mean_dy_xhat;
-        Cc[c] = -k_scale * mean_dy;
     }
-    if (dx) dn_bnorm_backward_dx(sv->x, dy, dx, sv->n, C, sv->inner, sv->mean, A, B, Cc);
     return DN_OK;
 }
 
