@@ -196,6 +196,19 @@ static void softmax_edges(void)
     dn_xent_forward(x, t, false, prob, terms, 3, N, 1);
     CHECK_MSG(terms[0] == 0.0 && fabs(terms[1] - log(7.0)) <= 1e-6 && fabs(terms[2] - log((double)N)) <= 1e-6,
               "[%s] cross-entropy edge terms %.9g %.9g %.9g", isa_label, terms[0], terms[1], terms[2]);
+
+    /* a confident row (p of the target 1 - 2.5e-6): its gradient g (p - 1) must not cancel (as g p - g would) */
+    const float xc[2 * 4] = {14, 0, 0, 0, 0, 0, 0, 14}, tc[2] = {0, 3}, gc[2] = {0.3f, -0.7f};
+    float pc[8], dxc[8] = {0};
+    double tmc[2];
+    dn_xent_forward(xc, tc, false, pc, tmc, 2, 4, 1);
+    dn_xent_backward(pc, tc, false, gc, 1, 1.0, dxc, 2, 4, 1);
+    for (int r = 0; r < 2; r++) {
+        const int yc = (int)tc[r];
+        const double wc = (double)gc[r] * ((double)pc[4 * r + yc] - 1.0);
+        CHECK_MSG(fabs(dxc[4 * r + yc] - wc) <= 1e-6 * fabs(wc), "[%s] confident row %d: dx %.9g, expected %.9g",
+                  isa_label, r, dxc[4 * r + yc], wc);
+    }
 }
 static void test_softmax_edge_cases(void) { each_isa(softmax_edges); }
 
