@@ -375,6 +375,12 @@ static void bn_shapes(void)
                                     {2, 3, 33}, {4, 2, 50}, {3, 2, 300}, {2, 3, 1029}};
     for (int k = 0; k < (int)(sizeof bn / sizeof bn[0]); k++)
         for (int training = 0; training < 2; training++) bn_case(bn[k][0], bn[k][1], bn[k][2], k % 2 == 1, training);
+    /* no samples: the sums are 0 (NaN beforehand), nothing else is touched */
+    float g1[3] = {1, 1, 1}, one = 0;
+    double mu[3] = {0}, inv[3] = {1, 1, 1}, sdy[3] = {NAN, NAN, NAN}, sdx[3] = {NAN, NAN, NAN};
+    dn_bnorm_backward(&one, &one, &one, 0, 3, 4, g1, mu, inv, true, sdy, sdx);
+    CHECK_MSG(sdy[0] == 0 && sdy[2] == 0 && sdx[1] == 0 && one == 0, "[%s] empty batch: sums %g %g %g", isa_label, sdy[0],
+              sdy[2], sdx[1]);
 }
 static void test_bnorm_vs_double(void) { each_isa(bn_shapes); }
 

@@ -203,6 +203,7 @@ void dn_bnorm_backward(const float *x, const float *dy, float *dx, int64_t n, in
                        const float *gamma, const double *mean, const double *invstd, bool training, double *sum_dy,
                        double *sum_dy_xc)
 {
+    for (int64_t c = 0; (n <= 0 || inner <= 0) && c < channels; c++) sum_dy[c] = sum_dy_xc[c] = 0; /* no values */
     bn_job j = {.kind = BN_BWD, .training = training, .x = x, .dy = dy, .dx = dx, .gamma = gamma,
                 .mean = (double *)mean /* only read */, .invstd = invstd, .sum_dy = sum_dy, .sum_dy_xc = sum_dy_xc, .n = n,
                 .channels = channels, .inner = inner};
