@@ -149,7 +149,8 @@ static void suite_selftest(void) { RUN(selftest_skips); }
 /* Each test file registers its tests in one function. */
 #define SUITES(X)                                                                                           \
     X(runner) X(core) X(gradcheck) X(golden) X(act_loss) X(optim) X(data_io) X(train) X(conv) X(norm) X(cnn) X(rnn) \
-    X(seq) X(threads) X(reliability) X(vmath) X(tables)
+    X(seq) X(threads) X(reliability) X(vmath) X(tables) \
+    X(rowkernels)
 #define DECLARE(name) void suite_##name(void);
 SUITES(DECLARE)
 

@@ -571,3 +571,16 @@ void suite_golden(void)
         t_run(name, golden_op);
     }
 }
+
+/* One op's fixture, for suites that rerun some goldens under other settings (tests/test_rowkernels.c runs the
+ * softmax and batch-norm ones once per ISA). */
+void t_golden_file(const char *op_name);
+void t_golden_file(const char *op_name)
+{
+    current_op = dn_op_find(op_name);
+    if (!current_op) {
+        t_fail(__FILE__, __LINE__, "no op named %s", op_name);
+        return;
+    }
+    golden_op();
+}

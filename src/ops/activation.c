@@ -7,6 +7,7 @@
  * relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha, hard_tanh and hard_sigmoid pass the gradient
  * only strictly inside their linear part. */
 #include "internal.h"
+#include "kernels/softmax.h"
 #include "kernels/vmath.h"
 
 #include <math.h>
@@ -192,33 +193,18 @@ static dn_status split_axis(const dn_node *node, int64_t *outer, int64_t *n, int
 
 /* Both subtract the maximum first, so exp never overflows:
  *   softmax_k     = e^(x_k - m) / sum_j e^(x_j - m)
- *   log_softmax_k = x_k - m - log(sum_j e^(x_j - m)) */
+ *   log_softmax_k = (x_k - m) - log(sum_j e^(x_j - m))
+ * The kernel (kernels/softmax.h) exponentiates each element once, in vectors, on all the kernel threads. */
 static dn_status softmax_forward(dn_ctx *ctx, dn_node *node, bool log_form)
 {
-    int64_t outer, n, inner;
+    int64_t outer = 0, n = 0, inner = 0;
     dn_status s = split_axis(node, &outer, &n, &inner);
     if (s) return s;
     dn_tensor *x = node->in[0];
     const float *xd = dn_ctx_contig(ctx, x);
     dn_tensor *y = dn_ctx_tensor(ctx, x->ndim, x->shape);
     if (!xd || !y) return DN_ERR_NOMEM;
-    for (int64_t o = 0; o < outer; o++) {
-        for (int64_t i = 0; i < inner; i++) {
-            const float *xr = xd + o * n * inner + i; /* the slice along the axis, stride `inner` */
-            float *yr = y->data + o * n * inner + i;
-            float m = -INFINITY;
-            for (int64_t k = 0; k < n; k++) m = fmaxf(m, xr[k * inner]);
-            double sum = 0;
-            for (int64_t k = 0; k < n; k++) sum += exp((double)xr[k * inner] - m);
-            if (log_form) {
-                /* (x - m) first: exact in float, so rows of large values lose no precision */
-                float log_sum = (float)log(sum);
-                for (int64_t k = 0; k < n; k++) yr[k * inner] = (xr[k * inner] - m) - log_sum;
-            } else {
-                for (int64_t k = 0; k < n; k++) yr[k * inner] = (float)(exp((double)xr[k * inner] - m) / sum);
-            }
-        }
-    }
+    dn_softmax_forward(xd, y->data, outer, n, inner, log_form);
     node->out = y;
     return DN_OK;
 }
@@ -229,24 +215,12 @@ static dn_status softmax_backward(dn_ctx *ctx, dn_node *node, bool log_form)
 {
     dn_tensor *x = node->in[0];
     if (!x->requires_grad) return DN_OK;
-    int64_t outer, n, inner;
+    int64_t outer = 0, n = 0, inner = 0;
     dn_status s = split_axis(node, &outer, &n, &inner);
     if (s) return s;
     float *dx = dn_grad_buf(ctx, x);
     if (!dx) return DN_ERR_NOMEM;
-    const float *y = node->out->data, *dy = node->out->grad;
-    for (int64_t o = 0; o < outer; o++) {
-        for (int64_t i = 0; i < inner; i++) {
-            int64_t base = o * n * inner + i;
-            double dot = 0;
-            for (int64_t k = 0; k < n; k++)
-                dot += log_form ? dy[base + k * inner] : (double)dy[base + k * inner] * y[base + k * inner];
-            for (int64_t k = 0; k < n; k++) {
-                int64_t j = base + k * inner;
-                dx[j] += log_form ? (float)(dy[j] - exp((double)y[j]) * dot) : (float)(y[j] * (dy[j] - dot));
-            }
-        }
-    }
+    dn_softmax_backward(node->out->data, node->out->grad, dx, outer, n, inner, log_form);
     return DN_OK;
 }
 

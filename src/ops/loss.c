@@ -9,6 +9,7 @@
  * mean divides by the number of terms; sum adds them; none returns them all.  Sums accumulate in double in
  * index order, so results do not depend on anything but the inputs. */
 #include "internal.h"
+#include "kernels/softmax.h"
 
 #include <math.h>
 
@@ -327,7 +328,8 @@ static float *row_grad_begin(dn_ctx *ctx, dn_node *node, rows *r, int *red)
 }
 
 /* softmax_cross_entropy: term = -log softmax(x)_y = logsumexp(x) - x_y.  The softmax is kept for backward:
- * dx_k = g (softmax_k - [k == y]). */
+ * dx_k = g (softmax_k - [k == y]).  The kernel (kernels/softmax.h) exponentiates each element once, in vectors,
+ * on all the kernel threads, and forms logsumexp in double. */
 static dn_status softmax_ce_forward(dn_ctx *ctx, dn_node *node, bool soft)
 {
     row_setup su;
@@ -335,24 +337,9 @@ static dn_status softmax_ce_forward(dn_ctx *ctx, dn_node *node, bool soft)
     if (s) return s;
     const rows *r = &su.r;
     float *prob = dn_ctx_alloc(ctx, (size_t)(r->samples * r->c + 1) * sizeof(float)); /* [N, C, D] softmax */
-    double *e = dn_ctx_alloc(ctx, (size_t)(r->c + 1) * sizeof(double));                /* one sample's e^(x - m) */
-    if (!prob || !e) return DN_ERR_NOMEM;
-    for (int64_t i = 0; i < r->samples; i++) {
-        /* lse = m + log Σ e^(x_k - m) (m the largest x_k, so no term overflows); softmax_k = e^(x_k - m) / Σ,
-         * from the same exponentials: one exp per element */
-        float m = -INFINITY;
-        for (int64_t k = 0; k < r->c; k++) m = fmaxf(m, su.p[at(r, i, k)]);
-        double sum = 0;
-        for (int64_t k = 0; k < r->c; k++) sum += e[k] = exp((double)su.p[at(r, i, k)] - m);
-        double lse = m + log(sum), term = 0;
-        for (int64_t k = 0; k < r->c; k++) {
-            int64_t j = at(r, i, k);
-            prob[j] = (float)(e[k] / sum);
-            /* soft targets: term = sum_k y_k (lse - x_k) */
-            if (soft) term += su.t[j] * (lse - su.p[j]);
-        }
-        su.terms[i] = soft ? term : lse - su.p[at(r, i, (int64_t)su.t[i])];
-    }
+    if (!prob) return DN_ERR_NOMEM;
+    /* soft targets: term = sum_k y_k (lse - x_k) */
+    dn_xent_forward(su.p, su.t, soft, prob, su.terms, r->n, r->c, r->d);
     node->saved = prob;
     return row_finish(ctx, node, &su);
 }
@@ -366,23 +353,9 @@ static dn_status softmax_ce_backward(dn_ctx *ctx, dn_node *node, bool soft)
     float *dx = row_grad_begin(ctx, node, &r, &red);
     const float *t = dn_ctx_contig(ctx, node->in[1]), *prob = node->saved;
     if (!dx || !t) return DN_ERR_NOMEM;
-    for (int64_t i = 0; i < r.samples; i++) {
-        double g = term_grad(node, red, i, r.samples);
-        if (soft) {
-            double ysum = 0;
-            for (int64_t k = 0; k < r.c; k++) ysum += t[at(&r, i, k)];
-            for (int64_t k = 0; k < r.c; k++) {
-                int64_t j = at(&r, i, k);
-                dx[j] += (float)(g * (prob[j] * ysum - t[j]));
-            }
-        } else {
-            int64_t y = (int64_t)t[i];
-            for (int64_t k = 0; k < r.c; k++) {
-                int64_t j = at(&r, i, k);
-                dx[j] += (float)(g * (prob[j] - (k == y ? 1.0 : 0.0)));
-            }
-        }
-    }
+    /* term_grad's rule: each sample's own gradient (none), or the one shared, divided by the count for mean */
+    const double scale = red == DN_REDUCE_MEAN && r.samples ? 1.0 / (double)r.samples : 1.0;
+    dn_xent_backward(prob, t, soft, node->out->grad, red == DN_REDUCE_NONE ? 1 : 0, scale, dx, r.n, r.c, r.d);
     return DN_OK;
 }
 

@@ -6,6 +6,7 @@
  * the trailing axes ("inner" = L or H*W, 1 for 2-d x), so one channel is N blocks of `inner` contiguous
  * floats, and its statistics run over m = N * inner values. */
 #include "internal.h"
+#include "kernels/bnorm.h"
 
 #include <math.h>
 
@@ -22,12 +23,6 @@ typedef struct bn_saved {
     double *invstd;     /* [C]: 1 / sqrt(var + eps) */
     int64_t n, channels, inner;
 } bn_saved;
-
-/* Element i of channel c in sample s of a contiguous [N, C, inner] buffer. */
-static inline int64_t at(const bn_saved *sv, int64_t s, int64_t c, int64_t i)
-{
-    return (s * sv->channels + c) * sv->inner + i;
-}
 
 static dn_status check_param(const dn_tensor *x, const dn_tensor *p, const char *what)
 {
@@ -68,31 +63,20 @@ static dn_status bn_check(const dn_node *node)
     return DN_OK;
 }
 
-/* Training: mean and biased variance per channel, both in double over the samples in index order:
- *     mean = (1/m) sum x,   var = (1/m) sum (x - mean)^2        (two passes: no cancellation)
+/* Training: the kernel (kernels/bnorm.h) has the batch mean and biased variance per channel (two passes, so no
+ * cancellation; float lanes folded into double; threaded over channels):
+ *     mean = (1/m) sum x,   var = (1/m) sum (x - mean)^2
  * and the running estimates move towards them, the variance unbiased as torch does:
  *     running_mean = (1 - momentum) running_mean + momentum mean
  *     running_var  = (1 - momentum) running_var  + momentum var m / (m - 1) */
-static void batch_stats(bn_saved *sv, dn_tensor *rmean, dn_tensor *rvar, double momentum, double eps)
+static void update_running(const bn_saved *sv, const double *var, dn_tensor *rmean, dn_tensor *rvar, double momentum)
 {
     int64_t m = sv->n * sv->inner;
     for (int64_t c = 0; c < sv->channels; c++) {
-        double sum = 0, sq = 0;
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) sum += sv->x[at(sv, s, c, i)];
-        double mean = sum / (double)m;
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) {
-                double d = sv->x[at(sv, s, c, i)] - mean;
-                sq += d * d;
-            }
-        double var = sq / (double)m;
-        sv->mean[c] = mean;
-        sv->invstd[c] = 1.0 / sqrt(var + eps);
         /* the running statistics are rank 1, so element c sits at c * stride[0] even in a view */
         float *rm = rmean->data + c * rmean->stride[0], *rv = rvar->data + c * rvar->stride[0];
-        *rm = (float)((1 - momentum) * *rm + momentum * mean);
-        *rv = (float)((1 - momentum) * *rv + momentum * var * (double)m / (double)(m - 1));
+        *rm = (float)((1 - momentum) * *rm + momentum * sv->mean[c]);
+        *rv = (float)((1 - momentum) * *rv + momentum * var[c] * (double)m / (double)(m - 1));
     }
 }
 
@@ -118,29 +102,28 @@ static dn_status bn_fwd(dn_ctx *ctx, dn_node *node)
     dn_tensor *y = dn_ctx_tensor(ctx, x->ndim, x->shape);
     if (!sv->x || !sv->gamma || !beta || !sv->mean || !sv->invstd || !y) return DN_ERR_NOMEM;
 
+    double *var = dn_ctx_alloc(ctx, (size_t)(sv->channels + 1) * sizeof(double));
+    if (!var) return DN_ERR_NOMEM;
     if (training && sv->n * sv->inner == 0) {
         /* an empty batch: nothing to normalise and no statistics to learn from (torch returns it as is) */
         for (int64_t c = 0; c < sv->channels; c++) {
             sv->mean[c] = 0;
             sv->invstd[c] = 1;
         }
-    } else if (training) {
-        batch_stats(sv, node->in[IN_RMEAN], node->in[IN_RVAR], node->attr[ATTR_MOMENTUM], eps);
     } else {
-        const float *rm = dn_ctx_contig(ctx, node->in[IN_RMEAN]), *rv = dn_ctx_contig(ctx, node->in[IN_RVAR]);
-        if (!rm || !rv) return DN_ERR_NOMEM;
-        for (int64_t c = 0; c < sv->channels; c++) {
-            sv->mean[c] = rm[c];
-            sv->invstd[c] = 1.0 / sqrt((double)rv[c] + eps);
-        }
-    }
-    for (int64_t c = 0; c < sv->channels; c++) {
-        double scale = sv->gamma[c] * sv->invstd[c], mean = sv->mean[c];
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) {
-                int64_t k = at(sv, s, c, i);
-                y->data[k] = (float)((sv->x[k] - mean) * scale + beta[c]);
+        if (!training) {
+            const float *rm = dn_ctx_contig(ctx, node->in[IN_RMEAN]), *rv = dn_ctx_contig(ctx, node->in[IN_RVAR]);
+            if (!rm || !rv) return DN_ERR_NOMEM;
+            for (int64_t c = 0; c < sv->channels; c++) {
+                sv->mean[c] = rm[c];
+                var[c] = rv[c];
             }
+        }
+        /* statistics (training) and y = (x - mean) gamma / sqrt(var + eps) + beta: in float, vectorised, threaded
+         * over channels */
+        dn_bnorm_forward(sv->x, y->data, sv->n, sv->channels, sv->inner, sv->gamma, beta, eps, training, sv->mean, var);
+        for (int64_t c = 0; c < sv->channels; c++) sv->invstd[c] = 1.0 / sqrt(var[c] + eps);
+        if (training) update_running(sv, var, node->in[IN_RMEAN], node->in[IN_RVAR], node->attr[ATTR_MOMENTUM]);
     }
     node->out = y;
     node->saved = sv;
@@ -163,28 +146,14 @@ static dn_status bn_bwd(dn_ctx *ctx, dn_node *node)
     float *dbeta = beta->requires_grad ? dn_grad_buf(ctx, beta) : NULL;
     if ((x->requires_grad && !dx) || (gamma->requires_grad && !dgamma) || (beta->requires_grad && !dbeta))
         return DN_ERR_NOMEM;
-    int64_t m = sv->n * sv->inner;
-    for (int64_t c = 0; c < sv->channels; c++) {
-        double mean = sv->mean[c], invstd = sv->invstd[c];
-        double sum_dy = 0, sum_dy_xhat = 0;
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) {
-                int64_t k = at(sv, s, c, i);
-                sum_dy += dy[k];
-                sum_dy_xhat += dy[k] * (sv->x[k] - mean) * invstd;
-            }
-        if (dgamma) dgamma[c] += (float)sum_dy_xhat;
-        if (dbeta) dbeta[c] += (float)sum_dy;
-        if (!dx) continue;
-        double k_scale = sv->gamma[c] * invstd;
-        double mean_dy = training && m ? sum_dy / (double)m : 0;
-        double mean_dy_xhat = training && m ? sum_dy_xhat / (double)m : 0;
-        for (int64_t s = 0; s < sv->n; s++)
-            for (int64_t i = 0; i < sv->inner; i++) {
-                int64_t k = at(sv, s, c, i);
-                double xhat = (sv->x[k] - mean) * invstd;
-                dx[k] += (float)(k_scale * (dy[k] - mean_dy - xhat * mean_dy_xhat));
-            }
+    const int64_t C = sv->channels;
+    /* per channel: sum dy and sum dy (x - mean), and dx, in one kernel call (threaded over channels) */
+    double *sum_dy = dn_ctx_alloc(ctx, (size_t)(2 * C + 1) * sizeof(double)), *sum_dy_xc = sum_dy + C;
+    if (!sum_dy) return DN_ERR_NOMEM;
+    dn_bnorm_backward(sv->x, dy, dx, sv->n, C, sv->inner, sv->gamma, sv->mean, sv->invstd, training, sum_dy, sum_dy_xc);
+    for (int64_t c = 0; c < C; c++) {
+        if (dgamma) dgamma[c] += (float)(sum_dy_xc[c] * sv->invstd[c]); /* sum dy xhat */
+        if (dbeta) dbeta[c] += (float)sum_dy[c];
     }
     return DN_OK;
 }
