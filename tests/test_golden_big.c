@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* The fixture files, one per family of cases (a missing one fails). */
 static const char *const gb_families[] = {"linear", "matmul", "conv2d", "lstm_seq", "gru_seq", "bn_fold"};
@@ -694,6 +695,7 @@ static void golden_big_family(void)
     int64_t version;
     if (!lx.failed && gb_expect(&lx, "golden_big")) gb_int(&lx, "the format version", 1, 1, &version);
     const dn_isa saved = dn_get_isa();
+    const clock_t t0 = clock();
     CHECK_OK(dn_set_isa(current_isa));
     const char *verbose = getenv("DN_GOLDEN_VERBOSE");
     int n_cases = 0;
@@ -720,7 +722,8 @@ static void golden_big_family(void)
     }
     if (!lx.failed && n_cases == 0) gb_fail(&lx, "fixture has no cases");
     if (verbose && *verbose && *verbose != '0')
-        printf("    golden_big/%s [%s]: %d case(s), worst %.3g of tol\n", current_family, isa, n_cases, family_worst);
+        printf("    golden_big/%s [%s]: %d case(s), worst %.3g of tol, %.2f s of CPU time\n", current_family, isa,
+               n_cases, family_worst, (double)(clock() - t0) / CLOCKS_PER_SEC);
     CHECK_OK(dn_set_isa(saved));
     free(c);
     free(text);
