@@ -7,7 +7,8 @@
     /usr/bin/python3 tools/make_goldens.py add relu   only these ops
 
 Run it with Debian's python3-torch (/usr/bin/python3).  tests/test_golden.c reads the files, so CI needs no
-PyTorch.
+PyTorch.  These are toy sizes; tools/golden_big.py makes the goldens at real sizes (tests/golden/big/), which a
+full run of this script regenerates too.
 
 How the numbers are made.  Inputs are float32 (from a torch.Generator seeded by the op's name, so adding
 an op leaves every other file unchanged).  The reference output and input gradients are computed by torch
@@ -976,9 +977,11 @@ def main():
             import golden_optim
             import golden_rnn
             import golden_block
+            import golden_big
             golden_optim.main(args.out)
             golden_rnn.main(args.out)
             golden_block.main(args.out)
+            golden_big.generate(os.path.join(args.out, "big"))  # the goldens at real sizes (its own --check)
         return rc
     with tempfile.TemporaryDirectory() as tmp:
         generate(names, tmp)
