@@ -750,8 +750,27 @@ static void flipped_bit_is_reported(void)
     dn_model_free(m);
 }
 
+/* Options every command takes: --threads for eval/predict/generate too (a bad value refused), and a DN_ISA that names
+ * no instruction set is reported, not silently ignored.  Needs no data. */
+static void command_common_options(void)
+{
+    char out[4096];
+    CHECK(run_cli("eval --threads 0 nosuch.ckpt", out, sizeof out) == 2);
+    CHECK_MSG(strstr(out, "--threads") != NULL, "%s", out);
+    /* a good count is taken out of argv: what is left is the command's own (here, a missing checkpoint) */
+    CHECK(run_cli("eval --threads 2 /nonexistent/x.ckpt", out, sizeof out) != 0);
+    CHECK_MSG(strstr(out, "/nonexistent/x.ckpt") != NULL && !strstr(out, "usage"), "%s", out);
+    CHECK(run_cli("--version", out, sizeof out) == 0);
+    CHECK_MSG(!strstr(out, "DN_ISA") || getenv("DN_ISA"), "%s", out);
+    setenv("DN_ISA", "nonsense", 1);
+    CHECK(run_cli("--version", out, sizeof out) == 0);
+    unsetenv("DN_ISA");
+    CHECK_MSG(strstr(out, "ignoring DN_ISA=nonsense") != NULL, "%s", out);
+}
+
 void suite_train(void)
 {
+    RUN(command_common_options);
     RUN(malformed_cfg_files);
     RUN(bad_checkpoints_are_refused);
     RUN(mnist_mlp_learns);

@@ -33,7 +33,9 @@ static const char *const usage_main =
     "  visualize CKPT  the first convolutional layer's filters as an SVG or PNG picture\n"
     "  gradcheck       check every op's gradient against finite differences\n"
     "\n"
-    "`dendrite <command> --help` describes a command's options.\n";
+    "`dendrite <command> --help` describes a command's options.  Every command takes --threads N (kernel\n"
+    "threads; default: DN_THREADS, else every core this process may use); DN_ISA=portable|avx2|avx512|neon caps\n"
+    "the instruction set the kernels use.\n";
 
 static const char *const usage_train =
     "usage: dendrite train CFG [options]\n"
@@ -41,7 +43,7 @@ static const char *const usage_train =
     "  --epochs N        epochs (default: the cfg's)\n"
     "  --batch N         minibatch size\n"
     "  --lr X            learning rate\n"
-    "  --threads N       kernel threads\n"
+    "  --threads N       kernel threads (default: DN_THREADS, else every core this process may use)\n"
     "  --seed N          seed for initialisation, shuffling and dropout\n"
     "  --save FILE       checkpoint written after every epoch (crash-safe)\n"
     "  --resume FILE     continue a run from its checkpoint\n"
@@ -432,9 +434,42 @@ static int cmd_generate(int argc, char **argv)
     return rc;
 }
 
+/* Options every command takes: --threads N (kernel threads; default: DN_THREADS, else every core this process may
+ * use) is taken out of argv here, and DN_ISA is checked once so that a misspelt name is reported, not ignored.
+ * Returns false (after a message) on a bad value. */
+static bool common_options(int *argc, char **argv)
+{
+    const char *isa = getenv("DN_ISA");
+    dn_isa want;
+    if (isa && *isa) {
+        if (dn_isa_from_name(isa, &want) != DN_OK)
+            fprintf(stderr, "dendrite: ignoring DN_ISA=%s (use portable, avx2, avx512 or neon); using %s\n", isa,
+                    dn_isa_name(dn_get_isa()));
+        else if (!dn_isa_supported(want))
+            fprintf(stderr, "dendrite: this CPU cannot run %s code (DN_ISA); using %s\n", isa, dn_isa_name(dn_get_isa()));
+    }
+    int out = 2;
+    for (int i = 2; i < *argc; i++) {
+        if (!strcmp(argv[i], "--threads") && strcmp(argv[1], "train") != 0) { /* train passes it to its run */
+            long n;
+            if (i + 1 >= *argc || !parse_long(argv[i + 1], 1, 1024, &n)) {
+                fprintf(stderr, "dendrite %s: bad or missing value for '--threads'\n", argv[1]);
+                return false;
+            }
+            dn_set_threads((int)n);
+            i++;
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    *argc = out;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return usage(usage_main, true);
+    if (!common_options(&argc, argv)) return 2;
     const char *cmd = argv[1];
     if (is_help(cmd)) return usage(usage_main, false);
     if (!strcmp(cmd, "--version")) {
