@@ -3,6 +3,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 static const dn_op *const tables[] = {
@@ -12,16 +13,19 @@ static const dn_op *const tables[] = {
 };
 
 static const dn_op *registry[256];
-static int registry_count = -1;
+static int registry_count;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
-static void build_registry(void)
+/* Made once, by whichever thread asks first (pthread_once), so concurrent first calls are safe. */
+static void fill_registry(void)
 {
-    if (registry_count >= 0) return;
     int n = 0;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (const dn_op *op = tables[t]; op->name && n < 256; op++) registry[n++] = op;
     registry_count = n;
 }
+
+static void build_registry(void) { pthread_once(&registry_once, fill_registry); }
 
 int dn_op_count(void)
 {
