@@ -21,6 +21,10 @@
 #define IM2COL_X86 0
 #endif
 
+/* The dot-product weight gradient's block: DW_F filters x DW_T taps (see conv_dw_taps).  Outside the x86 block:
+ * dn_conv_dw_dy_len sizes dyb on every CPU. */
+enum { DW_F = 6, DW_T = 3 };
+
 /* The range [*lo, *hi) of output positions o with 0 <= o*s + off < n (off may be negative). */
 static void valid_range(int64_t n_out, int64_t s, int64_t off, int64_t n, int64_t *lo, int64_t *hi)
 {
@@ -188,15 +192,12 @@ __attribute__((target("avx512f"))) static void col2im_channels_s1_avx512(const d
 }
 #endif
 
+#if IM2COL_X86
 static bool use_avx512(const dn_conv_geom *g)
 {
-#if IM2COL_X86
     return g->sw == 1 && g->Wo <= 16 * S1_CHUNKS && g->W <= 16 * S1_CHUNKS && g->kw <= S1_KW && dn_cpu_avx512();
-#else
-    (void)g;
-    return false;
-#endif
 }
+#endif
 
 /* dx channels [c0, c1) += the column rows of those channels.  A channel's pixels receive their additions
  * in the same order however the channels are shared out, so the sums never depend on the thread count. */
@@ -399,7 +400,6 @@ __attribute__((target("avx512f"))) static void conv_pack_avx512(const dn_conv_pa
  * in order); the caller adds the lanes up once, at the end.  runs: the runs of every 16-pixel chunk, up to 16
  * entries per chunk, the count in the chunk's first.  Six filters' dy are first copied chunk by chunk into dyb,
  * so that a chunk's six vectors sit side by side (one pointer, no masks in the inner loop). */
-enum { DW_F = 6, DW_T = 3 };
 
 /* The 18 sums of taps t0 .. t0+2 over every chunk, into wide.  dyb: the 6 filters' dy, chunk-major
  * (dyb[(c*6 + a)*16 + lane], zeros past the filters and pixels).  all_taps: t0 + 3 <= K, so no tap mask. */
