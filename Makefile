@@ -2,6 +2,8 @@
 #   make CC=clang            another compiler
 #   make asan                the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
 #   make examples            the programs in examples/
+#   make test-aarch64        cross-build for aarch64 (BUILD=build-arm) and run the whole suite under qemu-aarch64
+#   make test RUN="wrapper"  run every test program (and the programs the tests start) through a wrapper
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O3
@@ -9,6 +11,7 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 ALLFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math $(WARN) -Iinclude -Isrc -fPIC $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := -lm -lpthread
+RUN     ?=
 
 LIB_SRC  := $(wildcard src/*.c src/kernels/*.c src/ops/*.c src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -18,7 +21,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test examples asan clean gradcheck install uninstall docs bench fuzz valgrind
+.PHONY: all test test-aarch64 examples asan clean gradcheck install uninstall docs bench fuzz valgrind
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
@@ -68,15 +71,24 @@ $(BUILD)/test_gemm: $(BUILD)/tests/test_gemm_standalone.o $(BUILD)/libdendrite.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The suite: unit tests, registry-wide gradient check and PyTorch goldens, then the CLI checks.
+# RUN (empty by default) prefixes every test program and, through DN_RUN_PREFIX, every program the tests start.
 test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples
-	@$(BUILD)/test_gemm > $(BUILD)/test_gemm.log || { tail -20 $(BUILD)/test_gemm.log; exit 1; }
+	@$(RUN) $(BUILD)/test_gemm > $(BUILD)/test_gemm.log || { tail -20 $(BUILD)/test_gemm.log; exit 1; }
 	@echo "gemm: $$(tail -1 $(BUILD)/test_gemm.log)"
-	@DN_DATA=data sh tests/test_report.sh $(BUILD) > $(BUILD)/test_report.log 2>&1 || { tail -30 $(BUILD)/test_report.log; exit 1; }
+	@DN_RUN_PREFIX="$(RUN)" DN_DATA=data sh tests/test_report.sh $(BUILD) > $(BUILD)/test_report.log 2>&1 || { tail -30 $(BUILD)/test_report.log; exit 1; }
 	@echo "report: $$(tail -1 $(BUILD)/test_report.log)"
-	@CC="$(CC)" EXTRA_CFLAGS="$(EXTRA_CFLAGS)" DN_DATA=data sh tests/test_docs.sh $(BUILD) > $(BUILD)/test_docs.log 2>&1 || { tail -30 $(BUILD)/test_docs.log; exit 1; }
+	@DN_RUN_PREFIX="$(RUN)" CC="$(CC)" EXTRA_CFLAGS="$(EXTRA_CFLAGS)" DN_DATA=data sh tests/test_docs.sh $(BUILD) > $(BUILD)/test_docs.log 2>&1 || { tail -30 $(BUILD)/test_docs.log; exit 1; }
 	@echo "docs: $$(tail -1 $(BUILD)/test_docs.log)"
 	@python3 tools/check_header_docs.py > $(BUILD)/header_docs.log || { cat $(BUILD)/header_docs.log; exit 1; }
-	DN_DATA=data DN_BUILD=$(BUILD) $(BUILD)/test_runner
+	DN_RUN_PREFIX="$(RUN)" DN_DATA=data DN_BUILD=$(BUILD) $(RUN) $(BUILD)/test_runner
+
+# The aarch64 build (NEON kernels) and the whole suite under user-mode emulation; needs Debian's
+# gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user.  Correctness only: emulation says nothing of speed.
+AARCH64_CC   ?= aarch64-linux-gnu-gcc
+AARCH64_QEMU ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+test-aarch64:
+	@$(MAKE) --no-print-directory -j2 CC=$(AARCH64_CC) BUILD=build-arm all build-arm/test_runner build-arm/test_gemm examples
+	@$(MAKE) --no-print-directory CC=$(AARCH64_CC) BUILD=build-arm RUN="$(AARCH64_QEMU)" test
 
 gradcheck: $(BUILD)/dendrite
 	$(BUILD)/dendrite gradcheck
@@ -111,4 +123,4 @@ docs:
 	@echo "docs: $(BUILD)/docs/index.html"
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-arm
