@@ -104,9 +104,9 @@ static void add(const fn_case *c, float x, worst *ws, worst *wp)
 static const char *simd_name(void)
 {
 #if defined(__aarch64__)
-    return "neon:";
+    return "neon";
 #else
-    return "avx2:";
+    return "avx2";
 #endif
 }
 
@@ -130,7 +130,7 @@ static void sweep(const fn_case *c)
     flush(c, &ws, &wp);
 
     if (dn_vmath_simd()) {
-        printf("    vmath %-7s %-9s max %.3f ulp (at x = %.9g) over %ld inputs\n", c->name, simd_name(), ws.ulp,
+        printf("    vmath %-7s %s:     max %.3f ulp (at x = %.9g) over %ld inputs\n", c->name, simd_name(), ws.ulp,
                (double)ws.x, ws.count);
         CHECK_MSG(ws.ulp <= c->bound, "%s (%s): %.3f ulp at x = %.9g, bound %g", c->name, simd_name(), ws.ulp,
                   (double)ws.x, c->bound);
