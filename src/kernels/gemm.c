@@ -37,7 +37,9 @@
  * Micro-kernels.  The portable C kernel and the AVX2 + FMA kernel compute MR x NR tiles.  Where the CPU has
  * AVX-512, whole 12 x 32 tiles (two A micro-panels by two B micro-panels of the same packed buffers) and
  * 6 x 32 tiles go to AVX-512 kernels, twice as much work per instruction, and the edges stay with the AVX2
- * kernel.  Products of 1 to 4 rows skip packing altogether ("skinny products" below).
+ * kernel.  On aarch64 a NEON kernel computes the 6 x 16 tiles (micro_kernel_neon).  Products of 1 to 4 rows
+ * skip packing altogether on x86 ("skinny products" below); on aarch64 they take the packed path with the NEON
+ * kernel (the same numbers: the skinny kernels exist for speed, and ARM speed cannot be measured here).
  *
  * Determinism: for a given shape the summation order is fixed.  In the blocked path C(i,j) is, per K
  * block in order, acc = sum over k of A(i,k)*B(k,j) accumulated sequentially from zero (fused multiply-add

@@ -2,8 +2,8 @@
  *
  * Why not libm: glibc's expf/tanhf are scalar calls, ~27% of an LSTM's training time went into them, and
  * the compiler cannot vectorise a loop around them.  These are the classic Cephes single-precision
- * algorithms (Moshier), written once as scalar C (the portable path) and once with AVX2 + FMA intrinsics
- * (8 lanes; chosen at run time), with the same constants.  Each is a range reduction to a small interval,
+ * algorithms (Moshier), written once as scalar C (the portable path), once with AVX2 + FMA intrinsics
+ * (8 lanes) and once with NEON (4 lanes, aarch64), chosen at run time, with the same constants.  Each is a range reduction to a small interval,
  * a short polynomial there, and a reconstruction:
  *
  *   exp(x)     = 2^n e^r,  n = round(x log2 e),  r = x - n ln2 in [-ln2/2, ln2/2]
