@@ -2,6 +2,8 @@
 #   make CC=clang            another compiler
 #   make asan                the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
 #   make examples            the programs in examples/
+#   make test-aarch64        cross-build for aarch64 (BUILD=build-arm) and run the whole suite under qemu-aarch64
+#   make test RUN="wrapper"  run every test program (and the programs the tests start) through a wrapper
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O3
@@ -9,6 +11,7 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 ALLFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math $(WARN) -Iinclude -Isrc -fPIC -fvisibility=hidden $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := -lm -lpthread
+RUN     ?=
 
 LIB_SRC  := $(wildcard src/*.c src/kernels/*.c src/ops/*.c src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -18,7 +21,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test test-data examples asan clean gradcheck install uninstall docs bench fuzz valgrind check-layers
+.PHONY: all test test-data test-aarch64 examples asan clean gradcheck install uninstall docs bench fuzz valgrind check-layers
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
@@ -78,21 +81,30 @@ test-data:
 
 # The suite: unit tests, registry-wide gradient check and PyTorch goldens, then the CLI checks.  Each part's last
 # line is "N passed, N failed, N skipped"; env DN_REQUIRE=mnist,python3,chromium makes those skips failures.
+# RUN (empty by default) prefixes every test program and, through DN_RUN_PREFIX, every program the tests start.
 test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples test-data
-	@sh tests/test_runner.sh $(BUILD) > $(BUILD)/test_runner_self.log 2>&1 || { cat $(BUILD)/test_runner_self.log; exit 1; }
+	@DN_RUN_PREFIX="$(RUN)" sh tests/test_runner.sh $(BUILD) > $(BUILD)/test_runner_self.log 2>&1 || { cat $(BUILD)/test_runner_self.log; exit 1; }
 	@echo "runner: $$(tail -1 $(BUILD)/test_runner_self.log)"
-	@$(BUILD)/test_gemm > $(BUILD)/test_gemm.log || { tail -20 $(BUILD)/test_gemm.log; exit 1; }
+	@$(RUN) $(BUILD)/test_gemm > $(BUILD)/test_gemm.log || { tail -20 $(BUILD)/test_gemm.log; exit 1; }
 	@echo "gemm: $$(tail -1 $(BUILD)/test_gemm.log)"
-	@DN_DATA=data sh tests/test_report.sh $(BUILD) > $(BUILD)/test_report.log 2>&1 || { tail -30 $(BUILD)/test_report.log; exit 1; }
+	@DN_RUN_PREFIX="$(RUN)" DN_DATA=data sh tests/test_report.sh $(BUILD) > $(BUILD)/test_report.log 2>&1 || { tail -30 $(BUILD)/test_report.log; exit 1; }
 	@echo "report: $$(tail -1 $(BUILD)/test_report.log)"; grep '^skip' $(BUILD)/test_report.log || true
-	@CC="$(CC)" EXTRA_CFLAGS="$(EXTRA_CFLAGS)" DN_DATA=data sh tests/test_docs.sh $(BUILD) > $(BUILD)/test_docs.log 2>&1 || { tail -30 $(BUILD)/test_docs.log; exit 1; }
+	@DN_RUN_PREFIX="$(RUN)" CC="$(CC)" EXTRA_CFLAGS="$(EXTRA_CFLAGS)" DN_DATA=data sh tests/test_docs.sh $(BUILD) > $(BUILD)/test_docs.log 2>&1 || { tail -30 $(BUILD)/test_docs.log; exit 1; }
 	@echo "docs: $$(tail -1 $(BUILD)/test_docs.log)"; grep '^skip' $(BUILD)/test_docs.log || true
 	@python3 tools/check_header_docs.py > $(BUILD)/header_docs.log || { cat $(BUILD)/header_docs.log; exit 1; }
 	@python3 tools/check_floors.py $(BUILD) > $(BUILD)/floors.log || { cat $(BUILD)/floors.log; exit 1; }
 	@echo "$$(tail -1 $(BUILD)/floors.log)"
 	@sh tests/check_exports.sh $(BUILD) > $(BUILD)/exports.log || { cat $(BUILD)/exports.log; exit 1; }
 	@echo "exports: $$(head -1 $(BUILD)/exports.log)"
-	DN_DATA=data DN_BUILD=$(BUILD) $(BUILD)/test_runner
+	DN_RUN_PREFIX="$(RUN)" DN_DATA=data DN_BUILD=$(BUILD) $(RUN) $(BUILD)/test_runner
+
+# The aarch64 build (NEON kernels) and the whole suite under user-mode emulation; needs Debian's
+# gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user.  Correctness only: emulation says nothing of speed.
+AARCH64_CC   ?= aarch64-linux-gnu-gcc
+AARCH64_QEMU ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+test-aarch64:
+	@$(MAKE) --no-print-directory -j2 CC=$(AARCH64_CC) BUILD=build-arm all build-arm/test_runner build-arm/test_gemm examples
+	@$(MAKE) --no-print-directory CC=$(AARCH64_CC) BUILD=build-arm RUN="$(AARCH64_QEMU)" test
 
 # The floors of docs/design.md: no include or call from a lower floor to a higher one (reads the object files).
 check-layers: all
@@ -131,4 +143,4 @@ docs:
 	@echo "docs: $(BUILD)/docs/index.html"
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-arm

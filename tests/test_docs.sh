@@ -11,6 +11,8 @@
 # but not run when MNIST is absent, and counts as skipped ("skip NAME: reason"); with mnist listed in DN_REQUIRE
 # (comma-separated) that is a failure instead.  DN_KEEP=1 keeps the scratch folder.  Exit status 0 when every
 # program passes; the last line is "N passed, N failed, N skipped".
+# DN_RUN_PREFIX runs each program through a wrapper (a cross build under qemu-aarch64: `make test-aarch64`, with CC
+# the cross compiler), with 600 s instead of 120 s each.
 set -u
 
 BUILD=${1:-build}
@@ -20,7 +22,9 @@ if [ $# -eq 0 ]; then
 fi
 CC=${CC:-cc}
 EXTRA_CFLAGS=${EXTRA_CFLAGS:-}
+RUN_PREFIX=${DN_RUN_PREFIX:-}
 LIMIT=120
+[ -n "$RUN_PREFIX" ] && LIMIT=600
 passed=0
 failed=0
 skipped=0
@@ -103,7 +107,8 @@ while read -r name where; do
     [ -n "$data" ] && ln -s "$data" "$run/data"
     limiter=
     command -v timeout > /dev/null 2>&1 && limiter="timeout $LIMIT"
-    (cd "$run" && $limiter "$bin") < /dev/null > "$work/$name.run.log" 2>&1 # stdin: not the list being read
+    # shellcheck disable=SC2086 # the limiter and the prefix are commands with their arguments
+    (cd "$run" && $limiter $RUN_PREFIX "$bin") < /dev/null > "$work/$name.run.log" 2>&1 # stdin: not the list being read
     rc=$?
     if [ "$rc" -eq 0 ]; then
         ok "$name ($where) compiles and runs"

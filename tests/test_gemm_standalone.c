@@ -249,10 +249,9 @@ static void run_bench(void)
 
 /* ------------------------------------------------------------------ main */
 
-int main(int argc, char **argv)
+/* Every check, with the kernels of the ISA in force. */
+static void run_checks(void)
 {
-    const bool do_bench = argc > 1 && strcmp(argv[1], "--bench") == 0;
-
     /* Irregular sizes around the 6 x 16 tile and the small-problem threshold. */
     static const int64_t mn[] = {1, 2, 3, 5, 6, 7, 11, 12, 13, 16, 17, 23, 31, 33, 48, 49, 64, 70};
     static const int64_t ks[] = {1, 2, 3, 4, 5, 7, 16, 17, 31, 64, 70};
@@ -291,6 +290,27 @@ int main(int argc, char **argv)
         check(ta, tb, 40, 40, 0, 1, 1, 1, 0.5f, 1.0f, false);
         check(ta, tb, 40, 40, 40, 1, 1, 1, 0.0f, 0.3f, false); /* alpha == 0 */
     }
+}
+
+int main(int argc, char **argv)
+{
+    const bool do_bench = argc > 1 && strcmp(argv[1], "--bench") == 0;
+
+    /* Once per instruction set this CPU has (portable C, AVX2, AVX-512 on x86-64; portable C, NEON on aarch64),
+     * each against dn_sgemm_ref, within the ISA cap of DN_ISA (if set) */
+    const dn_isa best = dn_get_isa();
+    for (int isa = DN_ISA_PORTABLE; isa <= DN_ISA_NEON; isa++) {
+        if (!dn_isa_supported((dn_isa)isa) || (isa > (int)best && isa != DN_ISA_PORTABLE)) continue;
+        if (dn_set_isa((dn_isa)isa) != DN_OK) {
+            printf("FAIL dn_set_isa(%s): %s\n", dn_isa_name((dn_isa)isa), dn_last_error());
+            n_fail++;
+            continue;
+        }
+        const int pass0 = n_pass, fail0 = n_fail;
+        run_checks();
+        printf("%s: %d passed, %d failed\n", dn_isa_name((dn_isa)isa), n_pass - pass0, n_fail - fail0);
+    }
+    if (dn_set_isa(best) != DN_OK) n_fail++;
 
     if (do_bench) run_bench();
 

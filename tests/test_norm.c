@@ -431,6 +431,8 @@ static void test_bn_folding_at_inference(void)
         CHECK_MSG(y && dn_tensor_numel(y) == n, "%s: inference forward: %s", fold_cases[c].what, dn_last_error());
         if (y && dn_tensor_numel(y) == n) {
             dn_tensor_read(y, got);
+            /* maxima by comparison, not fmax: gcc 12.2 for aarch64 stops with an internal compiler error
+             * (vect_transform_reduction) vectorising an fmax reduction over floats widened to double at -O3 */
             double big = 0, err = 0;
             for (int64_t i = 0; i < n; i++) {
                 big = t_worse(big, fabs(ref[i]));

@@ -10,10 +10,15 @@
 # chromium the rendering check is ("skip NAME: reason"); DN_REQUIRE (comma-separated, e.g. mnist,chromium) turns
 # the skip of a listed requirement into a failure.  Exit status 0 when every check passes; the last line is
 # "N passed, N failed, N skipped".
+# DN_RUN_PREFIX runs the binary through a wrapper (a cross build under qemu-aarch64: `make test-aarch64`).
 set -u
 
 BUILD=${1:-build}
 DN=$BUILD/dendrite
+RUN_PREFIX=${DN_RUN_PREFIX:-}
+# dn ARGS...: the dendrite binary, through the wrapper if one is set
+# shellcheck disable=SC2086 # the prefix is a command and its arguments
+dn() { $RUN_PREFIX "$DN" "$@"; }
 MNIST=${DN_DATA:-data}/mnist
 passed=0
 failed=0
@@ -114,7 +119,7 @@ units = 10
 EOF
 
 # --- train -----------------------------------------------------------------------------------------------
-"$DN" train "$T/tiny.cfg" --epochs 2 --threads 1 --quiet --log "$T/log.jsonl" --save "$T/tiny.safetensors" \
+dn train "$T/tiny.cfg" --epochs 2 --threads 1 --quiet --log "$T/log.jsonl" --save "$T/tiny.safetensors" \
     > "$T/train.out" 2> "$T/train.err"
 check "train: 2 epochs with --log and --save" test $? -eq 0
 check "train: the log has one line per epoch" test "$(wc -l < "$T/log.jsonl" 2> /dev/null)" -eq 2
@@ -122,7 +127,7 @@ check "train: the log has one line per epoch" test "$(wc -l < "$T/log.jsonl" 2> 
 # --- report ----------------------------------------------------------------------------------------------
 H=$T/out/report.html
 mkdir -p "$T/out"
-"$DN" report "$T/log.jsonl" "$T/tiny.safetensors" -o "$H" > "$T/report.out" 2> "$T/report.err"
+dn report "$T/log.jsonl" "$T/tiny.safetensors" -o "$H" > "$T/report.out" 2> "$T/report.err"
 rc=$?
 check "report: exit status 0 (got $rc)" test "$rc" -eq 0
 check "report: the page exists and is HTML" grep -qs '^<!DOCTYPE html>' "$H"
@@ -148,7 +153,7 @@ check "report: self-contained (no scripts, links or remote URLs)" \
 check "report: no temporary file left behind" test "$(find "$T/out" -type f | wc -l)" -eq 1
 
 # the log alone (no checkpoint) is a page with the curves only
-"$DN" report "$T/log.jsonl" -o "$T/curves.html" > /dev/null 2>&1
+dn report "$T/log.jsonl" -o "$T/curves.html" > /dev/null 2>&1
 check "report: log only" test $? -eq 0
 check "report: log only has the charts and no heat map" \
     sh -c "grep -qs '<title>Loss</title>' '$T/curves.html' && ! grep -qs 'heatmap' '$T/curves.html'"
@@ -156,39 +161,39 @@ check "report: log only has the charts and no heat map" \
 # --- bad logs: clear errors naming the line, never a crash ------------------------------------------------
 head -n 2 "$T/log.jsonl" > "$T/bad.jsonl"
 echo '[1, 2, 3]' >> "$T/bad.jsonl"
-"$DN" report "$T/bad.jsonl" -o "$T/bad.html" > /dev/null 2> "$T/bad.err"
+dn report "$T/bad.jsonl" -o "$T/bad.html" > /dev/null 2> "$T/bad.err"
 rc=$?
 check "bad log: exit status 1 (got $rc)" test "$rc" -eq 1
 check "bad log: the message names the line" grep -qs 'bad.jsonl:3: expected a JSON object' "$T/bad.err"
 check "bad log: no page written" test ! -e "$T/bad.html"
 printf '{"epoch": 1, "train_loss": 0.5}\n{"epoch": 2, "train_loss": "low"}\n' > "$T/bad2.jsonl"
-"$DN" report "$T/bad2.jsonl" -o "$T/bad2.html" > /dev/null 2> "$T/bad2.err"
+dn report "$T/bad2.jsonl" -o "$T/bad2.html" > /dev/null 2> "$T/bad2.err"
 check "bad log: a string where a number belongs" grep -qs 'bad2.jsonl:2: "train_loss" should be a number' "$T/bad2.err"
 printf '{"epoch": 1, "train_loss": 0.5\n' > "$T/bad3.jsonl"
-"$DN" report "$T/bad3.jsonl" -o "$T/bad3.html" > /dev/null 2> "$T/bad3.err"
+dn report "$T/bad3.jsonl" -o "$T/bad3.html" > /dev/null 2> "$T/bad3.err"
 check "bad log: an unclosed object" grep -qs "bad3.jsonl:1: expected ',' or '}'" "$T/bad3.err"
 : > "$T/empty.jsonl"
-"$DN" report "$T/empty.jsonl" -o "$T/empty.html" > /dev/null 2> "$T/empty.err"
+dn report "$T/empty.jsonl" -o "$T/empty.html" > /dev/null 2> "$T/empty.err"
 rc=$?
 check "empty log: an error (got $rc)" sh -c "[ $rc -eq 1 ] && grep -qs 'empty' '$T/empty.err'"
 head -c 4096 "$DN" > "$T/binary.jsonl"
-"$DN" report "$T/binary.jsonl" -o "$T/binary.html" > /dev/null 2>&1
+dn report "$T/binary.jsonl" -o "$T/binary.html" > /dev/null 2>&1
 rc=$?
 check "binary file as log: an error, not a crash (got $rc)" test "$rc" -eq 1
 printf '{"epoch": 1, "train_loss": 0.5, "note": "x\\"y", "extra": {"a": [1, {"b": null}]}, "ok": true}\n' > "$T/extra.jsonl"
-"$DN" report "$T/extra.jsonl" -o "$T/extra.html" > /dev/null 2>&1
+dn report "$T/extra.jsonl" -o "$T/extra.html" > /dev/null 2>&1
 check "unknown keys are ignored" test $? -eq 0
-"$DN" report > /dev/null 2>&1
+dn report > /dev/null 2>&1
 rc=$?
 check "report without arguments: usage error (got $rc)" test "$rc" -eq 2
 
 # --- visualize -------------------------------------------------------------------------------------------
-"$DN" visualize "$T/tiny.safetensors" -o "$T/filters.svg" > "$T/vis.out" 2>&1
+dn visualize "$T/tiny.safetensors" -o "$T/filters.svg" > "$T/vis.out" 2>&1
 check "visualize: SVG" test $? -eq 0
 check "visualize: the SVG has 8 tiles of 5x5 with a caption" \
     sh -c "grep -qs '^<svg' '$T/filters.svg' && [ \$(grep -o '<g><title>filter' '$T/filters.svg' | wc -l) -eq 8 ] &&
            [ \$(grep -o '<rect x=' '$T/filters.svg' | wc -l) -ge 200 ] && grep -qs 'each filter scaled' '$T/filters.svg'"
-"$DN" visualize "$T/tiny.safetensors" -o "$T/filters.png" > /dev/null 2>&1
+dn visualize "$T/tiny.safetensors" -o "$T/filters.png" > /dev/null 2>&1
 check "visualize: PNG" test $? -eq 0
 # bytes 0-7: the signature; 8-15: IHDR's length (13) and type; 16-23: width, height; 24: depth 8; 25: greyscale
 head_hex=$(od -An -tx1 -N 26 "$T/filters.png" 2> /dev/null | tr -d ' \n')
@@ -215,12 +220,12 @@ w, h = size
 assert len(zlib.decompress(idat)) == h * (w + 1)
 EOF
 fi
-"$DN" train "$T/mlp.cfg" --epochs 0 --quiet --save "$T/mlp.safetensors" > /dev/null 2>&1
-"$DN" visualize "$T/mlp.safetensors" -o "$T/mlp.svg" > /dev/null 2> "$T/mlp.err"
+dn train "$T/mlp.cfg" --epochs 0 --quiet --save "$T/mlp.safetensors" > /dev/null 2>&1
+dn visualize "$T/mlp.safetensors" -o "$T/mlp.svg" > /dev/null 2> "$T/mlp.err"
 rc=$?
 check "visualize: a model without conv layers is an error (got $rc)" \
     sh -c "[ $rc -eq 1 ] && grep -qs 'no convolutional layer' '$T/mlp.err' && [ ! -e '$T/mlp.svg' ]"
-"$DN" visualize "$T/tiny.safetensors" -o "$T/filters.gif" > /dev/null 2>&1
+dn visualize "$T/tiny.safetensors" -o "$T/filters.gif" > /dev/null 2>&1
 rc=$?
 check "visualize: an unknown extension is a usage error (got $rc)" test "$rc" -eq 2
 

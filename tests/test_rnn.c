@@ -349,6 +349,7 @@ static const seq_tensor *seq_get(const seq_file *f, const char *name)
     return NULL;
 }
 
+
 /* The golden criterion (top of the file); reports the worst element. */
 static void check_close(const char *what, const float *got, const seq_tensor *exp, double tol)
 {

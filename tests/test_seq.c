@@ -123,7 +123,8 @@ static int run(const char *args, char *out, size_t size)
 {
     char cmd[1024];
     const char *bin = getenv("DN_BUILD");
-    snprintf(cmd, sizeof cmd, "%s/dendrite %s 2>&1", bin ? bin : "build", args);
+    const char *pre = getenv("DN_RUN_PREFIX"); /* e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu" for a cross build */
+    snprintf(cmd, sizeof cmd, "%s%s%s/dendrite %s 2>&1", pre ? pre : "", pre ? " " : "", bin ? bin : "build", args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out, 1, size - 1, p);

@@ -346,7 +346,8 @@ static int run_cli(const char *args, char *out, size_t size)
 {
     char cmd[1024];
     const char *bin = getenv("DN_BUILD");
-    snprintf(cmd, sizeof cmd, "%s/dendrite %s 2>&1", bin ? bin : "build", args);
+    const char *pre = getenv("DN_RUN_PREFIX"); /* e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu" for a cross build */
+    snprintf(cmd, sizeof cmd, "%s%s%s/dendrite %s 2>&1", pre ? pre : "", pre ? " " : "", bin ? bin : "build", args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out, 1, size - 1, p);
@@ -602,14 +603,15 @@ static void examples_learn(void)
 {
     static char out[1 << 14];
     const char *b = getenv("DN_BUILD") ? getenv("DN_BUILD") : "build";
+    const char *pre = getenv("DN_RUN_PREFIX") ? getenv("DN_RUN_PREFIX") : "", *sp = *pre ? " " : "";
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s/examples/xor 2>&1", b);
+    snprintf(cmd, sizeof cmd, "%s%s%s/examples/xor 2>&1", pre, sp, b);
     FILE *p = popen(cmd, "r");
     size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
     out[n] = '\0';
     int st = p ? pclose(p) : -1;
     CHECK_MSG(st == 0 && strstr(out, "4/4 correct"), "xor: %s", out);
-    snprintf(cmd, sizeof cmd, "%s/examples/fit_sine 2>&1", b);
+    snprintf(cmd, sizeof cmd, "%s%s%s/examples/fit_sine 2>&1", pre, sp, b);
     p = popen(cmd, "r");
     n = p ? fread(out, 1, sizeof out - 1, p) : 0;
     out[n] = '\0';

@@ -1,7 +1,7 @@
 /* The vectorised maths of src/kernels/vmath.c against double-precision libm: the error in ulp over a dense
  * sweep of float inputs (every STRIDE-th bit pattern of each function's range, plus every float in a few
- * narrow places where an algorithm changes branch or the result leaves the normal range), for the AVX2 path
- * (when this CPU has it) and the portable path; then special values, in-place calls and odd lengths.
+ * narrow places where an algorithm changes branch or the result leaves the normal range), for the SIMD path
+ * (AVX2 or NEON, when this CPU has it) and the portable path, each on its own; then special values, in-place calls and odd lengths.
  *
  * DN_VMATH_BENCH=1 in the environment also prints nanoseconds per element next to glibc's scalar calls. */
 #define _POSIX_C_SOURCE 200809L
@@ -100,6 +100,16 @@ static void add(const fn_case *c, float x, worst *ws, worst *wp)
     if (batch.n == CHUNK) flush(c, ws, wp);
 }
 
+/* The SIMD path's name (AVX2 on x86-64, NEON on aarch64: vmath has no AVX-512 path of its own). */
+static const char *simd_name(void)
+{
+#if defined(__aarch64__)
+    return "neon";
+#else
+    return "avx2";
+#endif
+}
+
 static void sweep(const fn_case *c)
 {
     worst ws = {0, 0, 0}, wp = {0, 0, 0};
@@ -120,12 +130,13 @@ static void sweep(const fn_case *c)
     flush(c, &ws, &wp);
 
     if (dn_vmath_simd()) {
-        printf("    vmath %-7s avx2:     max %.3f ulp (at x = %.9g) over %ld inputs\n", c->name, ws.ulp, (double)ws.x,
-               ws.count);
-        CHECK_MSG(ws.ulp <= c->bound, "%s (AVX2): %.3f ulp at x = %.9g, bound %g", c->name, ws.ulp, (double)ws.x,
-                  c->bound);
+        printf("    vmath %-7s %s:     max %.3f ulp (at x = %.9g) over %ld inputs\n", c->name, simd_name(), ws.ulp,
+               (double)ws.x, ws.count);
+        CHECK_MSG(ws.ulp <= c->bound, "%s (%s): %.3f ulp at x = %.9g, bound %g", c->name, simd_name(), ws.ulp,
+                  (double)ws.x, c->bound);
     } else {
-        printf("    vmath %-7s avx2:     not available (CPU without AVX2 + FMA, or built without it)\n", c->name);
+        printf("    vmath %-7s simd:     not available (no AVX2 + FMA or NEON, built without it, or capped by DN_ISA)\n",
+               c->name);
     }
     printf("    vmath %-7s portable: max %.3f ulp (at x = %.9g) over %ld inputs\n", c->name, wp.ulp, (double)wp.x,
            wp.count);
@@ -292,7 +303,7 @@ static void vmath_timing(void)
                 {"log", libm_logf, dn_vlog, dn_vlog_portable, xpos}};
     for (int r = 0; r < 4; r++)
         printf("    vmath %-7s ns/element: libm %.2f, %s %.2f, portable %.2f\n", rows[r].name,
-               ns_per_element(rows[r].libm, rows[r].in, y), dn_vmath_simd() ? "avx2" : "(no avx2)",
+               ns_per_element(rows[r].libm, rows[r].in, y), dn_vmath_simd() ? simd_name() : "(no simd)",
                ns_per_element(rows[r].simd, rows[r].in, y), ns_per_element(rows[r].portable, rows[r].in, y));
 }
 

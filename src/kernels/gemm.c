@@ -37,7 +37,9 @@
  * Micro-kernels.  The portable C kernel and the AVX2 + FMA kernel compute MR x NR tiles.  Where the CPU has
  * AVX-512, whole 12 x 32 tiles (two A micro-panels by two B micro-panels of the same packed buffers) and
  * 6 x 32 tiles go to AVX-512 kernels, twice as much work per instruction, and the edges stay with the AVX2
- * kernel.  Products of 1 to 4 rows skip packing altogether ("skinny products" below).
+ * kernel.  On aarch64 a NEON kernel computes the 6 x 16 tiles (micro_kernel_neon).  Products of 1 to 4 rows
+ * skip packing altogether on x86 ("skinny products" below); on aarch64 they take the packed path with the NEON
+ * kernel (the same numbers: the skinny kernels exist for speed, and ARM speed cannot be measured here).
  *
  * Determinism: for a given shape the summation order is fixed.  In the blocked path C(i,j) is, per K
  * block in order, acc = sum over k of A(i,k)*B(k,j) accumulated sequentially from zero (fused multiply-add
@@ -78,6 +80,13 @@
 #include <immintrin.h>
 #else
 #define DN_GEMM_X86 0
+#endif
+/* Advanced SIMD is part of every AArch64 CPU: no target attributes needed, only the run-time cap (cpu.h). */
+#if defined(__aarch64__) && !defined(DN_GEMM_NO_SIMD)
+#define DN_GEMM_NEON 1
+#include <arm_neon.h>
+#else
+#define DN_GEMM_NEON 0
 #endif
 
 #define MR 6
@@ -126,7 +135,27 @@ __attribute__((target("avx2"))) static void relu_rect_avx2(float *C, int64_t ldc
 }
 #endif
 
+#if DN_GEMM_NEON
+/* NEON: the same rule (v <= 0 compares false for NaN, so a NaN is kept), 4 lanes at a time. */
+static void relu_rect_neon(float *C, int64_t ldc, int64_t m, int64_t n)
+{
+    const float32x4_t zero = vdupq_n_f32(0.0f);
+    for (int64_t i = 0; i < m; i++) {
+        float *c = C + i * ldc;
+        int64_t j = 0;
+        for (; j + 4 <= n; j += 4) {
+            const float32x4_t v = vld1q_f32(c + j);
+            vst1q_f32(c + j, vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(v), vcleq_f32(v, zero))));
+        }
+        for (; j < n; j++) c[j] = c[j] <= 0.0f ? 0.0f : c[j];
+    }
+}
+#endif
+
 static bool have_avx2_fma(void);
+#if DN_GEMM_NEON
+static bool have_neon(void);
+#endif
 
 static void epilogue_rect(dn_gemm_epilogue ep, float *C, int64_t ldc, int64_t m, int64_t n)
 {
@@ -134,6 +163,12 @@ static void epilogue_rect(dn_gemm_epilogue ep, float *C, int64_t ldc, int64_t m,
 #if DN_GEMM_X86
     if (have_avx2_fma()) {
         relu_rect_avx2(C, ldc, m, n);
+        return;
+    }
+#endif
+#if DN_GEMM_NEON
+    if (have_neon()) {
+        relu_rect_neon(C, ldc, m, n);
         return;
     }
 #endif
@@ -506,6 +541,91 @@ __attribute__((target("avx2,fma"))) static void micro_kernel_avx2(int64_t kc, co
     DN_GEMM_WB(4, c40, c41);
     DN_GEMM_WB(5, c50, c51);
 #undef DN_GEMM_WB
+    if (!full)
+        for (int64_t i = 0; i < mr; i++)
+            for (int64_t j = 0; j < nr; j++) C[i * ldc + j] = tmp[i * NR + j];
+}
+#endif
+
+#if DN_GEMM_NEON
+/* NEON (AArch64 Advanced SIMD), 6 x 16 tile, the packed layouts of the other kernels.  Register layout (32
+ * 128-bit registers):
+ *
+ *   cIJ   I = row 0..5, J = 0..3 for columns 4J .. 4J+3   24 accumulators
+ *   b0..b3                                                 the 16 values of op(B) for the current k
+ *   a03, a45                                               op(A)(0..3, k) and op(A)(4..5, k)
+ *
+ * 30 registers in all; vfmaq_laneq_f32 multiplies by one lane of a, so no broadcasts are needed.  Each k step
+ * is 4 + 2 loads and 24 FMAs.  Per element the arithmetic is the AVX2 kernel's: a chain of single-rounding FMAs
+ * in k order from zero, then alpha*acc (+ C, or + beta*C) with separate roundings, so on an FMA machine the
+ * result is the same whichever SIMD kernel computes it. */
+static void micro_kernel_neon(int64_t kc, const float *restrict Ap, const float *restrict Bp, float *C, int64_t ldc,
+                              int64_t mr, int64_t nr, float alpha, float beta)
+{
+    float32x4_t c00 = vdupq_n_f32(0.0f), c01 = c00, c02 = c00, c03 = c00;
+    float32x4_t c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    float32x4_t c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+    float32x4_t c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    float32x4_t c40 = c00, c41 = c00, c42 = c00, c43 = c00;
+    float32x4_t c50 = c00, c51 = c00, c52 = c00, c53 = c00;
+    for (int64_t k = 0; k < kc; k++) {
+        const float32x4_t b0 = vld1q_f32(Bp), b1 = vld1q_f32(Bp + 4), b2 = vld1q_f32(Bp + 8), b3 = vld1q_f32(Bp + 12);
+        const float32x4_t a03 = vld1q_f32(Ap);
+        const float32x2_t a45 = vld1_f32(Ap + 4);
+#define DN_GEMM_ROW(x0, x1, x2, x3, fma, a, lane)                                                        \
+    do {                                                                                                  \
+        x0 = fma(x0, b0, a, lane);                                                                        \
+        x1 = fma(x1, b1, a, lane);                                                                        \
+        x2 = fma(x2, b2, a, lane);                                                                        \
+        x3 = fma(x3, b3, a, lane);                                                                        \
+    } while (0)
+        DN_GEMM_ROW(c00, c01, c02, c03, vfmaq_laneq_f32, a03, 0);
+        DN_GEMM_ROW(c10, c11, c12, c13, vfmaq_laneq_f32, a03, 1);
+        DN_GEMM_ROW(c20, c21, c22, c23, vfmaq_laneq_f32, a03, 2);
+        DN_GEMM_ROW(c30, c31, c32, c33, vfmaq_laneq_f32, a03, 3);
+        DN_GEMM_ROW(c40, c41, c42, c43, vfmaq_lane_f32, a45, 0);
+        DN_GEMM_ROW(c50, c51, c52, c53, vfmaq_lane_f32, a45, 1);
+#undef DN_GEMM_ROW
+        Ap += MR;
+        Bp += NR;
+    }
+
+    /* Write-back; a partial tile goes through a 6 x 16 scratch copy, as in the AVX2 kernel. */
+    float tmp[MR * NR];
+    float *dst = C;
+    int64_t ld = ldc;
+    const bool full = mr == MR && nr == NR;
+    if (!full) {
+        dst = tmp;
+        ld = NR;
+        if (beta != 0.0f)
+            for (int64_t i = 0; i < MR; i++)
+                for (int64_t j = 0; j < NR; j++) tmp[i * NR + j] = i < mr && j < nr ? C[i * ldc + j] : 0.0f;
+    }
+    const float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
+#define DN_GEMM_WB1(cp, x)                                                                                \
+    do {                                                                                                  \
+        float32x4_t t = vmulq_f32(va, x);                                                                 \
+        if (beta == 1.0f) t = vaddq_f32(t, vld1q_f32(cp));                                                \
+        else if (beta != 0.0f) t = vaddq_f32(t, vmulq_f32(vb, vld1q_f32(cp)));                            \
+        vst1q_f32(cp, t);                                                                                 \
+    } while (0)
+#define DN_GEMM_WB(row, x0, x1, x2, x3)                                                                   \
+    do {                                                                                                  \
+        float *cp = dst + (row) * ld;                                                                     \
+        DN_GEMM_WB1(cp, x0);                                                                              \
+        DN_GEMM_WB1(cp + 4, x1);                                                                          \
+        DN_GEMM_WB1(cp + 8, x2);                                                                          \
+        DN_GEMM_WB1(cp + 12, x3);                                                                         \
+    } while (0)
+    DN_GEMM_WB(0, c00, c01, c02, c03);
+    DN_GEMM_WB(1, c10, c11, c12, c13);
+    DN_GEMM_WB(2, c20, c21, c22, c23);
+    DN_GEMM_WB(3, c30, c31, c32, c33);
+    DN_GEMM_WB(4, c40, c41, c42, c43);
+    DN_GEMM_WB(5, c50, c51, c52, c53);
+#undef DN_GEMM_WB
+#undef DN_GEMM_WB1
     if (!full)
         for (int64_t i = 0; i < mr; i++)
             for (int64_t j = 0; j < nr; j++) C[i * ldc + j] = tmp[i * NR + j];
@@ -885,6 +1005,11 @@ static bool have_avx2_fma(void)
 #endif
 }
 
+#if DN_GEMM_NEON
+/* True when the NEON kernel may run (AArch64, not capped to portable). */
+static bool have_neon(void) { return dn_cpu_neon(); }
+#endif
+
 /* True when the AVX-512 kernel may run as well (DN_GEMM_NO_AVX512 builds without it, for comparisons). */
 static bool have_avx512(void)
 {
@@ -903,10 +1028,14 @@ static void gemm_blocked(bool transa, bool transb, int64_t M, int64_t N, int64_t
                          dn_gemm_epilogue ep, const dn_packed_b *pb, int64_t col0, dn_gemm_pack_b_fn pack_fn,
                          const void *pack_arg)
 {
-    const bool simd = have_avx2_fma(), wide = have_avx512();
+    const bool simd = have_avx2_fma();
     micro_kernel_fn *kernel = micro_kernel_c;
 #if DN_GEMM_X86
+    const bool wide = have_avx512();
     if (simd) kernel = micro_kernel_avx2;
+#endif
+#if DN_GEMM_NEON
+    if (have_neon()) kernel = micro_kernel_neon;
 #endif
     float *const Ap = scratch, *const Bbuf = scratch + MC * KC; /* MC*KC floats (a multiple of 16): stays aligned */
 

@@ -2,8 +2,8 @@
  *
  * Why not libm: glibc's expf/tanhf are scalar calls, ~27% of an LSTM's training time went into them, and
  * the compiler cannot vectorise a loop around them.  These are the classic Cephes single-precision
- * algorithms (Moshier), written once as scalar C (the portable path) and once with AVX2 + FMA intrinsics
- * (8 lanes; chosen at run time), with the same constants.  Each is a range reduction to a small interval,
+ * algorithms (Moshier), written once as scalar C (the portable path), once with AVX2 + FMA intrinsics
+ * (8 lanes) and once with NEON (4 lanes, aarch64), chosen at run time, with the same constants.  Each is a range reduction to a small interval,
  * a short polynomial there, and a reconstruction:
  *
  *   exp(x)     = 2^n e^r,  n = round(x log2 e),  r = x - n ln2 in [-ln2/2, ln2/2]
@@ -37,6 +37,12 @@
 #include <immintrin.h>
 #else
 #define DN_VMATH_X86 0
+#endif
+#if defined(__aarch64__) && !defined(DN_VMATH_NO_SIMD)
+#define DN_VMATH_NEON 1
+#include <arm_neon.h>
+#else
+#define DN_VMATH_NEON 0
 #endif
 
 /* exp: inputs are clamped to [EXP_LO, EXP_HI] first.  Beyond 88.72 the result overflows to +inf (the
@@ -312,12 +318,148 @@ ARRAY_SIMD(vlog_avx2, log_8)
 
 #endif /* DN_VMATH_X86 */
 
+/* ------------------------------------------------------------------ NEON path (AArch64)
+ *
+ * The AVX2 code lane for lane, 4 lanes wide: the same constants, the same fused multiply-adds in the same
+ * order, the same clamps and selects.  Two differences, neither of which moves a result by more than a tiny
+ * fraction of an ulp: the sigmoid correction multiplies by vrecpeq's 8-bit reciprocal estimate instead of
+ * rcpps's 12-bit one (the correction itself is about an ulp, so an 8-bit factor leaves ~1/256 ulp of error), and
+ * the clamps use vminnmq/vmaxnmq, which like minps/maxps return the number when one operand is NaN. */
+
+#if DN_VMATH_NEON
+
+static inline float32x4_t sel4(uint32x4_t mask, float32x4_t if_set, float32x4_t if_clear)
+{
+    return vbslq_f32(mask, if_set, if_clear);
+}
+
+static inline float32x4_t pow2_4(int32x4_t k)
+{
+    return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k, vdupq_n_s32(127)), 23));
+}
+
+/* fmadd(a, b, c) = a*b + c and fnmadd(a, b, c) = c - a*b, one rounding each, as the AVX2 intrinsics */
+#define FMADD4(a, b, c) vfmaq_f32((c), (a), (b))
+#define FNMADD4(a, b, c) vfmsq_f32((c), (a), (b))
+
+static inline float32x4_t exp_4(float32x4_t x)
+{
+    float32x4_t v = vmaxnmq_f32(vminnmq_f32(x, vdupq_n_f32(EXP_HI)), vdupq_n_f32(EXP_LO));
+    float32x4_t n = vrndnq_f32(vmulq_f32(v, vdupq_n_f32(LOG2E))); /* to nearest, ties to even, like roundps */
+    float32x4_t r = FNMADD4(n, vdupq_n_f32(LN2_HI), v);
+    r = FNMADD4(n, vdupq_n_f32(LN2_LO), r);
+    float32x4_t p = vdupq_n_f32(EXP_P0);
+    p = FMADD4(p, r, vdupq_n_f32(EXP_P1));
+    p = FMADD4(p, r, vdupq_n_f32(EXP_P2));
+    p = FMADD4(p, r, vdupq_n_f32(EXP_P3));
+    p = FMADD4(p, r, vdupq_n_f32(EXP_P4));
+    p = FMADD4(p, r, vdupq_n_f32(EXP_P5));
+    p = vaddq_f32(FMADD4(p, vmulq_f32(r, r), r), vdupq_n_f32(1.0f));
+    int32x4_t k = vcvtq_s32_f32(n); /* n is a whole number: truncation is exact */
+    int32x4_t k1 = vshrq_n_s32(k, 1);  /* arithmetic shift, as srai */
+    float32x4_t y = vmulq_f32(vmulq_f32(p, pow2_4(k1)), pow2_4(vsubq_s32(k, k1)));
+    return sel4(vceqq_f32(x, x), y, x); /* NaN in, NaN out */
+}
+
+static inline float32x4_t tanh_4(float32x4_t x)
+{
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    float32x4_t a = vabsq_f32(x);
+    float32x4_t s = vmulq_f32(a, a);
+    float32x4_t q = vdupq_n_f32(TANH_Q0);
+    q = FMADD4(q, s, vdupq_n_f32(TANH_Q1));
+    q = FMADD4(q, s, vdupq_n_f32(TANH_Q2));
+    q = FMADD4(q, s, vdupq_n_f32(TANH_Q3));
+    q = FMADD4(q, s, vdupq_n_f32(TANH_Q4));
+    float32x4_t small = FMADD4(vmulq_f32(q, s), a, a);
+    float32x4_t ac = vminq_f32(vdupq_n_f32(TANH_CLAMP), a); /* vminq propagates a NaN */
+    float32x4_t e = exp_4(vaddq_f32(ac, ac));
+    float32x4_t large = vsubq_f32(one, vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(e, one)));
+    float32x4_t y = sel4(vcltq_f32(a, vdupq_n_f32(TANH_SMALL)), small, large);
+    /* copy the sign of x (tanh(-0) = -0) */
+    const uint32x4_t sign = vdupq_n_u32(0x80000000u);
+    return vreinterpretq_f32_u32(
+        vorrq_u32(vreinterpretq_u32_f32(y), vandq_u32(sign, vreinterpretq_u32_f32(x))));
+}
+
+/* as sigmoid_8: q = num / d, corrected for the rounding of d = 1 + e */
+static inline float32x4_t sigmoid_4(float32x4_t x)
+{
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    float32x4_t e = exp_4(vnegq_f32(vabsq_f32(x))); /* e^-|x| */
+    float32x4_t num = sel4(vcltq_f32(x, vdupq_n_f32(0.0f)), e, one);
+    float32x4_t d = vaddq_f32(one, e);
+    float32x4_t t = vaddq_f32(vsubq_f32(one, d), e);
+    float32x4_t q = vdivq_f32(num, d);
+    float32x4_t residual = FNMADD4(q, t, FNMADD4(q, d, num));
+    return FMADD4(residual, vrecpeq_f32(d), q);
+}
+
+static inline float32x4_t log_4(float32x4_t x)
+{
+    const float32x4_t one = vdupq_n_f32(1.0f), zero = vdupq_n_f32(0.0f);
+    uint32x4_t tiny = vcltq_f32(x, vdupq_n_f32(FLT_MIN));
+    float32x4_t xs = sel4(tiny, vmulq_f32(x, vdupq_n_f32(0x1p23f)), x);
+    uint32x4_t u = vreinterpretq_u32_f32(xs);
+    int32x4_t k = vsubq_s32(vreinterpretq_s32_u32(vshrq_n_u32(u, 23)), vdupq_n_s32(126));
+    k = vsubq_s32(k, vreinterpretq_s32_u32(vandq_u32(tiny, vdupq_n_u32(23))));
+    float32x4_t m = vreinterpretq_f32_u32(vorrq_u32(vandq_u32(u, vdupq_n_u32(0x007fffffu)), vdupq_n_u32(0x3f000000u)));
+    /* m < sqrt(1/2): use 2m - 1 and k - 1 */
+    uint32x4_t lo = vcltq_f32(m, vdupq_n_f32(SQRT_HALF));
+    k = vaddq_s32(k, vreinterpretq_s32_u32(lo)); /* the mask is -1 where set */
+    m = vsubq_f32(vaddq_f32(m, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(m), lo))), one);
+    float32x4_t z = vmulq_f32(m, m);
+    float32x4_t p = vdupq_n_f32(LOG_R0);
+    p = FMADD4(p, m, vdupq_n_f32(LOG_R1));
+    p = FMADD4(p, m, vdupq_n_f32(LOG_R2));
+    p = FMADD4(p, m, vdupq_n_f32(LOG_R3));
+    p = FMADD4(p, m, vdupq_n_f32(LOG_R4));
+    p = FMADD4(p, m, vdupq_n_f32(LOG_R5));
+    p = FMADD4(p, m, vdupq_n_f32(LOG_R6));
+    p = FMADD4(p, m, vdupq_n_f32(LOG_R7));
+    p = FMADD4(p, m, vdupq_n_f32(LOG_R8));
+    float32x4_t fk = vcvtq_f32_s32(k);
+    float32x4_t y = vmulq_f32(vmulq_f32(p, m), z);
+    y = FMADD4(fk, vdupq_n_f32(LN2_LO), y);
+    y = FNMADD4(vdupq_n_f32(0.5f), z, y);
+    y = FMADD4(fk, vdupq_n_f32(LN2_HI), vaddq_f32(m, y));
+    /* log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, log(NaN) = NaN */
+    y = sel4(vceqq_f32(x, zero), vdupq_n_f32(-INFINITY), y);
+    y = sel4(vcltq_f32(x, zero), vdupq_n_f32(NAN), y);
+    uint32x4_t pass = vorrq_u32(vmvnq_u32(vceqq_f32(x, x)), vceqq_f32(x, vdupq_n_f32(INFINITY)));
+    return sel4(pass, x, y);
+}
+#undef FMADD4
+#undef FNMADD4
+
+/* whole vectors, then the last n % 4 elements through a zero-padded buffer, as ARRAY_SIMD */
+#define ARRAY_NEON(name, kernel)                                                                            \
+    static void name(const float *x, float *y, int64_t n)                                                   \
+    {                                                                                                       \
+        int64_t i = 0;                                                                                      \
+        for (; i + 4 <= n; i += 4) vst1q_f32(y + i, kernel(vld1q_f32(x + i)));                              \
+        if (i < n) {                                                                                        \
+            float buf[4] = {0};                                                                             \
+            memcpy(buf, x + i, (size_t)(n - i) * sizeof(float));                                            \
+            vst1q_f32(buf, kernel(vld1q_f32(buf)));                                                         \
+            memcpy(y + i, buf, (size_t)(n - i) * sizeof(float));                                            \
+        }                                                                                                   \
+    }
+ARRAY_NEON(vexp_neon, exp_4)
+ARRAY_NEON(vtanh_neon, tanh_4)
+ARRAY_NEON(vsigmoid_neon, sigmoid_4)
+ARRAY_NEON(vlog_neon, log_4)
+
+#endif /* DN_VMATH_NEON */
+
 /* ------------------------------------------------------------------ dispatch */
 
 bool dn_vmath_simd(void)
 {
 #if DN_VMATH_X86
     return dn_cpu_avx2();
+#elif DN_VMATH_NEON
+    return dn_cpu_neon();
 #else
     return false;
 #endif
@@ -328,6 +470,13 @@ bool dn_vmath_simd(void)
     void dn_##name(const float *x, float *y, int64_t n)                                                     \
     {                                                                                                       \
         if (dn_vmath_simd()) name##_avx2(x, y, n);                                                          \
+        else dn_##name##_portable(x, y, n);                                                                 \
+    }
+#elif DN_VMATH_NEON
+#define DISPATCH(name)                                                                                      \
+    void dn_##name(const float *x, float *y, int64_t n)                                                     \
+    {                                                                                                       \
+        if (dn_vmath_simd()) name##_neon(x, y, n);                                                          \
         else dn_##name##_portable(x, y, n);                                                                 \
     }
 #else

@@ -1,8 +1,8 @@
 /* Vectorised float32 transcendental functions over arrays: y[i] = f(x[i]) for i < n.
  *
  * Internal to the library (src/ops/ uses them; tests/test_vmath.c checks them against libm).  On x86 CPUs
- * with AVX2 and FMA the work is done 8 lanes at a time; elsewhere a portable scalar loop runs the same
- * algorithm.  Both paths are within 2 ulp of the exact result everywhere (measured maxima in docs/ops.md,
+ * with AVX2 and FMA the work is done 8 lanes at a time, on aarch64 4 at a time with NEON; elsewhere (or capped
+ * by DN_ISA=portable) a portable scalar loop runs the same algorithm.  Both paths are within 2 ulp of the exact result everywhere (measured maxima in docs/ops.md,
  * "Vectorised maths"), but they may differ from each other, and from libm, in the last bit.
  *
  * y may equal x (in place); otherwise the arrays must not overlap.  n <= 0 does nothing.
@@ -29,7 +29,7 @@ void dn_vtanh_portable(const float *x, float *y, int64_t n);
 void dn_vsigmoid_portable(const float *x, float *y, int64_t n);
 void dn_vlog_portable(const float *x, float *y, int64_t n);
 
-/* True when dn_vexp and friends take the AVX2 + FMA path on this CPU. */
+/* True when dn_vexp and friends take the SIMD path (AVX2 + FMA, or NEON) on this CPU. */
 bool dn_vmath_simd(void);
 
 #endif
