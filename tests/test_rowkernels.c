@@ -73,7 +73,12 @@ static void ref_softmax(const float *x, double *y, int64_t outer, int64_t n, int
         for (int64_t i = 0; i < inner; i++) {
             const int64_t base = o * n * inner + i;
             double m = -INFINITY, s = 0;
-            for (int64_t k = 0; k < n; k++) m = fmax(m, x[base + k * inner]);
+            /* a comparison, not fmax (the same for a NaN): gcc 12.2 for aarch64 stops with an internal compiler
+             * error (vect_transform_reduction) vectorising an fmax reduction over floats widened to double */
+            for (int64_t k = 0; k < n; k++) {
+                const double v = x[base + k * inner];
+                if (v > m) m = v;
+            }
             for (int64_t k = 0; k < n; k++) s += exp((double)x[base + k * inner] - m);
             for (int64_t k = 0; k < n; k++) {
                 double d = (double)x[base + k * inner] - m;
