@@ -2,8 +2,14 @@
 #   make CC=clang            another compiler
 #   make asan                the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
 #   make examples            the programs in examples/
+#   make ONNX=1              with ONNX export/import (docs/onnx.md; needs protobuf-c), built in build-onnx/
 CC      ?= cc
+ONNX    ?= 0
+ifeq ($(ONNX),1)
+BUILD   ?= build-onnx
+else
 BUILD   ?= build
+endif
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
@@ -11,20 +17,40 @@ ALLFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math
 LDLIBS  := -lm -lpthread
 
 LIB_SRC  := $(wildcard src/*.c src/kernels/*.c src/ops/*.c src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# ONNX (an optional part): C code generated from third_party/onnx/onnx.proto by protoc-c at build time, the
+# src/io/onnx_*.c files and libprotobuf-c; without it src/io/no_onnx.c answers that the support is not built in.
+ifeq ($(ONNX),1)
+LIB_SRC  := $(filter-out src/io/no_onnx.c,$(LIB_SRC))
+ONNX_GEN := $(BUILD)/gen/onnx.pb-c.c
+ALLFLAGS += -DDN_ONNX=1 -I$(BUILD)/gen
+LDLIBS   += -lprotobuf-c
+else
+LIB_SRC  := $(filter-out src/io/onnx_%.c,$(LIB_SRC))
+ONNX_GEN :=
+endif
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(ONNX_GEN:%.c=%.o)
 TEST_SRC := $(wildcard tests/test_*.c) tests/main.c
 TEST_SRC := $(filter-out tests/test_gemm_standalone.c,$(TEST_SRC))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test examples asan clean gradcheck install uninstall docs bench fuzz valgrind check-layers
+.PHONY: all test examples asan clean gradcheck install uninstall docs bench fuzz valgrind check-layers test-onnx onnx-checks
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/*/*.h tests/*.h tools/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/*/*.h tests/*.h tools/*.h) | $(ONNX_GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLFLAGS) -c $< -o $@
+
+# protoc-c's output is not ours to keep warning-free: it is compiled without -Werror and -Wextra
+$(BUILD)/gen/onnx.pb-c.c: third_party/onnx/onnx.proto
+	@mkdir -p $(dir $@)
+	@command -v protoc-c >/dev/null || { echo "make ONNX=1 needs protoc-c (apt-get install protobuf-c-compiler libprotobuf-c-dev)"; exit 1; }
+	protoc-c --c_out=$(BUILD)/gen -Ithird_party/onnx third_party/onnx/onnx.proto
+
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	$(CC) -std=c11 -fPIC -fvisibility=hidden $(CFLAGS) $(EXTRA_CFLAGS) -w -c $< -o $@
 
 $(BUILD)/libdendrite.a: $(LIB_OBJ)
 	@rm -f $@
@@ -79,7 +105,18 @@ test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples
 	@python3 tools/check_header_docs.py > $(BUILD)/header_docs.log || { cat $(BUILD)/header_docs.log; exit 1; }
 	@sh tests/check_exports.sh $(BUILD) > $(BUILD)/exports.log || { cat $(BUILD)/exports.log; exit 1; }
 	@echo "exports: $$(head -1 $(BUILD)/exports.log)"
+	@ONNX=$(ONNX) DN_DATA=data sh tests/test_onnx.sh $(BUILD) > $(BUILD)/test_onnx.log 2>&1 || { tail -30 $(BUILD)/test_onnx.log; exit 1; }
+	@echo "onnx: $$(tail -1 $(BUILD)/test_onnx.log)"
 	DN_DATA=data DN_BUILD=$(BUILD) $(BUILD)/test_runner
+
+# The ONNX checks alone, in the ONNX build (docs/onnx.md): the part of `make test ONNX=1` that the option adds,
+# with the export check of its shared library (protobuf-c's generated code must stay hidden).
+test-onnx:
+	@$(MAKE) --no-print-directory ONNX=1 onnx-checks
+
+onnx-checks: all $(BUILD)/test_runner
+	@sh tests/check_exports.sh $(BUILD) | head -1
+	ONNX=$(ONNX) DN_DATA=data sh tests/test_onnx.sh $(BUILD)
 
 # The floors of docs/design.md: no include or call from a lower floor to a higher one (reads the object files).
 check-layers: all
@@ -118,4 +155,4 @@ docs:
 	@echo "docs: $(BUILD)/docs/index.html"
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-onnx

@@ -68,7 +68,7 @@ const char *t_data_dir(void)
 }
 
 /* Each test file registers its tests in one function. */
-#define SUITES(X) X(core) X(gradcheck) X(golden) X(act_loss) X(optim) X(data_io) X(train) X(conv) X(norm) X(cnn) X(rnn) X(seq) X(threads) X(reliability) X(vmath)
+#define SUITES(X) X(core) X(gradcheck) X(golden) X(act_loss) X(optim) X(data_io) X(train) X(conv) X(norm) X(cnn) X(rnn) X(seq) X(threads) X(reliability) X(vmath) X(onnx)
 #define DECLARE(name) void suite_##name(void);
 SUITES(DECLARE)
 

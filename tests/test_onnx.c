@@ -1,0 +1,513 @@
+/* ONNX export (docs/onnx.md).  In a build with ONNX support (make ONNX=1) this suite exports the example
+ * networks and tests/fixtures/onnx_all.cfg (every activation and pooling kind), reads each file back with
+ * protobuf-c to check its structure, and leaves for tests/test_onnx.sh, in $DN_ONNX_DIR, each .onnx file with a
+ * .json of inputs (batch 1 and batch 3) and dendrite's outputs: that script runs them in onnxruntime and
+ * onnx.checker.  In the default build it checks that the export says it is not built in. */
+#include "test.h"
+#include "nn/model.h"
+
+#include <stdlib.h>
+
+#ifdef DN_ONNX
+#include "onnx.pb-c.h"
+#endif
+
+static void onnx_not_built_says_so(void)
+{
+    if (dn_onnx_supported()) return;
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_new(1, (int64_t[]){4}, 1, &m));
+    CHECK_OK(dn_model_add_dense(m, 2, DN_INIT_DEFAULT, true));
+    CHECK(dn_model_export_onnx(m, t_tmp_path("x.onnx"), 0) == DN_ERR_STATE);
+    CHECK_MSG(strstr(dn_last_error(), "make ONNX=1"), "message: %s", dn_last_error());
+    dn_model_free(m);
+    m = (dn_model *)1;
+    CHECK(dn_model_import_onnx("tests/fixtures/onnx/mlp.onnx", &m, NULL) == DN_ERR_STATE && m == NULL);
+    CHECK_MSG(strstr(dn_last_error(), "make ONNX=1"), "message: %s", dn_last_error());
+}
+
+#ifdef DN_ONNX
+
+static const char *out_dir(void)
+{
+    const char *d = getenv("DN_ONNX_DIR");
+    return d && *d ? d : NULL;
+}
+
+static const char *out_path(const char *name, const char *ext)
+{
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    char file[256];
+    snprintf(file, sizeof file, "%s%s", name, ext);
+    if (out_dir()) snprintf(buf[k], sizeof buf[k], "%s/%s", out_dir(), file);
+    else snprintf(buf[k], sizeof buf[k], "%s", t_tmp_path(file));
+    return buf[k];
+}
+
+/* Batch-norm statistics and affine parameters, and PReLU slopes, away from their fresh values (mean 0, var 1,
+ * gamma 1, beta 0, alpha constant), so that a mistake in their export shows. */
+static void perturb(dn_model *m, dn_rng *r)
+{
+    for (int li = 0; li < m->n_layers; li++) {
+        dn_layer *l = &m->layers[li];
+        if (l->kind == DN_LAYER_BATCHNORM) {
+            dn_tensor *g = &m->tensors[l->first_tensor].t, *b = &m->tensors[l->first_tensor + 1].t;
+            dn_tensor *mean = &m->buffers[l->first_buffer].t, *var = &m->buffers[l->first_buffer + 1].t;
+            for (int64_t i = 0; i < g->shape[0]; i++) {
+                g->data[i] = 0.5f + dn_rng_uniform(r);
+                b->data[i] = dn_rng_uniform(r) - 0.5f;
+                mean->data[i] = 0.2f * (dn_rng_uniform(r) - 0.5f);
+                var->data[i] = 0.5f + dn_rng_uniform(r);
+            }
+        }
+        if (l->kind == DN_LAYER_ACTIVATION && l->n_tensors) {
+            dn_tensor *a = &m->tensors[l->first_tensor].t;
+            for (int64_t i = 0; i < a->shape[0]; i++) a->data[i] = 0.1f + 0.5f * dn_rng_uniform(r);
+        }
+    }
+}
+
+static void json_tensor(FILE *f, int ndim, const int64_t *dims, const float *data)
+{
+    int64_t n = 1;
+    fprintf(f, "{\"dims\": [");
+    for (int i = 0; i < ndim; i++) {
+        fprintf(f, "%s%lld", i ? ", " : "", (long long)dims[i]);
+        n *= dims[i];
+    }
+    fprintf(f, "], \"data\": [");
+    for (int64_t i = 0; i < n; i++) fprintf(f, "%s%.9g", i ? ", " : "", (double)data[i]);
+    fprintf(f, "]}");
+}
+
+/* dendrite's output for a batch of n random samples (uniform in [lo, hi)), written as one case of the .json. */
+static void write_case(FILE *f, dn_model *m, dn_rng *r, int64_t n, float lo, float hi, bool first)
+{
+    int64_t shape[DN_MAX_DIMS + 1] = {n};
+    int nd = dn_model_input_shape(m, shape + 1) + 1;
+    dn_ctx *ctx = dn_ctx_new();
+    dn_tensor *x = NULL;
+    CHECK_OK(dn_tensor_new(ctx, nd, shape, &x));
+    if (!x) {
+        dn_ctx_free(ctx);
+        return;
+    }
+    float *xd = dn_tensor_data(x);
+    for (int64_t i = 0; i < dn_tensor_numel(x); i++) xd[i] = lo + (hi - lo) * dn_rng_uniform(r);
+    dn_ctx_set_grad(ctx, false);
+    dn_model_set_training(m, false);
+    dn_tensor *y = dn_model_forward(m, ctx, x);
+    CHECK_MSG(y, "forward: %s", dn_last_error());
+    if (y) {
+        int64_t yshape[DN_MAX_DIMS];
+        for (int i = 0; i < dn_tensor_ndim(y); i++) yshape[i] = dn_tensor_dim(y, i);
+        fprintf(f, "%s  {\"inputs\": {\"input\": ", first ? "" : ",\n");
+        json_tensor(f, nd, shape, xd);
+        fprintf(f, "},\n   \"expected\": {\"output\": ");
+        json_tensor(f, dn_tensor_ndim(y), yshape, dn_tensor_data(y));
+        fprintf(f, "}}");
+    }
+    dn_ctx_free(ctx);
+}
+
+/* The written file read back: opset, the dynamic batch axis, the output's shape, the parameters under their
+ * checkpoint names, the metadata and the op types used. */
+static void check_file(const char *path, const dn_model *m, const char *const *must_have_ops)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "rb");
+    CHECK_MSG(f, "cannot open %s", path);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc(len ? len : 1);
+    CHECK(buf && fread(buf, 1, len, f) == len);
+    fclose(f);
+    Onnx__ModelProto *model = buf ? onnx__model_proto__unpack(NULL, len, (const uint8_t *)buf) : NULL;
+    free(buf);
+    CHECK_MSG(model, "%s does not parse as an ONNX ModelProto", path);
+    if (!model) return;
+    CHECK(model->n_opset_import == 1 && model->opset_import[0]->version == DN_ONNX_OPSET);
+    CHECK(model->graph && model->graph->n_input == 1 && model->graph->n_output == 1);
+    const Onnx__TensorShapeProto *in = model->graph->input[0]->type->tensor_type->shape;
+    CHECK(in->n_dim == (size_t)m->in_ndim + 1);
+    CHECK(in->dim[0]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM);
+    for (int i = 0; i < m->in_ndim; i++) CHECK(in->dim[i + 1]->dim_value == m->in_shape[i]);
+    CHECK(!strcmp(model->graph->output[0]->name, "output"));
+    /* every parameter, with its data */
+    for (int t = 0; t < m->n_tensors; t++) {
+        bool found = false;
+        for (size_t k = 0; k < model->graph->n_initializer; k++) {
+            const Onnx__TensorProto *init = model->graph->initializer[k];
+            if (strcmp(init->name, m->tensors[t].name)) continue;
+            found = true;
+            CHECK((int64_t)init->n_float_data == dn_tensor_numel(&m->tensors[t].t));
+            CHECK(init->n_float_data && !memcmp(init->float_data, m->tensors[t].t.data, init->n_float_data * 4));
+        }
+        CHECK_MSG(found, "%s: parameter %s is not an initializer", path, m->tensors[t].name);
+    }
+    bool cfg = false;
+    for (size_t k = 0; k < model->n_metadata_props; k++)
+        cfg |= !strcmp(model->metadata_props[k]->key, "dendrite.cfg") &&
+               !strcmp(model->metadata_props[k]->value, m->cfg_text);
+    CHECK_MSG(cfg, "%s: the cfg text is not in metadata_props", path);
+    for (int i = 0; must_have_ops && must_have_ops[i]; i++) {
+        bool found = false;
+        for (size_t k = 0; k < model->graph->n_node; k++) found |= !strcmp(model->graph->node[k]->op_type, must_have_ops[i]);
+        CHECK_MSG(found, "%s has no %s node", path, must_have_ops[i]);
+    }
+    onnx__model_proto__free_unpacked(model, NULL);
+}
+
+static void export_one(const char *cfg, const char *name, float lo, float hi, const char *const *ops)
+{
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_load_cfg(cfg, &m, NULL));
+    if (!m) return;
+    dn_rng r;
+    dn_rng_seed(&r, 42);
+    perturb(m, &r);
+    const char *onnx = out_path(name, ".onnx");
+    CHECK_OK(dn_model_export_onnx(m, onnx, 0));
+    check_file(onnx, m, ops);
+    FILE *f = fopen(out_path(name, ".json"), "w");
+    CHECK(f);
+    if (f) {
+        fprintf(f, "{\"model\": \"%s.onnx\", \"cases\": [\n", name);
+        write_case(f, m, &r, 1, lo, hi, true);
+        write_case(f, m, &r, 3, lo, hi, false);
+        fprintf(f, "\n]}\n");
+        CHECK(fclose(f) == 0);
+    }
+    dn_model_free(m);
+}
+
+static void onnx_export_examples(void)
+{
+    export_one("examples/mnist_mlp.cfg", "mnist_mlp", 0, 1, (const char *[]){"Gemm", "Relu", NULL});
+    export_one("examples/mnist_lenet.cfg", "mnist_lenet", 0, 1, (const char *[]){"Conv", "MaxPool", "Flatten", NULL});
+    export_one("examples/mnist_cnn.cfg", "mnist_cnn", 0, 1, (const char *[]){"Conv", "BatchNormalization", NULL});
+    export_one("examples/mnist_resnet.cfg", "mnist_resnet", 0, 1,
+               (const char *[]){"Add", "Concat", "GlobalAveragePool", NULL});
+    export_one("tests/fixtures/onnx_all.cfg", "onnx_all", -1.5f, 1.5f,
+               (const char *[]){"PRelu", "AveragePool", "Neg", "Erf", "Clip", "Selu", "Elu", "Where", "HardSigmoid",
+                                "LeakyRelu", "Softmax", "LogSoftmax", "GlobalMaxPool", "Softplus", "Sigmoid", NULL});
+}
+
+static void onnx_export_refusals(void)
+{
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_new(1, (int64_t[]){4}, 1, &m));
+    CHECK_OK(dn_model_add_dense(m, 2, DN_INIT_DEFAULT, true));
+    CHECK(dn_model_export_onnx(m, t_tmp_path("x.onnx"), 12) == DN_ERR_ARG);
+    CHECK_MSG(strstr(dn_last_error(), "13 to 17"), "message: %s", dn_last_error());
+    CHECK(dn_model_export_onnx(NULL, t_tmp_path("x.onnx"), 0) == DN_ERR_ARG);
+    CHECK(dn_model_export_onnx(m, "/nonexistent-dir/x.onnx", 0) == DN_ERR_IO);
+    CHECK_MSG(strstr(dn_last_error(), "/nonexistent-dir/x.onnx"), "message: %s", dn_last_error());
+    dn_model_free(m);
+    /* sequence models are refused, with what is exported */
+    m = NULL;
+    CHECK_OK(dn_model_load_cfg("examples/mnist_rows_lstm.cfg", &m, NULL));
+    CHECK(dn_model_export_onnx(m, t_tmp_path("lstm.onnx"), 0) == DN_ERR_ARG);
+    CHECK_MSG(strstr(dn_last_error(), "not implemented"), "message: %s", dn_last_error());
+    dn_model_free(m);
+}
+
+/* ------------------------------------------------------------------ import */
+
+/* "TAG D0 D1 ...\n values...\n" of a fixture written by tools/onnx_fixtures.py; the values in a malloc'd array. */
+static float *read_fixture_tensor(FILE *f, const char *tag, int *ndim, int64_t *dims)
+{
+    char word[32], line[256];
+    if (fscanf(f, "%31s", word) != 1 || strcmp(word, tag)) return NULL;
+    if (!fgets(line, sizeof line, f)) return NULL;
+    *ndim = 0;
+    int64_t n = 1;
+    for (char *p = line, *end; *ndim < DN_MAX_DIMS; p = end) {
+        long long v = strtoll(p, &end, 10);
+        if (end == p) break;
+        dims[(*ndim)++] = v;
+        n *= v;
+    }
+    float *data = malloc((size_t)n * sizeof *data);
+    for (int64_t i = 0; data && i < n; i++)
+        if (fscanf(f, "%f", &data[i]) != 1) {
+            free(data);
+            return NULL;
+        }
+    return data;
+}
+
+/* The model's output for x [dims] (evaluation mode) into a malloc'd array of *n floats. */
+static float *run_model(dn_model *m, int ndim, const int64_t *dims, const float *x, int64_t *n)
+{
+    dn_ctx *ctx = dn_ctx_new();
+    dn_tensor *t = NULL;
+    float *out = NULL;
+    CHECK_OK(dn_tensor_new(ctx, ndim, dims, &t));
+    if (t) {
+        memcpy(dn_tensor_data(t), x, (size_t)dn_tensor_numel(t) * sizeof(float));
+        dn_ctx_set_grad(ctx, false);
+        dn_model_set_training(m, false);
+        dn_tensor *y = dn_model_forward(m, ctx, t);
+        CHECK_MSG(y, "forward: %s", dn_last_error());
+        if (y) {
+            *n = dn_tensor_numel(y);
+            out = malloc((size_t)*n * sizeof *out);
+            if (out) memcpy(out, dn_tensor_data(y), (size_t)*n * sizeof *out);
+        }
+    }
+    dn_ctx_free(ctx);
+    return out;
+}
+
+/* |got - want| <= tol max(1, |want|) everywhere; returns the largest such ratio */
+static double worst_diff(const float *got, const float *want, int64_t n)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]) / fmax(1.0, fabs((double)want[i]));
+        worst = d > worst || d != d ? d : worst;
+    }
+    return worst;
+}
+
+/* A model made by PyTorch and written by torch.onnx.export (tools/onnx_fixtures.py) gives PyTorch's outputs, and
+ * so does its checkpoint after saving and loading. */
+static void import_fixture(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/onnx/%s.txt", name);
+    FILE *f = fopen(path, "r");
+    CHECK_MSG(f, "cannot open %s", path);
+    if (!f) return;
+    int xnd = 0, ynd = 0;
+    int64_t xd[DN_MAX_DIMS], yd[DN_MAX_DIMS];
+    float *x = read_fixture_tensor(f, "input", &xnd, xd);
+    float *want = x ? read_fixture_tensor(f, "output", &ynd, yd) : NULL;
+    fclose(f);
+    CHECK_MSG(x && want, "%s is malformed", path);
+    snprintf(path, sizeof path, "tests/fixtures/onnx/%s.onnx", name);
+    dn_model *m = NULL, *m2 = NULL;
+    CHECK_OK(dn_model_import_onnx(path, &m, NULL));
+    if (m && x && want) {
+        int64_t n = 0, n2 = 0;
+        float *got = run_model(m, xnd, xd, x, &n);
+        CHECK(got && n == dn_shape_numel(ynd, yd));
+        if (got && n == dn_shape_numel(ynd, yd)) {
+            double w = worst_diff(got, want, n);
+            CHECK_MSG(w <= 1e-5, "%s: dendrite differs from PyTorch by %g", name, w);
+        }
+        const char *ckpt = t_tmp_path("imported.ckpt");
+        CHECK_OK(dn_model_save(m, ckpt));
+        CHECK_OK(dn_model_load(ckpt, &m2, NULL));
+        float *again = m2 ? run_model(m2, xnd, xd, x, &n2) : NULL;
+        CHECK_MSG(again && got && n2 == n && !memcmp(again, got, (size_t)n * sizeof *got),
+                  "%s: the saved checkpoint gives other outputs", name);
+        free(got);
+        free(again);
+    }
+    dn_model_free(m);
+    dn_model_free(m2);
+    free(x);
+    free(want);
+}
+
+static void onnx_import_pytorch_mlp(void) { import_fixture("mlp"); }
+static void onnx_import_pytorch_lenet(void) { import_fixture("lenet"); }
+static void onnx_import_pytorch_resnet(void) { import_fixture("resnet"); }
+
+/* Every op the importer reads that the examples lack: PReLU (one alpha, one per channel), Clip, avg pooling with
+ * padding, global max pooling, the activations with attributes; and a dense layer reading a flattened image. */
+static const char import_ops_cfg[] =
+    "[net]\ninput = 2, 8, 8\n"
+    "[convolutional]\nfilters = 4\nsize = 3\npad = 1\n"
+    "[activation]\ntype = prelu\nchannels = 4\n"
+    "[avgpool]\nsize = 3\nstride = 1\npad = 1\n"
+    "[activation]\ntype = hard_tanh\nmin = -0.5\nmax = 0.7\n"
+    "[activation]\ntype = elu\nalpha = 0.5\n"
+    "[route]\nlayers = 0\n"
+    "[global_maxpool]\n"
+    "[route]\nlayers = -1, -1\n"
+    "[flatten]\n"
+    "[dense]\nunits = 6\n"
+    "[activation]\ntype = prelu\n"
+    "[activation]\ntype = selu\n"
+    "[activation]\ntype = hard_sigmoid\nslope = 0.3\noffset = 0.4\n"
+    "[activation]\ntype = leaky_relu\nalpha = 0.1\n"
+    "[dense]\nunits = 5\nactivation = softplus\n"
+    "[activation]\ntype = log_softmax\n";
+
+/* export -> import gives a model with the same outputs, for the example networks and import_ops_cfg */
+static void onnx_round_trip_examples(void)
+{
+    const char *cfgs[] = {"examples/mnist_mlp.cfg", "examples/mnist_lenet.cfg", "examples/mnist_cnn.cfg",
+                          "examples/mnist_resnet.cfg", NULL};
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        dn_model *m = NULL, *back = NULL;
+        if (cfgs[c]) CHECK_OK(dn_model_load_cfg(cfgs[c], &m, NULL));
+        else CHECK_OK(dn_model_from_cfg(import_ops_cfg, "import_ops_cfg", &m, NULL));
+        if (!m) continue;
+        dn_rng r;
+        dn_rng_seed(&r, 3);
+        perturb(m, &r);
+        const char *path = t_tmp_path("round.onnx");
+        CHECK_OK(dn_model_export_onnx(m, path, 0));
+        CHECK_OK(dn_model_import_onnx(path, &back, NULL));
+        if (back) {
+            CHECK(dn_model_param_count(back) == dn_model_param_count(m));
+            int64_t dims[DN_MAX_DIMS + 1] = {3};
+            int nd = dn_model_input_shape(m, dims + 1) + 1;
+            int64_t numel = dn_shape_numel(nd, dims), n1 = 0, n2 = 0;
+            float *x = malloc((size_t)numel * sizeof *x);
+            for (int64_t i = 0; x && i < numel; i++) x[i] = dn_rng_uniform(&r);
+            float *a = x ? run_model(m, nd, dims, x, &n1) : NULL, *b = x ? run_model(back, nd, dims, x, &n2) : NULL;
+            CHECK(a && b && n1 == n2);
+            if (a && b && n1 == n2) {
+                double w = worst_diff(b, a, n1);
+                CHECK_MSG(w <= 1e-5, "%s: exported and imported again, the outputs differ by %g",
+                          cfgs[c] ? cfgs[c] : "import_ops_cfg", w);
+            }
+            free(x);
+            free(a);
+            free(b);
+        }
+        dn_model_free(m);
+        dn_model_free(back);
+    }
+}
+
+static void expect_import_error(const char *path, dn_status want, const char *a, const char *b)
+{
+    dn_model *m = (dn_model *)1;
+    dn_status s = dn_model_import_onnx(path, &m, NULL);
+    CHECK_MSG(s == want, "%s: got %s (%s), expected %s", path, dn_status_name(s), dn_last_error(), dn_status_name(want));
+    CHECK(m == NULL);
+    CHECK_MSG(!a || strstr(dn_last_error(), a), "message '%s' lacks '%s'", dn_last_error(), a);
+    CHECK_MSG(!b || strstr(dn_last_error(), b), "message '%s' lacks '%s'", dn_last_error(), b);
+}
+
+static void onnx_import_refusals(void)
+{
+    expect_import_error("/nonexistent.onnx", DN_ERR_IO, "/nonexistent.onnx", NULL);
+    /* not a protobuf */
+    const char *junk = t_tmp_path("junk.onnx");
+    FILE *f = fopen(junk, "wb");
+    fputs("\xff\xff\xff\xff this is not an ONNX file", f);
+    fclose(f);
+    expect_import_error(junk, DN_ERR_FORMAT, "not an ONNX model", NULL);
+    /* a truncated model */
+    char *buf = NULL;
+    f = fopen("tests/fixtures/onnx/lenet.onnx", "rb");
+    size_t len = 0;
+    if (f) {
+        buf = malloc(100000);
+        len = buf ? fread(buf, 1, 100000, f) : 0;
+        fclose(f);
+    }
+    CHECK(len > 1000);
+    const char *cut = t_tmp_path("cut.onnx");
+    f = fopen(cut, "wb");
+    if (f && buf) fwrite(buf, 1, len / 2, f);
+    if (f) fclose(f);
+    free(buf);
+    expect_import_error(cut, DN_ERR_FORMAT, NULL, NULL);
+    /* an op the importer does not read (the Mul of swish, composed in the export of the all-activations model)
+     * names the node */
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_load_cfg("tests/fixtures/onnx_all.cfg", &m, NULL));
+    const char *all = t_tmp_path("all.onnx");
+    CHECK_OK(dn_model_export_onnx(m, all, 0));
+    dn_model_free(m);
+    expect_import_error(all, DN_ERR_FORMAT, "node 'layers.5/Mul_", "(Mul): op type not supported; the importer reads Gemm");
+}
+
+/* ------------------------------------------------------------------ allocation failures */
+
+static struct {
+    long count, fail_at, live;
+} fa;
+
+static void *fa_alloc(size_t n, void *user)
+{
+    (void)user;
+    if (++fa.count == fa.fail_at) return NULL;
+    void *p = malloc(n);
+    if (p) fa.live++;
+    return p;
+}
+
+static void *fa_realloc(void *p, size_t n, void *user)
+{
+    (void)user;
+    if (++fa.count == fa.fail_at) return NULL;
+    void *q = realloc(p, n);
+    if (q && !p) fa.live++;
+    return q;
+}
+
+static void fa_free(void *p, void *user)
+{
+    (void)user;
+    if (p) {
+        fa.live--;
+        free(p);
+    }
+}
+
+/* Import and export with each allocation refused in turn: every one fails cleanly (DN_ERR_NOMEM, a message,
+ * nothing leaked) or, when the refused allocation had a fallback, succeeds. */
+static void onnx_allocation_failures(void)
+{
+    const dn_allocator counting = {fa_alloc, fa_realloc, fa_free, NULL};
+    dn_model *small = NULL;
+    CHECK_OK(dn_model_load_cfg("tests/fixtures/onnx_all.cfg", &small, NULL));
+    const char *out = t_tmp_path("alloc.onnx");
+    for (int which = 0; which < 2; which++) {
+        long total = 0;
+        for (long at = 0;; at++) {
+            fa.count = 0;
+            fa.fail_at = at;
+            fa.live = 0;
+            dn_set_allocator(&counting);
+            dn_model *m = NULL;
+            dn_status st = which == 0 ? dn_model_import_onnx("tests/fixtures/onnx/lenet.onnx", &m, NULL)
+                                      : dn_model_export_onnx(small, out, 0);
+            dn_model_free(m);
+            dn_set_allocator(NULL);
+            if (at == 0) {
+                CHECK_OK(st);
+                total = fa.count;
+            } else {
+                CHECK_MSG(st == DN_OK || st == DN_ERR_NOMEM, "%s, allocation %ld refused: %s (%s)",
+                          which ? "export" : "import", at, dn_status_name(st), dn_last_error());
+            }
+            CHECK_MSG(fa.live == 0, "%s, allocation %ld refused: %ld blocks leaked", which ? "export" : "import", at,
+                      fa.live);
+            if (at >= total || t_failures_in_test) break;
+        }
+        CHECK(total > 10);
+    }
+    dn_model_free(small);
+}
+
+#endif
+
+void suite_onnx(void)
+{
+    RUN(onnx_not_built_says_so);
+#ifdef DN_ONNX
+    RUN(onnx_export_refusals);
+    RUN(onnx_export_examples);
+    RUN(onnx_import_pytorch_mlp);
+    RUN(onnx_import_pytorch_lenet);
+    RUN(onnx_import_pytorch_resnet);
+    RUN(onnx_round_trip_examples);
+    RUN(onnx_import_refusals);
+    RUN(onnx_allocation_failures);
+#endif
+}
