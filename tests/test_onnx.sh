@@ -2,7 +2,8 @@
 # The ONNX export checks of `make test ONNX=1` (docs/onnx.md): the onnx suite of the test runner writes each example
 # network and tests/fixtures/onnx_all.cfg as .onnx, with inputs (batch 1 and 3) and dendrite's outputs in a .json;
 # here every file must pass onnx.checker (python3-onnx, full check) and give dendrite's outputs within 1e-5 in
-# onnxruntime (npm's onnxruntime-node, through tests/onnx_run.js).  The last line sums it up.
+# onnxruntime (npm's onnxruntime-node, through tests/onnx_run.js); and the PyTorch fixtures go through dendrite
+# import, info and export and must still give PyTorch's outputs in onnxruntime.  The last line sums it up.
 #   ONNX=1 sh tests/test_onnx.sh BUILD_DIR
 # onnxruntime-node is looked for in NODE_PATH, then in ./node_modules (npm install --ignore-scripts onnxruntime-node).
 build=${1:-build}
@@ -45,6 +46,37 @@ for cases in "$dir"/*.json; do
     else
         sed "s/^/     /" "$dir/run.log"
         echo "FAIL $name: onnxruntime"; bad=$((bad + 1))
+    fi
+done
+# The commands end to end, PyTorch -> ONNX -> dendrite -> ONNX -> onnxruntime: each PyTorch fixture imported as a
+# checkpoint (which info reads), exported again, and run in onnxruntime against PyTorch's own outputs.
+for fixture in tests/fixtures/onnx/*.onnx; do
+    name=$(basename "$fixture" .onnx)
+    ckpt="$dir/imported_$name.ckpt"
+    again="$dir/imported_$name.onnx"
+    if "$build/dendrite" import "$fixture" -o "$ckpt" > "$dir/cli.log" 2>&1 &&
+        "$build/dendrite" info "$ckpt" >> "$dir/cli.log" 2>&1 &&
+        "$build/dendrite" export "$ckpt" -o "$again" >> "$dir/cli.log" 2>&1 &&
+        "$py" -c 'import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)' "$again" \
+            >> "$dir/cli.log" 2>&1 &&
+        node -e '
+            // tools/onnx_fixtures.py text ("input D...\nvalues\noutput D...\nvalues") as onnx_run.js cases
+            const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n");
+            function tensor(k, tag) {
+                const head = lines[2 * k].trim().split(/\s+/);
+                if (head[0] !== tag) throw new Error("expected " + tag);
+                return {dims: head.slice(1).map(Number), data: lines[2 * k + 1].trim().split(/\s+/).map(Number)};
+            }
+            const input = tensor(0, "input"), output = tensor(1, "output");
+            process.stdout.write(JSON.stringify({cases: [{inputs: {input}, expected: {output}}]}));
+        ' "tests/fixtures/onnx/$name.txt" > "$dir/imported_$name.json" &&
+        node tests/onnx_run.js "$again" "$dir/imported_$name.json" "$dir/imported_$name.out.json" --check 1e-5 \
+            >> "$dir/cli.log" 2>&1; then
+        echo "ok   $name: PyTorch's export imported, exported again, onnx.checker, within 1e-5 of PyTorch in onnxruntime"
+        ok=$((ok + 1))
+    else
+        sed "s/^/     /" "$dir/cli.log"
+        echo "FAIL $name: import, info, export, onnxruntime"; bad=$((bad + 1))
     fi
 done
 echo "$ok models match in onnxruntime, $bad failed"
