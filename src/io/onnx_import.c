@@ -22,9 +22,11 @@
 #define ONNX_MAX_NODES 100000
 
 static const char supported_ops[] =
-    "Gemm, MatMul (+ Add of a bias), Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
+    "Gemm, MatMul (+ Add of a bias), Conv, MaxPool, AveragePool, Neg-MaxPool-Neg (min pooling), GlobalAveragePool, "
+    "GlobalMaxPool, "
     "BatchNormalization, Flatten, Reshape (to [N, -1]), Relu, Sigmoid, Tanh, LeakyRelu, Elu, Selu, Softplus, "
-    "HardSigmoid, Softmax, LogSoftmax, PRelu, Clip, Add (residual), Concat (channels), Identity, Dropout, Constant";
+    "HardSigmoid, Softmax, LogSoftmax, PRelu, Clip, the node patterns of gelu (erf and tanh forms), mish, "
+    "swish (x sigmoid(beta x)) and softplus with beta and threshold, Add (residual), Concat (channels), Identity, Dropout, Constant";
 
 typedef struct value {
     const char *name;
@@ -111,7 +113,7 @@ static const char *node_name(const Onnx__NodeProto *n) { return n->name && *n->n
 static dn_status node_error(const importer *im, const Onnx__NodeProto *n, const char *fmt, ...) DN_PRINTF(3, 4);
 static dn_status node_error(const importer *im, const Onnx__NodeProto *n, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -444,11 +446,42 @@ out:
     return s;
 }
 
+/* kind 0 max, 1 avg, 2 min (Neg, MaxPool, Neg: `in` is the first Neg, `n` the MaxPool, `out` the second Neg) */
+static dn_status import_pool_kind(importer *im, const Onnx__NodeProto *in, const Onnx__NodeProto *n,
+                                  const Onnx__NodeProto *out, int kind);
+
 static dn_status import_pool(importer *im, const Onnx__NodeProto *n, bool avg)
+{
+    return import_pool_kind(im, n, n, n, avg ? 1 : 0);
+}
+
+/* The only node reading `name` if it is of type op, not yet consumed, with one output. */
+static const Onnx__NodeProto *sole_reader(importer *im, const char *name, const char *op, size_t *index)
+{
+    const Onnx__NodeProto *r = only_reader(im, name, index);
+    return r && r->op_type && !strcmp(r->op_type, op) && !im->consumed[*index] && r->n_output == 1 ? r : NULL;
+}
+
+/* Neg: only as the start of min pooling, -MaxPool(-x) */
+static dn_status import_neg(importer *im, const Onnx__NodeProto *n)
+{
+    size_t i1 = 0, i2 = 0;
+    const Onnx__NodeProto *pool = n->n_output == 1 ? sole_reader(im, n->output[0], "MaxPool", &i1) : NULL;
+    const Onnx__NodeProto *neg = pool ? sole_reader(im, pool->output[0], "Neg", &i2) : NULL;
+    if (!neg || n->n_attribute || neg->n_attribute)
+        return node_error(im, n, "Neg is read only as min pooling, Neg -> MaxPool -> Neg");
+    dn_status s = import_pool_kind(im, n, pool, neg, 2);
+    im->consumed[i1] = im->consumed[i2] = true;
+    return s;
+}
+
+static dn_status import_pool_kind(importer *im, const Onnx__NodeProto *in, const Onnx__NodeProto *n,
+                                  const Onnx__NodeProto *out, int kind)
 {
     dn_status s;
     int layer = -1;
-    if ((s = data_input(im, n, &layer))) return s;
+    const bool avg = kind == 1;
+    if ((s = data_input(im, in, &layer))) return s;
     if ((s = only_attrs(im, n, (const char *[]){"auto_pad", "ceil_mode", "count_include_pad", "dilations",
                                                 "kernel_shape", "pads", "storage_order", "strides", NULL})))
         return s;
@@ -467,14 +500,15 @@ static dn_status import_pool(importer *im, const Onnx__NodeProto *n, bool avg)
         return node_error(im, n, "padded average pooling must count the padding (count_include_pad = 1), as dendrite does");
     if (k[0] < 1 || k[0] > 4096 || st[0] < 1 || st[0] > 4096 || p[0] < 0 || p[0] > 2048)
         return node_error(im, n, "window, stride or padding out of range");
-    if ((s = dn_model_add_pool2d(im->m, avg ? "avg" : "max", (int)k[0], (int)st[0], (int)p[0]))) {
+    static const char *const kinds[] = {"max", "avg", "min"};
+    if ((s = dn_model_add_pool2d(im->m, kinds[kind], (int)k[0], (int)st[0], (int)p[0]))) {
         dn_error_prefix("%s: node '%s' (%s)", im->path, node_name(n), n->op_type);
         return s;
     }
-    if ((s = cfg_printf(im, "\n[%s]\nsize = %lld\nstride = %lld\npad = %lld\n", avg ? "avgpool" : "maxpool",
-                        (long long)k[0], (long long)st[0], (long long)p[0])))
+    if ((s = cfg_printf(im, "\n[%spool]\nsize = %lld\nstride = %lld\npad = %lld\n", kinds[kind], (long long)k[0],
+                        (long long)st[0], (long long)p[0])))
         return s;
-    return out_is_tail(im, n);
+    return out_is_tail(im, out);
 }
 
 static dn_status import_global_pool(importer *im, const Onnx__NodeProto *n, bool avg)
@@ -551,11 +585,12 @@ static dn_status import_flatten(importer *im, const Onnx__NodeProto *n, bool res
     return out_is_tail(im, n);
 }
 
-static dn_status import_activation(importer *im, const Onnx__NodeProto *n, const char *type, const char *attrs)
+/* An activation layer of `type` after layer `layer`; node n for messages. */
+static dn_status add_activation_layer(importer *im, const Onnx__NodeProto *n, int layer, const char *type,
+                                      const char *attrs)
 {
     dn_status s;
-    int layer = -1;
-    if ((s = data_input(im, n, &layer))) return s;
+    if ((s = make_tail(im, n, layer))) return s;
     if ((s = dn_model_add_activation(im->m, type, attrs))) {
         dn_error_prefix("%s: node '%s' (%s)", im->path, node_name(n), n->op_type);
         return s;
@@ -571,7 +606,15 @@ static dn_status import_activation(importer *im, const Onnx__NodeProto *n, const
             return s;
         p += len;
     }
-    return out_is_tail(im, n);
+    return DN_OK;
+}
+
+static dn_status import_activation(importer *im, const Onnx__NodeProto *n, const char *type, const char *attrs)
+{
+    int layer = -1;
+    dn_status s = layer_input(im, n, 0, &layer);
+    if (!s) s = add_activation_layer(im, n, layer, type, attrs);
+    return s ? s : out_is_tail(im, n);
 }
 
 static dn_status import_activation_node(importer *im, const Onnx__NodeProto *n)
@@ -683,6 +726,203 @@ static dn_status import_clip(importer *im, const Onnx__NodeProto *n)
     return import_activation(im, n, "hard_tanh", attrs);
 }
 
+/* ------------------------------------------------------------------ activations composed of several nodes */
+
+/* The activations that ONNX (at the opsets read) has no op for arrive as small graphs of elementwise nodes: those
+ * dendrite's own export writes (docs/onnx.md) and those torch.onnx.export writes for nn.GELU, nn.SiLU and nn.Mish.
+ * A pattern is tried from the first node that reads a layer's output x; when it matches, its nodes become one
+ * activation layer and are marked consumed.  Every intermediate value must be read by the pattern alone. */
+typedef struct pattern {
+    importer *im;
+    const char *x;      /* the layer output the pattern starts from */
+    size_t self;        /* the node being imported (already marked consumed) */
+    size_t used[16];    /* node indices matched so far */
+    int n_used;
+} pattern;
+
+/* A scalar constant's value, if `name` is one. */
+static bool scalar_value(const importer *im, const char *name, double *v)
+{
+    const value *c = name ? find_value(im, name) : NULL;
+    if (!c || !c->t || tensor_numel(c->t) != 1 || !c->t->has_data_type ||
+        c->t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return false;
+    if (c->t->has_raw_data && c->t->raw_data.len == 4) {
+        const uint8_t *p = c->t->raw_data.data;
+        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        float f;
+        memcpy(&f, &u, 4);
+        *v = f;
+        return true;
+    }
+    if (!c->t->has_raw_data && c->t->n_float_data == 1) {
+        *v = c->t->float_data[0];
+        return true;
+    }
+    return false;
+}
+
+/* The node of type op (not yet consumed or matched) that reads `in` and, for a binary op, whose other input is
+ * `other` (a value name) or, when other is NULL, a scalar constant put in *c.  NULL when there is none. */
+static const Onnx__NodeProto *pat_next(pattern *pt, const char *in, const char *op, const char *other, double *c)
+{
+    const importer *im = pt->im;
+    for (size_t i = 0; i < im->g->n_node && pt->n_used < 16; i++) {
+        const Onnx__NodeProto *n = im->g->node[i];
+        bool taken = im->consumed[i] && i != pt->self;
+        for (int k = 0; k < pt->n_used; k++) taken |= pt->used[k] == i;
+        if (taken || !n->op_type || strcmp(n->op_type, op) || n->n_output != 1 || n->n_attribute) continue;
+        bool ok = false;
+        if (n->n_input == 1) ok = !other && !c && n->input[0] && !strcmp(n->input[0], in);
+        else if (n->n_input == 2 && n->input[0] && n->input[1]) {
+            for (int k = 0; k < 2 && !ok; k++) {
+                /* Div and Greater are not commutative: the data comes first */
+                if (k == 1 && (!strcmp(op, "Div") || !strcmp(op, "Greater"))) break;
+                const char *a = n->input[k], *b = n->input[1 - k];
+                ok = !strcmp(a, in) && (other ? !strcmp(b, other) : c && scalar_value(im, b, c));
+            }
+        }
+        if (ok) {
+            pt->used[pt->n_used++] = i;
+            return n;
+        }
+    }
+    return NULL;
+}
+
+/* Where(cond, a, b), not yet taken */
+static const Onnx__NodeProto *pat_where(pattern *pt, const char *cond, const char *a, const char *b)
+{
+    const importer *im = pt->im;
+    for (size_t i = 0; i < im->g->n_node && pt->n_used < 16; i++) {
+        const Onnx__NodeProto *n = im->g->node[i];
+        bool taken = im->consumed[i] && i != pt->self;
+        for (int k = 0; k < pt->n_used; k++) taken |= pt->used[k] == i;
+        if (taken || !n->op_type || strcmp(n->op_type, "Where") || n->n_input != 3 || n->n_output != 1) continue;
+        if (n->input[0] && n->input[1] && n->input[2] && !strcmp(n->input[0], cond) && !strcmp(n->input[1], a) &&
+            !strcmp(n->input[2], b)) {
+            pt->used[pt->n_used++] = i;
+            return n;
+        }
+    }
+    return NULL;
+}
+
+static bool near(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b)); }
+
+/* The values that the matched nodes compute, except the last, are read only by the matched nodes. */
+static bool pat_closed(const pattern *pt)
+{
+    const importer *im = pt->im;
+    for (int k = 0; k + 1 < pt->n_used; k++) {
+        const char *v = im->g->node[pt->used[k]]->output[0];
+        for (size_t i = 0; i < im->g->n_node; i++) {
+            bool inside = false;
+            for (int j = 0; j < pt->n_used; j++) inside |= pt->used[j] == i;
+            for (size_t q = 0; !inside && q < im->g->node[i]->n_input; q++)
+                if (im->g->node[i]->input[q] && !strcmp(im->g->node[i]->input[q], v)) return false;
+        }
+        for (size_t i = 0; i < im->g->n_output; i++)
+            if (im->g->output[i]->name && !strcmp(im->g->output[i]->name, v)) return false;
+    }
+    return true;
+}
+
+#define OUT(n) ((n)->output[0])
+
+/* Tries each pattern from x; *type is the activation matched ("" for none), attrs its attributes, *param swish's
+ * beta. */
+static void match_activation(pattern *pt, char *type, char *attrs, size_t attrs_size, double *param)
+{
+    const char *x = pt->x;
+    const Onnx__NodeProto *a, *b, *c, *d, *e, *f, *g, *h, *i;
+    (void)e;
+    (void)i;
+    double k1 = 0, k2 = 0, k3 = 0, k4 = 0;
+    type[0] = attrs[0] = '\0';
+#define TRY(cond, t, ...)                                                                                   \
+    do {                                                                                                    \
+        if ((cond) && pat_closed(pt)) {                                                                     \
+            snprintf(type, 32, "%s", t);                                                                    \
+            snprintf(attrs, attrs_size, __VA_ARGS__);                                                       \
+            return;                                                                                         \
+        }                                                                                                   \
+        pt->n_used = 0;                                                                                     \
+    } while (0)
+    /* gelu, exact: x * (erf(x / sqrt 2) + 1) * 0.5, x / sqrt 2 as Div (PyTorch) or Mul by 1/sqrt 2 (dendrite) */
+    TRY(((a = pat_next(pt, x, "Div", NULL, &k1)) && near(k1, 1.4142135623730951)) &&
+            (b = pat_next(pt, OUT(a), "Erf", NULL, NULL)) && (c = pat_next(pt, OUT(b), "Add", NULL, &k2)) && near(k2, 1) &&
+            (d = pat_next(pt, OUT(c), "Mul", x, NULL)) && (e = pat_next(pt, OUT(d), "Mul", NULL, &k3)) && near(k3, 0.5),
+        "gelu", "%s", "");
+    TRY(((a = pat_next(pt, x, "Mul", NULL, &k1)) && near(k1, 0.7071067811865476)) &&
+            (b = pat_next(pt, OUT(a), "Erf", NULL, NULL)) && (c = pat_next(pt, OUT(b), "Add", NULL, &k2)) && near(k2, 1) &&
+            (d = pat_next(pt, OUT(c), "Mul", x, NULL)) && (e = pat_next(pt, OUT(d), "Mul", NULL, &k3)) && near(k3, 0.5),
+        "gelu", "%s", "");
+    /* gelu, tanh form (dendrite's export): x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) 0.5 */
+    TRY((a = pat_next(pt, x, "Mul", x, NULL)) && (b = pat_next(pt, OUT(a), "Mul", x, NULL)) &&
+            (c = pat_next(pt, OUT(b), "Mul", NULL, &k1)) && near(k1, 0.044715) && (d = pat_next(pt, x, "Add", OUT(c), NULL)) &&
+            (e = pat_next(pt, OUT(d), "Mul", NULL, &k2)) && near(k2, 0.7978845608028654) &&
+            (f = pat_next(pt, OUT(e), "Tanh", NULL, NULL)) && (g = pat_next(pt, OUT(f), "Add", NULL, &k3)) && near(k3, 1) &&
+            (h = pat_next(pt, OUT(g), "Mul", x, NULL)) && (i = pat_next(pt, OUT(h), "Mul", NULL, &k4)) && near(k4, 0.5),
+        "gelu", "approximate=1");
+    /* softplus with beta and threshold (dendrite): Where(beta x > threshold, x, softplus(beta x) / beta) */
+    if ((a = pat_next(pt, x, "Mul", NULL, &k1)) && k1 > 0 && isfinite(k1) &&
+        (b = pat_next(pt, OUT(a), "Softplus", NULL, NULL)) && (c = pat_next(pt, OUT(b), "Div", NULL, &k2)) &&
+        near(k2, k1) && (d = pat_next(pt, OUT(a), "Greater", NULL, &k3)) && isfinite(k3) &&
+        (e = pat_where(pt, OUT(d), x, OUT(c))) && pat_closed(pt)) {
+        snprintf(type, 32, "softplus");
+        snprintf(attrs, attrs_size, "beta=%.9g threshold=%.9g", k1, k3);
+        return;
+    }
+    pt->n_used = 0;
+    /* mish: x tanh(softplus(x)) */
+    TRY((a = pat_next(pt, x, "Softplus", NULL, NULL)) && (b = pat_next(pt, OUT(a), "Tanh", NULL, NULL)) &&
+            (c = pat_next(pt, OUT(b), "Mul", x, NULL)),
+        "mish", "%s", "");
+    /* swish: x sigmoid(beta x) (dendrite; beta is learned, so it goes to the parameter) and x sigmoid(x) (PyTorch's
+     * SiLU) */
+    *param = 1;
+    if ((a = pat_next(pt, x, "Mul", NULL, &k1)) && isfinite(k1) && (b = pat_next(pt, OUT(a), "Sigmoid", NULL, NULL)) &&
+        (c = pat_next(pt, x, "Mul", OUT(b), NULL)) && pat_closed(pt)) {
+        snprintf(type, 32, "swish");
+        *param = k1;
+        return;
+    }
+    pt->n_used = 0;
+    TRY((a = pat_next(pt, x, "Sigmoid", NULL, NULL)) && (b = pat_next(pt, x, "Mul", OUT(a), NULL)), "swish", "%s", "");
+#undef TRY
+}
+
+/* A node that may start a composed activation (Mul, Div, Sigmoid, Softplus; node `index`): true in *matched when
+ * a pattern including it was imported. */
+static dn_status import_pattern(importer *im, const Onnx__NodeProto *n, size_t index, bool *matched)
+{
+    *matched = false;
+    for (size_t k = 0; k < n->n_input && k < 2; k++) {
+        const value *v = n->input[k] ? find_value(im, n->input[k]) : NULL;
+        if (!v || v->t) continue;
+        pattern pt = {.im = im, .x = n->input[k], .self = index};
+        char type[32], attrs[64];
+        double param = 1;
+        const int layer = v->layer;
+        match_activation(&pt, type, attrs, sizeof attrs, &param);
+        bool has_n = false;
+        for (int j = 0; j < pt.n_used; j++) has_n |= pt.used[j] == index;
+        if (!type[0] || !has_n) continue;
+        const Onnx__NodeProto *last = im->g->node[pt.used[pt.n_used - 1]];
+        dn_status s = add_activation_layer(im, n, layer, type, attrs);
+        if (!s && !strcmp(type, "swish")) {
+            const float beta = (float)param;
+            s = set_param(im, n, 0, &beta, 1);
+        }
+        for (int j = 0; j < pt.n_used; j++) im->consumed[pt.used[j]] = true;
+        if (!s) s = out_is_tail(im, last);
+        *matched = true;
+        return s;
+    }
+    return DN_OK;
+}
+
 /* Add of two layer outputs of the same shape: a residual [shortcut] */
 static dn_status import_add(importer *im, const Onnx__NodeProto *n)
 {
@@ -754,11 +994,16 @@ static dn_status import_constant(importer *im, const Onnx__NodeProto *n)
 }
 
 /* The one place that picks an importer by op type. */
-static dn_status import_node(importer *im, const Onnx__NodeProto *n)
+static dn_status import_node(importer *im, const Onnx__NodeProto *n, size_t index)
 {
     const char *op = n->op_type ? n->op_type : "";
     if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx"))
         return node_error(im, n, "domain '%s' is not supported (only the standard ONNX ops: %s)", n->domain, supported_ops);
+    if (!strcmp(op, "Mul") || !strcmp(op, "Div") || !strcmp(op, "Sigmoid") || !strcmp(op, "Softplus")) {
+        bool matched = false;
+        dn_status s = import_pattern(im, n, index, &matched);
+        if (s || matched) return s;
+    }
     if (!strcmp(op, "Gemm")) return import_dense(im, n, true);
     if (!strcmp(op, "MatMul")) return import_dense(im, n, false);
     if (!strcmp(op, "Conv")) return import_conv(im, n);
@@ -773,6 +1018,7 @@ static dn_status import_node(importer *im, const Onnx__NodeProto *n)
         !strcmp(op, "Elu") || !strcmp(op, "Selu") || !strcmp(op, "Softplus") || !strcmp(op, "HardSigmoid") ||
         !strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax"))
         return import_activation_node(im, n);
+    if (!strcmp(op, "Neg")) return import_neg(im, n);
     if (!strcmp(op, "PRelu")) return import_prelu(im, n);
     if (!strcmp(op, "Clip")) return import_clip(im, n);
     if (!strcmp(op, "Add")) return import_add(im, n);
@@ -843,7 +1089,8 @@ static dn_status import_graph(importer *im, dn_model **out, dn_train_config *tra
         if (im->consumed[i]) continue;
         const Onnx__NodeProto *n = g->node[i];
         if (!n->op_type) return dn_error(DN_ERR_FORMAT, "%s: node %zu has no op type", im->path, i);
-        if ((s = import_node(im, n))) return s;
+        im->consumed[i] = true; /* done: a pattern tried from a later node must not take it again */
+        if ((s = import_node(im, n, i))) return s;
     }
     const value *v = find_value(im, g->output[0]->name);
     if (!v || v->t) return dn_error(DN_ERR_FORMAT, "%s: the graph output '%s' is not computed by the graph", im->path, g->output[0]->name);
