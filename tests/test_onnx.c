@@ -381,6 +381,102 @@ static void onnx_round_trip_examples(void)
     }
 }
 
+/* Export, import, export again, import again, export a third time: the second and third files hold the same graph
+ * (nodes, names, attributes, initializers and their data), so export and import are each other's inverse on what
+ * an import gives.  (The first export differs: an imported model has each fused activation as its own layer.) */
+static void onnx_round_trip_fixed_point(void)
+{
+    const char *cfgs[] = {"examples/mnist_resnet.cfg", "examples/mnist_cnn.cfg", "tests/fixtures/onnx_all.cfg"};
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        dn_model *m = NULL;
+        CHECK_OK(dn_model_load_cfg(cfgs[c], &m, NULL));
+        if (!m) continue;
+        dn_rng r;
+        dn_rng_seed(&r, 5);
+        perturb(m, &r);
+        uint8_t *graph[3] = {NULL, NULL, NULL};
+        size_t glen[3] = {0, 0, 0};
+        for (int k = 0; k < 3 && m; k++) {
+            const char *path = t_tmp_path("fixed.onnx");
+            CHECK_OK(dn_model_export_onnx(m, path, 0));
+            FILE *f = fopen(path, "rb");
+            size_t len = 0;
+            uint8_t *bytes = NULL;
+            if (f) {
+                fseek(f, 0, SEEK_END);
+                len = (size_t)ftell(f);
+                fseek(f, 0, SEEK_SET);
+                bytes = malloc(len ? len : 1);
+                if (bytes && fread(bytes, 1, len, f) != len) len = 0;
+                fclose(f);
+            }
+            Onnx__ModelProto *mp = bytes ? onnx__model_proto__unpack(NULL, len, bytes) : NULL;
+            free(bytes);
+            CHECK(mp && mp->graph);
+            if (mp && mp->graph) {
+                glen[k] = onnx__graph_proto__get_packed_size(mp->graph);
+                graph[k] = malloc(glen[k] ? glen[k] : 1);
+                if (graph[k]) onnx__graph_proto__pack(mp->graph, graph[k]);
+            }
+            if (mp) onnx__model_proto__free_unpacked(mp, NULL);
+            dn_model_free(m);
+            m = NULL;
+            if (k < 2) CHECK_OK(dn_model_import_onnx(path, &m, NULL));
+        }
+        CHECK_MSG(graph[1] && graph[2] && glen[1] == glen[2] && !memcmp(graph[1], graph[2], glen[1]),
+                  "%s: the second and third exports differ (%zu and %zu bytes)", cfgs[c], glen[1], glen[2]);
+        for (int k = 0; k < 3; k++) free(graph[k]);
+        dn_model_free(m);
+    }
+}
+
+/* An imported model trains: every imported parameter gets a gradient, and the loss of a fixed batch falls over a
+ * few plain gradient steps (PyTorch's LeNet, softmax cross-entropy). */
+static void onnx_imported_model_trains(void)
+{
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_import_onnx("tests/fixtures/onnx/lenet.onnx", &m, NULL));
+    if (!m) return;
+    dn_rng r;
+    dn_rng_seed(&r, 9);
+    enum { N = 8 };
+    static float x[N * 784], y[N];
+    for (int i = 0; i < N * 784; i++) x[i] = dn_rng_uniform(&r);
+    for (int i = 0; i < N; i++) y[i] = (float)(i % 10);
+    dn_ctx *ctx = dn_ctx_new();
+    double first = 0, last = 0;
+    for (int step = 0; step < 20; step++) {
+        dn_ctx_reset(ctx);
+        dn_model_zero_grad(m);
+        dn_tensor *xt = NULL, *yt = NULL;
+        CHECK_OK(dn_tensor_new(ctx, 4, (int64_t[]){N, 1, 28, 28}, &xt));
+        CHECK_OK(dn_tensor_new(ctx, 1, (int64_t[]){N}, &yt));
+        if (!xt || !yt) break;
+        memcpy(dn_tensor_data(xt), x, sizeof x);
+        memcpy(dn_tensor_data(yt), y, sizeof y);
+        dn_tensor *loss = dn_softmax_cross_entropy(ctx, dn_model_forward(m, ctx, xt), yt, DN_REDUCE_MEAN);
+        CHECK_MSG(loss, "%s", dn_last_error());
+        if (!loss) break;
+        last = dn_tensor_get(loss, 0);
+        if (step == 0) first = last;
+        CHECK_OK(dn_backward(ctx, loss));
+        for (int t = 0; step == 0 && t < dn_model_tensor_count(m); t++) {
+            /* every imported parameter gets a gradient */
+            dn_tensor *pt = dn_model_tensor(m, t);
+            const float *g = dn_tensor_grad(pt);
+            double norm = 0;
+            for (int64_t i = 0; g && i < dn_tensor_numel(pt); i++) norm += fabs(g[i]);
+            CHECK_MSG(norm > 0, "%s has no gradient", dn_model_tensor_name(m, t));
+        }
+        float *p = dn_model_params(m);
+        const float *g = dn_model_grads(m);
+        for (size_t i = 0; i < dn_model_param_count(m); i++) p[i] -= 0.1f * g[i];
+    }
+    CHECK_MSG(last < 0.95 * first, "the loss went from %g to %g", first, last);
+    dn_ctx_free(ctx);
+    dn_model_free(m);
+}
+
 static void expect_import_error(const char *path, dn_status want, const char *a, const char *b)
 {
     dn_model *m = (dn_model *)1;
@@ -433,12 +529,32 @@ static void onnx_import_refusals(void)
     for (size_t k = 0; mp && k < mp->graph->n_node; k++)
         if (!strcmp(mp->graph->node[k]->op_type, "Relu")) strcpy(mp->graph->node[k]->op_type, "Abs");
     size_t n = mp ? onnx__model_proto__pack(mp, bytes) : 0;
-    if (mp) onnx__model_proto__free_unpacked(mp, NULL);
     f = fopen(abs, "wb");
     if (f) {
         fwrite(bytes, 1, n, f);
         fclose(f);
     }
+    /* a graph of more nodes than the limit (the same node 10001 times) */
+    const char *many = t_tmp_path("many.onnx");
+    Onnx__NodeProto **nodes = mp ? malloc(10001 * sizeof *nodes) : NULL;
+    if (nodes) {
+        for (int k = 0; k < 10001; k++) nodes[k] = mp->graph->node[0];
+        Onnx__NodeProto **keep = mp->graph->node;
+        size_t keep_n = mp->graph->n_node;
+        mp->graph->node = nodes;
+        mp->graph->n_node = 10001;
+        uint8_t *big = malloc(onnx__model_proto__get_packed_size(mp));
+        size_t big_n = big ? onnx__model_proto__pack(mp, big) : 0;
+        mp->graph->node = keep;
+        mp->graph->n_node = keep_n;
+        f = fopen(many, "wb");
+        if (f && big) fwrite(big, 1, big_n, f);
+        if (f) fclose(f);
+        free(big);
+        free(nodes);
+        expect_import_error(many, DN_ERR_FORMAT, "10001 nodes, more than the importer's limit of 10000", NULL);
+    }
+    if (mp) onnx__model_proto__free_unpacked(mp, NULL);
     expect_import_error(abs, DN_ERR_FORMAT, "node 'layers.1/Relu_1' (Abs): op type not supported", "the importer reads Gemm");
 }
 
@@ -523,6 +639,8 @@ void suite_onnx(void)
     RUN(onnx_import_pytorch_lenet);
     RUN(onnx_import_pytorch_resnet);
     RUN(onnx_round_trip_examples);
+    RUN(onnx_round_trip_fixed_point);
+    RUN(onnx_imported_model_trains);
     RUN(onnx_import_refusals);
     RUN(onnx_allocation_failures);
 #endif

@@ -19,7 +19,11 @@
 #include <stdlib.h>
 
 #define ONNX_MAX_BYTES ((size_t)1 << 30) /* larger files are refused before they are read */
-#define ONNX_MAX_NODES 100000
+/* more nodes are refused: a few lookups (the reader of a value, the rest of a node pattern) scan the node list,
+ * so a hostile graph costs time quadratic in its nodes; 10000 is well above the feed-forward graphs read */
+#define ONNX_MAX_NODES 10000
+/* a node pattern's nodes lie within this many nodes after the one it starts from (exporters write them together) */
+#define PATTERN_WINDOW 64
 
 static const char supported_ops[] =
     "Gemm, MatMul (+ Add of a bias), Conv, MaxPool, AveragePool, Neg-MaxPool-Neg (min pooling), GlobalAveragePool, "
@@ -767,7 +771,7 @@ static bool scalar_value(const importer *im, const char *name, double *v)
 static const Onnx__NodeProto *pat_next(pattern *pt, const char *in, const char *op, const char *other, double *c)
 {
     const importer *im = pt->im;
-    for (size_t i = 0; i < im->g->n_node && pt->n_used < 16; i++) {
+    for (size_t i = pt->self; i < im->g->n_node && i <= pt->self + PATTERN_WINDOW && pt->n_used < 16; i++) {
         const Onnx__NodeProto *n = im->g->node[i];
         bool taken = im->consumed[i] && i != pt->self;
         for (int k = 0; k < pt->n_used; k++) taken |= pt->used[k] == i;
@@ -794,7 +798,7 @@ static const Onnx__NodeProto *pat_next(pattern *pt, const char *in, const char *
 static const Onnx__NodeProto *pat_where(pattern *pt, const char *cond, const char *a, const char *b)
 {
     const importer *im = pt->im;
-    for (size_t i = 0; i < im->g->n_node && pt->n_used < 16; i++) {
+    for (size_t i = pt->self; i < im->g->n_node && i <= pt->self + PATTERN_WINDOW && pt->n_used < 16; i++) {
         const Onnx__NodeProto *n = im->g->node[i];
         bool taken = im->consumed[i] && i != pt->self;
         for (int k = 0; k < pt->n_used; k++) taken |= pt->used[k] == i;
