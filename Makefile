@@ -139,7 +139,8 @@ install: all
 	install -m 644 include/dendrite.h $(DESTDIR)$(PREFIX)/include/dendrite.h
 	install -m 644 $(BUILD)/libdendrite.a $(DESTDIR)$(PREFIX)/lib/libdendrite.a
 	install -m 755 $(BUILD)/libdendrite.so $(DESTDIR)$(PREFIX)/lib/libdendrite.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' dendrite.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dendrite.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|^Libs.private: .*|Libs.private: $(LDLIBS)|' \
+		dendrite.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dendrite.pc
 	install -m 755 $(BUILD)/dendrite $(DESTDIR)$(PREFIX)/bin/dendrite
 	install -m 644 man/dendrite.1 $(DESTDIR)$(PREFIX)/share/man/man1/dendrite.1
 
