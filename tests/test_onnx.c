@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #ifdef DN_ONNX
+#include <dirent.h>
 #include "onnx.pb-c.h"
 #endif
 
@@ -477,6 +478,93 @@ static void onnx_imported_model_trains(void)
     dn_model_free(m);
 }
 
+/* ------------------------------------------------------------------ ONNX's own test cases */
+
+/* A serialized TensorProto (a test case's input_0.pb) as floats; NULL if it is not a float tensor. */
+static float *read_pb_tensor(const char *path, int *ndim, int64_t *dims, int64_t *numel)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static uint8_t buf[1 << 22];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, len, buf);
+    if (!t) return NULL;
+    float *out = NULL;
+    *numel = 1;
+    *ndim = (int)t->n_dims;
+    for (size_t i = 0; i < t->n_dims && i < DN_MAX_DIMS; i++) *numel *= (dims[i] = t->dims[i]);
+    if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->n_dims <= DN_MAX_DIMS &&
+        (out = malloc((size_t)*numel * sizeof *out))) {
+        if (t->has_raw_data && t->raw_data.len == (size_t)*numel * 4) memcpy(out, t->raw_data.data, t->raw_data.len);
+        else if (t->n_float_data == (size_t)*numel) memcpy(out, t->float_data, (size_t)*numel * 4);
+        else {
+            free(out);
+            out = NULL;
+        }
+    }
+    onnx__tensor_proto__free_unpacked(t, NULL);
+    return out;
+}
+
+/* Debian's libonnx-testdata (ONNX's backend test cases): every case of pytorch-converted/ either imports and gives
+ * the expected output within 1e-5 (relative above 1), or is refused with a message; `must_pass` lists those that
+ * must import.  Skipped when the package is not installed. */
+static void onnx_conformance_pytorch_converted(void)
+{
+    const char *root = "/usr/share/libonnx-testdata/data/pytorch-converted";
+    static const char *const must_pass[] = {
+        "test_AvgPool2d", "test_AvgPool2d_stride", "test_BatchNorm2d_eval", "test_BatchNorm2d_momentum_eval",
+        "test_Conv2d", "test_Conv2d_depthwise", "test_Conv2d_depthwise_padded", "test_Conv2d_depthwise_strided",
+        "test_Conv2d_depthwise_with_multiplier", "test_Conv2d_dilated", "test_Conv2d_groups", "test_Conv2d_groups_thnn",
+        "test_Conv2d_no_bias", "test_Conv2d_padding", "test_Conv2d_strided", "test_Linear", "test_MaxPool2d",
+        "test_PReLU_2d", "test_ReLU", "test_Sigmoid", "test_Softmax", "test_Softplus", "test_Tanh", NULL};
+    DIR *d = opendir(root);
+    if (!d) {
+        printf("    skipped: %s is not installed (apt-get install libonnx-testdata)\n", root);
+        return;
+    }
+    int passed = 0, refused = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char path[1024];
+        bool must = false;
+        for (int k = 0; must_pass[k]; k++) must |= !strcmp(must_pass[k], e->d_name);
+        snprintf(path, sizeof path, "%s/%s/model.onnx", root, e->d_name);
+        dn_model *m = NULL;
+        dn_status st = dn_model_import_onnx(path, &m, NULL);
+        if (st) {
+            CHECK_MSG(!must, "%s: refused: %s", e->d_name, dn_last_error());
+            CHECK_MSG(dn_last_error()[0], "%s: refused without a message", e->d_name);
+            if (getenv("DN_ONNX_VERBOSE")) printf("    refused %s: %s\n", e->d_name, dn_last_error());
+            refused++;
+            continue;
+        }
+        int xnd = 0, ynd = 0;
+        int64_t xd[DN_MAX_DIMS], yd[DN_MAX_DIMS], xn = 0, yn = 0, n = 0;
+        snprintf(path, sizeof path, "%s/%s/test_data_set_0/input_0.pb", root, e->d_name);
+        float *x = read_pb_tensor(path, &xnd, xd, &xn);
+        snprintf(path, sizeof path, "%s/%s/test_data_set_0/output_0.pb", root, e->d_name);
+        float *want = read_pb_tensor(path, &ynd, yd, &yn);
+        float *got = x && want ? run_model(m, xnd, xd, x, &n) : NULL;
+        CHECK_MSG(got && n == yn, "%s: imported but does not run on its input (%s)", e->d_name, dn_last_error());
+        if (got && n == yn) {
+            double w = worst_diff(got, want, n);
+            CHECK_MSG(w <= 1e-5, "%s: differs from ONNX's expected output by %g", e->d_name, w);
+            passed++;
+            if (getenv("DN_ONNX_VERBOSE")) printf("    matched %s (within %.2g)\n", e->d_name, w);
+        }
+        free(x);
+        free(want);
+        free(got);
+        dn_model_free(m);
+    }
+    closedir(d);
+    if (getenv("DN_ONNX_VERBOSE")) printf("    %d cases imported and matched, %d refused\n", passed, refused);
+    CHECK_MSG(passed >= 23, "only %d cases imported and matched", passed);
+}
+
 static void expect_import_error(const char *path, dn_status want, const char *a, const char *b)
 {
     dn_model *m = (dn_model *)1;
@@ -642,6 +730,7 @@ void suite_onnx(void)
     RUN(onnx_round_trip_fixed_point);
     RUN(onnx_imported_model_trains);
     RUN(onnx_import_refusals);
+    RUN(onnx_conformance_pytorch_converted);
     RUN(onnx_allocation_failures);
 #endif
 }

@@ -340,7 +340,8 @@ static dn_status import_dense(importer *im, const Onnx__NodeProto *n, bool gemm)
     int layer = -1;
     if ((s = data_input(im, n, &layer))) return s;
     if (gemm) {
-        if ((s = only_attrs(im, n, (const char *[]){"alpha", "beta", "transA", "transB", NULL}))) return s;
+        /* broadcast: opset 6's flag for C's broadcasting, which later opsets always do */
+        if ((s = only_attrs(im, n, (const char *[]){"alpha", "beta", "transA", "transB", "broadcast", NULL}))) return s;
         if (attr_float(n, "alpha", 1) != 1 || attr_float(n, "beta", 1) != 1 || attr_int(n, "transA", 0) != 0)
             return node_error(im, n, "only alpha = 1, beta = 1 and transA = 0 are supported");
     } else if ((s = only_attrs(im, n, (const char *[]){NULL}))) {
@@ -533,8 +534,12 @@ static dn_status import_batchnorm(importer *im, const Onnx__NodeProto *n)
     dn_status s = DN_OK;
     int layer = -1;
     if ((s = data_input(im, n, &layer))) return s;
-    if ((s = only_attrs(im, n, (const char *[]){"epsilon", "momentum", "training_mode", "spatial", NULL}))) return s;
-    if (attr_int(n, "training_mode", 0) != 0) return node_error(im, n, "training_mode = 1 is not supported (inference graphs)");
+    if ((s = only_attrs(im, n, (const char *[]){"epsilon", "momentum", "training_mode", "spatial", "is_test", NULL})))
+        return s;
+    /* is_test (opset 6, where its default 0 means training) and training_mode (opset 14) say the same thing the
+     * other way round */
+    if (attr_int(n, "training_mode", 0) != 0 || attr_int(n, "is_test", im->opset < 7 ? 0 : 1) != 1)
+        return node_error(im, n, "only the inference form is supported (training_mode 0, is_test 1)");
     if (attr_int(n, "spatial", 1) != 1) return node_error(im, n, "spatial = 0 is not supported");
     const Onnx__TensorProto *t[4];
     for (int k = 0; k < 4; k++)
@@ -979,8 +984,9 @@ static dn_status import_alias(importer *im, const Onnx__NodeProto *n)
 {
     const value *v = has_input(n, 0) ? find_value(im, n->input[0]) : NULL;
     if (!v) return node_error(im, n, "input '%s' is not computed by an earlier node", has_input(n, 0) ? n->input[0] : "");
-    if (!strcmp(n->op_type, "Dropout") && has_input(n, 2))
-        return node_error(im, n, "a training_mode input is not supported (inference graphs)");
+    if (!strcmp(n->op_type, "Dropout") && (has_input(n, 2) || (im->opset < 7 && attr_int(n, "is_test", 0) != 1)))
+        return node_error(im, n, "only the inference form is supported (no training_mode input; is_test = 1 before "
+                                 "opset 7)");
     if (n->n_output < 1) return node_error(im, n, "has no output");
     for (size_t k = 1; k < n->n_output; k++)
         if (n->output[k] && *n->output[k] && is_read(im, n->output[k]))
@@ -1139,8 +1145,8 @@ dn_status dn_model_import_onnx(const char *path, dn_model **model, dn_train_conf
         if ((!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) && o->has_version) im.opset = (int)o->version;
     }
     if (!mp->graph) s = dn_error(DN_ERR_FORMAT, "%s: the model has no graph", path);
-    else if (im.opset < 7 || im.opset > 21)
-        s = dn_error(DN_ERR_FORMAT, "%s: opset %d of the standard domain (the importer reads opsets 7 to 21)", path, im.opset);
+    else if (im.opset < 6 || im.opset > 21)
+        s = dn_error(DN_ERR_FORMAT, "%s: opset %d of the standard domain (the importer reads opsets 6 to 21)", path, im.opset);
     else {
         im.g = mp->graph;
         s = import_graph(&im, model, train);
