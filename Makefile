@@ -4,8 +4,14 @@
 #   make examples            the programs in examples/
 #   make test-aarch64        cross-build for aarch64 (BUILD=build-arm) and run the whole suite under qemu-aarch64
 #   make test RUN="wrapper"  run every test program (and the programs the tests start) through a wrapper
+#   make ONNX=1              with ONNX export/import (docs/onnx.md; needs protobuf-c), built in build-onnx/
 CC      ?= cc
+ONNX    ?= 0
+ifeq ($(ONNX),1)
+BUILD   ?= build-onnx
+else
 BUILD   ?= build
+endif
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
@@ -14,20 +20,40 @@ LDLIBS  := -lm -lpthread
 RUN     ?=
 
 LIB_SRC  := $(wildcard src/*.c src/kernels/*.c src/ops/*.c src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# ONNX (an optional part): C code generated from third_party/onnx/onnx.proto by protoc-c at build time, the
+# src/io/onnx_*.c files and libprotobuf-c; without it src/io/no_onnx.c answers that the support is not built in.
+ifeq ($(ONNX),1)
+LIB_SRC  := $(filter-out src/io/no_onnx.c,$(LIB_SRC))
+ONNX_GEN := $(BUILD)/gen/onnx.pb-c.c
+ALLFLAGS += -DDN_ONNX=1 -I$(BUILD)/gen
+LDLIBS   += -lprotobuf-c
+else
+LIB_SRC  := $(filter-out src/io/onnx_%.c,$(LIB_SRC))
+ONNX_GEN :=
+endif
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(ONNX_GEN:%.c=%.o)
 TEST_SRC := $(wildcard tests/test_*.c) tests/main.c
 TEST_SRC := $(filter-out tests/test_gemm_standalone.c,$(TEST_SRC))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test test-data test-aarch64 examples asan clean gradcheck install uninstall docs bench fuzz valgrind check-layers
+.PHONY: all test test-data test-aarch64 examples asan clean gradcheck install uninstall docs bench fuzz valgrind check-layers test-onnx onnx-checks
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/*/*.h tests/*.h tools/*.h fuzz/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/*/*.h tests/*.h tools/*.h fuzz/*.h) | $(ONNX_GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLFLAGS) -c $< -o $@
+
+# protoc-c's output is not ours to keep warning-free: it is compiled without -Werror and -Wextra
+$(BUILD)/gen/onnx.pb-c.c: third_party/onnx/onnx.proto
+	@mkdir -p $(dir $@)
+	@command -v protoc-c >/dev/null || { echo "make ONNX=1 needs protoc-c (apt-get install protobuf-c-compiler libprotobuf-c-dev)"; exit 1; }
+	protoc-c --c_out=$(BUILD)/gen -Ithird_party/onnx third_party/onnx/onnx.proto
+
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	$(CC) -std=c11 -fPIC -fvisibility=hidden $(CFLAGS) $(EXTRA_CFLAGS) -w -c $< -o $@
 
 $(BUILD)/libdendrite.a: $(LIB_OBJ)
 	@rm -f $@
@@ -96,6 +122,8 @@ test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples test-data
 	@echo "$$(tail -1 $(BUILD)/floors.log)"
 	@sh tests/check_exports.sh $(BUILD) > $(BUILD)/exports.log || { cat $(BUILD)/exports.log; exit 1; }
 	@echo "exports: $$(head -1 $(BUILD)/exports.log)"
+	@ONNX=$(ONNX) DN_DATA=data sh tests/test_onnx.sh $(BUILD) > $(BUILD)/test_onnx.log 2>&1 || { tail -30 $(BUILD)/test_onnx.log; exit 1; }
+	@echo "onnx: $$(tail -1 $(BUILD)/test_onnx.log)"
 	DN_RUN_PREFIX="$(RUN)" DN_DATA=data DN_BUILD=$(BUILD) $(RUN) $(BUILD)/test_runner
 
 # The aarch64 build (NEON kernels) and the whole suite under user-mode emulation; needs Debian's
@@ -105,6 +133,15 @@ AARCH64_QEMU ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 test-aarch64:
 	@$(MAKE) --no-print-directory -j2 CC=$(AARCH64_CC) BUILD=build-arm all build-arm/test_runner build-arm/test_gemm examples
 	@$(MAKE) --no-print-directory CC=$(AARCH64_CC) BUILD=build-arm RUN="$(AARCH64_QEMU)" test
+
+# The ONNX checks alone, in the ONNX build (docs/onnx.md): the part of `make test ONNX=1` that the option adds,
+# with the export check of its shared library (protobuf-c's generated code must stay hidden).
+test-onnx:
+	@$(MAKE) --no-print-directory ONNX=1 onnx-checks
+
+onnx-checks: all $(BUILD)/test_runner
+	@sh tests/check_exports.sh $(BUILD) | head -1
+	ONNX=$(ONNX) DN_DATA=data sh tests/test_onnx.sh $(BUILD)
 
 # The floors of docs/design.md: no include or call from a lower floor to a higher one (reads the object files).
 check-layers: all
@@ -127,7 +164,8 @@ install: all
 	install -m 644 include/dendrite.h $(DESTDIR)$(PREFIX)/include/dendrite.h
 	install -m 644 $(BUILD)/libdendrite.a $(DESTDIR)$(PREFIX)/lib/libdendrite.a
 	install -m 755 $(BUILD)/libdendrite.so $(DESTDIR)$(PREFIX)/lib/libdendrite.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' dendrite.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dendrite.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|^Libs.private: .*|Libs.private: $(LDLIBS)|' \
+		dendrite.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dendrite.pc
 	install -m 755 $(BUILD)/dendrite $(DESTDIR)$(PREFIX)/bin/dendrite
 	install -m 644 man/dendrite.1 $(DESTDIR)$(PREFIX)/share/man/man1/dendrite.1
 
@@ -143,4 +181,4 @@ docs:
 	@echo "docs: $(BUILD)/docs/index.html"
 
 clean:
-	rm -rf build build-asan build-arm
+	rm -rf build build-asan build-arm build-onnx

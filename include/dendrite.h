@@ -759,6 +759,15 @@ void dn_predictions_free(dn_predictions *p); /* NULL does nothing */
 DN_NODISCARD dn_status dn_run_generate(dn_run *r, const char *prime, int64_t length, double temperature,
                                        uint64_t seed, char *out, int64_t *steps);
 
+/* ONNX (docs/onnx.md), an optional part of the build (make ONNX=1); without it export and import fail with DN_ERR_STATE. */
+#define DN_ONNX_OPSET 13 /* the opset dn_model_export_onnx writes when asked for 0 */
+/* Writes the model as an ONNX file (inference form, dynamic batch axis) at opset 0 (= DN_ONNX_OPSET) or 13 to 17. */
+DN_NODISCARD dn_status dn_model_export_onnx(const dn_model *m, const char *path, int opset);
+/* Reads an ONNX file of feed-forward layers (as torch.onnx.export writes them) into a model with a cfg text. */
+DN_NODISCARD dn_status dn_model_import_onnx(const char *path, dn_model **model, dn_train_config *train);
+/* Whether this build can read and write ONNX files (built with make ONNX=1). */
+bool dn_onnx_supported(void);
+
 /* Threads used by kernels: n, or 0 for the default (DN_THREADS from the environment, else every core this
  * process may run on).  Results are bit-identical for any count.  Not while kernels are running. */
 void dn_set_threads(int n);

@@ -29,6 +29,8 @@ static const char *const usage_main =
     "  predict CKPT FILE  class probabilities (or outputs) for each sample of FILE (IDX or CSV)\n"
     "  info CFG|CKPT   layers, output shapes, parameters and FLOPs\n"
     "  generate CKPT   sample text from a character model\n"
+    "  export CKPT -o FILE  the model as an ONNX file (a build with make ONNX=1)\n"
+    "  import FILE.onnx -o CKPT  an ONNX model as a checkpoint (make ONNX=1; feed-forward layers)\n"
     "  report LOG [CKPT]  an HTML page: training curves and, with CKPT, test-set confusion matrix and mistakes\n"
     "  visualize CKPT  the first convolutional layer's filters as an SVG or PNG picture\n"
     "  gradcheck       check every op's gradient against finite differences\n"
@@ -75,6 +77,17 @@ static const char *const usage_generate =
 static const char *const usage_gradcheck =
     "usage: dendrite gradcheck [OP...]\n"
     "Checks each op's backward against central finite differences; one line per op, exit 1 on a failure.\n";
+
+static const char *const usage_export =
+    "usage: dendrite export CKPT|CFG -o FILE.onnx [--opset N]\n"
+    "Writes the model (a checkpoint, or a cfg's freshly initialised model) as ONNX for inference: opset 13 unless\n"
+    "--opset says 13 to 17, a dynamic batch axis, the cfg in the metadata (docs/onnx.md).\n";
+
+static const char *const usage_import =
+    "usage: dendrite import FILE.onnx -o CKPT\n"
+    "Reads an ONNX model of feed-forward layers (as torch.onnx.export writes them: Gemm, Conv, pooling, batch norm,\n"
+    "activations, Flatten, Add, Concat; docs/onnx.md) and saves it as a checkpoint that eval, predict, info and train\n"
+    "read.  An op or attribute the importer does not read is refused with the node's name.\n";
 
 static int usage(const char *text, bool error)
 {
@@ -364,6 +377,62 @@ static int cmd_info(int argc, char **argv)
     return 0;
 }
 
+/* ------------------------------------------------------------------ export */
+
+static int cmd_export(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL;
+    int opset = 0;
+    for (int i = 0; i < argc; i++) {
+        if (is_help(argv[i])) return usage(usage_export, false);
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--opset") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1000) return usage(usage_export, true);
+            opset = (int)v;
+        } else if (argv[i][0] == '-' || in) return usage(usage_export, true);
+        else in = argv[i];
+    }
+    if (!in || !out) return usage(usage_export, true);
+    if (!dn_onnx_supported()) {
+        fprintf(stderr, "dendrite: export: built without ONNX support (make ONNX=1)\n");
+        return 1;
+    }
+    dn_model *m = NULL;
+    dn_train_config c;
+    dn_status s = looks_like_checkpoint(in) ? dn_model_load(in, &m, &c) : dn_model_load_cfg(in, &m, &c);
+    if (s) return fail(NULL);
+    s = dn_model_export_onnx(m, out, opset);
+    dn_model_free(m);
+    if (s) return fail("export");
+    printf("%s: written\n", out);
+    return 0;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (is_help(argv[i])) return usage(usage_import, false);
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (argv[i][0] == '-' || in) return usage(usage_import, true);
+        else in = argv[i];
+    }
+    if (!in || !out) return usage(usage_import, true);
+    if (!dn_onnx_supported()) {
+        fprintf(stderr, "dendrite: import: built without ONNX support (make ONNX=1)\n");
+        return 1;
+    }
+    dn_model *m = NULL;
+    if (dn_model_import_onnx(in, &m, NULL)) return fail("import");
+    dn_status s = dn_model_save(m, out);
+    dn_model_free(m);
+    if (s) return fail("import");
+    printf("%s: written\n", out);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ gradcheck */
 
 static int cmd_gradcheck(int argc, char **argv)
@@ -482,6 +551,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "gradcheck")) return cmd_gradcheck(argc - 2, argv + 2);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
+    if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return dn_cli_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "visualize")) return dn_cli_visualize(argc - 2, argv + 2);
     fprintf(stderr, "dendrite: unknown command '%s'\n", cmd);

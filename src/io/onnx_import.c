@@ -1,0 +1,1160 @@
+/* ONNX import (docs/onnx.md): an ONNX graph of feed-forward layers, as torch.onnx.export writes them, turned into an
+ * ordinary model.  The file is parsed by protobuf-c (code generated from third_party/onnx/onnx.proto).
+ *
+ * The nodes are read in their (topological) order.  Each ONNX value is known as the output of a dendrite layer
+ * (or the model input), or as a constant (an initializer or a Constant node).  A node that computes from a layer's
+ * output becomes a layer added with the C API, its parameters copied in; the layer's cfg section is written at the
+ * same time.  At the end the model is rebuilt from that cfg text (the path a checkpoint is loaded through) and the
+ * parameters moved over, so the model returned is the one its saved checkpoint will give back.
+ *
+ * Anything else is refused with the node's name, its op type and what the importer reads: nothing is approximated.
+ * Hostile files: a size limit before reading, protobuf-c's checked parser, and every count, shape, attribute and
+ * data length checked before use. */
+#include "nn/model.h"
+
+#include "onnx.pb-c.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+#define ONNX_MAX_BYTES ((size_t)1 << 30) /* larger files are refused before they are read */
+/* more nodes are refused: a few lookups (the reader of a value, the rest of a node pattern) scan the node list,
+ * so a hostile graph costs time quadratic in its nodes; 10000 is well above the feed-forward graphs read */
+#define ONNX_MAX_NODES 10000
+/* a node pattern's nodes lie within this many nodes after the one it starts from (exporters write them together) */
+#define PATTERN_WINDOW 64
+
+static const char supported_ops[] =
+    "Gemm, MatMul (+ Add of a bias), Conv, MaxPool, AveragePool, Neg-MaxPool-Neg (min pooling), GlobalAveragePool, "
+    "GlobalMaxPool, "
+    "BatchNormalization, Flatten, Reshape (to [N, -1]), Relu, Sigmoid, Tanh, LeakyRelu, Elu, Selu, Softplus, "
+    "HardSigmoid, Softmax, LogSoftmax, PRelu, Clip, the node patterns of gelu (erf and tanh forms), mish, "
+    "swish (x sigmoid(beta x)) and softplus with beta and threshold, Add (residual), Concat (channels), Identity, Dropout, Constant";
+
+typedef struct value {
+    const char *name;
+    int layer;                  /* the dendrite layer whose output it is; -1 the model input */
+    const Onnx__TensorProto *t; /* or a constant */
+} value;
+
+typedef struct importer {
+    const char *path;
+    const Onnx__GraphProto *g;
+    int opset;
+    dn_model *m;
+    char *cfg;
+    size_t cfg_len, cfg_cap;
+    value *vals;
+    size_t n_vals, cap_vals;
+    bool *consumed; /* nodes already read with an earlier one (the Add after a MatMul) */
+} importer;
+
+/* ------------------------------------------------------------------ helpers */
+
+/* protobuf-c allocates through dendrite's hook; a refusal is remembered, since the parser then returns NULL just
+ * as for malformed bytes */
+static void *pb_alloc(void *data, size_t size)
+{
+    void *p = dn_alloc(size);
+    if (!p) *(bool *)data = true;
+    return p;
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    dn_free(p);
+}
+
+static dn_status cfg_printf(importer *im, const char *fmt, ...) DN_PRINTF(2, 3);
+static dn_status cfg_printf(importer *im, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return dn_error(DN_ERR_ARG, "cfg text");
+    if (im->cfg_len + (size_t)n + 1 > im->cfg_cap) {
+        size_t cap = im->cfg_cap ? im->cfg_cap : 1024;
+        while (cap < im->cfg_len + (size_t)n + 1) cap *= 2;
+        char *c = dn_realloc(im->cfg, cap);
+        if (!c) return DN_ERR_NOMEM;
+        im->cfg = c;
+        im->cfg_cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(im->cfg + im->cfg_len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    im->cfg_len += (size_t)n;
+    return DN_OK;
+}
+
+static dn_status add_value(importer *im, const char *name, int layer, const Onnx__TensorProto *t)
+{
+    if (!name || !*name) return DN_OK;
+    if (im->n_vals == im->cap_vals) {
+        size_t cap = im->cap_vals ? 2 * im->cap_vals : 64;
+        value *v = dn_realloc(im->vals, cap * sizeof *v);
+        if (!v) return DN_ERR_NOMEM;
+        im->vals = v;
+        im->cap_vals = cap;
+    }
+    im->vals[im->n_vals++] = (value){name, layer, t};
+    return DN_OK;
+}
+
+/* The latest value of that name (a graph may not redefine one, but the latest is the right one if it does). */
+static const value *find_value(const importer *im, const char *name)
+{
+    for (size_t i = im->n_vals; i-- > 0;)
+        if (!strcmp(im->vals[i].name, name)) return &im->vals[i];
+    return NULL;
+}
+
+static const char *node_name(const Onnx__NodeProto *n) { return n->name && *n->name ? n->name : "(unnamed)"; }
+
+static dn_status node_error(const importer *im, const Onnx__NodeProto *n, const char *fmt, ...) DN_PRINTF(3, 4);
+static dn_status node_error(const importer *im, const Onnx__NodeProto *n, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return dn_error(DN_ERR_FORMAT, "%s: node '%s' (%s): %s", im->path, node_name(n), n->op_type, msg);
+}
+
+static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name)
+{
+    for (size_t i = 0; i < n->n_attribute; i++)
+        if (n->attribute[i]->name && !strcmp(n->attribute[i]->name, name)) return n->attribute[i];
+    return NULL;
+}
+
+static int64_t attr_int(const Onnx__NodeProto *n, const char *name, int64_t def)
+{
+    const Onnx__AttributeProto *a = attr(n, name);
+    return a && a->has_i ? a->i : def;
+}
+
+static double attr_float(const Onnx__NodeProto *n, const char *name, double def)
+{
+    const Onnx__AttributeProto *a = attr(n, name);
+    return a && a->has_f ? a->f : def;
+}
+
+/* An ints attribute of exactly `want` entries (absent: all `def`); false when it has another length. */
+static bool attr_ints(const Onnx__NodeProto *n, const char *name, int want, int64_t def, int64_t *out)
+{
+    const Onnx__AttributeProto *a = attr(n, name);
+    for (int i = 0; i < want; i++) out[i] = def;
+    if (!a) return true;
+    if (a->n_ints != (size_t)want) return false;
+    memcpy(out, a->ints, (size_t)want * sizeof *out);
+    return true;
+}
+
+/* Only the attributes in `known` (a NULL-terminated list) may be present: an unknown one is refused, never
+ * ignored. */
+static dn_status only_attrs(const importer *im, const Onnx__NodeProto *n, const char *const *known)
+{
+    for (size_t i = 0; i < n->n_attribute; i++) {
+        bool ok = false;
+        for (int k = 0; known[k] && !ok; k++) ok = n->attribute[i]->name && !strcmp(n->attribute[i]->name, known[k]);
+        if (!ok) return node_error(im, n, "attribute '%s' is not supported", n->attribute[i]->name ? n->attribute[i]->name : "");
+    }
+    return DN_OK;
+}
+
+static int64_t tensor_numel(const Onnx__TensorProto *t)
+{
+    int64_t n = 1;
+    for (size_t i = 0; i < t->n_dims; i++) {
+        if (t->dims[i] < 0 || (t->dims[i] && n > ((int64_t)1 << 31) / t->dims[i])) return -1;
+        n *= t->dims[i];
+    }
+    return n;
+}
+
+/* A float tensor's data in a new buffer (dn_free it): from float_data or little-endian raw_data. */
+static dn_status tensor_floats(const importer *im, const Onnx__NodeProto *n, const Onnx__TensorProto *t, float **out)
+{
+    *out = NULL;
+    int64_t numel = tensor_numel(t);
+    if (numel < 0) return node_error(im, n, "tensor '%s' has a bad or too large shape", t->name ? t->name : "");
+    if (!t->has_data_type || t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return node_error(im, n, "tensor '%s' is not float32 (only float32 models are read)", t->name ? t->name : "");
+    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+        return node_error(im, n, "tensor '%s' is stored in an external file (not supported)", t->name ? t->name : "");
+    float *buf = dn_alloc((size_t)(numel ? numel : 1) * sizeof *buf);
+    if (!buf) return DN_ERR_NOMEM;
+    if (t->has_raw_data && t->raw_data.len == (size_t)numel * 4) {
+        const uint8_t *p = t->raw_data.data;
+        for (int64_t i = 0; i < numel; i++) {
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                         (uint32_t)p[4 * i + 3] << 24;
+            memcpy(&buf[i], &u, 4);
+        }
+    } else if (!t->has_raw_data && t->n_float_data == (size_t)numel) {
+        if (numel) memcpy(buf, t->float_data, (size_t)numel * sizeof *buf);
+    } else {
+        dn_free(buf);
+        return node_error(im, n, "tensor '%s' holds %zu bytes for %lld floats", t->name ? t->name : "",
+                          t->has_raw_data ? t->raw_data.len : t->n_float_data * 4, (long long)numel);
+    }
+    *out = buf;
+    return DN_OK;
+}
+
+/* An int64 tensor's values (at most max). */
+static dn_status tensor_ints(const importer *im, const Onnx__NodeProto *n, const Onnx__TensorProto *t, int64_t *out,
+                             int max, int *count)
+{
+    int64_t numel = tensor_numel(t);
+    if (numel < 0 || numel > max || !t->has_data_type || t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
+        return node_error(im, n, "tensor '%s' is not a short int64 list", t->name ? t->name : "");
+    if (t->has_raw_data && t->raw_data.len == (size_t)numel * 8) {
+        for (int64_t i = 0; i < numel; i++) {
+            uint64_t u = 0;
+            for (int b = 7; b >= 0; b--) u = u << 8 | t->raw_data.data[8 * i + b];
+            memcpy(&out[i], &u, 8);
+        }
+    } else if (!t->has_raw_data && t->n_int64_data == (size_t)numel) {
+        memcpy(out, t->int64_data, (size_t)numel * sizeof *out);
+    } else {
+        return node_error(im, n, "tensor '%s' holds the wrong number of bytes", t->name ? t->name : "");
+    }
+    *count = (int)numel;
+    return DN_OK;
+}
+
+/* Input k of node n as a constant; NULL with an error when it is not one. */
+static const Onnx__TensorProto *const_input(const importer *im, const Onnx__NodeProto *n, size_t k, dn_status *s)
+{
+    const value *v = k < n->n_input && n->input[k] && *n->input[k] ? find_value(im, n->input[k]) : NULL;
+    if (v && v->t) return v->t;
+    *s = node_error(im, n, "input %zu must be a constant (an initializer)", k);
+    return NULL;
+}
+
+/* Whether input k is present (optional inputs may be missing or "") */
+static bool has_input(const Onnx__NodeProto *n, size_t k) { return k < n->n_input && n->input[k] && *n->input[k]; }
+
+/* The layer whose output input k is; -1 the model input.  Errors for a constant or an unknown name. */
+static dn_status layer_input(const importer *im, const Onnx__NodeProto *n, size_t k, int *layer)
+{
+    *layer = -1;
+    const value *v = has_input(n, k) ? find_value(im, n->input[k]) : NULL;
+    if (!v) return node_error(im, n, "input %zu '%s' is not computed by an earlier node", k, has_input(n, k) ? n->input[k] : "");
+    if (v->t) return node_error(im, n, "input %zu '%s' is a constant where the data flows (not supported)", k, v->name);
+    *layer = v->layer;
+    return DN_OK;
+}
+
+/* Makes layer `layer`'s output the tail of the model (where the next layer reads), with a [route] if needed. */
+static dn_status make_tail(importer *im, const Onnx__NodeProto *n, int layer)
+{
+    if (layer == im->m->n_layers - 1) return DN_OK;
+    if (layer < 0)
+        return node_error(im, n, "reads the model input after other layers have (a dendrite model reads its input once)");
+    dn_status s = dn_model_add_route(im->m, 1, &layer);
+    if (!s) s = cfg_printf(im, "\n[route]\nlayers = %d\n", layer);
+    return s;
+}
+
+/* The data input (input 0) as the model's tail: its layer index in *layer. */
+static dn_status data_input(importer *im, const Onnx__NodeProto *n, int *layer)
+{
+    dn_status s = layer_input(im, n, 0, layer);
+    if (!s) s = make_tail(im, n, *layer);
+    return s;
+}
+
+/* Parameter k of the last layer from `data` (numel floats), its shape checked. */
+static dn_status set_param(importer *im, const Onnx__NodeProto *n, int k, const float *data, int64_t numel)
+{
+    const dn_layer *l = &im->m->layers[im->m->n_layers - 1];
+    dn_tensor *t = &im->m->tensors[l->first_tensor + k].t;
+    if (dn_tensor_numel(t) != numel)
+        return node_error(im, n, "parameter %s has %lld values, the layer needs %lld", im->m->tensors[l->first_tensor + k].name,
+                          (long long)numel, (long long)dn_tensor_numel(t));
+    memcpy(t->data, data, (size_t)numel * sizeof(float));
+    return DN_OK;
+}
+
+/* The output of node n is the last layer's. */
+static dn_status out_is_tail(importer *im, const Onnx__NodeProto *n)
+{
+    if (n->n_output < 1) return node_error(im, n, "has no output");
+    for (size_t k = 1; k < n->n_output; k++)
+        if (n->output[k] && *n->output[k])
+            return node_error(im, n, "output %zu is used (only the first output of a node is supported)", k);
+    return add_value(im, n->output[0], im->m->n_layers - 1, NULL);
+}
+
+static int tail_ndim(const dn_model *m)
+{
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(m, &nd, shape);
+    return nd;
+}
+
+/* ------------------------------------------------------------------ one importer per op */
+
+/* Whether a node or the graph output reads `name`. */
+static bool is_read(const importer *im, const char *name)
+{
+    for (size_t i = 0; i < im->g->n_node; i++)
+        for (size_t k = 0; k < im->g->node[i]->n_input; k++)
+            if (im->g->node[i]->input[k] && !strcmp(im->g->node[i]->input[k], name)) return true;
+    for (size_t i = 0; i < im->g->n_output; i++)
+        if (im->g->output[i]->name && !strcmp(im->g->output[i]->name, name)) return true;
+    return false;
+}
+
+/* The single node that reads `name`, or NULL (none, or several). */
+static const Onnx__NodeProto *only_reader(const importer *im, const char *name, size_t *index)
+{
+    const Onnx__NodeProto *found = NULL;
+    for (size_t i = 0; i < im->g->n_node; i++) {
+        const Onnx__NodeProto *n = im->g->node[i];
+        for (size_t k = 0; k < n->n_input; k++)
+            if (n->input[k] && !strcmp(n->input[k], name)) {
+                if (found) return NULL;
+                found = n;
+                *index = i;
+            }
+    }
+    for (size_t i = 0; i < im->g->n_output; i++)
+        if (im->g->output[i]->name && !strcmp(im->g->output[i]->name, name)) return NULL;
+    return found;
+}
+
+/* dense from Gemm (y = x B^T + C with transB=1, as torch's Linear; or x B + C) and from MatMul followed by an Add
+ * of a bias */
+static dn_status import_dense(importer *im, const Onnx__NodeProto *n, bool gemm)
+{
+    dn_status s = DN_OK;
+    int layer = -1;
+    if ((s = data_input(im, n, &layer))) return s;
+    if (gemm) {
+        /* broadcast: opset 6's flag for C's broadcasting, which later opsets always do */
+        if ((s = only_attrs(im, n, (const char *[]){"alpha", "beta", "transA", "transB", "broadcast", NULL}))) return s;
+        if (attr_float(n, "alpha", 1) != 1 || attr_float(n, "beta", 1) != 1 || attr_int(n, "transA", 0) != 0)
+            return node_error(im, n, "only alpha = 1, beta = 1 and transA = 0 are supported");
+    } else if ((s = only_attrs(im, n, (const char *[]){NULL}))) {
+        return s;
+    }
+    const bool trans_b = gemm && attr_int(n, "transB", 0) != 0;
+    const Onnx__TensorProto *w = const_input(im, n, 1, &s), *b = NULL;
+    if (!w) return s;
+    const Onnx__NodeProto *add = NULL;
+    size_t add_index = 0;
+    if (gemm && has_input(n, 2) && !(b = const_input(im, n, 2, &s))) return s;
+    if (!gemm && n->n_output == 1 && (add = only_reader(im, n->output[0], &add_index)) && !strcmp(add->op_type, "Add") &&
+        add->n_input == 2) {
+        /* MatMul + Add: the bias is the Add's other input, when it is a constant */
+        const value *v = find_value(im, add->input[0] && !strcmp(add->input[0], n->output[0]) ? add->input[1] : add->input[0]);
+        b = v ? v->t : NULL;
+        if (!b) add = NULL;
+    }
+    if (w->n_dims != 2) return node_error(im, n, "the weight must have 2 dimensions");
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(im->m, &nd, shape);
+    const int64_t in = trans_b ? w->dims[1] : w->dims[0], units = trans_b ? w->dims[0] : w->dims[1];
+    if (nd != 1 || shape[0] != in)
+        return node_error(im, n, "the input is %s per sample, the weight wants [%lld]", dn_shape_str(nd, shape), (long long)in);
+    if (b && tensor_numel(b) != units)
+        return node_error(im, n, "the bias has %lld values for %lld units", (long long)tensor_numel(b), (long long)units);
+    float *wd = NULL, *bd = NULL;
+    if ((s = tensor_floats(im, n, w, &wd))) return s;
+    if (b && (s = tensor_floats(im, n, b, &bd))) goto out;
+    if ((s = dn_model_add_dense(im->m, units, DN_INIT_DEFAULT, b != NULL))) goto out;
+    if ((s = cfg_printf(im, "\n[dense]\nunits = %lld\nbias = %d\n", (long long)units, b != NULL))) goto out;
+    if (trans_b) s = set_param(im, n, 0, wd, units * in);
+    else {
+        /* [in, units] to dendrite's (and PyTorch's) [units, in] */
+        float *t = dn_alloc((size_t)(units * in) * sizeof *t);
+        if (!t) {
+            s = DN_ERR_NOMEM;
+            goto out;
+        }
+        for (int64_t i = 0; i < in; i++)
+            for (int64_t u = 0; u < units; u++) t[u * in + i] = wd[i * units + u];
+        s = set_param(im, n, 0, t, units * in);
+        dn_free(t);
+    }
+    if (!s && b) s = set_param(im, n, 1, bd, units);
+    if (!s) s = out_is_tail(im, n);
+    if (!s && add) {
+        im->consumed[add_index] = true;
+        s = out_is_tail(im, add);
+    }
+out:
+    dn_free(wd);
+    dn_free(bd);
+    return s;
+}
+
+static dn_status import_conv(importer *im, const Onnx__NodeProto *n)
+{
+    dn_status s;
+    int layer = -1;
+    if ((s = data_input(im, n, &layer))) return s;
+    if ((s = only_attrs(im, n, (const char *[]){"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL})))
+        return s;
+    const Onnx__AttributeProto *ap = attr(n, "auto_pad");
+    if (ap && ap->has_s && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)))
+        return node_error(im, n, "auto_pad must be NOTSET (explicit pads)");
+    const Onnx__TensorProto *w = const_input(im, n, 1, &s), *b = NULL;
+    if (!w) return s;
+    if (has_input(n, 2) && !(b = const_input(im, n, 2, &s))) return s;
+    if (w->n_dims != 4) return node_error(im, n, "only 2-d convolutions (a 4-d weight) are supported");
+    int64_t k[2], st[2], d[2], p[4];
+    if (!attr_ints(n, "kernel_shape", 2, 0, k) || !attr_ints(n, "strides", 2, 1, st) || !attr_ints(n, "dilations", 2, 1, d) ||
+        !attr_ints(n, "pads", 4, 0, p))
+        return node_error(im, n, "kernel_shape, strides, dilations and pads must have 2, 2, 2 and 4 entries");
+    if ((k[0] && k[0] != w->dims[2]) || (k[1] && k[1] != w->dims[3]))
+        return node_error(im, n, "kernel_shape disagrees with the weight");
+    if (st[0] != st[1] || d[0] != d[1] || p[0] != p[1] || p[0] != p[2] || p[0] != p[3])
+        return node_error(im, n, "strides, dilations and pads must be the same along H and W and at both ends "
+                                 "(got strides %lld,%lld dilations %lld,%lld pads %lld,%lld,%lld,%lld)",
+                          (long long)st[0], (long long)st[1], (long long)d[0], (long long)d[1], (long long)p[0],
+                          (long long)p[1], (long long)p[2], (long long)p[3]);
+    const int64_t filters = w->dims[0], groups = attr_int(n, "group", 1);
+    if (st[0] < 1 || st[0] > 4096 || d[0] < 1 || d[0] > 4096 || p[0] < 0 || p[0] > 1024 || groups < 1 ||
+        groups > (1 << 20) || w->dims[2] < 1 || w->dims[2] > 4096 || w->dims[3] < 1 || w->dims[3] > 4096)
+        return node_error(im, n, "stride, dilation, padding, groups or kernel out of range");
+    if (b && tensor_numel(b) != filters) return node_error(im, n, "the bias has %lld values for %lld filters",
+                                                           (long long)tensor_numel(b), (long long)filters);
+    float *wd = NULL, *bd = NULL;
+    if ((s = tensor_floats(im, n, w, &wd))) return s;
+    if (b && (s = tensor_floats(im, n, b, &bd))) goto out;
+    if ((s = dn_model_add_conv2d(im->m, filters, (int)w->dims[2], (int)w->dims[3], (int)st[0], (int)p[0], (int)d[0],
+                                 (int)groups, DN_INIT_DEFAULT, b != NULL))) {
+        dn_error_prefix("%s: node '%s' (Conv)", im->path, node_name(n));
+        goto out;
+    }
+    if ((s = cfg_printf(im, "\n[convolutional]\nfilters = %lld\nsize = %lld\nsize_w = %lld\nstride = %lld\npad = %lld\n"
+                            "dilation = %lld\ngroups = %lld\nbias = %d\n",
+                        (long long)filters, (long long)w->dims[2], (long long)w->dims[3], (long long)st[0],
+                        (long long)p[0], (long long)d[0], (long long)groups, b != NULL)))
+        goto out;
+    if (!(s = set_param(im, n, 0, wd, tensor_numel(w))) && b) s = set_param(im, n, 1, bd, filters);
+    if (!s) s = out_is_tail(im, n);
+out:
+    dn_free(wd);
+    dn_free(bd);
+    return s;
+}
+
+/* kind 0 max, 1 avg, 2 min (Neg, MaxPool, Neg: `in` is the first Neg, `n` the MaxPool, `out` the second Neg) */
+static dn_status import_pool_kind(importer *im, const Onnx__NodeProto *in, const Onnx__NodeProto *n,
+                                  const Onnx__NodeProto *out, int kind);
+
+static dn_status import_pool(importer *im, const Onnx__NodeProto *n, bool avg)
+{
+    return import_pool_kind(im, n, n, n, avg ? 1 : 0);
+}
+
+/* The only node reading `name` if it is of type op, not yet consumed, with one output. */
+static const Onnx__NodeProto *sole_reader(importer *im, const char *name, const char *op, size_t *index)
+{
+    const Onnx__NodeProto *r = only_reader(im, name, index);
+    return r && r->op_type && !strcmp(r->op_type, op) && !im->consumed[*index] && r->n_output == 1 ? r : NULL;
+}
+
+/* Neg: only as the start of min pooling, -MaxPool(-x) */
+static dn_status import_neg(importer *im, const Onnx__NodeProto *n)
+{
+    size_t i1 = 0, i2 = 0;
+    const Onnx__NodeProto *pool = n->n_output == 1 ? sole_reader(im, n->output[0], "MaxPool", &i1) : NULL;
+    const Onnx__NodeProto *neg = pool ? sole_reader(im, pool->output[0], "Neg", &i2) : NULL;
+    if (!neg || n->n_attribute || neg->n_attribute)
+        return node_error(im, n, "Neg is read only as min pooling, Neg -> MaxPool -> Neg");
+    dn_status s = import_pool_kind(im, n, pool, neg, 2);
+    im->consumed[i1] = im->consumed[i2] = true;
+    return s;
+}
+
+static dn_status import_pool_kind(importer *im, const Onnx__NodeProto *in, const Onnx__NodeProto *n,
+                                  const Onnx__NodeProto *out, int kind)
+{
+    dn_status s;
+    int layer = -1;
+    const bool avg = kind == 1;
+    if ((s = data_input(im, in, &layer))) return s;
+    if ((s = only_attrs(im, n, (const char *[]){"auto_pad", "ceil_mode", "count_include_pad", "dilations",
+                                                "kernel_shape", "pads", "storage_order", "strides", NULL})))
+        return s;
+    const Onnx__AttributeProto *ap = attr(n, "auto_pad");
+    if (ap && ap->has_s && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)))
+        return node_error(im, n, "auto_pad must be NOTSET (explicit pads)");
+    int64_t k[2], st[2], d[2], p[4];
+    if (!attr(n, "kernel_shape") || !attr_ints(n, "kernel_shape", 2, 0, k) || !attr_ints(n, "strides", 2, 1, st) ||
+        !attr_ints(n, "dilations", 2, 1, d) || !attr_ints(n, "pads", 4, 0, p))
+        return node_error(im, n, "2-d pooling needs kernel_shape (2 entries), and strides, dilations, pads of 2, 2, 4");
+    if (k[0] != k[1] || st[0] != st[1] || p[0] != p[1] || p[0] != p[2] || p[0] != p[3] || d[0] != 1 || d[1] != 1)
+        return node_error(im, n, "the window, stride and padding must be square and symmetric, without dilation");
+    if (attr_int(n, "ceil_mode", 0) != 0) return node_error(im, n, "ceil_mode = 1 is not supported");
+    if (attr_int(n, "storage_order", 0) != 0) return node_error(im, n, "storage_order = 1 is not supported");
+    if (avg && p[0] && attr_int(n, "count_include_pad", 0) != 1)
+        return node_error(im, n, "padded average pooling must count the padding (count_include_pad = 1), as dendrite does");
+    if (k[0] < 1 || k[0] > 4096 || st[0] < 1 || st[0] > 4096 || p[0] < 0 || p[0] > 2048)
+        return node_error(im, n, "window, stride or padding out of range");
+    static const char *const kinds[] = {"max", "avg", "min"};
+    if ((s = dn_model_add_pool2d(im->m, kinds[kind], (int)k[0], (int)st[0], (int)p[0]))) {
+        dn_error_prefix("%s: node '%s' (%s)", im->path, node_name(n), n->op_type);
+        return s;
+    }
+    if ((s = cfg_printf(im, "\n[%spool]\nsize = %lld\nstride = %lld\npad = %lld\n", kinds[kind], (long long)k[0],
+                        (long long)st[0], (long long)p[0])))
+        return s;
+    return out_is_tail(im, out);
+}
+
+static dn_status import_global_pool(importer *im, const Onnx__NodeProto *n, bool avg)
+{
+    dn_status s;
+    int layer = -1;
+    if ((s = data_input(im, n, &layer)) || (s = only_attrs(im, n, (const char *[]){NULL}))) return s;
+    if ((s = dn_model_add_global_pool(im->m, avg ? "avg" : "max"))) {
+        dn_error_prefix("%s: node '%s' (%s)", im->path, node_name(n), n->op_type);
+        return s;
+    }
+    if ((s = cfg_printf(im, "\n[global_%spool]\n", avg ? "avg" : "max"))) return s;
+    return out_is_tail(im, n);
+}
+
+static dn_status import_batchnorm(importer *im, const Onnx__NodeProto *n)
+{
+    dn_status s = DN_OK;
+    int layer = -1;
+    if ((s = data_input(im, n, &layer))) return s;
+    if ((s = only_attrs(im, n, (const char *[]){"epsilon", "momentum", "training_mode", "spatial", "is_test", NULL})))
+        return s;
+    /* is_test (opset 6, where its default 0 means training) and training_mode (opset 14) say the same thing the
+     * other way round */
+    if (attr_int(n, "training_mode", 0) != 0 || attr_int(n, "is_test", im->opset < 7 ? 0 : 1) != 1)
+        return node_error(im, n, "only the inference form is supported (training_mode 0, is_test 1)");
+    if (attr_int(n, "spatial", 1) != 1) return node_error(im, n, "spatial = 0 is not supported");
+    const Onnx__TensorProto *t[4];
+    for (int k = 0; k < 4; k++)
+        if (!(t[k] = const_input(im, n, (size_t)k + 1, &s))) return s;
+    const double eps = attr_float(n, "epsilon", 1e-5), momentum = 1.0 - attr_float(n, "momentum", 0.9);
+    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1)) return node_error(im, n, "epsilon or momentum out of range");
+    if ((s = dn_model_add_batchnorm(im->m, (float)momentum, (float)eps))) {
+        dn_error_prefix("%s: node '%s' (BatchNormalization)", im->path, node_name(n));
+        return s;
+    }
+    if ((s = cfg_printf(im, "\n[batchnorm]\nmomentum = %.9g\neps = %.9g\n", (double)(float)momentum, (double)(float)eps)))
+        return s;
+    const dn_layer *l = &im->m->layers[im->m->n_layers - 1];
+    for (int k = 0; k < 4 && !s; k++) {
+        float *d = NULL;
+        if ((s = tensor_floats(im, n, t[k], &d))) break;
+        const int64_t c = im->m->tensors[l->first_tensor].t.shape[0];
+        if (tensor_numel(t[k]) != c)
+            s = node_error(im, n, "input %d has %lld values for %lld channels", k + 1, (long long)tensor_numel(t[k]), (long long)c);
+        else if (k < 2) s = set_param(im, n, k, d, c);
+        else memcpy(im->m->buffers[l->first_buffer + k - 2].t.data, d, (size_t)c * sizeof *d);
+        dn_free(d);
+    }
+    return s ? s : out_is_tail(im, n);
+}
+
+/* Flatten(axis=1), and Reshape to [N, -1] (torch's x.view(x.size(0), -1) with a constant shape) */
+static dn_status import_flatten(importer *im, const Onnx__NodeProto *n, bool reshape)
+{
+    dn_status s = DN_OK;
+    int layer = -1;
+    if ((s = data_input(im, n, &layer))) return s;
+    if (reshape) {
+        if ((s = only_attrs(im, n, (const char *[]){"allowzero", NULL}))) return s;
+        const Onnx__TensorProto *t = const_input(im, n, 1, &s);
+        if (!t) return s;
+        int64_t v[8];
+        int count = 0;
+        if ((s = tensor_ints(im, n, t, v, 8, &count))) return s;
+        int nd;
+        int64_t shape[DN_MAX_DIMS];
+        dn_model_tail_shape(im->m, &nd, shape);
+        const int64_t per = dn_shape_numel(nd, shape);
+        if (count != 2 || (v[1] != -1 && v[1] != per) || (v[0] != 0 && v[0] != -1) ||
+            (v[0] == 0 && attr_int(n, "allowzero", 0)))
+            return node_error(im, n, "only a reshape to [N, -1] (one sample per row) is supported");
+    } else {
+        if ((s = only_attrs(im, n, (const char *[]){"axis", NULL}))) return s;
+        if (attr_int(n, "axis", 1) != 1) return node_error(im, n, "only axis = 1 is supported");
+    }
+    if ((s = dn_model_add_flatten(im->m)) || (s = cfg_printf(im, "\n[flatten]\n"))) return s;
+    return out_is_tail(im, n);
+}
+
+/* An activation layer of `type` after layer `layer`; node n for messages. */
+static dn_status add_activation_layer(importer *im, const Onnx__NodeProto *n, int layer, const char *type,
+                                      const char *attrs)
+{
+    dn_status s;
+    if ((s = make_tail(im, n, layer))) return s;
+    if ((s = dn_model_add_activation(im->m, type, attrs))) {
+        dn_error_prefix("%s: node '%s' (%s)", im->path, node_name(n), n->op_type);
+        return s;
+    }
+    if ((s = cfg_printf(im, "\n[activation]\ntype = %s\n", type))) return s;
+    /* attrs is "name=value ..." and becomes one line per attribute */
+    for (const char *p = attrs; p && *p;) {
+        while (*p == ' ') p++;
+        const char *end = strchr(p, ' ');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        if (eq && (s = cfg_printf(im, "%.*s = %.*s\n", (int)(eq - p), p, (int)(len - (size_t)(eq - p) - 1), eq + 1)))
+            return s;
+        p += len;
+    }
+    return DN_OK;
+}
+
+static dn_status import_activation(importer *im, const Onnx__NodeProto *n, const char *type, const char *attrs)
+{
+    int layer = -1;
+    dn_status s = layer_input(im, n, 0, &layer);
+    if (!s) s = add_activation_layer(im, n, layer, type, attrs);
+    return s ? s : out_is_tail(im, n);
+}
+
+static dn_status import_activation_node(importer *im, const Onnx__NodeProto *n)
+{
+    const char *op = n->op_type;
+    char attrs[128] = "";
+    dn_status s;
+    if (!strcmp(op, "Relu") || !strcmp(op, "Sigmoid") || !strcmp(op, "Tanh")) {
+        if ((s = only_attrs(im, n, (const char *[]){NULL}))) return s;
+        return import_activation(im, n, op[0] == 'R' ? "relu" : op[1] == 'i' ? "sigmoid" : "tanh", NULL);
+    }
+    if (!strcmp(op, "LeakyRelu") || !strcmp(op, "Elu")) {
+        if ((s = only_attrs(im, n, (const char *[]){"alpha", NULL}))) return s;
+        snprintf(attrs, sizeof attrs, "alpha=%.9g", attr_float(n, "alpha", op[0] == 'L' ? 0.01 : 1.0));
+        return import_activation(im, n, op[0] == 'L' ? "leaky_relu" : "elu", attrs);
+    }
+    if (!strcmp(op, "Selu")) {
+        if ((s = only_attrs(im, n, (const char *[]){"alpha", "gamma", NULL}))) return s;
+        if (fabs(attr_float(n, "alpha", 1.67326319217681884765625) - 1.6732632423543772) > 1e-6 ||
+            fabs(attr_float(n, "gamma", 1.05070102214813232421875) - 1.0507009873554805) > 1e-6)
+            return node_error(im, n, "only the standard alpha and gamma are supported");
+        return import_activation(im, n, "selu", NULL);
+    }
+    if (!strcmp(op, "Softplus")) {
+        if ((s = only_attrs(im, n, (const char *[]){NULL}))) return s;
+        return import_activation(im, n, "softplus", NULL);
+    }
+    if (!strcmp(op, "HardSigmoid")) {
+        if ((s = only_attrs(im, n, (const char *[]){"alpha", "beta", NULL}))) return s;
+        snprintf(attrs, sizeof attrs, "slope=%.9g offset=%.9g", attr_float(n, "alpha", 0.2), attr_float(n, "beta", 0.5));
+        return import_activation(im, n, "hard_sigmoid", attrs);
+    }
+    /* Softmax, LogSoftmax: before opset 13 the axis (default 1) flattened everything after it; both meanings agree
+     * on [N, C] with axis 1 */
+    if ((s = only_attrs(im, n, (const char *[]){"axis", NULL}))) return s;
+    const int rank = tail_ndim(im->m) + 1;
+    int64_t axis = attr_int(n, "axis", im->opset >= 13 ? -1 : 1);
+    if (axis < -rank || axis >= rank) return node_error(im, n, "axis %lld is out of range", (long long)axis);
+    if (axis < 0) axis += rank;
+    if (im->opset < 13 && axis != rank - 1)
+        return node_error(im, n, "before opset 13 only the last axis is supported (the file is opset %d)", im->opset);
+    snprintf(attrs, sizeof attrs, "axis=%lld", (long long)axis);
+    return import_activation(im, n, op[0] == 'S' ? "softmax" : "log_softmax", attrs);
+}
+
+/* PRelu(x, slope): prelu with one alpha, or one per channel ([C] for [N, C], [C, 1, 1] for [N, C, H, W], as
+ * ONNX broadcasts from the right) */
+static dn_status import_prelu(importer *im, const Onnx__NodeProto *n)
+{
+    dn_status s = DN_OK;
+    if ((s = only_attrs(im, n, (const char *[]){NULL}))) return s;
+    const Onnx__TensorProto *t = const_input(im, n, 1, &s);
+    if (!t) return s;
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    int layer;
+    if ((s = layer_input(im, n, 0, &layer))) return s;
+    if (layer >= 0) {
+        nd = im->m->layers[layer].out_ndim;
+        memcpy(shape, im->m->layers[layer].out_shape, sizeof shape);
+    } else {
+        nd = im->m->in_ndim;
+        memcpy(shape, im->m->in_shape, sizeof shape);
+    }
+    const int64_t numel = tensor_numel(t);
+    bool per_channel = numel == shape[0] && numel > 1 && (int)t->n_dims == nd;
+    for (size_t i = 1; per_channel && i < t->n_dims; i++) per_channel = t->dims[i] == 1;
+    if (numel != 1 && !per_channel)
+        return node_error(im, n, "the slope must be one value or one per channel ([C, 1, ...] for a sample %s)",
+                          dn_shape_str(nd, shape));
+    float *d = NULL;
+    if ((s = tensor_floats(im, n, t, &d))) return s;
+    char attrs[64];
+    snprintf(attrs, sizeof attrs, "channels=%lld", (long long)numel);
+    s = import_activation(im, n, "prelu", attrs);
+    if (!s) s = set_param(im, n, 0, d, numel);
+    dn_free(d);
+    return s;
+}
+
+/* Clip(x, min, max) with both bounds constant: hard_tanh(min, max) (bounds are inputs since opset 11, attributes
+ * before) */
+static dn_status import_clip(importer *im, const Onnx__NodeProto *n)
+{
+    dn_status s = DN_OK;
+    double bound[2];
+    if (im->opset < 11) {
+        if ((s = only_attrs(im, n, (const char *[]){"min", "max", NULL}))) return s;
+        if (!attr(n, "min") || !attr(n, "max")) return node_error(im, n, "needs both min and max");
+        bound[0] = attr_float(n, "min", 0);
+        bound[1] = attr_float(n, "max", 0);
+    } else {
+        if ((s = only_attrs(im, n, (const char *[]){NULL}))) return s;
+        for (int k = 0; k < 2; k++) {
+            if (!has_input(n, (size_t)k + 1)) return node_error(im, n, "needs both min and max");
+            const Onnx__TensorProto *t = const_input(im, n, (size_t)k + 1, &s);
+            if (!t) return s;
+            float *d = NULL;
+            if (tensor_numel(t) != 1) return node_error(im, n, "min and max must be single values");
+            if ((s = tensor_floats(im, n, t, &d))) return s;
+            bound[k] = d[0];
+            dn_free(d);
+        }
+    }
+    if (!(bound[0] <= bound[1]) || !isfinite(bound[0]) || !isfinite(bound[1]))
+        return node_error(im, n, "min and max must be finite with min <= max");
+    char attrs[96];
+    snprintf(attrs, sizeof attrs, "min=%.9g max=%.9g", bound[0], bound[1]);
+    return import_activation(im, n, "hard_tanh", attrs);
+}
+
+/* ------------------------------------------------------------------ activations composed of several nodes */
+
+/* The activations that ONNX (at the opsets read) has no op for arrive as small graphs of elementwise nodes: those
+ * dendrite's own export writes (docs/onnx.md) and those torch.onnx.export writes for nn.GELU, nn.SiLU and nn.Mish.
+ * A pattern is tried from the first node that reads a layer's output x; when it matches, its nodes become one
+ * activation layer and are marked consumed.  Every intermediate value must be read by the pattern alone. */
+typedef struct pattern {
+    importer *im;
+    const char *x;      /* the layer output the pattern starts from */
+    size_t self;        /* the node being imported (already marked consumed) */
+    size_t used[16];    /* node indices matched so far */
+    int n_used;
+} pattern;
+
+/* A scalar constant's value, if `name` is one. */
+static bool scalar_value(const importer *im, const char *name, double *v)
+{
+    const value *c = name ? find_value(im, name) : NULL;
+    if (!c || !c->t || tensor_numel(c->t) != 1 || !c->t->has_data_type ||
+        c->t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return false;
+    if (c->t->has_raw_data && c->t->raw_data.len == 4) {
+        const uint8_t *p = c->t->raw_data.data;
+        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        float f;
+        memcpy(&f, &u, 4);
+        *v = f;
+        return true;
+    }
+    if (!c->t->has_raw_data && c->t->n_float_data == 1) {
+        *v = c->t->float_data[0];
+        return true;
+    }
+    return false;
+}
+
+/* The node of type op (not yet consumed or matched) that reads `in` and, for a binary op, whose other input is
+ * `other` (a value name) or, when other is NULL, a scalar constant put in *c.  NULL when there is none. */
+static const Onnx__NodeProto *pat_next(pattern *pt, const char *in, const char *op, const char *other, double *c)
+{
+    const importer *im = pt->im;
+    for (size_t i = pt->self; i < im->g->n_node && i <= pt->self + PATTERN_WINDOW && pt->n_used < 16; i++) {
+        const Onnx__NodeProto *n = im->g->node[i];
+        bool taken = im->consumed[i] && i != pt->self;
+        for (int k = 0; k < pt->n_used; k++) taken |= pt->used[k] == i;
+        if (taken || !n->op_type || strcmp(n->op_type, op) || n->n_output != 1 || n->n_attribute) continue;
+        bool ok = false;
+        if (n->n_input == 1) ok = !other && !c && n->input[0] && !strcmp(n->input[0], in);
+        else if (n->n_input == 2 && n->input[0] && n->input[1]) {
+            for (int k = 0; k < 2 && !ok; k++) {
+                /* Div and Greater are not commutative: the data comes first */
+                if (k == 1 && (!strcmp(op, "Div") || !strcmp(op, "Greater"))) break;
+                const char *a = n->input[k], *b = n->input[1 - k];
+                ok = !strcmp(a, in) && (other ? !strcmp(b, other) : c && scalar_value(im, b, c));
+            }
+        }
+        if (ok) {
+            pt->used[pt->n_used++] = i;
+            return n;
+        }
+    }
+    return NULL;
+}
+
+/* Where(cond, a, b), not yet taken */
+static const Onnx__NodeProto *pat_where(pattern *pt, const char *cond, const char *a, const char *b)
+{
+    const importer *im = pt->im;
+    for (size_t i = pt->self; i < im->g->n_node && i <= pt->self + PATTERN_WINDOW && pt->n_used < 16; i++) {
+        const Onnx__NodeProto *n = im->g->node[i];
+        bool taken = im->consumed[i] && i != pt->self;
+        for (int k = 0; k < pt->n_used; k++) taken |= pt->used[k] == i;
+        if (taken || !n->op_type || strcmp(n->op_type, "Where") || n->n_input != 3 || n->n_output != 1) continue;
+        if (n->input[0] && n->input[1] && n->input[2] && !strcmp(n->input[0], cond) && !strcmp(n->input[1], a) &&
+            !strcmp(n->input[2], b)) {
+            pt->used[pt->n_used++] = i;
+            return n;
+        }
+    }
+    return NULL;
+}
+
+static bool near(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b)); }
+
+/* The values that the matched nodes compute, except the last, are read only by the matched nodes. */
+static bool pat_closed(const pattern *pt)
+{
+    const importer *im = pt->im;
+    for (int k = 0; k + 1 < pt->n_used; k++) {
+        const char *v = im->g->node[pt->used[k]]->output[0];
+        for (size_t i = 0; i < im->g->n_node; i++) {
+            bool inside = false;
+            for (int j = 0; j < pt->n_used; j++) inside |= pt->used[j] == i;
+            for (size_t q = 0; !inside && q < im->g->node[i]->n_input; q++)
+                if (im->g->node[i]->input[q] && !strcmp(im->g->node[i]->input[q], v)) return false;
+        }
+        for (size_t i = 0; i < im->g->n_output; i++)
+            if (im->g->output[i]->name && !strcmp(im->g->output[i]->name, v)) return false;
+    }
+    return true;
+}
+
+#define OUT(n) ((n)->output[0])
+
+/* Tries each pattern from x; *type is the activation matched ("" for none), attrs its attributes, *param swish's
+ * beta. */
+static void match_activation(pattern *pt, char *type, char *attrs, size_t attrs_size, double *param)
+{
+    const char *x = pt->x;
+    const Onnx__NodeProto *a, *b, *c, *d, *e, *f, *g, *h, *i;
+    (void)e;
+    (void)i;
+    double k1 = 0, k2 = 0, k3 = 0, k4 = 0;
+    type[0] = attrs[0] = '\0';
+#define TRY(cond, t, ...)                                                                                   \
+    do {                                                                                                    \
+        if ((cond) && pat_closed(pt)) {                                                                     \
+            snprintf(type, 32, "%s", t);                                                                    \
+            snprintf(attrs, attrs_size, __VA_ARGS__);                                                       \
+            return;                                                                                         \
+        }                                                                                                   \
+        pt->n_used = 0;                                                                                     \
+    } while (0)
+    /* gelu, exact: x * (erf(x / sqrt 2) + 1) * 0.5, x / sqrt 2 as Div (PyTorch) or Mul by 1/sqrt 2 (dendrite) */
+    TRY(((a = pat_next(pt, x, "Div", NULL, &k1)) && near(k1, 1.4142135623730951)) &&
+            (b = pat_next(pt, OUT(a), "Erf", NULL, NULL)) && (c = pat_next(pt, OUT(b), "Add", NULL, &k2)) && near(k2, 1) &&
+            (d = pat_next(pt, OUT(c), "Mul", x, NULL)) && (e = pat_next(pt, OUT(d), "Mul", NULL, &k3)) && near(k3, 0.5),
+        "gelu", "%s", "");
+    TRY(((a = pat_next(pt, x, "Mul", NULL, &k1)) && near(k1, 0.7071067811865476)) &&
+            (b = pat_next(pt, OUT(a), "Erf", NULL, NULL)) && (c = pat_next(pt, OUT(b), "Add", NULL, &k2)) && near(k2, 1) &&
+            (d = pat_next(pt, OUT(c), "Mul", x, NULL)) && (e = pat_next(pt, OUT(d), "Mul", NULL, &k3)) && near(k3, 0.5),
+        "gelu", "%s", "");
+    /* gelu, tanh form (dendrite's export): x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) 0.5 */
+    TRY((a = pat_next(pt, x, "Mul", x, NULL)) && (b = pat_next(pt, OUT(a), "Mul", x, NULL)) &&
+            (c = pat_next(pt, OUT(b), "Mul", NULL, &k1)) && near(k1, 0.044715) && (d = pat_next(pt, x, "Add", OUT(c), NULL)) &&
+            (e = pat_next(pt, OUT(d), "Mul", NULL, &k2)) && near(k2, 0.7978845608028654) &&
+            (f = pat_next(pt, OUT(e), "Tanh", NULL, NULL)) && (g = pat_next(pt, OUT(f), "Add", NULL, &k3)) && near(k3, 1) &&
+            (h = pat_next(pt, OUT(g), "Mul", x, NULL)) && (i = pat_next(pt, OUT(h), "Mul", NULL, &k4)) && near(k4, 0.5),
+        "gelu", "approximate=1");
+    /* softplus with beta and threshold (dendrite): Where(beta x > threshold, x, softplus(beta x) / beta) */
+    if ((a = pat_next(pt, x, "Mul", NULL, &k1)) && k1 > 0 && isfinite(k1) &&
+        (b = pat_next(pt, OUT(a), "Softplus", NULL, NULL)) && (c = pat_next(pt, OUT(b), "Div", NULL, &k2)) &&
+        near(k2, k1) && (d = pat_next(pt, OUT(a), "Greater", NULL, &k3)) && isfinite(k3) &&
+        (e = pat_where(pt, OUT(d), x, OUT(c))) && pat_closed(pt)) {
+        snprintf(type, 32, "softplus");
+        snprintf(attrs, attrs_size, "beta=%.9g threshold=%.9g", k1, k3);
+        return;
+    }
+    pt->n_used = 0;
+    /* mish: x tanh(softplus(x)) */
+    TRY((a = pat_next(pt, x, "Softplus", NULL, NULL)) && (b = pat_next(pt, OUT(a), "Tanh", NULL, NULL)) &&
+            (c = pat_next(pt, OUT(b), "Mul", x, NULL)),
+        "mish", "%s", "");
+    /* swish: x sigmoid(beta x) (dendrite; beta is learned, so it goes to the parameter) and x sigmoid(x) (PyTorch's
+     * SiLU) */
+    *param = 1;
+    if ((a = pat_next(pt, x, "Mul", NULL, &k1)) && isfinite(k1) && (b = pat_next(pt, OUT(a), "Sigmoid", NULL, NULL)) &&
+        (c = pat_next(pt, x, "Mul", OUT(b), NULL)) && pat_closed(pt)) {
+        snprintf(type, 32, "swish");
+        *param = k1;
+        return;
+    }
+    pt->n_used = 0;
+    TRY((a = pat_next(pt, x, "Sigmoid", NULL, NULL)) && (b = pat_next(pt, x, "Mul", OUT(a), NULL)), "swish", "%s", "");
+#undef TRY
+}
+
+/* A node that may start a composed activation (Mul, Div, Sigmoid, Softplus; node `index`): true in *matched when
+ * a pattern including it was imported. */
+static dn_status import_pattern(importer *im, const Onnx__NodeProto *n, size_t index, bool *matched)
+{
+    *matched = false;
+    for (size_t k = 0; k < n->n_input && k < 2; k++) {
+        const value *v = n->input[k] ? find_value(im, n->input[k]) : NULL;
+        if (!v || v->t) continue;
+        pattern pt = {.im = im, .x = n->input[k], .self = index};
+        char type[32], attrs[64];
+        double param = 1;
+        const int layer = v->layer;
+        match_activation(&pt, type, attrs, sizeof attrs, &param);
+        bool has_n = false;
+        for (int j = 0; j < pt.n_used; j++) has_n |= pt.used[j] == index;
+        if (!type[0] || !has_n) continue;
+        const Onnx__NodeProto *last = im->g->node[pt.used[pt.n_used - 1]];
+        dn_status s = add_activation_layer(im, n, layer, type, attrs);
+        if (!s && !strcmp(type, "swish")) {
+            const float beta = (float)param;
+            s = set_param(im, n, 0, &beta, 1);
+        }
+        for (int j = 0; j < pt.n_used; j++) im->consumed[pt.used[j]] = true;
+        if (!s) s = out_is_tail(im, last);
+        *matched = true;
+        return s;
+    }
+    return DN_OK;
+}
+
+/* Add of two layer outputs of the same shape: a residual [shortcut] */
+static dn_status import_add(importer *im, const Onnx__NodeProto *n)
+{
+    dn_status s;
+    int a, b;
+    if ((s = only_attrs(im, n, (const char *[]){NULL}))) return s;
+    if (n->n_input != 2) return node_error(im, n, "needs 2 inputs");
+    if ((s = layer_input(im, n, 0, &a)) || (s = layer_input(im, n, 1, &b))) return s;
+    if (b == im->m->n_layers - 1) {
+        int t = a;
+        a = b;
+        b = t;
+    }
+    if (b < 0) return node_error(im, n, "adds the model input (a shortcut reads a layer's output)");
+    if ((s = make_tail(im, n, a))) return s;
+    if ((s = dn_model_add_shortcut(im->m, b))) {
+        dn_error_prefix("%s: node '%s' (Add)", im->path, node_name(n));
+        return s;
+    }
+    if ((s = cfg_printf(im, "\n[shortcut]\nfrom = %d\n", b))) return s;
+    return out_is_tail(im, n);
+}
+
+static dn_status import_concat(importer *im, const Onnx__NodeProto *n)
+{
+    dn_status s;
+    if ((s = only_attrs(im, n, (const char *[]){"axis", NULL}))) return s;
+    if (n->n_input < 1 || n->n_input > DN_MAX_ROUTE) return node_error(im, n, "joins 1 to %d inputs", DN_MAX_ROUTE);
+    int layers[DN_MAX_ROUTE];
+    for (size_t k = 0; k < n->n_input; k++) {
+        if ((s = layer_input(im, n, k, &layers[k]))) return s;
+        if (layers[k] < 0) return node_error(im, n, "joins the model input (a route reads layers' outputs)");
+    }
+    const int rank = im->m->layers[layers[0]].out_ndim + 1;
+    if (attr_int(n, "axis", 0) != 1 && attr_int(n, "axis", 0) != 1 - rank)
+        return node_error(im, n, "only axis = 1 (channels) is supported");
+    if ((s = dn_model_add_route(im->m, (int)n->n_input, layers))) {
+        dn_error_prefix("%s: node '%s' (Concat)", im->path, node_name(n));
+        return s;
+    }
+    if ((s = cfg_printf(im, "\n[route]\nlayers = "))) return s;
+    for (size_t k = 0; k < n->n_input; k++)
+        if ((s = cfg_printf(im, "%s%d", k ? ", " : "", layers[k]))) return s;
+    if ((s = cfg_printf(im, "\n"))) return s;
+    return out_is_tail(im, n);
+}
+
+/* Identity, and Dropout (the identity at inference): the output is another name for the input */
+static dn_status import_alias(importer *im, const Onnx__NodeProto *n)
+{
+    const value *v = has_input(n, 0) ? find_value(im, n->input[0]) : NULL;
+    if (!v) return node_error(im, n, "input '%s' is not computed by an earlier node", has_input(n, 0) ? n->input[0] : "");
+    if (!strcmp(n->op_type, "Dropout") && (has_input(n, 2) || (im->opset < 7 && attr_int(n, "is_test", 0) != 1)))
+        return node_error(im, n, "only the inference form is supported (no training_mode input; is_test = 1 before "
+                                 "opset 7)");
+    if (n->n_output < 1) return node_error(im, n, "has no output");
+    for (size_t k = 1; k < n->n_output; k++)
+        if (n->output[k] && *n->output[k] && is_read(im, n->output[k]))
+            return node_error(im, n, "its mask output is used (not supported)");
+    value copy = *v;
+    return add_value(im, n->output[0], copy.layer, copy.t);
+}
+
+static dn_status import_constant(importer *im, const Onnx__NodeProto *n)
+{
+    const Onnx__AttributeProto *a = attr(n, "value");
+    if (!a || !a->t || n->n_attribute != 1 || n->n_output != 1)
+        return node_error(im, n, "only a Constant with a tensor 'value' is supported");
+    return add_value(im, n->output[0], -1, a->t);
+}
+
+/* The one place that picks an importer by op type. */
+static dn_status import_node(importer *im, const Onnx__NodeProto *n, size_t index)
+{
+    const char *op = n->op_type ? n->op_type : "";
+    if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx"))
+        return node_error(im, n, "domain '%s' is not supported (only the standard ONNX ops: %s)", n->domain, supported_ops);
+    if (!strcmp(op, "Mul") || !strcmp(op, "Div") || !strcmp(op, "Sigmoid") || !strcmp(op, "Softplus")) {
+        bool matched = false;
+        dn_status s = import_pattern(im, n, index, &matched);
+        if (s || matched) return s;
+    }
+    if (!strcmp(op, "Gemm")) return import_dense(im, n, true);
+    if (!strcmp(op, "MatMul")) return import_dense(im, n, false);
+    if (!strcmp(op, "Conv")) return import_conv(im, n);
+    if (!strcmp(op, "MaxPool")) return import_pool(im, n, false);
+    if (!strcmp(op, "AveragePool")) return import_pool(im, n, true);
+    if (!strcmp(op, "GlobalAveragePool")) return import_global_pool(im, n, true);
+    if (!strcmp(op, "GlobalMaxPool")) return import_global_pool(im, n, false);
+    if (!strcmp(op, "BatchNormalization")) return import_batchnorm(im, n);
+    if (!strcmp(op, "Flatten")) return import_flatten(im, n, false);
+    if (!strcmp(op, "Reshape")) return import_flatten(im, n, true);
+    if (!strcmp(op, "Relu") || !strcmp(op, "Sigmoid") || !strcmp(op, "Tanh") || !strcmp(op, "LeakyRelu") ||
+        !strcmp(op, "Elu") || !strcmp(op, "Selu") || !strcmp(op, "Softplus") || !strcmp(op, "HardSigmoid") ||
+        !strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax"))
+        return import_activation_node(im, n);
+    if (!strcmp(op, "Neg")) return import_neg(im, n);
+    if (!strcmp(op, "PRelu")) return import_prelu(im, n);
+    if (!strcmp(op, "Clip")) return import_clip(im, n);
+    if (!strcmp(op, "Add")) return import_add(im, n);
+    if (!strcmp(op, "Concat")) return import_concat(im, n);
+    if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) return import_alias(im, n);
+    if (!strcmp(op, "Constant")) return import_constant(im, n);
+    return node_error(im, n, "op type not supported; the importer reads %s (docs/onnx.md)", supported_ops);
+}
+
+/* ------------------------------------------------------------------ the model */
+
+/* The one graph input that is not an initializer: float32 [N, sample...] with a known sample shape. */
+static dn_status read_input(importer *im, int *ndim, int64_t *shape)
+{
+    const Onnx__ValueInfoProto *in = NULL;
+    for (size_t i = 0; i < im->g->n_input; i++) {
+        const Onnx__ValueInfoProto *v = im->g->input[i];
+        bool init = false;
+        for (size_t k = 0; k < im->g->n_initializer && !init; k++)
+            init = v->name && im->g->initializer[k]->name && !strcmp(v->name, im->g->initializer[k]->name);
+        if (init) continue;
+        if (in) return dn_error(DN_ERR_FORMAT, "%s: the graph has several inputs ('%s', '%s'); a dendrite model has one",
+                                im->path, in->name ? in->name : "", v->name ? v->name : "");
+        in = v;
+    }
+    if (!in || !in->name) return dn_error(DN_ERR_FORMAT, "%s: the graph has no input", im->path);
+    const Onnx__TypeProto *t = in->type;
+    if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type ||
+        t->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || !t->tensor_type->shape)
+        return dn_error(DN_ERR_FORMAT, "%s: input '%s' must be a float32 tensor of known rank", im->path, in->name);
+    const Onnx__TensorShapeProto *sh = t->tensor_type->shape;
+    if (sh->n_dim != 2 && sh->n_dim != 4)
+        return dn_error(DN_ERR_FORMAT, "%s: input '%s' has %zu dimensions; the importer reads [N, F] and [N, C, H, W]",
+                        im->path, in->name, sh->n_dim);
+    *ndim = (int)sh->n_dim - 1;
+    for (size_t i = 1; i < sh->n_dim; i++) {
+        const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
+        if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || d->dim_value < 1 ||
+            d->dim_value > (1 << 24))
+            return dn_error(DN_ERR_FORMAT, "%s: input '%s' dimension %zu must be a fixed size (only the batch axis may "
+                                           "vary)", im->path, in->name, i);
+        shape[i - 1] = d->dim_value;
+    }
+    return add_value(im, in->name, -1, NULL);
+}
+
+static dn_status import_graph(importer *im, dn_model **out, dn_train_config *train)
+{
+    dn_status s;
+    const Onnx__GraphProto *g = im->g;
+    if (g->n_node > ONNX_MAX_NODES)
+        return dn_error(DN_ERR_FORMAT, "%s: %zu nodes, more than the importer's limit of %d", im->path, g->n_node, ONNX_MAX_NODES);
+    if (g->n_output != 1 || !g->output[0]->name)
+        return dn_error(DN_ERR_FORMAT, "%s: the graph has %zu outputs; a dendrite model has one", im->path, g->n_output);
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if ((s = add_value(im, g->initializer[i]->name, -1, g->initializer[i]))) return s;
+    int ndim = 0;
+    int64_t shape[DN_MAX_DIMS];
+    if ((s = read_input(im, &ndim, shape))) return s;
+    if ((s = dn_model_new(ndim, shape, 1, &im->m))) return s;
+    if ((s = cfg_printf(im, "# imported from %s by dendrite import (docs/onnx.md)\n[net]\ninput = ", im->path))) return s;
+    for (int i = 0; i < ndim; i++)
+        if ((s = cfg_printf(im, "%s%lld", i ? ", " : "", (long long)shape[i]))) return s;
+    if ((s = cfg_printf(im, "\n"))) return s;
+    im->consumed = dn_calloc(g->n_node ? g->n_node : 1, sizeof *im->consumed);
+    if (!im->consumed) return DN_ERR_NOMEM;
+    for (size_t i = 0; i < g->n_node; i++) {
+        if (im->consumed[i]) continue;
+        const Onnx__NodeProto *n = g->node[i];
+        if (!n->op_type) return dn_error(DN_ERR_FORMAT, "%s: node %zu has no op type", im->path, i);
+        im->consumed[i] = true; /* done: a pattern tried from a later node must not take it again */
+        if ((s = import_node(im, n, i))) return s;
+    }
+    const value *v = find_value(im, g->output[0]->name);
+    if (!v || v->t) return dn_error(DN_ERR_FORMAT, "%s: the graph output '%s' is not computed by the graph", im->path, g->output[0]->name);
+    if (v->layer < 0) return dn_error(DN_ERR_FORMAT, "%s: the graph has no layers (its output is its input)", im->path);
+    if (v->layer != im->m->n_layers - 1) {
+        int layer = v->layer;
+        if ((s = dn_model_add_route(im->m, 1, &layer)) || (s = cfg_printf(im, "\n[route]\nlayers = %d\n", layer))) return s;
+    }
+    /* the model again from its cfg text, as a checkpoint loads it, and the parameters moved over */
+    dn_model *m2 = NULL;
+    if ((s = dn_model_from_cfg(im->cfg, im->path, &m2, train))) {
+        dn_error_prefix("the imported model's cfg text does not build");
+        return s;
+    }
+    if (m2->n_params != im->m->n_params || m2->n_bufdata != im->m->n_bufdata || m2->n_layers != im->m->n_layers) {
+        dn_model_free(m2);
+        return dn_error(DN_ERR_STATE, "%s: the cfg text written for the imported model builds a different model", im->path);
+    }
+    memcpy(m2->params, im->m->params, m2->n_params * sizeof(float));
+    if (m2->n_bufdata) memcpy(m2->bufdata, im->m->bufdata, m2->n_bufdata * sizeof(float));
+    *out = m2;
+    return DN_OK;
+}
+
+dn_status dn_model_import_onnx(const char *path, dn_model **model, dn_train_config *train)
+{
+    if (!path || !model) return dn_error(DN_ERR_ARG, "dn_model_import_onnx: path and model must not be NULL");
+    *model = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    dn_status s = dn_read_file(path, ONNX_MAX_BYTES, &buf, &len);
+    if (s) return s;
+    bool oom = false;
+    ProtobufCAllocator alloc = {pb_alloc, pb_free, &oom};
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(&alloc, len, (const uint8_t *)buf);
+    dn_free(buf);
+    if (!mp && oom) return dn_error(DN_ERR_NOMEM, "%s: out of memory while parsing the ONNX file", path);
+    if (!mp) return dn_error(DN_ERR_FORMAT, "%s: not an ONNX model (the protobuf does not parse as a ModelProto)", path);
+    importer im = {.path = path};
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+        if ((!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) && o->has_version) im.opset = (int)o->version;
+    }
+    if (!mp->graph) s = dn_error(DN_ERR_FORMAT, "%s: the model has no graph", path);
+    else if (im.opset < 6 || im.opset > 21)
+        s = dn_error(DN_ERR_FORMAT, "%s: opset %d of the standard domain (the importer reads opsets 6 to 21)", path, im.opset);
+    else {
+        im.g = mp->graph;
+        s = import_graph(&im, model, train);
+    }
+    dn_model_free(im.m);
+    dn_free(im.cfg);
+    dn_free(im.vals);
+    dn_free(im.consumed);
+    onnx__model_proto__free_unpacked(mp, &alloc);
+    return s;
+}

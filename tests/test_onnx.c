@@ -1,0 +1,736 @@
+/* ONNX export (docs/onnx.md).  In a build with ONNX support (make ONNX=1) this suite exports the example
+ * networks and tests/fixtures/onnx_all.cfg (every activation and pooling kind), reads each file back with
+ * protobuf-c to check its structure, and leaves for tests/test_onnx.sh, in $DN_ONNX_DIR, each .onnx file with a
+ * .json of inputs (batch 1 and batch 3) and dendrite's outputs: that script runs them in onnxruntime and
+ * onnx.checker.  In the default build it checks that the export says it is not built in. */
+#include "test.h"
+#include "nn/model.h"
+
+#include <stdlib.h>
+
+#ifdef DN_ONNX
+#include <dirent.h>
+#include "onnx.pb-c.h"
+#endif
+
+static void onnx_not_built_says_so(void)
+{
+    if (dn_onnx_supported()) return;
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_new(1, (int64_t[]){4}, 1, &m));
+    CHECK_OK(dn_model_add_dense(m, 2, DN_INIT_DEFAULT, true));
+    CHECK(dn_model_export_onnx(m, t_tmp_path("x.onnx"), 0) == DN_ERR_STATE);
+    CHECK_MSG(strstr(dn_last_error(), "make ONNX=1"), "message: %s", dn_last_error());
+    dn_model_free(m);
+    m = (dn_model *)1;
+    CHECK(dn_model_import_onnx("tests/fixtures/onnx/mlp.onnx", &m, NULL) == DN_ERR_STATE && m == NULL);
+    CHECK_MSG(strstr(dn_last_error(), "make ONNX=1"), "message: %s", dn_last_error());
+}
+
+#ifdef DN_ONNX
+
+static const char *out_dir(void)
+{
+    const char *d = getenv("DN_ONNX_DIR");
+    return d && *d ? d : NULL;
+}
+
+static const char *out_path(const char *name, const char *ext)
+{
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    char file[256];
+    snprintf(file, sizeof file, "%s%s", name, ext);
+    if (out_dir()) snprintf(buf[k], sizeof buf[k], "%s/%s", out_dir(), file);
+    else snprintf(buf[k], sizeof buf[k], "%s", t_tmp_path(file));
+    return buf[k];
+}
+
+/* Batch-norm statistics and affine parameters, and PReLU slopes, away from their fresh values (mean 0, var 1,
+ * gamma 1, beta 0, alpha constant), so that a mistake in their export shows. */
+static void perturb(dn_model *m, dn_rng *r)
+{
+    for (int li = 0; li < m->n_layers; li++) {
+        dn_layer *l = &m->layers[li];
+        if (l->kind == DN_LAYER_BATCHNORM) {
+            dn_tensor *g = &m->tensors[l->first_tensor].t, *b = &m->tensors[l->first_tensor + 1].t;
+            dn_tensor *mean = &m->buffers[l->first_buffer].t, *var = &m->buffers[l->first_buffer + 1].t;
+            for (int64_t i = 0; i < g->shape[0]; i++) {
+                g->data[i] = 0.5f + dn_rng_uniform(r);
+                b->data[i] = dn_rng_uniform(r) - 0.5f;
+                mean->data[i] = 0.2f * (dn_rng_uniform(r) - 0.5f);
+                var->data[i] = 0.5f + dn_rng_uniform(r);
+            }
+        }
+        if (l->kind == DN_LAYER_ACTIVATION && l->n_tensors) {
+            dn_tensor *a = &m->tensors[l->first_tensor].t;
+            for (int64_t i = 0; i < a->shape[0]; i++) a->data[i] = 0.1f + 0.5f * dn_rng_uniform(r);
+        }
+    }
+}
+
+static void json_tensor(FILE *f, int ndim, const int64_t *dims, const float *data)
+{
+    int64_t n = 1;
+    fprintf(f, "{\"dims\": [");
+    for (int i = 0; i < ndim; i++) {
+        fprintf(f, "%s%lld", i ? ", " : "", (long long)dims[i]);
+        n *= dims[i];
+    }
+    fprintf(f, "], \"data\": [");
+    for (int64_t i = 0; i < n; i++) fprintf(f, "%s%.9g", i ? ", " : "", (double)data[i]);
+    fprintf(f, "]}");
+}
+
+/* dendrite's output for a batch of n random samples (uniform in [lo, hi)), written as one case of the .json. */
+static void write_case(FILE *f, dn_model *m, dn_rng *r, int64_t n, float lo, float hi, bool first)
+{
+    int64_t shape[DN_MAX_DIMS + 1] = {n};
+    int nd = dn_model_input_shape(m, shape + 1) + 1;
+    dn_ctx *ctx = dn_ctx_new();
+    dn_tensor *x = NULL;
+    CHECK_OK(dn_tensor_new(ctx, nd, shape, &x));
+    if (!x) {
+        dn_ctx_free(ctx);
+        return;
+    }
+    float *xd = dn_tensor_data(x);
+    for (int64_t i = 0; i < dn_tensor_numel(x); i++) xd[i] = lo + (hi - lo) * dn_rng_uniform(r);
+    dn_ctx_set_grad(ctx, false);
+    dn_model_set_training(m, false);
+    dn_tensor *y = dn_model_forward(m, ctx, x);
+    CHECK_MSG(y, "forward: %s", dn_last_error());
+    if (y) {
+        int64_t yshape[DN_MAX_DIMS];
+        for (int i = 0; i < dn_tensor_ndim(y); i++) yshape[i] = dn_tensor_dim(y, i);
+        fprintf(f, "%s  {\"inputs\": {\"input\": ", first ? "" : ",\n");
+        json_tensor(f, nd, shape, xd);
+        fprintf(f, "},\n   \"expected\": {\"output\": ");
+        json_tensor(f, dn_tensor_ndim(y), yshape, dn_tensor_data(y));
+        fprintf(f, "}}");
+    }
+    dn_ctx_free(ctx);
+}
+
+/* The written file read back: opset, the dynamic batch axis, the output's shape, the parameters under their
+ * checkpoint names, the metadata and the op types used. */
+static void check_file(const char *path, const dn_model *m, const char *const *must_have_ops)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "rb");
+    CHECK_MSG(f, "cannot open %s", path);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc(len ? len : 1);
+    CHECK(buf && fread(buf, 1, len, f) == len);
+    fclose(f);
+    Onnx__ModelProto *model = buf ? onnx__model_proto__unpack(NULL, len, (const uint8_t *)buf) : NULL;
+    free(buf);
+    CHECK_MSG(model, "%s does not parse as an ONNX ModelProto", path);
+    if (!model) return;
+    CHECK(model->n_opset_import == 1 && model->opset_import[0]->version == DN_ONNX_OPSET);
+    CHECK(model->graph && model->graph->n_input == 1 && model->graph->n_output == 1);
+    const Onnx__TensorShapeProto *in = model->graph->input[0]->type->tensor_type->shape;
+    CHECK(in->n_dim == (size_t)m->in_ndim + 1);
+    CHECK(in->dim[0]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM);
+    for (int i = 0; i < m->in_ndim; i++) CHECK(in->dim[i + 1]->dim_value == m->in_shape[i]);
+    CHECK(!strcmp(model->graph->output[0]->name, "output"));
+    /* every parameter, with its data */
+    for (int t = 0; t < m->n_tensors; t++) {
+        bool found = false;
+        for (size_t k = 0; k < model->graph->n_initializer; k++) {
+            const Onnx__TensorProto *init = model->graph->initializer[k];
+            if (strcmp(init->name, m->tensors[t].name)) continue;
+            found = true;
+            CHECK((int64_t)init->n_float_data == dn_tensor_numel(&m->tensors[t].t));
+            CHECK(init->n_float_data && !memcmp(init->float_data, m->tensors[t].t.data, init->n_float_data * 4));
+        }
+        CHECK_MSG(found, "%s: parameter %s is not an initializer", path, m->tensors[t].name);
+    }
+    bool cfg = false;
+    for (size_t k = 0; k < model->n_metadata_props; k++)
+        cfg |= !strcmp(model->metadata_props[k]->key, "dendrite.cfg") &&
+               !strcmp(model->metadata_props[k]->value, m->cfg_text);
+    CHECK_MSG(cfg, "%s: the cfg text is not in metadata_props", path);
+    for (int i = 0; must_have_ops && must_have_ops[i]; i++) {
+        bool found = false;
+        for (size_t k = 0; k < model->graph->n_node; k++) found |= !strcmp(model->graph->node[k]->op_type, must_have_ops[i]);
+        CHECK_MSG(found, "%s has no %s node", path, must_have_ops[i]);
+    }
+    onnx__model_proto__free_unpacked(model, NULL);
+}
+
+static void export_one(const char *cfg, const char *name, float lo, float hi, const char *const *ops)
+{
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_load_cfg(cfg, &m, NULL));
+    if (!m) return;
+    dn_rng r;
+    dn_rng_seed(&r, 42);
+    perturb(m, &r);
+    const char *onnx = out_path(name, ".onnx");
+    CHECK_OK(dn_model_export_onnx(m, onnx, 0));
+    check_file(onnx, m, ops);
+    FILE *f = fopen(out_path(name, ".json"), "w");
+    CHECK(f);
+    if (f) {
+        fprintf(f, "{\"model\": \"%s.onnx\", \"cases\": [\n", name);
+        write_case(f, m, &r, 1, lo, hi, true);
+        write_case(f, m, &r, 3, lo, hi, false);
+        fprintf(f, "\n]}\n");
+        CHECK(fclose(f) == 0);
+    }
+    dn_model_free(m);
+}
+
+static void onnx_export_examples(void)
+{
+    export_one("examples/mnist_mlp.cfg", "mnist_mlp", 0, 1, (const char *[]){"Gemm", "Relu", NULL});
+    export_one("examples/mnist_lenet.cfg", "mnist_lenet", 0, 1, (const char *[]){"Conv", "MaxPool", "Flatten", NULL});
+    export_one("examples/mnist_cnn.cfg", "mnist_cnn", 0, 1, (const char *[]){"Conv", "BatchNormalization", NULL});
+    export_one("examples/mnist_resnet.cfg", "mnist_resnet", 0, 1,
+               (const char *[]){"Add", "Concat", "GlobalAveragePool", NULL});
+    export_one("tests/fixtures/onnx_all.cfg", "onnx_all", -1.5f, 1.5f,
+               (const char *[]){"PRelu", "AveragePool", "Neg", "Erf", "Clip", "Selu", "Elu", "Where", "HardSigmoid",
+                                "LeakyRelu", "Softmax", "LogSoftmax", "GlobalMaxPool", "Softplus", "Sigmoid", NULL});
+}
+
+static void onnx_export_refusals(void)
+{
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_new(1, (int64_t[]){4}, 1, &m));
+    CHECK_OK(dn_model_add_dense(m, 2, DN_INIT_DEFAULT, true));
+    CHECK(dn_model_export_onnx(m, t_tmp_path("x.onnx"), 12) == DN_ERR_ARG);
+    CHECK_MSG(strstr(dn_last_error(), "13 to 17"), "message: %s", dn_last_error());
+    CHECK(dn_model_export_onnx(NULL, t_tmp_path("x.onnx"), 0) == DN_ERR_ARG);
+    CHECK(dn_model_export_onnx(m, "/nonexistent-dir/x.onnx", 0) == DN_ERR_IO);
+    CHECK_MSG(strstr(dn_last_error(), "/nonexistent-dir/x.onnx"), "message: %s", dn_last_error());
+    dn_model_free(m);
+    /* sequence models are refused, with what is exported */
+    m = NULL;
+    CHECK_OK(dn_model_load_cfg("examples/mnist_rows_lstm.cfg", &m, NULL));
+    CHECK(dn_model_export_onnx(m, t_tmp_path("lstm.onnx"), 0) == DN_ERR_ARG);
+    CHECK_MSG(strstr(dn_last_error(), "not implemented"), "message: %s", dn_last_error());
+    dn_model_free(m);
+}
+
+/* ------------------------------------------------------------------ import */
+
+/* "TAG D0 D1 ...\n values...\n" of a fixture written by tools/onnx_fixtures.py; the values in a malloc'd array. */
+static float *read_fixture_tensor(FILE *f, const char *tag, int *ndim, int64_t *dims)
+{
+    char word[32], line[256];
+    if (fscanf(f, "%31s", word) != 1 || strcmp(word, tag)) return NULL;
+    if (!fgets(line, sizeof line, f)) return NULL;
+    *ndim = 0;
+    int64_t n = 1;
+    for (char *p = line, *end; *ndim < DN_MAX_DIMS; p = end) {
+        long long v = strtoll(p, &end, 10);
+        if (end == p) break;
+        dims[(*ndim)++] = v;
+        n *= v;
+    }
+    float *data = malloc((size_t)n * sizeof *data);
+    for (int64_t i = 0; data && i < n; i++)
+        if (fscanf(f, "%f", &data[i]) != 1) {
+            free(data);
+            return NULL;
+        }
+    return data;
+}
+
+/* The model's output for x [dims] (evaluation mode) into a malloc'd array of *n floats. */
+static float *run_model(dn_model *m, int ndim, const int64_t *dims, const float *x, int64_t *n)
+{
+    dn_ctx *ctx = dn_ctx_new();
+    dn_tensor *t = NULL;
+    float *out = NULL;
+    CHECK_OK(dn_tensor_new(ctx, ndim, dims, &t));
+    if (t) {
+        memcpy(dn_tensor_data(t), x, (size_t)dn_tensor_numel(t) * sizeof(float));
+        dn_ctx_set_grad(ctx, false);
+        dn_model_set_training(m, false);
+        dn_tensor *y = dn_model_forward(m, ctx, t);
+        CHECK_MSG(y, "forward: %s", dn_last_error());
+        if (y) {
+            *n = dn_tensor_numel(y);
+            out = malloc((size_t)*n * sizeof *out);
+            if (out) memcpy(out, dn_tensor_data(y), (size_t)*n * sizeof *out);
+        }
+    }
+    dn_ctx_free(ctx);
+    return out;
+}
+
+/* |got - want| <= tol max(1, |want|) everywhere; returns the largest such ratio */
+static double worst_diff(const float *got, const float *want, int64_t n)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]) / fmax(1.0, fabs((double)want[i]));
+        worst = d > worst || d != d ? d : worst;
+    }
+    return worst;
+}
+
+/* A model made by PyTorch and written by torch.onnx.export (tools/onnx_fixtures.py) gives PyTorch's outputs, and
+ * so does its checkpoint after saving and loading. */
+static void import_fixture(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/onnx/%s.txt", name);
+    FILE *f = fopen(path, "r");
+    CHECK_MSG(f, "cannot open %s", path);
+    if (!f) return;
+    int xnd = 0, ynd = 0;
+    int64_t xd[DN_MAX_DIMS], yd[DN_MAX_DIMS];
+    float *x = read_fixture_tensor(f, "input", &xnd, xd);
+    float *want = x ? read_fixture_tensor(f, "output", &ynd, yd) : NULL;
+    fclose(f);
+    CHECK_MSG(x && want, "%s is malformed", path);
+    snprintf(path, sizeof path, "tests/fixtures/onnx/%s.onnx", name);
+    dn_model *m = NULL, *m2 = NULL;
+    CHECK_OK(dn_model_import_onnx(path, &m, NULL));
+    if (m && x && want) {
+        int64_t n = 0, n2 = 0;
+        float *got = run_model(m, xnd, xd, x, &n);
+        CHECK(got && n == dn_shape_numel(ynd, yd));
+        if (got && n == dn_shape_numel(ynd, yd)) {
+            double w = worst_diff(got, want, n);
+            CHECK_MSG(w <= 1e-5, "%s: dendrite differs from PyTorch by %g", name, w);
+        }
+        const char *ckpt = t_tmp_path("imported.ckpt");
+        CHECK_OK(dn_model_save(m, ckpt));
+        CHECK_OK(dn_model_load(ckpt, &m2, NULL));
+        float *again = m2 ? run_model(m2, xnd, xd, x, &n2) : NULL;
+        CHECK_MSG(again && got && n2 == n && !memcmp(again, got, (size_t)n * sizeof *got),
+                  "%s: the saved checkpoint gives other outputs", name);
+        free(got);
+        free(again);
+    }
+    dn_model_free(m);
+    dn_model_free(m2);
+    free(x);
+    free(want);
+}
+
+static void onnx_import_pytorch_mlp(void) { import_fixture("mlp"); }
+static void onnx_import_pytorch_lenet(void) { import_fixture("lenet"); }
+static void onnx_import_pytorch_resnet(void) { import_fixture("resnet"); }
+
+/* Every op the importer reads that the examples lack: PReLU (one alpha, one per channel), Clip, avg pooling with
+ * padding, global max pooling, the activations with attributes; and a dense layer reading a flattened image. */
+static const char import_ops_cfg[] =
+    "[net]\ninput = 2, 8, 8\n"
+    "[convolutional]\nfilters = 4\nsize = 3\npad = 1\n"
+    "[activation]\ntype = prelu\nchannels = 4\n"
+    "[avgpool]\nsize = 3\nstride = 1\npad = 1\n"
+    "[activation]\ntype = hard_tanh\nmin = -0.5\nmax = 0.7\n"
+    "[activation]\ntype = elu\nalpha = 0.5\n"
+    "[route]\nlayers = 0\n"
+    "[global_maxpool]\n"
+    "[route]\nlayers = -1, -1\n"
+    "[flatten]\n"
+    "[dense]\nunits = 6\n"
+    "[activation]\ntype = prelu\n"
+    "[activation]\ntype = selu\n"
+    "[activation]\ntype = hard_sigmoid\nslope = 0.3\noffset = 0.4\n"
+    "[activation]\ntype = leaky_relu\nalpha = 0.1\n"
+    "[dense]\nunits = 5\nactivation = softplus\n"
+    "[activation]\ntype = log_softmax\n";
+
+/* export -> import gives a model with the same outputs, for the example networks and import_ops_cfg */
+static void onnx_round_trip_examples(void)
+{
+    const char *cfgs[] = {"examples/mnist_mlp.cfg", "examples/mnist_lenet.cfg", "examples/mnist_cnn.cfg",
+                          "examples/mnist_resnet.cfg", "tests/fixtures/onnx_all.cfg", NULL};
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        dn_model *m = NULL, *back = NULL;
+        if (cfgs[c]) CHECK_OK(dn_model_load_cfg(cfgs[c], &m, NULL));
+        else CHECK_OK(dn_model_from_cfg(import_ops_cfg, "import_ops_cfg", &m, NULL));
+        if (!m) continue;
+        dn_rng r;
+        dn_rng_seed(&r, 3);
+        perturb(m, &r);
+        const char *path = t_tmp_path("round.onnx");
+        CHECK_OK(dn_model_export_onnx(m, path, 0));
+        CHECK_OK(dn_model_import_onnx(path, &back, NULL));
+        if (back) {
+            CHECK(dn_model_param_count(back) == dn_model_param_count(m));
+            int64_t dims[DN_MAX_DIMS + 1] = {3};
+            int nd = dn_model_input_shape(m, dims + 1) + 1;
+            int64_t numel = dn_shape_numel(nd, dims), n1 = 0, n2 = 0;
+            float *x = malloc((size_t)numel * sizeof *x);
+            for (int64_t i = 0; x && i < numel; i++) x[i] = dn_rng_uniform(&r);
+            float *a = x ? run_model(m, nd, dims, x, &n1) : NULL, *b = x ? run_model(back, nd, dims, x, &n2) : NULL;
+            CHECK(a && b && n1 == n2);
+            if (a && b && n1 == n2) {
+                double w = worst_diff(b, a, n1);
+                CHECK_MSG(w <= 1e-5, "%s: exported and imported again, the outputs differ by %g",
+                          cfgs[c] ? cfgs[c] : "import_ops_cfg", w);
+            }
+            free(x);
+            free(a);
+            free(b);
+        }
+        dn_model_free(m);
+        dn_model_free(back);
+    }
+}
+
+/* Export, import, export again, import again, export a third time: the second and third files hold the same graph
+ * (nodes, names, attributes, initializers and their data), so export and import are each other's inverse on what
+ * an import gives.  (The first export differs: an imported model has each fused activation as its own layer.) */
+static void onnx_round_trip_fixed_point(void)
+{
+    const char *cfgs[] = {"examples/mnist_resnet.cfg", "examples/mnist_cnn.cfg", "tests/fixtures/onnx_all.cfg"};
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        dn_model *m = NULL;
+        CHECK_OK(dn_model_load_cfg(cfgs[c], &m, NULL));
+        if (!m) continue;
+        dn_rng r;
+        dn_rng_seed(&r, 5);
+        perturb(m, &r);
+        uint8_t *graph[3] = {NULL, NULL, NULL};
+        size_t glen[3] = {0, 0, 0};
+        for (int k = 0; k < 3 && m; k++) {
+            const char *path = t_tmp_path("fixed.onnx");
+            CHECK_OK(dn_model_export_onnx(m, path, 0));
+            FILE *f = fopen(path, "rb");
+            size_t len = 0;
+            uint8_t *bytes = NULL;
+            if (f) {
+                fseek(f, 0, SEEK_END);
+                len = (size_t)ftell(f);
+                fseek(f, 0, SEEK_SET);
+                bytes = malloc(len ? len : 1);
+                if (bytes && fread(bytes, 1, len, f) != len) len = 0;
+                fclose(f);
+            }
+            Onnx__ModelProto *mp = bytes ? onnx__model_proto__unpack(NULL, len, bytes) : NULL;
+            free(bytes);
+            CHECK(mp && mp->graph);
+            if (mp && mp->graph) {
+                glen[k] = onnx__graph_proto__get_packed_size(mp->graph);
+                graph[k] = malloc(glen[k] ? glen[k] : 1);
+                if (graph[k]) onnx__graph_proto__pack(mp->graph, graph[k]);
+            }
+            if (mp) onnx__model_proto__free_unpacked(mp, NULL);
+            dn_model_free(m);
+            m = NULL;
+            if (k < 2) CHECK_OK(dn_model_import_onnx(path, &m, NULL));
+        }
+        CHECK_MSG(graph[1] && graph[2] && glen[1] == glen[2] && !memcmp(graph[1], graph[2], glen[1]),
+                  "%s: the second and third exports differ (%zu and %zu bytes)", cfgs[c], glen[1], glen[2]);
+        for (int k = 0; k < 3; k++) free(graph[k]);
+        dn_model_free(m);
+    }
+}
+
+/* An imported model trains: every imported parameter gets a gradient, and the loss of a fixed batch falls over a
+ * few plain gradient steps (PyTorch's LeNet, softmax cross-entropy). */
+static void onnx_imported_model_trains(void)
+{
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_import_onnx("tests/fixtures/onnx/lenet.onnx", &m, NULL));
+    if (!m) return;
+    dn_rng r;
+    dn_rng_seed(&r, 9);
+    enum { N = 8 };
+    static float x[N * 784], y[N];
+    for (int i = 0; i < N * 784; i++) x[i] = dn_rng_uniform(&r);
+    for (int i = 0; i < N; i++) y[i] = (float)(i % 10);
+    dn_ctx *ctx = dn_ctx_new();
+    double first = 0, last = 0;
+    for (int step = 0; step < 20; step++) {
+        dn_ctx_reset(ctx);
+        dn_model_zero_grad(m);
+        dn_tensor *xt = NULL, *yt = NULL;
+        CHECK_OK(dn_tensor_new(ctx, 4, (int64_t[]){N, 1, 28, 28}, &xt));
+        CHECK_OK(dn_tensor_new(ctx, 1, (int64_t[]){N}, &yt));
+        if (!xt || !yt) break;
+        memcpy(dn_tensor_data(xt), x, sizeof x);
+        memcpy(dn_tensor_data(yt), y, sizeof y);
+        dn_tensor *loss = dn_softmax_cross_entropy(ctx, dn_model_forward(m, ctx, xt), yt, DN_REDUCE_MEAN);
+        CHECK_MSG(loss, "%s", dn_last_error());
+        if (!loss) break;
+        last = dn_tensor_get(loss, 0);
+        if (step == 0) first = last;
+        CHECK_OK(dn_backward(ctx, loss));
+        for (int t = 0; step == 0 && t < dn_model_tensor_count(m); t++) {
+            /* every imported parameter gets a gradient */
+            dn_tensor *pt = dn_model_tensor(m, t);
+            const float *g = dn_tensor_grad(pt);
+            double norm = 0;
+            for (int64_t i = 0; g && i < dn_tensor_numel(pt); i++) norm += fabs(g[i]);
+            CHECK_MSG(norm > 0, "%s has no gradient", dn_model_tensor_name(m, t));
+        }
+        float *p = dn_model_params(m);
+        const float *g = dn_model_grads(m);
+        for (size_t i = 0; i < dn_model_param_count(m); i++) p[i] -= 0.1f * g[i];
+    }
+    CHECK_MSG(last < 0.95 * first, "the loss went from %g to %g", first, last);
+    dn_ctx_free(ctx);
+    dn_model_free(m);
+}
+
+/* ------------------------------------------------------------------ ONNX's own test cases */
+
+/* A serialized TensorProto (a test case's input_0.pb) as floats; NULL if it is not a float tensor. */
+static float *read_pb_tensor(const char *path, int *ndim, int64_t *dims, int64_t *numel)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static uint8_t buf[1 << 22];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, len, buf);
+    if (!t) return NULL;
+    float *out = NULL;
+    *numel = 1;
+    *ndim = (int)t->n_dims;
+    for (size_t i = 0; i < t->n_dims && i < DN_MAX_DIMS; i++) *numel *= (dims[i] = t->dims[i]);
+    if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->n_dims <= DN_MAX_DIMS &&
+        (out = malloc((size_t)*numel * sizeof *out))) {
+        if (t->has_raw_data && t->raw_data.len == (size_t)*numel * 4) memcpy(out, t->raw_data.data, t->raw_data.len);
+        else if (t->n_float_data == (size_t)*numel) memcpy(out, t->float_data, (size_t)*numel * 4);
+        else {
+            free(out);
+            out = NULL;
+        }
+    }
+    onnx__tensor_proto__free_unpacked(t, NULL);
+    return out;
+}
+
+/* Debian's libonnx-testdata (ONNX's backend test cases): every case of pytorch-converted/ either imports and gives
+ * the expected output within 1e-5 (relative above 1), or is refused with a message; `must_pass` lists those that
+ * must import.  Skipped when the package is not installed. */
+static void onnx_conformance_pytorch_converted(void)
+{
+    const char *root = "/usr/share/libonnx-testdata/data/pytorch-converted";
+    static const char *const must_pass[] = {
+        "test_AvgPool2d", "test_AvgPool2d_stride", "test_BatchNorm2d_eval", "test_BatchNorm2d_momentum_eval",
+        "test_Conv2d", "test_Conv2d_depthwise", "test_Conv2d_depthwise_padded", "test_Conv2d_depthwise_strided",
+        "test_Conv2d_depthwise_with_multiplier", "test_Conv2d_dilated", "test_Conv2d_groups", "test_Conv2d_groups_thnn",
+        "test_Conv2d_no_bias", "test_Conv2d_padding", "test_Conv2d_strided", "test_Linear", "test_MaxPool2d",
+        "test_PReLU_2d", "test_ReLU", "test_Sigmoid", "test_Softmax", "test_Softplus", "test_Tanh", NULL};
+    DIR *d = opendir(root);
+    if (!d) {
+        printf("    skipped: %s is not installed (apt-get install libonnx-testdata)\n", root);
+        return;
+    }
+    int passed = 0, refused = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char path[1024];
+        bool must = false;
+        for (int k = 0; must_pass[k]; k++) must |= !strcmp(must_pass[k], e->d_name);
+        snprintf(path, sizeof path, "%s/%s/model.onnx", root, e->d_name);
+        dn_model *m = NULL;
+        dn_status st = dn_model_import_onnx(path, &m, NULL);
+        if (st) {
+            CHECK_MSG(!must, "%s: refused: %s", e->d_name, dn_last_error());
+            CHECK_MSG(dn_last_error()[0], "%s: refused without a message", e->d_name);
+            if (getenv("DN_ONNX_VERBOSE")) printf("    refused %s: %s\n", e->d_name, dn_last_error());
+            refused++;
+            continue;
+        }
+        int xnd = 0, ynd = 0;
+        int64_t xd[DN_MAX_DIMS], yd[DN_MAX_DIMS], xn = 0, yn = 0, n = 0;
+        snprintf(path, sizeof path, "%s/%s/test_data_set_0/input_0.pb", root, e->d_name);
+        float *x = read_pb_tensor(path, &xnd, xd, &xn);
+        snprintf(path, sizeof path, "%s/%s/test_data_set_0/output_0.pb", root, e->d_name);
+        float *want = read_pb_tensor(path, &ynd, yd, &yn);
+        float *got = x && want ? run_model(m, xnd, xd, x, &n) : NULL;
+        CHECK_MSG(got && n == yn, "%s: imported but does not run on its input (%s)", e->d_name, dn_last_error());
+        if (got && n == yn) {
+            double w = worst_diff(got, want, n);
+            CHECK_MSG(w <= 1e-5, "%s: differs from ONNX's expected output by %g", e->d_name, w);
+            passed++;
+            if (getenv("DN_ONNX_VERBOSE")) printf("    matched %s (within %.2g)\n", e->d_name, w);
+        }
+        free(x);
+        free(want);
+        free(got);
+        dn_model_free(m);
+    }
+    closedir(d);
+    if (getenv("DN_ONNX_VERBOSE")) printf("    %d cases imported and matched, %d refused\n", passed, refused);
+    CHECK_MSG(passed >= 23, "only %d cases imported and matched", passed);
+}
+
+static void expect_import_error(const char *path, dn_status want, const char *a, const char *b)
+{
+    dn_model *m = (dn_model *)1;
+    dn_status s = dn_model_import_onnx(path, &m, NULL);
+    CHECK_MSG(s == want, "%s: got %s (%s), expected %s", path, dn_status_name(s), dn_last_error(), dn_status_name(want));
+    CHECK(m == NULL);
+    CHECK_MSG(!a || strstr(dn_last_error(), a), "message '%s' lacks '%s'", dn_last_error(), a);
+    CHECK_MSG(!b || strstr(dn_last_error(), b), "message '%s' lacks '%s'", dn_last_error(), b);
+}
+
+static void onnx_import_refusals(void)
+{
+    expect_import_error("/nonexistent.onnx", DN_ERR_IO, "/nonexistent.onnx", NULL);
+    /* not a protobuf */
+    const char *junk = t_tmp_path("junk.onnx");
+    FILE *f = fopen(junk, "wb");
+    fputs("\xff\xff\xff\xff this is not an ONNX file", f);
+    fclose(f);
+    expect_import_error(junk, DN_ERR_FORMAT, "not an ONNX model", NULL);
+    /* a truncated model */
+    char *buf = NULL;
+    f = fopen("tests/fixtures/onnx/lenet.onnx", "rb");
+    size_t len = 0;
+    if (f) {
+        buf = malloc(100000);
+        len = buf ? fread(buf, 1, 100000, f) : 0;
+        fclose(f);
+    }
+    CHECK(len > 1000);
+    const char *cut = t_tmp_path("cut.onnx");
+    f = fopen(cut, "wb");
+    if (f && buf) fwrite(buf, 1, len / 2, f);
+    if (f) fclose(f);
+    free(buf);
+    expect_import_error(cut, DN_ERR_FORMAT, NULL, NULL);
+    /* an op the importer does not read names the node: a dense layer's export with its Relu node made an Abs */
+    dn_model *m = NULL;
+    CHECK_OK(dn_model_new(1, (int64_t[]){4}, 1, &m));
+    CHECK_OK(dn_model_add_dense(m, 3, DN_INIT_DEFAULT, true));
+    CHECK_OK(dn_model_add_activation(m, "relu", NULL));
+    const char *relu = t_tmp_path("relu.onnx"), *abs = t_tmp_path("abs.onnx");
+    CHECK_OK(dn_model_export_onnx(m, relu, 0));
+    dn_model_free(m);
+    f = fopen(relu, "rb");
+    uint8_t bytes[4096];
+    len = f ? fread(bytes, 1, sizeof bytes, f) : 0;
+    if (f) fclose(f);
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, bytes);
+    CHECK(mp && mp->graph);
+    for (size_t k = 0; mp && k < mp->graph->n_node; k++)
+        if (!strcmp(mp->graph->node[k]->op_type, "Relu")) strcpy(mp->graph->node[k]->op_type, "Abs");
+    size_t n = mp ? onnx__model_proto__pack(mp, bytes) : 0;
+    f = fopen(abs, "wb");
+    if (f) {
+        fwrite(bytes, 1, n, f);
+        fclose(f);
+    }
+    /* a graph of more nodes than the limit (the same node 10001 times) */
+    const char *many = t_tmp_path("many.onnx");
+    Onnx__NodeProto **nodes = mp ? malloc(10001 * sizeof *nodes) : NULL;
+    if (nodes) {
+        for (int k = 0; k < 10001; k++) nodes[k] = mp->graph->node[0];
+        Onnx__NodeProto **keep = mp->graph->node;
+        size_t keep_n = mp->graph->n_node;
+        mp->graph->node = nodes;
+        mp->graph->n_node = 10001;
+        uint8_t *big = malloc(onnx__model_proto__get_packed_size(mp));
+        size_t big_n = big ? onnx__model_proto__pack(mp, big) : 0;
+        mp->graph->node = keep;
+        mp->graph->n_node = keep_n;
+        f = fopen(many, "wb");
+        if (f && big) fwrite(big, 1, big_n, f);
+        if (f) fclose(f);
+        free(big);
+        free(nodes);
+        expect_import_error(many, DN_ERR_FORMAT, "10001 nodes, more than the importer's limit of 10000", NULL);
+    }
+    if (mp) onnx__model_proto__free_unpacked(mp, NULL);
+    expect_import_error(abs, DN_ERR_FORMAT, "node 'layers.1/Relu_1' (Abs): op type not supported", "the importer reads Gemm");
+}
+
+/* ------------------------------------------------------------------ allocation failures */
+
+static struct {
+    long count, fail_at, live;
+} fa;
+
+static void *fa_alloc(size_t n, void *user)
+{
+    (void)user;
+    if (++fa.count == fa.fail_at) return NULL;
+    void *p = malloc(n);
+    if (p) fa.live++;
+    return p;
+}
+
+static void *fa_realloc(void *p, size_t n, void *user)
+{
+    (void)user;
+    if (++fa.count == fa.fail_at) return NULL;
+    void *q = realloc(p, n);
+    if (q && !p) fa.live++;
+    return q;
+}
+
+static void fa_free(void *p, void *user)
+{
+    (void)user;
+    if (p) {
+        fa.live--;
+        free(p);
+    }
+}
+
+/* Import and export with each allocation refused in turn: every one fails cleanly (DN_ERR_NOMEM, a message,
+ * nothing leaked) or, when the refused allocation had a fallback, succeeds. */
+static void onnx_allocation_failures(void)
+{
+    const dn_allocator counting = {fa_alloc, fa_realloc, fa_free, NULL};
+    dn_model *small = NULL;
+    CHECK_OK(dn_model_load_cfg("tests/fixtures/onnx_all.cfg", &small, NULL));
+    const char *out = t_tmp_path("alloc.onnx");
+    for (int which = 0; which < 2; which++) {
+        long total = 0;
+        for (long at = 0;; at++) {
+            fa.count = 0;
+            fa.fail_at = at;
+            fa.live = 0;
+            dn_set_allocator(&counting);
+            dn_model *m = NULL;
+            dn_status st = which == 0 ? dn_model_import_onnx("tests/fixtures/onnx/lenet.onnx", &m, NULL)
+                                      : dn_model_export_onnx(small, out, 0);
+            dn_model_free(m);
+            dn_set_allocator(NULL);
+            if (at == 0) {
+                CHECK_OK(st);
+                total = fa.count;
+            } else {
+                CHECK_MSG(st == DN_OK || st == DN_ERR_NOMEM, "%s, allocation %ld refused: %s (%s)",
+                          which ? "export" : "import", at, dn_status_name(st), dn_last_error());
+            }
+            CHECK_MSG(fa.live == 0, "%s, allocation %ld refused: %ld blocks leaked", which ? "export" : "import", at,
+                      fa.live);
+            if (at >= total || t_failures_in_test) break;
+        }
+        CHECK(total > 10);
+    }
+    dn_model_free(small);
+}
+
+#endif
+
+void suite_onnx(void)
+{
+    RUN(onnx_not_built_says_so);
+#ifdef DN_ONNX
+    RUN(onnx_export_refusals);
+    RUN(onnx_export_examples);
+    RUN(onnx_import_pytorch_mlp);
+    RUN(onnx_import_pytorch_lenet);
+    RUN(onnx_import_pytorch_resnet);
+    RUN(onnx_round_trip_examples);
+    RUN(onnx_round_trip_fixed_point);
+    RUN(onnx_imported_model_trains);
+    RUN(onnx_import_refusals);
+    RUN(onnx_conformance_pytorch_converted);
+    RUN(onnx_allocation_failures);
+#endif
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""Makes the ONNX import fixtures (docs/onnx.md): small PyTorch models written by torch.onnx.export, with inputs
+and PyTorch's outputs, so that the importer's test (tests/test_onnx.c) needs no PyTorch.  Debian's python3-torch.
+
+    /usr/bin/python3 tools/onnx_fixtures.py [OUT_DIR]      (default tests/fixtures/onnx)
+
+For each model NAME it writes NAME.onnx (opset 13, a dynamic batch axis) and NAME.txt:
+    input D0 D1 ...      the dims, then the values, whitespace-separated, then
+    output D0 D1 ...     the same for PyTorch's output (evaluation mode)
+The models are small (a few ten thousand parameters) so that the fixtures stay small.
+"""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+
+
+def mlp():
+    # Linear layers on [N, 784] export as Gemm (transB=1)
+    return nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10)), (1, 784)
+
+
+def lenet():
+    # Conv, ReLU, MaxPool, Flatten, Gemm: LeNet-5's convolutions with a smaller dense head
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 32), nn.ReLU(), nn.Linear(32, 10)), (1, 1, 28, 28)
+
+
+class ResBlockNet(nn.Module):
+    """A stem, a ResNet basic block (conv-bn-relu-conv-bn + the block's input, relu), two branches joined along
+    channels (Inception-style) and batch-normalised, global average pooling and a dense head: Conv, Relu, Add,
+    Concat, BatchNormalization, GlobalAveragePool, Flatten, Gemm (the exporter folds the block's batch norms into
+    their convolutions)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.c1, self.b1 = nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+        self.c2, self.b2 = nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+        self.down = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.branch_a = nn.Conv2d(6, 3, 1)
+        self.branch_b = nn.Conv2d(6, 3, 3, padding=1)
+        self.b3 = nn.BatchNorm2d(6)  # after the join: no convolution to fold it into, so it stays a node
+        self.head = nn.Linear(6, 10)
+        for bn in (self.b1, self.b2, self.b3):  # statistics away from the initial 0 and 1, as after training
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+            bn.weight.data.uniform_(0.5, 1.5)
+            bn.bias.data.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        y = torch.relu(self.b1(self.c1(x)))
+        x = torch.relu(self.b2(self.c2(y)) + x)
+        x = torch.relu(self.down(x))
+        x = self.b3(torch.cat([torch.relu(self.branch_a(x)), torch.relu(self.branch_b(x))], 1))
+        x = nn.functional.adaptive_avg_pool2d(x, 1)
+        return self.head(torch.flatten(x, 1))
+
+
+def resnet():
+    return ResBlockNet(), (1, 1, 28, 28)
+
+
+def write_tensor(f, tag, t):
+    f.write("%s %s\n" % (tag, " ".join(str(d) for d in t.shape)))
+    f.write(" ".join("%.9g" % v for v in t.reshape(-1).tolist()) + "\n")
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
+    os.makedirs(out, exist_ok=True)
+    for name, make in (("mlp", mlp), ("lenet", lenet), ("resnet", resnet)):
+        torch.manual_seed(1)
+        model, shape = make()
+        model.eval()
+        path = os.path.join(out, name + ".onnx")
+        torch.onnx.export(model, torch.zeros(shape), path, opset_version=13, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+        x = torch.rand((3,) + shape[1:])
+        with torch.no_grad():
+            y = model(x)
+        with open(os.path.join(out, name + ".txt"), "w") as f:
+            write_tensor(f, "input", x)
+            write_tensor(f, "output", y)
+        print(path, sum(p.numel() for p in model.parameters()), "parameters")
+
+
+if __name__ == "__main__":
+    main()
