@@ -429,27 +429,34 @@ static void threads_shutdown_and_fork(void)
         CHECK(dn_threads_workers() >= 1);
         CHECK(memcmp(C1, C2, (size_t)(n * n) * sizeof(float)) == 0);
 
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid == 0) {
-            alarm(30); /* a child stuck waiting for workers it does not have dies instead of hanging the suite */
-            float *C3 = malloc((size_t)(n * n) * sizeof(float));
-            if (!C3) _exit(3);
-            dn_sgemm(false, false, n, n, n, 1.0f, A, n, B, n, 0.0f, C3, n);
-            int same = memcmp(C1, C3, (size_t)(n * n) * sizeof(float)) == 0;
-            free(C3);
-            free(A); /* the child's copies too: a leak checker (valgrind) looks at the child as well */
-            free(B);
-            free(C1);
-            free(C2);
-            dn_threads_shutdown();
-            _exit(same ? 0 : 1);
-        }
-        CHECK(pid > 0);
-        int status = 0;
-        if (pid > 0) {
-            CHECK(waitpid(pid, &status, 0) == pid);
-            CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "forked child: status %d", status);
+        /* qemu-user 7.2 aborts in a child forked from a process whose threads are running (an assertion in its
+         * TCG code, not ours): under emulation (make test-aarch64 sets DN_RUN_PREFIX) the fork half is left out */
+        const char *emu = getenv("DN_RUN_PREFIX");
+        if (emu && *emu) {
+            printf("    fork check not run under emulation (%s)\n", emu);
+        } else {
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                alarm(30); /* a child stuck waiting for workers it does not have dies instead of hanging the suite */
+                float *C3 = malloc((size_t)(n * n) * sizeof(float));
+                if (!C3) _exit(3);
+                dn_sgemm(false, false, n, n, n, 1.0f, A, n, B, n, 0.0f, C3, n);
+                int same = memcmp(C1, C3, (size_t)(n * n) * sizeof(float)) == 0;
+                free(C3);
+                free(A); /* the child's copies too: a leak checker (valgrind) looks at the child as well */
+                free(B);
+                free(C1);
+                free(C2);
+                dn_threads_shutdown();
+                _exit(same ? 0 : 1);
+            }
+            CHECK(pid > 0);
+            int status = 0;
+            if (pid > 0) {
+                CHECK(waitpid(pid, &status, 0) == pid);
+                CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "forked child: status %d", status);
+            }
         }
     }
     free(A);
