@@ -10,7 +10,8 @@
 # its kernels for this CPU; an OPENBLAS_CORETYPE already in the environment is dropped, because a forced
 # older kernel, e.g. Haswell on an AVX-512 machine, would make the reference look twice as slow as it is),
 # ISA (unset: each side uses the best the CPU has; avx2: dendrite runs with DN_ISA=avx2 and PyTorch with
-# OPENBLAS_CORETYPE=Haswell and DNNL_MAX_CPU_ISA=AVX2, so both sides are AVX2 on an AVX-512 machine; portable:
+# OPENBLAS_CORETYPE=Haswell, DNNL_MAX_CPU_ISA=AVX2 and MKL_ENABLE_INSTRUCTIONS=AVX2, so both sides are AVX2 on an
+# AVX-512 machine; portable:
 # dendrite without SIMD, PyTorch as it is).
 #
 # Every figure comes from a fresh process (so each training case has its own peak memory), dendrite and the
@@ -34,7 +35,9 @@ RAW=$BUILD/bench/raw.txt
 case "${ISA:-}" in
 "") unset DN_ISA ;;
 avx2)
-    export DN_ISA=avx2 OPENBLAS_CORETYPE=Haswell DNNL_MAX_CPU_ISA=AVX2 ;;
+    # MKL_ENABLE_INSTRUCTIONS: a PyTorch built with MKL (pip's) takes its BLAS from MKL, which the other two
+    # switches do not reach
+    export DN_ISA=avx2 OPENBLAS_CORETYPE=Haswell DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ;;
 portable | avx512 | neon) export DN_ISA="$ISA" ;;
 *) echo "run.sh: ISA=$ISA: use avx2, avx512, portable or neon" >&2; exit 1 ;;
 esac
@@ -167,7 +170,7 @@ if grep -q '^share ' "$RAW"; then
              for (i = 1; i <= n; i++) {
                  m = split(v[order[i]], a, " ")
                  for (x = 2; x <= m; x++) { y = a[x]; for (j = x - 1; j >= 1 && a[j] > y; j--) a[j + 1] = a[j]; a[j + 1] = y }
-                 printf "%-34s %s threads  %3d%%\n", order[i], "", m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+                 printf "%-40s %3d%%\n", order[i] " thread(s)", m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
              }
          }' "$RAW"
 fi

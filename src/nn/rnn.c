@@ -15,6 +15,8 @@
  * from t = T-1 down, keeps h0 through the padding and starts stepping at the sequence's own last step. */
 #include "nn/rnn.h"
 
+#include <pthread.h>
+
 int dn_rnn_gates(dn_rnn_kind kind) { return kind == DN_LSTM ? 4 : kind == DN_GRU ? 3 : 1; }
 
 const char *dn_rnn_kind_name(dn_rnn_kind kind)
@@ -143,6 +145,17 @@ static dn_tensor *state_row(dn_ctx *ctx, dn_tensor *s, int k, dn_tensor *zeros, 
     return dn_reshape(ctx, dn_slice(ctx, s, 0, k, k + 1, 1), 2, (int64_t[]){n, hid});
 }
 
+/* The sequence ops, found in the registry once (not by name at every forward pass): rnn_seq, lstm_seq, gru_seq. */
+static const dn_op *seq_ops[3];
+static pthread_once_t seq_ops_once = PTHREAD_ONCE_INIT;
+
+static void find_seq_ops(void)
+{
+    seq_ops[0] = dn_op_find("rnn_seq");
+    seq_ops[1] = dn_op_find("lstm_seq");
+    seq_ops[2] = dn_op_find("gru_seq");
+}
+
 dn_status dn_rnn_sequence(dn_ctx *ctx, dn_rnn_kind kind, dn_tensor *x, const int64_t *lengths, int layers,
                           bool bidirectional, dn_tensor *const *params, dn_tensor *h0, dn_tensor *c0, float dropout,
                           dn_rng *rng, bool training, dn_tensor **y, dn_tensor **hn, dn_tensor **cn)
@@ -176,7 +189,8 @@ dn_status dn_rnn_sequence(dn_ctx *ctx, dn_rnn_kind kind, dn_tensor *x, const int
             mask_tn->data[t * n + i] = mask_nt->data[i * steps + t] = v;
             all_valid &= v != 0.0f;
         }
-    const char *op = lstm ? "lstm_seq" : kind == DN_GRU ? "gru_seq" : "rnn_seq";
+    pthread_once(&seq_ops_once, find_seq_ops);
+    const dn_op *op = lstm ? seq_ops[1] : kind == DN_GRU ? seq_ops[2] : seq_ops[0];
 
     dn_tensor *layer_in = x;
     for (int l = 0; l < layers; l++) {
@@ -192,10 +206,10 @@ dn_status dn_rnn_sequence(dn_ctx *ctx, dn_rnn_kind kind, dn_tensor *x, const int
             dn_tensor *st;
             if (lstm) {
                 dn_tensor *in[] = {xw, h, c, w_hh, b_hh, mask_tn};
-                st = dn_apply(ctx, op, 6, in, (double[]){d});
+                st = dn_op_apply(ctx, op, 6, in, (double[]){d});
             } else {
                 dn_tensor *in[] = {xw, h, w_hh, b_hh, mask_tn};
-                st = dn_apply(ctx, op, 5, in, kind == DN_GRU ? (double[]){d} : (double[]){nonlinearity, d});
+                st = dn_op_apply(ctx, op, 5, in, kind == DN_GRU ? (double[]){d} : (double[]){nonlinearity, d});
             }
             const int64_t seq_shape[3] = {n, steps, hid}, last = d == 0 ? steps - 1 : 0;
             dn_tensor *hs = lstm ? dn_reshape(ctx, dn_slice(ctx, st, 0, 0, 1, 1), 3, seq_shape) : st;
