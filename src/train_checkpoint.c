@@ -119,12 +119,8 @@ dn_status dn_trainer_resume(dn_trainer *t, const char *path)
 {
     if (!t || !path) return dn_error(DN_ERR_ARG, "dn_trainer_resume: trainer and path must not be NULL");
     dn_st_file *f = NULL;
-    dn_status s = dn_st_read(path, DN_CKPT_MAX_BYTES, &f);
-    if (!s) s = dn_ckpt_verify(f, path);
-    if (s) {
-        dn_st_free(f);
-        return s;
-    }
+    dn_status s = dn_ckpt_open(path, &f);
+    if (s) return s;
     dn_model *m = dn_trainer_model(t);
     dn_optim *opt = dn_trainer_optim(t);
     dn_trainer_state ts;

@@ -35,6 +35,19 @@ static uint32_t crc32_of(const void *data, size_t n)
     return c ^ 0xffffffffu;
 }
 
+/* Reads a checkpoint (refusing files over DN_CKPT_MAX_BYTES) and checks every tensor's CRC; *f is NULL on failure. */
+dn_status dn_ckpt_open(const char *path, dn_st_file **f)
+{
+    *f = NULL;
+    dn_status s = dn_st_read(path, DN_CKPT_MAX_BYTES, f);
+    if (!s) s = dn_ckpt_verify(*f, path);
+    if (s) {
+        dn_st_free(*f);
+        *f = NULL;
+    }
+    return s;
+}
+
 /* "name=crc;name=crc;..." for the first n entries (heap string, NULL when out of memory). */
 char *dn_ckpt_checksums_text(const dn_st_entry *e, int n)
 {
@@ -245,12 +258,8 @@ dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *tra
     *model = NULL;
     dn_st_file *f = NULL;
     dn_model *m = NULL;
-    dn_status s = dn_st_read(path, DN_CKPT_MAX_BYTES, &f);
-    if (!s) s = dn_ckpt_verify(f, path);
-    if (s) {
-        dn_st_free(f);
-        return s;
-    }
+    dn_status s = dn_ckpt_open(path, &f);
+    if (s) return s;
     const char *cfg = dn_st_meta(f, "cfg");
     if (!cfg || !*cfg) {
         s = dn_error(DN_ERR_FORMAT, "%s: the checkpoint holds no model cfg (it was saved from a model built in C: "
@@ -277,12 +286,8 @@ dn_status dn_model_load_params(dn_model *m, const char *path)
 {
     if (!m || !path) return dn_error(DN_ERR_ARG, "dn_model_load_params: model and path must not be NULL");
     dn_st_file *f = NULL;
-    dn_status s = dn_st_read(path, DN_CKPT_MAX_BYTES, &f);
-    if (!s) s = dn_ckpt_verify(f, path);
-    if (s) {
-        dn_st_free(f);
-        return s;
-    }
+    dn_status s = dn_ckpt_open(path, &f);
+    if (s) return s;
     s = dn_ckpt_load_params(m, f, path);
     dn_st_free(f);
     return s;

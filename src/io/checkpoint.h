@@ -26,6 +26,8 @@ dn_status dn_ckpt_rng_parse(const char *path, const char *text, dn_rng *r);
 int dn_ckpt_param_entries(const dn_model *m, dn_st_entry *e);
 /* Loads those back by name, checking every shape, before changing anything. */
 dn_status dn_ckpt_load_params(dn_model *m, const dn_st_file *f, const char *path);
+/* Reads a checkpoint (size-limited) and verifies its checksums; *f is NULL on failure (free with dn_st_free). */
+dn_status dn_ckpt_open(const char *path, dn_st_file **f);
 /* Compares every tensor with the CRC-32 the file records for it. */
 dn_status dn_ckpt_verify(const dn_st_file *f, const char *path);
 /* "name=crc;..." for the first n entries (free with dn_free; NULL when out of memory). */
