@@ -64,6 +64,10 @@ esac
 # reference BLAS would make it ~15x slower, so its runs get OpenBLAS put first on the library path.
 HAVE_TORCH=0
 if [ -x "$PYTHON" ] && "$PYTHON" -c "import torch" 2>/dev/null; then HAVE_TORCH=1; fi
+if [ "$HAVE_TORCH" = 1 ] && [ ! -d "$OPENBLAS_DIR" ]; then
+    echo "run.sh: warning: no OpenBLAS at $OPENBLAS_DIR (apt-get install libopenblas0-openmp): PyTorch will use the" \
+        "reference BLAS and look ~15x slower than it is" >&2
+fi
 torch_run() { # case threads
     OMP_NUM_THREADS=$2 LD_LIBRARY_PATH="$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
         "$PYTHON" "$HERE/bench_torch.py" --data "$DATA" --text "$TEXT" "$1" "$2"
