@@ -79,5 +79,6 @@ for fixture in tests/fixtures/onnx/*.onnx; do
         echo "FAIL $name: import, info, export, onnxruntime"; bad=$((bad + 1))
     fi
 done
-echo "$ok models match in onnxruntime, $bad failed"
+echo "$ok models match in onnxruntime"
+echo "$ok passed, $bad failed, 0 skipped"
 [ $bad -eq 0 ]
