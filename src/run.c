@@ -149,7 +149,7 @@ static dn_status recompute_stats(dn_run *r)
     if (!s) {
         fit_shape(r, full);
         if (r->c.validation > 0 && r->c.validation < 1)
-            s = dn_dataset_split(full, r->c.validation, r->c.seed ^ 0x5eedULL, &a, &b);
+            s = dn_validation_split(full, &r->c, &a, &b);
         if (!s) s = set_stats(r, a ? a : full);
     }
     dn_dataset_free(full);
@@ -216,7 +216,7 @@ dn_status dn_run_open(const char *cfg_path, const dn_run_options *options, dn_ru
     /* the split the trainer would make itself (same seed), made here so that normalisation sees only the
      * training part */
     if (c->validation > 0) {
-        if ((s = dn_dataset_split(full, c->validation, c->seed ^ 0x5eedULL, &r->train, &r->val))) goto fail;
+        if ((s = dn_validation_split(full, c, &r->train, &r->val))) goto fail;
         dn_dataset_free(full);
     } else {
         r->train = full;

@@ -180,7 +180,7 @@ dn_status dn_trainer_new(dn_model *m, const dn_train_config *config, const dn_da
     t->m = m;
     t->cfg = *config;
     if (!val && config->validation > 0) {
-        s = dn_dataset_split(train, config->validation, config->seed ^ 0x5eedULL, &t->own_train, &t->own_val);
+        s = dn_validation_split(train, config, &t->own_train, &t->own_val);
         if (s) goto fail;
         t->train = t->own_train;
         t->val = t->own_val;
@@ -249,6 +249,11 @@ static bool improved(const dn_trainer *t, double v)
 
 /* The trainer's thread count ([train] threads, --threads) holds while it works and is put back after, so a trainer
  * never changes what other code in the process gets. */
+dn_status dn_validation_split(const dn_dataset *d, const dn_train_config *c, dn_dataset **train, dn_dataset **val)
+{
+    return dn_dataset_split(d, c->validation, c->seed ^ 0x5eedULL, train, val);
+}
+
 static int threads_enter(int want)
 {
     const int old = dn_threads_requested();

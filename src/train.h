@@ -36,4 +36,8 @@ dn_tensor *dn_apply_loss(dn_ctx *ctx, const dn_train_config *c, dn_tensor *out, 
 int64_t dn_count_correct(const dn_train_config *c, const dn_tensor *out, const float *y, int64_t n, int64_t *confusion,
                          int n_classes);
 
+/* The validation split of a training set: fraction c->validation held out, seeded from c->seed.  The trainer and the
+ * run both make it through here, so the run's normalisation sees exactly the part the trainer trains on. */
+dn_status dn_validation_split(const dn_dataset *d, const dn_train_config *c, dn_dataset **train, dn_dataset **val);
+
 #endif
