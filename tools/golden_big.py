@@ -76,7 +76,6 @@ Format (whitespace-separated; '#' starts a comment):
     end
 """
 import argparse
-import difflib
 import math
 import os
 import sys
@@ -436,22 +435,7 @@ def main():
         return generate(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, quiet=True)
-        differ = 0
-        for family in FAMILIES:
-            new_path, old_path = os.path.join(tmp, family + ".txt"), os.path.join(args.out, family + ".txt")
-            if not os.path.exists(old_path):
-                print("check: %s is missing" % old_path)
-                differ += 1
-                continue
-            with open(new_path) as f:
-                new = f.readlines()
-            with open(old_path) as f:
-                old = f.readlines()
-            if new != old:
-                differ += 1
-                sys.stdout.writelines(list(difflib.unified_diff(old, new, old_path, "regenerated", n=1))[:40])
-        print("check: %d of %d fixtures differ" % (differ, len(FAMILIES)))
-        return 1 if differ else 0
+        return mg.compare_fixtures(FAMILIES, tmp, args.out)
 
 
 if __name__ == "__main__":

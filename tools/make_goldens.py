@@ -985,22 +985,28 @@ def main():
         return rc
     with tempfile.TemporaryDirectory() as tmp:
         generate(names, tmp)
-        differ = 0
-        for name in names:
-            new_path, old_path = os.path.join(tmp, name + ".txt"), os.path.join(args.out, name + ".txt")
-            if not os.path.exists(old_path):
-                print("check: %s is missing" % old_path)
-                differ += 1
-                continue
-            with open(new_path) as f:
-                new = f.readlines()
-            with open(old_path) as f:
-                old = f.readlines()
-            if new != old:
-                differ += 1
-                sys.stdout.writelines(list(difflib.unified_diff(old, new, old_path, "regenerated", n=1))[:40])
-        print("check: %d of %d fixtures differ" % (differ, len(names)))
-        return 1 if differ else 0
+        return compare_fixtures(names, tmp, args.out)
+
+
+def compare_fixtures(names, new_dir, old_dir):
+    """--check: diff <name>.txt regenerated in new_dir against the committed one in old_dir; exit status 1 if any
+    differs or is missing (tools/golden_big.py uses this too)."""
+    differ = 0
+    for name in names:
+        new_path, old_path = os.path.join(new_dir, name + ".txt"), os.path.join(old_dir, name + ".txt")
+        if not os.path.exists(old_path):
+            print("check: %s is missing" % old_path)
+            differ += 1
+            continue
+        with open(new_path) as f:
+            new = f.readlines()
+        with open(old_path) as f:
+            old = f.readlines()
+        if new != old:
+            differ += 1
+            sys.stdout.writelines(list(difflib.unified_diff(old, new, old_path, "regenerated", n=1))[:40])
+    print("check: %d of %d fixtures differ" % (differ, len(names)))
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":
