@@ -80,7 +80,23 @@ struct dn_ctx {
     bool backward_done; /* dn_backward ran on this tape */
     bool detect_anomaly; /* check every op's output and gradients for NaN/inf */
     const char *tag;     /* what is being computed (a model sets "layer 3 (conv2d)"), for messages */
+    /* Data parallelism (src/dist): when `replica` is set, this context computes one shard of a global batch of
+     * `global_batch` samples, whose first sample has global index `shard_offset`.  Ops that look across the batch
+     * (batch norm's statistics, the loss's mean, dropout's masks) use them so that the K shards together compute
+     * exactly what one process computes on the whole batch.  NULL: the context holds the whole batch. */
+    const struct dn_replica *replica;
+    int64_t shard_offset, global_batch;
 };
+
+/* One of K processes that each compute a shard of every global batch.  `sum` adds n doubles in place over all
+ * replicas, in a fixed order, and every replica gets the same bits; it is collective: every replica calls it the
+ * same number of times with the same n, including a replica whose shard is empty.  Returns DN_OK or an error (set
+ * with dn_error). */
+typedef struct dn_replica {
+    int rank, size;
+    dn_status (*sum)(void *user, double *buf, size_t n);
+    void *user;
+} dn_replica;
 
 /* A tensor in the context's arena: contiguous, uninitialised (new) or zeroed (zeros). */
 dn_tensor *dn_ctx_tensor(dn_ctx *ctx, int ndim, const int64_t *shape);
