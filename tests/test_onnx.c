@@ -10,6 +10,8 @@
 
 #ifdef DN_ONNX
 #include <dirent.h>
+#include "io/onnx.h"
+#include "nn/layer_table.h"
 #include "onnx.pb-c.h"
 #endif
 
@@ -88,6 +90,9 @@ static void write_case(FILE *f, dn_model *m, dn_rng *r, int64_t n, float lo, flo
 {
     int64_t shape[DN_MAX_DIMS + 1] = {n};
     int nd = dn_model_input_shape(m, shape + 1) + 1;
+    /* a sequence model takes shorter sequences too (the exported graph leaves T free): the batch of 3 is 3 steps
+     * shorter than the configured length */
+    if (m->variable_length && n > 1 && shape[1] > 3) shape[1] -= 3;
     dn_ctx *ctx = dn_ctx_new();
     dn_tensor *x = NULL;
     CHECK_OK(dn_tensor_new(ctx, nd, shape, &x));
@@ -97,6 +102,9 @@ static void write_case(FILE *f, dn_model *m, dn_rng *r, int64_t n, float lo, flo
     }
     float *xd = dn_tensor_data(x);
     for (int64_t i = 0; i < dn_tensor_numel(x); i++) xd[i] = lo + (hi - lo) * dn_rng_uniform(r);
+    /* an embedding's input is token ids: integers in [lo, hi) */
+    if (m->n_layers && m->layers[0].kind == DN_LAYER_EMBEDDING)
+        for (int64_t i = 0; i < dn_tensor_numel(x); i++) xd[i] = floorf(xd[i]);
     dn_ctx_set_grad(ctx, false);
     dn_model_set_training(m, false);
     dn_tensor *y = dn_model_forward(m, ctx, x);
@@ -115,7 +123,7 @@ static void write_case(FILE *f, dn_model *m, dn_rng *r, int64_t n, float lo, flo
 
 /* The written file read back: opset, the dynamic batch axis, the output's shape, the parameters under their
  * checkpoint names, the metadata and the op types used. */
-static void check_file(const char *path, const dn_model *m, const char *const *must_have_ops)
+static void check_file(const char *path, const dn_model *m, const char *const *must_have_ops, int opset)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -132,16 +140,23 @@ static void check_file(const char *path, const dn_model *m, const char *const *m
     free(buf);
     CHECK_MSG(model, "%s does not parse as an ONNX ModelProto", path);
     if (!model) return;
-    CHECK(model->n_opset_import == 1 && model->opset_import[0]->version == DN_ONNX_OPSET);
+    CHECK(model->n_opset_import == 1 && model->opset_import[0]->version == (opset ? opset : DN_ONNX_OPSET));
     CHECK(model->graph && model->graph->n_input == 1 && model->graph->n_output == 1);
     const Onnx__TensorShapeProto *in = model->graph->input[0]->type->tensor_type->shape;
     CHECK(in->n_dim == (size_t)m->in_ndim + 1);
     CHECK(in->dim[0]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM);
-    for (int i = 0; i < m->in_ndim; i++) CHECK(in->dim[i + 1]->dim_value == m->in_shape[i]);
+    /* a sequence model's T is free (named) too */
+    for (int i = 0; i < m->in_ndim; i++)
+        CHECK(i == 0 && m->variable_length ? in->dim[1]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                                           : in->dim[i + 1]->dim_value == m->in_shape[i]);
     CHECK(!strcmp(model->graph->output[0]->name, "output"));
-    /* every parameter, with its data */
+    /* every parameter, with its data (a recurrent layer's are regrouped into ONNX's W, R and B: checked below) */
     for (int t = 0; t < m->n_tensors; t++) {
-        bool found = false;
+        bool found = false, recurrent = false;
+        for (int li = 0; li < m->n_layers; li++)
+            recurrent |= m->layers[li].kind == DN_LAYER_RECURRENT && t >= m->layers[li].first_tensor &&
+                         t < m->layers[li].first_tensor + m->layers[li].n_tensors;
+        if (recurrent) continue;
         for (size_t k = 0; k < model->graph->n_initializer; k++) {
             const Onnx__TensorProto *init = model->graph->initializer[k];
             if (strcmp(init->name, m->tensors[t].name)) continue;
@@ -164,7 +179,7 @@ static void check_file(const char *path, const dn_model *m, const char *const *m
     onnx__model_proto__free_unpacked(model, NULL);
 }
 
-static void export_one(const char *cfg, const char *name, float lo, float hi, const char *const *ops)
+static void export_opset(const char *cfg, const char *name, float lo, float hi, const char *const *ops, int opset)
 {
     dn_model *m = NULL;
     CHECK_OK(dn_model_load_cfg(cfg, &m, NULL));
@@ -173,8 +188,8 @@ static void export_one(const char *cfg, const char *name, float lo, float hi, co
     dn_rng_seed(&r, 42);
     perturb(m, &r);
     const char *onnx = out_path(name, ".onnx");
-    CHECK_OK(dn_model_export_onnx(m, onnx, 0));
-    check_file(onnx, m, ops);
+    CHECK_OK(dn_model_export_onnx(m, onnx, opset));
+    check_file(onnx, m, ops, opset);
     FILE *f = fopen(out_path(name, ".json"), "w");
     CHECK(f);
     if (f) {
@@ -185,6 +200,11 @@ static void export_one(const char *cfg, const char *name, float lo, float hi, co
         CHECK(fclose(f) == 0);
     }
     dn_model_free(m);
+}
+
+static void export_one(const char *cfg, const char *name, float lo, float hi, const char *const *ops)
+{
+    export_opset(cfg, name, lo, hi, ops, 0);
 }
 
 static void onnx_export_examples(void)
@@ -199,6 +219,40 @@ static void onnx_export_examples(void)
                                 "LeakyRelu", "Softmax", "LogSoftmax", "GlobalMaxPool", "Softplus", "Sigmoid", NULL});
 }
 
+/* The sequence models: the recurrent examples and two cfgs with every recurrent kind, stacked and bidirectional,
+ * an embedding, dense layers at every step, and both kinds of output (every step, last step). */
+static void onnx_export_sequences(void)
+{
+    export_one("examples/mnist_rows_lstm.cfg", "mnist_rows_lstm", 0, 1, (const char *[]){"LSTM", "Transpose", NULL});
+    export_one("examples/mnist_rows_gru.cfg", "mnist_rows_gru", 0, 1, (const char *[]){"GRU", "Gemm", NULL});
+    export_one("examples/char_lstm.cfg", "char_lstm", 0, 128, (const char *[]){"Cast", "Gather", "LSTM", "MatMul", NULL});
+    export_one("tests/fixtures/onnx_seq.cfg", "onnx_seq", 0, 20,
+               (const char *[]){"Gather", "RNN", "GRU", "LSTM", "MatMul", "Add", "Reshape", "Tanh", NULL});
+    export_one("tests/fixtures/onnx_seq2.cfg", "onnx_seq2", -1, 1, (const char *[]){"RNN", "GRU", "LSTM", "Squeeze", NULL});
+}
+
+/* The exporters' table (src/io/onnx_export.c) has a row for every layer kind, so a kind added to the layer table
+ * cannot be forgotten by the export (the _Static_assert there catches a missing last row, this one a gap). */
+static void onnx_every_layer_kind_has_an_exporter(void)
+{
+    for (int k = 0; k < dn_layer_def_count(); k++)
+        CHECK_MSG(dn_onnx_layer_ops(k) && dn_onnx_layer_ops(k)[0], "layer kind %d (section [%s]) has no ONNX exporter",
+                  k, dn_layer_def_of((dn_layer_kind)k)->sections[0]);
+    CHECK(dn_onnx_layer_ops(dn_layer_def_count()) == NULL && dn_onnx_layer_ops(-1) == NULL);
+}
+
+/* The opsets the exporter writes besides 13: one small model each, run in onnxruntime by tests/test_onnx.sh. */
+static void onnx_export_opsets(void)
+{
+    for (int opset = 14; opset <= 17; opset++) {
+        char name[32];
+        snprintf(name, sizeof name, "opset%d_seq2", opset);
+        export_opset("tests/fixtures/onnx_seq2.cfg", name, -1, 1, (const char *[]){"LSTM", NULL}, opset);
+        snprintf(name, sizeof name, "opset%d_mlp", opset);
+        export_opset("examples/mnist_mlp.cfg", name, 0, 1, (const char *[]){"Gemm", NULL}, opset);
+    }
+}
+
 static void onnx_export_refusals(void)
 {
     dn_model *m = NULL;
@@ -210,11 +264,12 @@ static void onnx_export_refusals(void)
     CHECK(dn_model_export_onnx(m, "/nonexistent-dir/x.onnx", 0) == DN_ERR_IO);
     CHECK_MSG(strstr(dn_last_error(), "/nonexistent-dir/x.onnx"), "message: %s", dn_last_error());
     dn_model_free(m);
-    /* sequence models are refused, with what is exported */
+    /* a flatten of a sequence is refused: its size depends on T, which the graph leaves free */
     m = NULL;
-    CHECK_OK(dn_model_load_cfg("examples/mnist_rows_lstm.cfg", &m, NULL));
-    CHECK(dn_model_export_onnx(m, t_tmp_path("lstm.onnx"), 0) == DN_ERR_ARG);
-    CHECK_MSG(strstr(dn_last_error(), "not implemented"), "message: %s", dn_last_error());
+    CHECK_OK(dn_model_from_cfg("[net]\ninput = 6, 3\n[lstm]\nhidden = 2\n[flatten]\n[dense]\nunits = 2\n", "seqflat", &m,
+                               NULL));
+    CHECK(dn_model_export_onnx(m, t_tmp_path("seqflat.onnx"), 0) == DN_ERR_ARG);
+    CHECK_MSG(strstr(dn_last_error(), "layers.1: a flatten of a sequence"), "message: %s", dn_last_error());
     dn_model_free(m);
 }
 
@@ -321,6 +376,11 @@ static void import_fixture(const char *name)
 static void onnx_import_pytorch_mlp(void) { import_fixture("mlp"); }
 static void onnx_import_pytorch_lenet(void) { import_fixture("lenet"); }
 static void onnx_import_pytorch_resnet(void) { import_fixture("resnet"); }
+/* the recurrent ones (tools/onnx_fixtures.py): each with a free batch and length T */
+static void onnx_import_pytorch_lstm_rows(void) { import_fixture("lstm_rows"); }
+static void onnx_import_pytorch_gru_bi(void) { import_fixture("gru_bi"); }
+static void onnx_import_pytorch_rnn_tanh(void) { import_fixture("rnn_tanh"); }
+static void onnx_import_pytorch_char_lstm(void) { import_fixture("char_lstm"); }
 
 /* Every op the importer reads that the examples lack: PReLU (one alpha, one per channel), Clip, avg pooling with
  * padding, global max pooling, the activations with attributes; and a dense layer reading a flattened image. */
@@ -502,6 +562,15 @@ static float *read_pb_tensor(const char *path, int *ndim, int64_t *dims, int64_t
             free(out);
             out = NULL;
         }
+    } else if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && t->n_dims <= DN_MAX_DIMS &&
+               (out = malloc((size_t)(*numel ? *numel : 1) * sizeof *out))) {
+        /* token ids (an embedding's input): dendrite's ids are floats */
+        for (int64_t i = 0; i < *numel; i++) {
+            int64_t v = 0;
+            if (t->has_raw_data && t->raw_data.len == (size_t)*numel * 8) memcpy(&v, t->raw_data.data + 8 * i, 8);
+            else if ((int64_t)t->n_int64_data == *numel) v = t->int64_data[i];
+            out[i] = (float)v;
+        }
     }
     onnx__tensor_proto__free_unpacked(t, NULL);
     return out;
@@ -517,7 +586,8 @@ static void onnx_conformance_pytorch_converted(void)
         "test_AvgPool2d", "test_AvgPool2d_stride", "test_BatchNorm2d_eval", "test_BatchNorm2d_momentum_eval",
         "test_Conv2d", "test_Conv2d_depthwise", "test_Conv2d_depthwise_padded", "test_Conv2d_depthwise_strided",
         "test_Conv2d_depthwise_with_multiplier", "test_Conv2d_dilated", "test_Conv2d_groups", "test_Conv2d_groups_thnn",
-        "test_Conv2d_no_bias", "test_Conv2d_padding", "test_Conv2d_strided", "test_Linear", "test_MaxPool2d",
+        "test_Conv2d_no_bias", "test_Conv2d_padding", "test_Conv2d_strided", "test_Embedding", "test_Embedding_sparse",
+        "test_Linear", "test_MaxPool2d",
         "test_PReLU_2d", "test_ReLU", "test_Sigmoid", "test_Softmax", "test_Softplus", "test_Tanh", NULL};
     DIR *d = opendir(root);
     if (!d) {
@@ -721,11 +791,18 @@ void suite_onnx(void)
 {
     RUN(onnx_not_built_says_so);
 #ifdef DN_ONNX
+    RUN(onnx_every_layer_kind_has_an_exporter);
     RUN(onnx_export_refusals);
     RUN(onnx_export_examples);
+    RUN(onnx_export_sequences);
+    RUN(onnx_export_opsets);
     RUN(onnx_import_pytorch_mlp);
     RUN(onnx_import_pytorch_lenet);
     RUN(onnx_import_pytorch_resnet);
+    RUN(onnx_import_pytorch_lstm_rows);
+    RUN(onnx_import_pytorch_gru_bi);
+    RUN(onnx_import_pytorch_rnn_tanh);
+    RUN(onnx_import_pytorch_char_lstm);
     RUN(onnx_round_trip_examples);
     RUN(onnx_round_trip_fixed_point);
     RUN(onnx_imported_model_trains);

@@ -4,7 +4,8 @@ and PyTorch's outputs, so that the importer's test (tests/test_onnx.c) needs no 
 
     /usr/bin/python3 tools/onnx_fixtures.py [OUT_DIR]      (default tests/fixtures/onnx)
 
-For each model NAME it writes NAME.onnx (opset 13, a dynamic batch axis) and NAME.txt:
+For each model NAME it writes NAME.onnx (opset 13, gru_bi opset 14; a dynamic batch axis, and a dynamic length T
+for the sequence models) and NAME.txt:
     input D0 D1 ...      the dims, then the values, whitespace-separated, then
     output D0 D1 ...     the same for PyTorch's output (evaluation mode)
 The models are small (a few ten thousand parameters) so that the fixtures stay small.
@@ -65,9 +66,77 @@ def resnet():
     return ResBlockNet(), (1, 1, 28, 28)
 
 
+class RowsLSTM(nn.Module):
+    """An LSTM classifier reading MNIST rows (examples/mnist_rows_lstm.cfg, smaller): batch-first, two stacked
+    layers, the last step's output, a Linear head.  torch.onnx.export: Transpose, two LSTM nodes joined by a
+    Squeeze, Squeeze, Transpose, Gather(axis 1, -1), Gemm; the initial states are zeros made from the input's
+    shape (Shape, Gather, Unsqueeze, Concat, ConstantOfShape, Slice)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(28, 16, num_layers=2, batch_first=True)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        y, _ = self.rnn(x)
+        return self.head(y[:, -1, :])
+
+
+class BiGRU(nn.Module):
+    """A stacked bidirectional GRU, batch-first, with a Linear at every step: GRU nodes joined by Transpose and
+    Reshape, then MatMul and Add (a Linear on a 3-d input)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(5, 6, num_layers=2, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(12, 4)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])
+
+
+class TimeMajorRNN(nn.Module):
+    """A vanilla RNN (tanh), time-major (batch_first=False: the input is [T, N, F]), the last step, a Linear head.
+    dendrite's model takes [N, T, F]: the fixture's input is written batch-first."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(5, 7)
+        self.head = nn.Linear(7, 3)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][-1])
+
+
+class CharLSTM(nn.Module):
+    """A character model (examples/char_lstm.cfg, smaller): Embedding (Gather of int64 ids), an LSTM, a Linear at
+    every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(30, 8)
+        self.rnn = nn.LSTM(8, 12, batch_first=True)
+        self.head = nn.Linear(12, 30)
+
+    def forward(self, x):
+        return self.head(self.rnn(self.emb(x))[0])
+
+
 def write_tensor(f, tag, t):
     f.write("%s %s\n" % (tag, " ".join(str(d) for d in t.shape)))
     f.write(" ".join("%.9g" % v for v in t.reshape(-1).tolist()) + "\n")
+
+
+# Sequence models: (name, model, input shape for the export, dynamic axes of the input and output, the input for
+# the fixture, opset); the batch and the length T are left free.
+def sequence_models():
+    bt = {0: "N", 1: "T"}
+    return (
+        ("lstm_rows", RowsLSTM(), (1, 28, 28), bt, {0: "N"}, lambda: torch.rand(3, 28, 28), 13),
+        ("gru_bi", BiGRU(), (1, 7, 5), bt, bt, lambda: torch.rand(3, 7, 5) * 2 - 1, 14),
+        ("rnn_tanh", TimeMajorRNN(), (6, 1, 5), {0: "T", 1: "N"}, {0: "N"}, lambda: torch.rand(6, 3, 5) * 2 - 1, 13),
+        ("char_lstm", CharLSTM(), (1, 9), bt, bt, lambda: torch.randint(0, 30, (3, 9)), 13),
+    )
 
 
 def main():
@@ -83,6 +152,22 @@ def main():
         x = torch.rand((3,) + shape[1:])
         with torch.no_grad():
             y = model(x)
+        with open(os.path.join(out, name + ".txt"), "w") as f:
+            write_tensor(f, "input", x)
+            write_tensor(f, "output", y)
+        print(path, sum(p.numel() for p in model.parameters()), "parameters")
+    torch.manual_seed(2)
+    for name, model, shape, dyn_in, dyn_out, make_x, opset in sequence_models():
+        model.eval()
+        path = os.path.join(out, name + ".onnx")
+        dtype = torch.long if name == "char_lstm" else torch.float
+        torch.onnx.export(model, torch.zeros(shape, dtype=dtype), path, opset_version=opset, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": dyn_in, "output": dyn_out})
+        x = make_x()
+        with torch.no_grad():
+            y = model(x)
+        if name == "rnn_tanh":
+            x = x.transpose(0, 1)  # dendrite's (and the re-exported graph's) input is batch-first [N, T, F]
         with open(os.path.join(out, name + ".txt"), "w") as f:
             write_tensor(f, "input", x)
             write_tensor(f, "output", y)

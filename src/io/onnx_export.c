@@ -11,7 +11,9 @@
  * Layout: dendrite's tensors are NCHW and its weights are PyTorch's, which are ONNX's too (dense [units, in]
  * with Gemm transB=1, conv [F, C/groups, kh, kw]); so no weight is transposed, only reshaped (PReLU's slope). */
 #include "nn/model.h"
+#include "nn/rnn.h"
 #include "io/ini.h"
+#include "io/onnx.h"
 
 #include "onnx.pb-c.h"
 
@@ -209,6 +211,38 @@ static const char *gb_op2(gb *g, const char *prefix, const char *op, const char 
     return gb_out(gb_node(g, prefix, op, 2, (const char *[]){a, b}));
 }
 
+/* An int64 initializer with a fresh name (Reshape's shape, Squeeze's axes). */
+static const char *gb_ints(gb *g, int n, const int64_t *v)
+{
+    Onnx__TensorProto *t = gb_alloc(g, sizeof *t);
+    int64_t *d = gb_alloc(g, sizeof *d), *data = gb_alloc(g, (size_t)n * sizeof *data);
+    char *name = gb_strf(g, "const_%d", g->next_id++);
+    if (!t || !d || !data || !name) return "?";
+    onnx__tensor_proto__init(t);
+    d[0] = n;
+    memcpy(data, v, (size_t)n * sizeof *data);
+    t->n_dims = 1;
+    t->dims = d;
+    t->has_data_type = 1;
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    t->n_int64_data = (size_t)n;
+    t->int64_data = data;
+    t->name = name;
+    return gb_push(g, (void ***)&g->inits, &g->n_inits, &g->cap_inits, t) ? name : "?";
+}
+
+static const char *gb_transpose(gb *g, const char *prefix, const char *x, int n, const int64_t *perm)
+{
+    Onnx__NodeProto *node = gb_node(g, prefix, "Transpose", 1, &x);
+    gb_attr_ints(g, node, "perm", n, perm);
+    return gb_out(node);
+}
+
+static const char *gb_reshape(gb *g, const char *prefix, const char *x, int n, const int64_t *shape)
+{
+    return gb_op2(g, prefix, "Reshape", x, gb_ints(g, n, shape));
+}
+
 /* ------------------------------------------------------------------ the export of one model */
 
 typedef struct onnx_export {
@@ -314,8 +348,14 @@ static dn_status export_dense(onnx_export *e, int li, const char *prefix, const 
 {
     const dn_layer *l = &e->m->layers[li];
     gb *g = &e->g;
-    if (l->per_step)
-        return dn_error(DN_ERR_ARG, "%s: a dense layer over a sequence has no ONNX export yet (docs/onnx.md)", prefix);
+    if (l->per_step) {
+        /* over a sequence [N, T, F], at every step: MatMul with the weight [units, F] transposed, then Add of the
+         * bias (Gemm takes only 2-d inputs); the weight stays an initializer under its own name */
+        const char *wt = gb_transpose(g, prefix, init_param(e, l, 0), 2, (int64_t[]){1, 0});
+        *y = gb_op2(g, prefix, "MatMul", x, wt);
+        if (l->bias) *y = gb_op2(g, prefix, "Add", *y, init_param(e, l, 1));
+        return DN_OK;
+    }
     if (input_ndim(e->m, li) != 1) {
         Onnx__NodeProto *f = gb_node(g, prefix, "Flatten", 1, &x);
         gb_attr_int(g, f, "axis", 1);
@@ -389,6 +429,9 @@ static dn_status export_batchnorm(onnx_export *e, int li, const char *prefix, co
 
 static dn_status export_flatten(onnx_export *e, int li, const char *prefix, const char *x, const char **y)
 {
+    if (e->m->variable_length && input_ndim(e->m, li) == 2)
+        return dn_error(DN_ERR_ARG, "%s: a flatten of a sequence depends on its length T, which an exported sequence "
+                                    "model leaves free (docs/onnx.md)", prefix);
     Onnx__NodeProto *node = gb_node(&e->g, prefix, "Flatten", 1, &x);
     gb_attr_int(&e->g, node, "axis", 1);
     *y = gb_out(node);
@@ -430,34 +473,161 @@ static dn_status export_route(onnx_export *e, int li, const char *prefix, const 
     return DN_OK;
 }
 
-static dn_status export_not_yet(onnx_export *e, int li, const char *prefix, const char *x, const char **y)
+/* ------------------------------------------------------------------ sequence layers */
+
+/* token ids [N, T] (floats holding integers, as dendrite's input is float) -> [N, T, E]: Cast to int64, then Gather
+ * of the weight's rows (axis 0) */
+static dn_status export_embedding(onnx_export *e, int li, const char *prefix, const char *x, const char **y)
 {
-    return dn_error(DN_ERR_ARG, "%s: ONNX export of %s layers is not implemented yet (dense, conv2d, pooling, batch "
-                                "norm, dropout, flatten, activations, shortcut and route are; docs/onnx.md)",
-                    prefix, e->m->layers[li].type);
+    const dn_layer *l = &e->m->layers[li];
+    gb *g = &e->g;
+    Onnx__NodeProto *cast = gb_node(g, prefix, "Cast", 1, &x);
+    gb_attr_int(g, cast, "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
+    *y = gb_op2(g, prefix, "Gather", init_param(e, l, 0), gb_out(cast));
+    return DN_OK;
 }
+
+/* The gate blocks of ONNX's W, R and B in dendrite's (PyTorch's) order: ONNX block j is dendrite block perm[j].
+ * LSTM: ONNX i, o, f, c from PyTorch's i, f, g, o; GRU: ONNX z, r, h from PyTorch's r, z, n (h = PyTorch's n with
+ * linear_before_reset = 1: r multiplies W_hn h + b_hn, as in torch.nn.GRU); RNN: one block. */
+static const int lstm_gates_onnx[4] = {0, 3, 1, 2};
+static const int gru_gates_onnx[3] = {1, 0, 2};
+static const int rnn_gates_onnx[1] = {0};
+
+static const int *onnx_gate_order(int rnn_kind)
+{
+    return rnn_kind == DN_LSTM ? lstm_gates_onnx : rnn_kind == DN_GRU ? gru_gates_onnx : rnn_gates_onnx;
+}
+
+/* dst [G*H, cols] = src [G*H, cols] with its H-row gate blocks in ONNX's order */
+static void gates_to_onnx(float *dst, const float *src, int gates, const int *perm, int64_t hid, int64_t cols)
+{
+    for (int j = 0; j < gates; j++)
+        memcpy(dst + (int64_t)j * hid * cols, src + (int64_t)perm[j] * hid * cols, (size_t)(hid * cols) * sizeof *dst);
+}
+
+static ProtobufCBinaryData gb_bytes(gb *g, const char *v)
+{
+    char *s = gb_strf(g, "%s", v);
+    return (ProtobufCBinaryData){s ? strlen(s) : 0, (uint8_t *)s};
+}
+
+static void gb_attr_string(gb *g, Onnx__NodeProto *node, const char *name, const char *v)
+{
+    Onnx__AttributeProto *a = gb_attr(g, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+    if (!a) return;
+    a->has_s = 1;
+    a->s = gb_bytes(g, v);
+}
+
+static void gb_attr_strings(gb *g, Onnx__NodeProto *node, const char *name, int n, const char *const *v)
+{
+    Onnx__AttributeProto *a = gb_attr(g, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+    ProtobufCBinaryData *list = gb_alloc(g, (size_t)n * sizeof *list);
+    if (!a || !list) return;
+    for (int i = 0; i < n; i++) list[i] = gb_bytes(g, v[i]);
+    a->n_strings = (size_t)n;
+    a->strings = list;
+}
+
+/* A recurrent layer as one ONNX RNN / LSTM / GRU node per stacked layer, with ONNX's default layout (layout = 0,
+ * the only one before opset 14): X [T, N, I], Y [T, D, N, H], Y_h [D, N, H], D the number of directions.
+ *     x [N, T, F] -> Transpose(1, 0, 2) -> [T, N, F]
+ *     per layer k: W [D, G*H, I], R [D, G*H, H], B [D, 2*G*H] = [W_b; R_b], gates in ONNX's order (above);
+ *                  no initial_h / initial_c: zeros, as dendrite starts each sequence (a stateful model's carried
+ *                  state is not exported: the graph is the stateless inference form)
+ *     between layers, and after the last for every step: Y -> [T, N, D*H], the directions side by side as dendrite
+ *                  joins them: Squeeze(axis 1) for D = 1, Transpose(0, 2, 1, 3) and Reshape(0, 0, -1) for D = 2
+ *     every step (return_sequences = 1): Transpose(1, 0, 2) -> [N, T, D*H]
+ *     last step only: the last layer's Y_h [D, N, H] (each direction's final state: the forward one after step
+ *                  T-1, the reverse one after step 0), Transpose(1, 0, 2) and Reshape(0, -1) -> [N, D*H] */
+static dn_status export_recurrent(onnx_export *e, int li, const char *prefix, const char *x, const char **y)
+{
+    const dn_layer *l = &e->m->layers[li];
+    gb *g = &e->g;
+    const int dirs = l->bidirectional ? 2 : 1, gates = dn_rnn_gates((dn_rnn_kind)l->rnn_kind);
+    const int *perm = onnx_gate_order(l->rnn_kind);
+    const int64_t hid = l->units, gh = gates * hid;
+    const char *op = l->rnn_kind == DN_LSTM ? "LSTM" : l->rnn_kind == DN_GRU ? "GRU" : "RNN";
+    x = gb_transpose(g, prefix, x, 3, (int64_t[]){1, 0, 2});
+    const char *y_h = NULL;
+    for (int k = 0; k < l->rnn_layers; k++) {
+        const int64_t in = param(e->m, l, 4 * k * dirs)->shape[1];
+        float *w = gb_alloc(g, (size_t)(dirs * gh * in) * sizeof *w), *r = gb_alloc(g, (size_t)(dirs * gh * hid) * sizeof *r);
+        float *b = gb_alloc(g, (size_t)(dirs * 2 * gh) * sizeof *b);
+        if (!w || !r || !b) return DN_ERR_NOMEM;
+        for (int d = 0; d < dirs; d++) {
+            const int p = 4 * (k * dirs + d); /* weight_ih, weight_hh, bias_ih, bias_hh of this layer and direction */
+            gates_to_onnx(w + d * gh * in, param(e->m, l, p)->data, gates, perm, hid, in);
+            gates_to_onnx(r + d * gh * hid, param(e->m, l, p + 1)->data, gates, perm, hid, hid);
+            gates_to_onnx(b + d * 2 * gh, param(e->m, l, p + 2)->data, gates, perm, hid, 1);
+            gates_to_onnx(b + d * 2 * gh + gh, param(e->m, l, p + 3)->data, gates, perm, hid, 1);
+        }
+        const char *in_names[4] = {
+            x, gb_init_float(g, gb_strf(g, "%s.W_l%d", prefix, k), 3, (int64_t[]){dirs, gh, in}, w),
+            gb_init_float(g, gb_strf(g, "%s.R_l%d", prefix, k), 3, (int64_t[]){dirs, gh, hid}, r),
+            gb_init_float(g, gb_strf(g, "%s.B_l%d", prefix, k), 2, (int64_t[]){dirs, 2 * gh}, b)};
+        Onnx__NodeProto *node = gb_node(g, prefix, op, 4, in_names);
+        gb_attr_int(g, node, "hidden_size", hid);
+        if (dirs == 2) gb_attr_string(g, node, "direction", "bidirectional");
+        if (l->rnn_kind == DN_GRU) gb_attr_int(g, node, "linear_before_reset", 1);
+        if (l->rnn_kind == DN_RNN_TANH || l->rnn_kind == DN_RNN_RELU) {
+            const char *act = l->rnn_kind == DN_RNN_RELU ? "Relu" : "Tanh";
+            gb_attr_strings(g, node, "activations", dirs, (const char *[]){act, act});
+        }
+        const bool last_state = k == l->rnn_layers - 1 && !l->return_sequences;
+        if (last_state && node) {
+            /* only Y_h is read: Y's name is left empty (an optional output not computed) */
+            char **outs = gb_alloc(g, 2 * sizeof *outs);
+            if (!outs) return DN_ERR_NOMEM;
+            outs[0] = gb_strf(g, "%s", "");
+            outs[1] = gb_strf(g, "%s:1", node->name);
+            node->n_output = 2;
+            node->output = outs;
+            y_h = outs[1];
+            break;
+        }
+        x = dirs == 1 ? gb_op2(g, prefix, "Squeeze", gb_out(node), gb_ints(g, 1, (int64_t[]){1}))
+                      : gb_reshape(g, prefix, gb_transpose(g, prefix, gb_out(node), 4, (int64_t[]){0, 2, 1, 3}), 3,
+                                   (int64_t[]){0, 0, -1});
+    }
+    if (y_h) *y = gb_reshape(g, prefix, gb_transpose(g, prefix, y_h, 3, (int64_t[]){1, 0, 2}), 2, (int64_t[]){0, -1});
+    else *y = gb_transpose(g, prefix, x, 3, (int64_t[]){1, 0, 2});
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------ the table */
 
 typedef dn_status (*layer_export_fn)(onnx_export *e, int li, const char *prefix, const char *x, const char **y);
 
-/* The one place that picks a layer's exporter by its kind. */
-static layer_export_fn layer_exporter(dn_layer_kind kind)
+/* One row per layer kind: its exporter, and the ONNX ops it writes (for docs and messages).  The table lives here,
+ * on floor 6 beside the protobuf code, not in the layer table (floor 4), which must not see ONNX. */
+typedef struct onnx_layer_ops {
+    layer_export_fn export;
+    const char *ops;
+} onnx_layer_ops;
+
+static const onnx_layer_ops onnx_layers[] = {
+    [DN_LAYER_DENSE] = {export_dense, "Gemm; over a sequence Transpose(W), MatMul, Add"},
+    [DN_LAYER_ACTIVATION] = {export_activation_layer, "the activation's op or its composition"},
+    [DN_LAYER_FLATTEN] = {export_flatten, "Flatten"},
+    [DN_LAYER_CONV2D] = {export_conv2d, "Conv"},
+    [DN_LAYER_POOL] = {export_pool, "MaxPool, AveragePool; Neg, MaxPool, Neg"},
+    [DN_LAYER_GLOBAL_POOL] = {export_global_pool, "GlobalAveragePool, GlobalMaxPool"},
+    [DN_LAYER_BATCHNORM] = {export_batchnorm, "BatchNormalization"},
+    [DN_LAYER_DROPOUT] = {export_dropout, "(none)"},
+    [DN_LAYER_SHORTCUT] = {export_shortcut, "Add"},
+    [DN_LAYER_ROUTE] = {export_route, "Concat"},
+    [DN_LAYER_EMBEDDING] = {export_embedding, "Cast, Gather"},
+    [DN_LAYER_RECURRENT] = {export_recurrent, "Transpose, RNN / LSTM / GRU, Squeeze or Transpose and Reshape"},
+};
+/* a kind added to the enum without its row fails here; a row left out in the middle is caught by the test that
+ * every kind has an exporter (onnx/every_layer_kind_has_an_exporter) */
+_Static_assert(sizeof onnx_layers / sizeof onnx_layers[0] == DN_LAYER_KIND_COUNT, "one ONNX row per dn_layer_kind");
+
+const char *dn_onnx_layer_ops(int kind)
 {
-    switch (kind) {
-    case DN_LAYER_DENSE: return export_dense;
-    case DN_LAYER_ACTIVATION: return export_activation_layer;
-    case DN_LAYER_FLATTEN: return export_flatten;
-    case DN_LAYER_CONV2D: return export_conv2d;
-    case DN_LAYER_POOL: return export_pool;
-    case DN_LAYER_GLOBAL_POOL: return export_global_pool;
-    case DN_LAYER_BATCHNORM: return export_batchnorm;
-    case DN_LAYER_DROPOUT: return export_dropout;
-    case DN_LAYER_SHORTCUT: return export_shortcut;
-    case DN_LAYER_ROUTE: return export_route;
-    case DN_LAYER_EMBEDDING:
-    case DN_LAYER_RECURRENT:
-    case DN_LAYER_KIND_COUNT: return export_not_yet;
-    }
-    return export_not_yet;
+    return kind >= 0 && kind < DN_LAYER_KIND_COUNT && onnx_layers[kind].export ? onnx_layers[kind].ops : NULL;
 }
 
 /* Layer li, then the activation fused into it (activation = ... in its cfg section). */
@@ -467,7 +637,7 @@ static dn_status export_layer(onnx_export *e, int li)
     char prefix[32];
     snprintf(prefix, sizeof prefix, "layers.%d", li);
     const char *y = NULL;
-    dn_status s = layer_exporter(l->kind)(e, li, prefix, e->outs[li], &y);
+    dn_status s = onnx_layers[l->kind].export(e, li, prefix, e->outs[li], &y);
     if (!s && l->act) s = export_activation(e, prefix, l->act, l->act_attr, NULL, l->out_ndim, y, &y);
     e->outs[li + 1] = y;
     return s;
@@ -475,7 +645,9 @@ static dn_status export_layer(onnx_export *e, int li)
 
 /* ------------------------------------------------------------------ the model around the graph */
 
-static Onnx__ValueInfoProto *value_info(gb *g, const char *name, int ndim, const int64_t *sample_shape)
+/* [N, sample shape...] with N named (any batch); seq: the sample's first axis is a sequence's T, named too (a
+ * sequence model takes any length up to the one it was configured with, and ONNX has no "at most") */
+static Onnx__ValueInfoProto *value_info(gb *g, const char *name, int ndim, const int64_t *sample_shape, bool seq)
 {
     Onnx__ValueInfoProto *v = gb_alloc(g, sizeof *v);
     Onnx__TypeProto *type = gb_alloc(g, sizeof *type);
@@ -491,10 +663,10 @@ static Onnx__ValueInfoProto *value_info(gb *g, const char *name, int ndim, const
         Onnx__TensorShapeProto__Dimension *d = gb_alloc(g, sizeof *d);
         if (!d) return NULL;
         onnx__tensor_shape_proto__dimension__init(d);
-        if (i == 0) {
-            /* the batch axis is dynamic: any N */
+        if (i == 0 || (i == 1 && seq)) {
+            /* the batch axis is dynamic: any N; and a sequence's length T */
             d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-            d->dim_param = gb_strf(g, "N");
+            d->dim_param = gb_strf(g, "%s", i == 0 ? "N" : "T");
         } else {
             d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
             d->dim_value = sample_shape[i - 1];
@@ -581,9 +753,6 @@ dn_status dn_model_export_onnx(const dn_model *m, const char *path, int opset)
     if (opset < 13 || opset > 17)
         return dn_error(DN_ERR_ARG, "ONNX opset %d: dendrite writes opsets 13 to 17 (Softmax's one-axis meaning, "
                                     "Clip's bound inputs)", opset);
-    if (m->variable_length)
-        return dn_error(DN_ERR_ARG, "ONNX export of sequence models (embedding, recurrent layers) is not implemented yet "
-                                    "(docs/onnx.md)");
     onnx_export e = {.m = m, .opset = opset};
     gb *g = &e.g;
     dn_status s = DN_OK;
@@ -598,8 +767,10 @@ dn_status dn_model_export_onnx(const dn_model *m, const char *path, int opset)
     int out_ndim;
     int64_t out_shape[DN_MAX_DIMS];
     dn_model_output_shape(m, &out_ndim, out_shape);
-    Onnx__ValueInfoProto *vin = value_info(g, "input", m->in_ndim, m->in_shape);
-    Onnx__ValueInfoProto *vout = value_info(g, "output", out_ndim, out_shape);
+    /* a sequence model's input is [N, T, ...], and so is its output when it is a sequence ([T, F] per sample: in a
+     * sequence model a 2-d sample is one, dn_model_add_dense's rule) */
+    Onnx__ValueInfoProto *vin = value_info(g, "input", m->in_ndim, m->in_shape, m->variable_length);
+    Onnx__ValueInfoProto *vout = value_info(g, "output", out_ndim, out_shape, m->variable_length && out_ndim == 2);
     Onnx__ValueInfoProto **ins = gb_alloc(g, sizeof *ins), **outs = gb_alloc(g, sizeof *outs);
     Onnx__GraphProto *graph = gb_alloc(g, sizeof *graph);
     Onnx__ModelProto *model = gb_alloc(g, sizeof *model);

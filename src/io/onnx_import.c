@@ -30,12 +30,15 @@ static const char supported_ops[] =
     "GlobalMaxPool, "
     "BatchNormalization, Flatten, Reshape (to [N, -1]), Relu, Sigmoid, Tanh, LeakyRelu, Elu, Selu, Softplus, "
     "HardSigmoid, Softmax, LogSoftmax, PRelu, Clip, the node patterns of gelu (erf and tanh forms), mish, "
-    "swish (x sigmoid(beta x)) and softplus with beta and threshold, Add (residual), Concat (channels), Identity, Dropout, Constant";
+    "swish (x sigmoid(beta x)) and softplus with beta and threshold, Add (residual), Concat (channels), Identity, Dropout, Constant, "
+    "Gather (embedding; a sequence's last step), RNN, LSTM, GRU with the Transpose, Squeeze, Reshape and shape nodes "
+    "around them, MatMul (+ Add) at every step of a sequence";
 
 typedef struct value {
     const char *name;
     int layer;                  /* the dendrite layer whose output it is; -1 the model input */
     const Onnx__TensorProto *t; /* or a constant */
+    int form;                   /* 0, or its layout around a recurrent layer (FORM_* in the sequence section) */
 } value;
 
 typedef struct importer {
@@ -48,6 +51,7 @@ typedef struct importer {
     value *vals;
     size_t n_vals, cap_vals;
     bool *consumed; /* nodes already read with an earlier one (the Add after a MatMul) */
+    const char *meta_input; /* dendrite's metadata net.input, or NULL: a free sequence length's configured value */
 } importer;
 
 /* ------------------------------------------------------------------ helpers */
@@ -100,7 +104,7 @@ static dn_status add_value(importer *im, const char *name, int layer, const Onnx
         im->vals = v;
         im->cap_vals = cap;
     }
-    im->vals[im->n_vals++] = (value){name, layer, t};
+    im->vals[im->n_vals++] = (value){name, layer, t, 0};
     return DN_OK;
 }
 
@@ -1003,12 +1007,620 @@ static dn_status import_constant(importer *im, const Onnx__NodeProto *n)
     return add_value(im, n->output[0], -1, a->t);
 }
 
+/* ------------------------------------------------------------------ sequence layers: embedding, RNN, LSTM, GRU */
+
+/* Around the recurrent ops a value may hold a layer's output in another layout than dendrite's; value.form says
+ * which.  Only the functions of this section read values whose form is not FORM_PLAIN, and import_seq_node refuses
+ * any other node that reads one, so the feed-forward importers above never see them. */
+enum {
+    FORM_PLAIN = 0, /* dendrite's layout ([N, T, F] for a sequence), or a constant */
+    FORM_TIME,      /* layer `layer`'s sequence, time-major [T, N, F] (ONNX's X) */
+    FORM_Y,         /* Y [T, D, N, H] of recurrent layer `layer` */
+    FORM_YT,        /* Y transposed to [T, N, D, H] */
+    FORM_YH,        /* Y_h [D, N, H] of recurrent layer `layer` (its last step: return_sequences = 0) */
+    FORM_YHT,       /* Y_h transposed to [N, D, H] */
+    FORM_SHAPE,     /* computed from shapes and constants only (torch's zero initial states: Shape ... ConstantOfShape) */
+    FORM_IDS,       /* token ids: the model input as int64 (or Cast to it) */
+    FORM_WT,        /* constant `t` (a 2-d weight) transposed */
+};
+
+static const char *form_name(int form)
+{
+    static const char *const names[] = {"", "a time-major sequence", "a recurrent layer's Y", "a recurrent layer's Y",
+                                        "a recurrent layer's Y_h", "a recurrent layer's Y_h",
+                                        "a shape computation", "token ids", "a transposed weight"};
+    return form >= 0 && form <= FORM_WT ? names[form] : "?";
+}
+
+#define DEFAULT_MAX_STEPS 1024 /* the length a model with a free T is configured with, without dendrite's metadata */
+
+static dn_status add_form(importer *im, const char *name, int layer, const Onnx__TensorProto *t, int form)
+{
+    dn_status s = add_value(im, name, layer, t);
+    if (!s && name && *name) im->vals[im->n_vals - 1].form = form;
+    return s;
+}
+
+static bool op_is(const Onnx__NodeProto *n, const char *op) { return n && n->op_type && !strcmp(n->op_type, op); }
+
+/* The node that computes `name` (any output), or NULL. */
+static const Onnx__NodeProto *producer(const importer *im, const char *name)
+{
+    for (size_t i = 0; name && *name && i < im->g->n_node; i++)
+        for (size_t k = 0; k < im->g->node[i]->n_output; k++)
+            if (im->g->node[i]->output[k] && !strcmp(im->g->node[i]->output[k], name)) return im->g->node[i];
+    return NULL;
+}
+
+/* A constant named `name`: an initializer or a Constant node read so far, or a Constant node further on (torch
+ * writes a pattern's constants between its nodes, and a pattern is read from its first node). */
+static const Onnx__TensorProto *const_any(const importer *im, const char *name)
+{
+    if (!name || !*name) return NULL;
+    const value *v = find_value(im, name);
+    if (v) return v->form == FORM_PLAIN ? v->t : NULL;
+    const Onnx__NodeProto *p = producer(im, name);
+    const Onnx__AttributeProto *a = op_is(p, "Constant") ? attr(p, "value") : NULL;
+    return a ? a->t : NULL;
+}
+
+/* The int64 values of constant `name` (at most max), or false. */
+static bool const_ints(const importer *im, const Onnx__NodeProto *n, const char *name, int64_t *out, int max, int *count)
+{
+    const Onnx__TensorProto *t = const_any(im, name);
+    if (!t || tensor_ints(im, n, t, out, max, count)) {
+        dn_error_clear();
+        return false;
+    }
+    return true;
+}
+
+static bool ints_are(const int64_t *v, int n, int want_n, const int64_t *want)
+{
+    if (n != want_n) return false;
+    for (int i = 0; i < n; i++)
+        if (v[i] != want[i]) return false;
+    return true;
+}
+
+/* Whether a tensor holds only zeros (of any type: every byte 0, or every float 0). */
+static bool all_zero(const Onnx__TensorProto *t)
+{
+    if (t->has_raw_data) {
+        for (size_t i = 0; i < t->raw_data.len; i++)
+            if (t->raw_data.data[i]) return false;
+        return true;
+    }
+    for (size_t i = 0; i < t->n_float_data; i++)
+        if (t->float_data[i] != 0) return false;
+    for (size_t i = 0; i < t->n_int64_data; i++)
+        if (t->int64_data[i]) return false;
+    for (size_t i = 0; i < t->n_int32_data; i++)
+        if (t->int32_data[i]) return false;
+    return true;
+}
+
+/* Whether value `name` is all zeros: a zero constant, or ConstantOfShape(value 0) through slices, reshapes and
+ * expansions of it (what torch.onnx.export writes for a recurrent layer's default initial state). */
+static bool zero_state(const importer *im, const char *name, int depth)
+{
+    if (depth > 8 || !name || !*name) return false;
+    const Onnx__TensorProto *t = const_any(im, name);
+    if (t) return all_zero(t);
+    const Onnx__NodeProto *p = producer(im, name);
+    if (!p) return false;
+    if (op_is(p, "ConstantOfShape")) {
+        const Onnx__AttributeProto *a = attr(p, "value");
+        return !a || (a->t && all_zero(a->t));
+    }
+    if (op_is(p, "Slice") || op_is(p, "Expand") || op_is(p, "Reshape") || op_is(p, "Squeeze") || op_is(p, "Unsqueeze") ||
+        op_is(p, "Identity") || op_is(p, "Gather") || op_is(p, "Tile") || op_is(p, "Cast"))
+        return p->n_input > 0 && zero_state(im, p->input[0], depth + 1);
+    return false;
+}
+
+/* Whether v is a sequence in dendrite's layout: the model input [N, T, F] or a layer's [N, T, F] output. */
+static bool is_seq(const importer *im, const value *v)
+{
+    if (!v || v->t || v->form != FORM_PLAIN) return false;
+    if (v->layer < 0) return im->m->in_ndim == 2;
+    return im->m->variable_length && im->m->layers[v->layer].out_ndim == 2;
+}
+
+/* The model's sample shape for a sequence input (import_graph's read_input hands these over): int64 ids [N, T], or
+ * float ids [N, T] cast to int64 (dendrite's export); float [N, T, F], or [T, N, F] when a recurrent node reads it
+ * as its X (a time-major model, batch_first = False: dendrite's model then takes [N, T, F]).  T may be free: the
+ * model is then configured with the length in dendrite's metadata (net.input), else DEFAULT_MAX_STEPS. */
+static dn_status read_seq_input(importer *im, const Onnx__ValueInfoProto *in, int *ndim, int64_t *shape, bool *handled)
+{
+    const Onnx__TensorShapeProto *sh = in->type->tensor_type->shape;
+    const int elem = in->type->tensor_type->elem_type;
+    bool cast = false, time_major = false;
+    for (size_t i = 0; i < im->g->n_node; i++) {
+        const Onnx__NodeProto *n = im->g->node[i];
+        if (n->n_input < 1 || !n->input[0] || strcmp(n->input[0], in->name)) continue;
+        cast |= op_is(n, "Cast") && attr_int(n, "to", 0) == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+        time_major |= op_is(n, "RNN") || op_is(n, "LSTM") || op_is(n, "GRU");
+    }
+    const bool ids = sh->n_dim == 2 && (elem == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
+                                        (elem == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && cast));
+    *handled = ids || (sh->n_dim == 3 && elem == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+    if (!*handled) return DN_OK;
+    const int t_axis = time_major ? 0 : 1;
+    const Onnx__TensorShapeProto__Dimension *dt = sh->dim[t_axis];
+    int64_t steps = DEFAULT_MAX_STEPS;
+    if (dt->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
+        steps = dt->dim_value;
+    } else if (im->meta_input) {
+        long long v = strtoll(im->meta_input, NULL, 10);
+        if (v >= 1 && v <= (1 << 24)) steps = v;
+    }
+    if (steps < 1 || steps > (1 << 24))
+        return dn_error(DN_ERR_FORMAT, "%s: input '%s': sequence length %lld out of range", im->path, in->name, (long long)steps);
+    shape[0] = steps;
+    *ndim = 1;
+    if (!ids) {
+        const Onnx__TensorShapeProto__Dimension *df = sh->dim[2];
+        if (df->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || df->dim_value < 1 ||
+            df->dim_value > (1 << 24))
+            return dn_error(DN_ERR_FORMAT, "%s: input '%s': the feature size (dimension 2) must be fixed", im->path, in->name);
+        shape[(*ndim)++] = df->dim_value;
+    }
+    return add_form(im, in->name, -1, NULL, ids && elem == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? FORM_IDS
+                                            : time_major                                    ? FORM_TIME
+                                                                                            : FORM_PLAIN);
+}
+
+/* Every output of n is a shape computation. */
+static dn_status shape_out(importer *im, const Onnx__NodeProto *n)
+{
+    dn_status s = DN_OK;
+    for (size_t k = 0; k < n->n_output && !s; k++) s = add_form(im, n->output[k], -1, NULL, FORM_SHAPE);
+    return s;
+}
+
+/* Gather: an embedding (rows of a constant [vocab, size] by token ids), or the last step of a sequence. */
+static dn_status import_seq_gather(importer *im, const Onnx__NodeProto *n, size_t index);
+/* The last step of recurrent layer `layer`'s every-step output is its final state (one direction): the layer
+ * becomes return_sequences = 0. */
+static dn_status last_step(importer *im, const Onnx__NodeProto *n, size_t index, int layer)
+{
+    dn_layer *l = layer >= 0 ? &im->m->layers[layer] : NULL;
+    if (!l || l->kind != DN_LAYER_RECURRENT)
+        return node_error(im, n, "the last step of a sequence is read only from a recurrent layer's output (which becomes "
+                                 "dendrite's return_sequences = 0)");
+    if (l->bidirectional)
+        return node_error(im, n, "the last step of a bidirectional layer's output holds the reverse direction's first "
+                                 "step, not its final state (dendrite's return_sequences = 0 gives the final states, ONNX's "
+                                 "Y_h): not supported");
+    size_t k = 0;
+    if (layer != im->m->n_layers - 1 || !l->return_sequences || only_reader(im, n->input[0], &k) != n || k != index)
+        return node_error(im, n, "the last step is read only right after the recurrent layer, as its only reader");
+    l->return_sequences = false;
+    l->out_ndim = 1;
+    l->out_shape[0] = l->units;
+    /* its cfg section is the last one written */
+    char *p = NULL;
+    for (char *q = im->cfg; (q = strstr(q, "return_sequences = 1")) != NULL; q++) p = q;
+    if (!p) return node_error(im, n, "internal: the recurrent layer's cfg section is missing");
+    p[strlen("return_sequences = ")] = '0';
+    return add_value(im, n->output[0], layer, NULL);
+}
+
+static dn_status import_seq_gather(importer *im, const Onnx__NodeProto *n, size_t index)
+{
+    dn_status s;
+    if ((s = only_attrs(im, n, (const char *[]){"axis", NULL}))) return s;
+    if (n->n_input != 2 || n->n_output != 1) return node_error(im, n, "needs 2 inputs and 1 output");
+    const value *data = find_value(im, n->input[0]), *idx = find_value(im, n->input[1]);
+    if (!data || !idx) return node_error(im, n, "an input is not computed by an earlier node");
+    const int64_t axis = attr_int(n, "axis", 0);
+    if (data->t && data->form == FORM_PLAIN && idx->form == FORM_IDS) {
+        /* embedding: weight [vocab, size], rows by the ids */
+        const Onnx__TensorProto *w = data->t;
+        if (axis != 0 || w->n_dims != 2) return node_error(im, n, "an embedding gathers rows (axis 0) of a 2-d weight");
+        if (im->m->n_layers != 0 || idx->layer != -1)
+            return node_error(im, n, "an embedding must be the first layer, reading the model input's token ids");
+        float *wd = NULL;
+        if ((s = tensor_floats(im, n, w, &wd))) return s;
+        if ((s = dn_model_add_embedding(im->m, w->dims[0], w->dims[1]))) dn_error_prefix("%s: node '%s' (Gather)", im->path, node_name(n));
+        if (!s) s = cfg_printf(im, "\n[embedding]\nvocab = %lld\nsize = %lld\n", (long long)w->dims[0], (long long)w->dims[1]);
+        if (!s) s = set_param(im, n, 0, wd, tensor_numel(w));
+        dn_free(wd);
+        return s ? s : out_is_tail(im, n);
+    }
+    int64_t k[2];
+    int count = 0;
+    const Onnx__TensorProto *it = idx->form == FORM_PLAIN ? idx->t : NULL;
+    const bool last = it && it->n_dims == 0 && !tensor_ints(im, n, it, k, 1, &count) && count == 1 && k[0] == -1;
+    dn_error_clear();
+    if (last && ((data->form == FORM_PLAIN && is_seq(im, data) && (axis == 1 || axis == -2)) ||
+                 (data->form == FORM_TIME && (axis == 0 || axis == -3))))
+        return last_step(im, n, index, data->layer);
+    if (data->form == FORM_YH && (axis == 0 || axis == -3) && it && it->n_dims == 0 &&
+        !tensor_ints(im, n, it, k, 1, &count) && (k[0] == 0 || k[0] == -1) && !im->m->layers[data->layer].bidirectional)
+        return add_value(im, n->output[0], data->layer, NULL); /* h_n[-1] of one direction: the final state */
+    dn_error_clear();
+    return node_error(im, n, "Gather is read as an embedding (rows of a constant [vocab, size] by the model input's "
+                             "token ids) or as the last step (index -1) of a one-direction recurrent layer's output, on the "
+                             "time axis");
+}
+
+static dn_status import_seq_transpose(importer *im, const Onnx__NodeProto *n, const value *x)
+{
+    dn_status s;
+    if ((s = only_attrs(im, n, (const char *[]){"perm", NULL}))) return s;
+    const Onnx__AttributeProto *a = attr(n, "perm");
+    const int np = a ? (int)a->n_ints : 0;
+    const int64_t *p = a ? a->ints : NULL;
+    if (n->n_output != 1) return node_error(im, n, "needs 1 output");
+    if (np == 3 && ints_are(p, 3, 3, (int64_t[]){1, 0, 2})) {
+        if (is_seq(im, x)) return add_form(im, n->output[0], x->layer, NULL, FORM_TIME);
+        if (x->form == FORM_TIME) return add_form(im, n->output[0], x->layer, NULL, FORM_PLAIN);
+        if (x->form == FORM_YH) return add_form(im, n->output[0], x->layer, NULL, FORM_YHT);
+    }
+    if (np == 4 && ints_are(p, 4, 4, (int64_t[]){0, 2, 1, 3}) && x->form == FORM_Y)
+        return add_form(im, n->output[0], x->layer, NULL, FORM_YT);
+    if (np == 2 && ints_are(p, 2, 2, (int64_t[]){1, 0}) && x->t && x->form == FORM_PLAIN && x->t->n_dims == 2)
+        return add_form(im, n->output[0], -1, x->t, FORM_WT);
+    return node_error(im, n, "Transpose is read between batch-first and time-major sequences (perm 1, 0, 2), on a "
+                             "recurrent layer's Y (0, 2, 1, 3) or Y_h (1, 0, 2), and of a 2-d constant weight (1, 0)");
+}
+
+/* Squeeze and Reshape of a recurrent layer's Y or Y_h into a sequence [T, N, D*H] or the final states [N, D*H] */
+static dn_status import_seq_reshape(importer *im, const Onnx__NodeProto *n, const value *x)
+{
+    const bool squeeze = op_is(n, "Squeeze");
+    int64_t v[8];
+    int count = 0;
+    bool ok = n->n_output == 1;
+    if (squeeze && n->n_input < 2) {
+        /* opset 11-12: axes as an attribute */
+        const Onnx__AttributeProto *a = attr(n, "axes");
+        ok = ok && a && a->n_ints <= 8;
+        count = ok ? (int)a->n_ints : 0;
+        if (ok) memcpy(v, a->ints, (size_t)count * sizeof *v);
+    } else {
+        ok = ok && n->n_input == 2 && const_ints(im, n, n->input[1], v, 8, &count);
+    }
+    const dn_layer *l = x->layer >= 0 ? &im->m->layers[x->layer] : NULL;
+    const int64_t dirs = l && l->bidirectional ? 2 : 1, width = l ? dirs * l->units : 0;
+    if (ok && l && squeeze && dirs == 1) {
+        if (x->form == FORM_Y && ints_are(v, count, 1, (int64_t[]){1}))
+            return add_form(im, n->output[0], x->layer, NULL, FORM_TIME);
+        if (x->form == FORM_YH && ints_are(v, count, 1, (int64_t[]){0}))
+            return add_value(im, n->output[0], x->layer, NULL);
+    }
+    if (ok && l && !squeeze && attr_int(n, "allowzero", 0) == 0) {
+        if (x->form == FORM_YT && (ints_are(v, count, 3, (int64_t[]){0, 0, -1}) || ints_are(v, count, 3, (int64_t[]){0, 0, width})))
+            return add_form(im, n->output[0], x->layer, NULL, FORM_TIME);
+        if (x->form == FORM_YHT && (ints_are(v, count, 2, (int64_t[]){0, -1}) || ints_are(v, count, 2, (int64_t[]){0, width}) ||
+                                    ints_are(v, count, 2, (int64_t[]){-1, width})))
+            return add_value(im, n->output[0], x->layer, NULL);
+        if (x->form == FORM_YH && dirs == 1 && ints_are(v, count, 2, (int64_t[]){-1, width}))
+            return add_value(im, n->output[0], x->layer, NULL);
+    }
+    return node_error(im, n, "%s of %s is read only as ONNX's recurrent outputs are joined into dendrite's: Y by "
+                             "Squeeze(axis 1) (one direction) or Transpose(0, 2, 1, 3) and Reshape(0, 0, -1); Y_h by "
+                             "Squeeze(axis 0) (one direction) or Transpose(1, 0, 2) and Reshape(0, -1)",
+                      n->op_type, form_name(x->form));
+}
+
+/* dense at every step of a sequence: MatMul(x [N, T, F], constant [F, units] or the transpose of [units, F]), then
+ * an Add of a constant bias if that is the MatMul's only reader */
+static dn_status import_seq_dense(importer *im, const Onnx__NodeProto *n, size_t index)
+{
+    dn_status s;
+    int layer = -1;
+    if ((s = only_attrs(im, n, (const char *[]){NULL}))) return s;
+    const value *wv = n->n_input == 2 ? find_value(im, n->input[1]) : NULL;
+    if (!wv || !wv->t || wv->t->n_dims != 2 || (wv->form != FORM_PLAIN && wv->form != FORM_WT))
+        return node_error(im, n, "over a sequence, MatMul needs a constant 2-d weight");
+    const bool wt = wv->form == FORM_WT; /* the weight is [units, F], dendrite's layout */
+    const int64_t in = wt ? wv->t->dims[1] : wv->t->dims[0], units = wt ? wv->t->dims[0] : wv->t->dims[1];
+    if ((s = data_input(im, n, &layer))) return s;
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(im->m, &nd, shape);
+    if (nd != 2 || shape[1] != in)
+        return node_error(im, n, "the input is %s per sample, the weight wants [T, %lld]", dn_shape_str(nd, shape), (long long)in);
+    size_t add_index = 0;
+    const Onnx__NodeProto *add = n->n_output == 1 ? only_reader(im, n->output[0], &add_index) : NULL;
+    const Onnx__TensorProto *b = NULL;
+    if (op_is(add, "Add") && add->n_input == 2 && !im->consumed[add_index]) {
+        const value *v = find_value(im, !strcmp(add->input[0], n->output[0]) ? add->input[1] : add->input[0]);
+        b = v && v->form == FORM_PLAIN ? v->t : NULL;
+        if (b && tensor_numel(b) != units) b = NULL;
+    }
+    if (!b) add = NULL;
+    float *wd = NULL, *bd = NULL, *w = NULL;
+    if ((s = tensor_floats(im, n, wv->t, &wd))) return s;
+    if (b && (s = tensor_floats(im, n, b, &bd))) goto out;
+    if ((s = dn_model_add_dense(im->m, units, DN_INIT_DEFAULT, b != NULL))) goto out;
+    if ((s = cfg_printf(im, "\n[dense]\nunits = %lld\nbias = %d\n", (long long)units, b != NULL))) goto out;
+    if (!wt) {
+        /* [F, units] to [units, F] */
+        if (!(w = dn_alloc((size_t)(units * in) * sizeof *w))) {
+            s = DN_ERR_NOMEM;
+            goto out;
+        }
+        for (int64_t i = 0; i < in; i++)
+            for (int64_t u = 0; u < units; u++) w[u * in + i] = wd[i * units + u];
+    }
+    s = set_param(im, n, 0, wt ? wd : w, units * in);
+    if (!s && b) s = set_param(im, n, 1, bd, units);
+    if (!s) s = out_is_tail(im, n);
+    if (!s && add) {
+        im->consumed[add_index] = true;
+        s = out_is_tail(im, add);
+    }
+out:
+    dn_free(wd);
+    dn_free(bd);
+    dn_free(w);
+    return s;
+}
+
+/* ONNX's gate blocks in dendrite's (PyTorch's) order: dendrite block perm[j] is ONNX block j (src/io/onnx_export.c
+ * and docs/onnx.md: LSTM i, o, f, c <- i, f, g, o; GRU z, r, h <- r, z, n). */
+static const int *gate_order(const char *op)
+{
+    static const int lstm[4] = {0, 3, 1, 2}, gru[3] = {1, 0, 2}, rnn[1] = {0};
+    return !strcmp(op, "LSTM") ? lstm : !strcmp(op, "GRU") ? gru : rnn;
+}
+
+static void gates_from_onnx(float *dst, const float *src, int gates, const int *perm, int64_t hid, int64_t cols)
+{
+    for (int j = 0; j < gates; j++)
+        memcpy(dst + (int64_t)perm[j] * hid * cols, src + (int64_t)j * hid * cols, (size_t)(hid * cols) * sizeof *dst);
+}
+
+typedef struct rnn_node {
+    int64_t hidden, dirs;
+    bool relu; /* RNN: Relu activations */
+} rnn_node;
+
+/* Whether attribute `name` (strings) is absent or lists `per` names per direction, each group equal to want[] */
+static bool strings_are(const Onnx__NodeProto *n, const char *name, int dirs, int per, const char *const *want)
+{
+    const Onnx__AttributeProto *a = attr(n, name);
+    if (!a) return true;
+    if (a->n_strings != (size_t)(dirs * per)) return false;
+    for (int i = 0; i < dirs * per; i++) {
+        const char *w = want[i % per];
+        if (a->strings[i].len != strlen(w) || memcmp(a->strings[i].data, w, strlen(w))) return false;
+    }
+    return true;
+}
+
+/* The checks of one RNN / LSTM / GRU node (attributes and optional inputs), its settings into *r. */
+static dn_status check_rnn_node(importer *im, const Onnx__NodeProto *n, rnn_node *r)
+{
+    dn_status s;
+    const bool lstm = op_is(n, "LSTM"), gru = op_is(n, "GRU");
+    if ((s = only_attrs(im, n, (const char *[]){"activation_alpha", "activation_beta", "activations", "clip", "direction",
+                                                "hidden_size", "layout", lstm ? "input_forget" : gru ? "linear_before_reset" : NULL,
+                                                NULL})))
+        return s;
+    if (attr(n, "clip") || attr(n, "activation_alpha") || attr(n, "activation_beta"))
+        return node_error(im, n, "clip, activation_alpha and activation_beta are not supported");
+    r->hidden = attr_int(n, "hidden_size", 0);
+    if (r->hidden < 1 || r->hidden > (1 << 16)) return node_error(im, n, "hidden_size must be 1 .. 65536");
+    if (attr_int(n, "layout", 0) != 0)
+        return node_error(im, n, "layout = 1 (batch-first X) is not supported: X must be [T, N, I] (layout 0)");
+    const Onnx__AttributeProto *d = attr(n, "direction");
+    r->dirs = 1;
+    if (d && d->has_s && d->s.len == 13 && !memcmp(d->s.data, "bidirectional", 13)) r->dirs = 2;
+    else if (d && !(d->has_s && d->s.len == 7 && !memcmp(d->s.data, "forward", 7)))
+        return node_error(im, n, "direction must be forward or bidirectional (a reverse-only layer is not supported)");
+    if (lstm && attr_int(n, "input_forget", 0) != 0) return node_error(im, n, "input_forget = 1 is not supported");
+    if (gru && attr_int(n, "linear_before_reset", 0) != 1)
+        return node_error(im, n, "linear_before_reset must be 1: dendrite's (PyTorch's) GRU applies the reset gate after "
+                                 "the recurrent product and its bias");
+    r->relu = false;
+    if (lstm && !strings_are(n, "activations", (int)r->dirs, 3, (const char *[]){"Sigmoid", "Tanh", "Tanh"}))
+        return node_error(im, n, "only the default activations (Sigmoid, Tanh, Tanh) are supported");
+    if (gru && !strings_are(n, "activations", (int)r->dirs, 2, (const char *[]){"Sigmoid", "Tanh"}))
+        return node_error(im, n, "only the default activations (Sigmoid, Tanh) are supported");
+    if (!lstm && !gru) {
+        r->relu = !strings_are(n, "activations", (int)r->dirs, 1, (const char *[]){"Tanh"});
+        if (r->relu && !strings_are(n, "activations", (int)r->dirs, 1, (const char *[]){"Relu"}))
+            return node_error(im, n, "activations must be Tanh or Relu, the same for both directions");
+    }
+    if (has_input(n, 4)) return node_error(im, n, "sequence_lens is not supported (every sequence runs all T steps)");
+    if (lstm && has_input(n, 7)) return node_error(im, n, "peepholes (input P) are not supported");
+    for (size_t k = 5; k < (lstm ? 7u : 6u); k++)
+        if (has_input(n, k) && !zero_state(im, n->input[k], 0))
+            return node_error(im, n, "the initial state (input %zu) must be zeros (dendrite starts every sequence from 0)", k);
+    for (size_t k = 1; k < n->n_output; k++)
+        if (n->output[k] && *n->output[k] && k == 2 && is_read(im, n->output[k]))
+            return node_error(im, n, "Y_c (the final cell state) is read: not supported");
+    return DN_OK;
+}
+
+/* The next layer of a stack: n's Y, joined (Squeeze(axis 1), or Transpose(0, 2, 1, 3) and Reshape(0, 0, -1)), read
+ * by one recurrent node of the same op and settings, and nothing else; its nodes in idx[] (up to 3). */
+static const Onnx__NodeProto *next_stacked(importer *im, const Onnx__NodeProto *n, const rnn_node *r, size_t *idx, int *n_idx)
+{
+    *n_idx = 0;
+    if (n->n_output < 1 || !n->output[0] || !*n->output[0]) return NULL;
+    for (size_t k = 1; k < n->n_output; k++)
+        if (n->output[k] && *n->output[k] && is_read(im, n->output[k])) return NULL;
+    int64_t v[4];
+    int count = 0;
+    const Onnx__NodeProto *a = only_reader(im, n->output[0], &idx[0]), *b = NULL;
+    if (!a || im->consumed[idx[0]] || a->n_output != 1 || !a->output[0]) return NULL;
+    if (r->dirs == 1 && op_is(a, "Squeeze") && a->n_input == 2 && const_ints(im, a, a->input[1], v, 4, &count) &&
+        ints_are(v, count, 1, (int64_t[]){1})) {
+        b = a;
+        *n_idx = 1;
+    } else if (r->dirs == 2 && op_is(a, "Transpose") && a->n_attribute == 1 && attr(a, "perm") &&
+               attr(a, "perm")->n_ints == 4 && ints_are(attr(a, "perm")->ints, 4, 4, (int64_t[]){0, 2, 1, 3})) {
+        b = only_reader(im, a->output[0], &idx[1]);
+        if (!op_is(b, "Reshape") || im->consumed[idx[1]] || b->n_output != 1 || b->n_input != 2 || attr_int(b, "allowzero", 0) ||
+            !const_ints(im, b, b->input[1], v, 4, &count) || !ints_are(v, count, 3, (int64_t[]){0, 0, -1}))
+            return NULL;
+        *n_idx = 2;
+    } else {
+        return NULL;
+    }
+    const Onnx__NodeProto *c = only_reader(im, b->output[0], &idx[*n_idx]);
+    rnn_node rc;
+    if (!c || im->consumed[idx[*n_idx]] || strcmp(c->op_type, n->op_type) || c->n_input < 3 || strcmp(c->input[0], b->output[0]))
+        return NULL;
+    if (check_rnn_node(im, c, &rc)) {
+        dn_error_clear();
+        return NULL; /* not stacked: read (and refused with its reason) on its own */
+    }
+    if (rc.hidden != r->hidden || rc.dirs != r->dirs || rc.relu != r->relu) return NULL;
+    (*n_idx)++;
+    return c;
+}
+
+/* RNN, LSTM, GRU with X [T, N, I] (layout 0): one dendrite recurrent layer, with the nodes stacked on it (the next
+ * node reading this one's joined Y) as its further layers.  Each node's W [D, G*H, I], R [D, G*H, H] and
+ * B [D, 2*G*H] go to weight_ih, weight_hh, bias_ih, bias_hh per direction, the gate blocks in dendrite's order. */
+static dn_status import_recurrent(importer *im, const Onnx__NodeProto *n, size_t index, const value *x)
+{
+    dn_status s;
+    enum { MAX_STACK = 16 };
+    const Onnx__NodeProto *stack[MAX_STACK] = {n};
+    size_t glue[MAX_STACK * 3];
+    int n_glue = 0, layers = 1;
+    rnn_node r;
+    if ((s = check_rnn_node(im, n, &r))) return s;
+    if (x->form != FORM_TIME)
+        return node_error(im, n, "X must be a time-major sequence [T, N, I]: the model input read as such, or a sequence "
+                                 "through Transpose(1, 0, 2)");
+    for (;;) {
+        size_t idx[3];
+        int k = 0;
+        const Onnx__NodeProto *next = layers < MAX_STACK ? next_stacked(im, stack[layers - 1], &r, idx, &k) : NULL;
+        if (!next) break;
+        for (int j = 0; j < k; j++) glue[n_glue++] = idx[j];
+        stack[layers++] = next;
+    }
+    const Onnx__NodeProto *top = stack[layers - 1];
+    const bool y_read = top->n_output > 0 && top->output[0] && *top->output[0] && is_read(im, top->output[0]);
+    const bool yh_read = top->n_output > 1 && top->output[1] && *top->output[1] && is_read(im, top->output[1]);
+    if (y_read && yh_read) return node_error(im, top, "both Y and Y_h are read (dendrite's layer gives one of them)");
+    const bool lstm = op_is(n, "LSTM"), gru = op_is(n, "GRU");
+    const int gates = lstm ? 4 : gru ? 3 : 1;
+    const int64_t gh = gates * r.hidden, dirs = r.dirs;
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    if ((s = make_tail(im, n, x->layer))) return s;
+    dn_model_tail_shape(im->m, &nd, shape);
+    if (nd != 2) return node_error(im, n, "X must be a sequence, got %s per sample", dn_shape_str(nd, shape));
+    /* every node's weights, checked before the layer is built */
+    for (int k = 0; k < layers; k++) {
+        const Onnx__NodeProto *c = stack[k];
+        const int64_t in = k == 0 ? shape[1] : dirs * r.hidden;
+        const Onnx__TensorProto *w = const_any(im, c->input[1]), *rr = const_any(im, c->input[2]);
+        const Onnx__TensorProto *b = has_input(c, 3) ? const_any(im, c->input[3]) : NULL;
+        if (!w || !rr || (has_input(c, 3) && !b)) return node_error(im, c, "W, R and B must be constants");
+        if (w->n_dims != 3 || w->dims[0] != dirs || w->dims[1] != gh || w->dims[2] != in || rr->n_dims != 3 ||
+            rr->dims[0] != dirs || rr->dims[1] != gh || rr->dims[2] != r.hidden ||
+            (b && (b->n_dims != 2 || b->dims[0] != dirs || b->dims[1] != 2 * gh)))
+            return node_error(im, c, "W, R, B must be [%lld, %lld, %lld], [%lld, %lld, %lld], [%lld, %lld]", (long long)dirs,
+                              (long long)gh, (long long)in, (long long)dirs, (long long)gh, (long long)r.hidden,
+                              (long long)dirs, (long long)(2 * gh));
+    }
+    const char *kind = lstm ? "lstm" : gru ? "gru" : r.relu ? "rnn_relu" : "rnn";
+    if ((s = dn_model_add_recurrent(im->m, kind, r.hidden, layers, dirs == 2, 0, !yh_read, false))) {
+        dn_error_prefix("%s: node '%s' (%s)", im->path, node_name(n), n->op_type);
+        return s;
+    }
+    if ((s = cfg_printf(im, "\n[%s]\nhidden = %lld\nlayers = %d\nbidirectional = %d\n%sreturn_sequences = %d\n",
+                        lstm ? "lstm" : gru ? "gru" : "rnn", (long long)r.hidden, layers, dirs == 2,
+                        lstm || gru ? "" : r.relu ? "nonlinearity = relu\n" : "nonlinearity = tanh\n", !yh_read)))
+        return s;
+    const int *perm = gate_order(n->op_type);
+    const dn_layer *l = &im->m->layers[im->m->n_layers - 1];
+    for (int k = 0; k < layers && !s; k++) {
+        const Onnx__NodeProto *c = stack[k];
+        const int64_t in = k == 0 ? shape[1] : dirs * r.hidden;
+        float *w = NULL, *rr = NULL, *b = NULL;
+        s = tensor_floats(im, c, const_any(im, c->input[1]), &w);
+        if (!s) s = tensor_floats(im, c, const_any(im, c->input[2]), &rr);
+        if (!s && has_input(c, 3)) s = tensor_floats(im, c, const_any(im, c->input[3]), &b);
+        for (int64_t d = 0; d < dirs && !s; d++) {
+            /* weight_ih, weight_hh, bias_ih, bias_hh of layer k, direction d */
+            const dn_param *p = &im->m->tensors[l->first_tensor + 4 * (k * (int)dirs + (int)d)];
+            gates_from_onnx(p[0].t.data, w + d * gh * in, gates, perm, r.hidden, in);
+            gates_from_onnx(p[1].t.data, rr + d * gh * r.hidden, gates, perm, r.hidden, r.hidden);
+            /* B = [W_b; R_b]; no B: zero biases */
+            if (b) {
+                gates_from_onnx(p[2].t.data, b + d * 2 * gh, gates, perm, r.hidden, 1);
+                gates_from_onnx(p[3].t.data, b + d * 2 * gh + gh, gates, perm, r.hidden, 1);
+            } else {
+                memset(p[2].t.data, 0, (size_t)gh * sizeof(float));
+                memset(p[3].t.data, 0, (size_t)gh * sizeof(float));
+            }
+        }
+        dn_free(w);
+        dn_free(rr);
+        dn_free(b);
+    }
+    if (s) return s;
+    for (int j = 0; j < n_glue; j++) im->consumed[glue[j]] = true;
+    const int layer = im->m->n_layers - 1;
+    if (y_read) s = add_form(im, top->output[0], layer, NULL, FORM_Y);
+    if (!s && yh_read) s = add_form(im, top->output[1], layer, NULL, FORM_YH);
+    (void)index;
+    return s;
+}
+
+/* The sequence part of the importer: the nodes around embeddings and recurrent layers, and any node reading a value
+ * in another form than dendrite's (value.form).  *handled false: an ordinary node, for import_node's others. */
+static dn_status import_seq_node(importer *im, const Onnx__NodeProto *n, size_t index, bool *handled)
+{
+    *handled = true;
+    bool special = false, shape_in = false, only_shape = true;
+    for (size_t k = 0; k < n->n_input; k++) {
+        const value *v = has_input(n, k) ? find_value(im, n->input[k]) : NULL;
+        if (!v) continue;
+        special |= v->form != FORM_PLAIN;
+        shape_in |= v->form == FORM_SHAPE;
+        only_shape &= v->form == FORM_SHAPE || (v->t && v->form == FORM_PLAIN);
+    }
+    const value *x = has_input(n, 0) ? find_value(im, n->input[0]) : NULL;
+    /* shape computations: torch's initial states are zeros of a shape taken from the input (checked where read) */
+    if (shape_in && only_shape &&
+        (op_is(n, "Gather") || op_is(n, "Unsqueeze") || op_is(n, "Squeeze") || op_is(n, "Concat") ||
+         op_is(n, "ConstantOfShape") || op_is(n, "Slice") || op_is(n, "Cast") || op_is(n, "Reshape") || op_is(n, "Expand")))
+        return shape_out(im, n);
+    if (op_is(n, "Shape") && x && !x->t) return shape_out(im, n);
+    if (op_is(n, "RNN") || op_is(n, "LSTM") || op_is(n, "GRU")) {
+        if (!x) return node_error(im, n, "input X is not computed by an earlier node");
+        return import_recurrent(im, n, index, x);
+    }
+    if (op_is(n, "Gather")) return import_seq_gather(im, n, index);
+    if (op_is(n, "Transpose") && x && (special || is_seq(im, x) || x->t)) return import_seq_transpose(im, n, x);
+    if (op_is(n, "Cast") && x && x->layer == -1 && !x->t && x->form == FORM_PLAIN && im->m->n_layers == 0 &&
+        im->m->in_ndim == 1 && attr_int(n, "to", 0) == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && n->n_output == 1)
+        return add_form(im, n->output[0], -1, NULL, FORM_IDS); /* float token ids to int64, for an embedding */
+    if ((op_is(n, "Squeeze") || op_is(n, "Reshape")) && x && x->form != FORM_PLAIN) return import_seq_reshape(im, n, x);
+    if (op_is(n, "MatMul") && x && is_seq(im, x)) return import_seq_dense(im, n, index);
+    for (size_t k = 0; k < n->n_input; k++) {
+        const value *v = has_input(n, k) ? find_value(im, n->input[k]) : NULL;
+        if (v && v->form != FORM_PLAIN)
+            return node_error(im, n, "input %zu '%s' is %s, which is read only by the node patterns of docs/onnx.md", k,
+                              v->name, form_name(v->form));
+    }
+    *handled = false;
+    return DN_OK;
+}
+
 /* The one place that picks an importer by op type. */
 static dn_status import_node(importer *im, const Onnx__NodeProto *n, size_t index)
 {
     const char *op = n->op_type ? n->op_type : "";
     if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx"))
         return node_error(im, n, "domain '%s' is not supported (only the standard ONNX ops: %s)", n->domain, supported_ops);
+    bool handled = false;
+    dn_status st = import_seq_node(im, n, index, &handled);
+    if (st || handled) return st;
     if (!strcmp(op, "Mul") || !strcmp(op, "Div") || !strcmp(op, "Sigmoid") || !strcmp(op, "Softplus")) {
         bool matched = false;
         dn_status s = import_pattern(im, n, index, &matched);
@@ -1057,9 +1669,17 @@ static dn_status read_input(importer *im, int *ndim, int64_t *shape)
     if (!in || !in->name) return dn_error(DN_ERR_FORMAT, "%s: the graph has no input", im->path);
     const Onnx__TypeProto *t = in->type;
     if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type ||
-        t->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || !t->tensor_type->shape)
-        return dn_error(DN_ERR_FORMAT, "%s: input '%s' must be a float32 tensor of known rank", im->path, in->name);
+        (t->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
+         t->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__INT64) || !t->tensor_type->shape)
+        return dn_error(DN_ERR_FORMAT, "%s: input '%s' must be a float32 tensor (or int64 token ids [N, T]) of known rank",
+                        im->path, in->name);
     const Onnx__TensorShapeProto *sh = t->tensor_type->shape;
+    bool seq = false;
+    dn_status s = read_seq_input(im, in, ndim, shape, &seq);
+    if (s || seq) return s;
+    if (t->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return dn_error(DN_ERR_FORMAT, "%s: input '%s' is int64 but not token ids [N, T] read by an embedding (Gather)",
+                        im->path, in->name);
     if (sh->n_dim != 2 && sh->n_dim != 4)
         return dn_error(DN_ERR_FORMAT, "%s: input '%s' has %zu dimensions; the importer reads [N, F] and [N, C, H, W]",
                         im->path, in->name, sh->n_dim);
@@ -1104,6 +1724,8 @@ static dn_status import_graph(importer *im, dn_model **out, dn_train_config *tra
     }
     const value *v = find_value(im, g->output[0]->name);
     if (!v || v->t) return dn_error(DN_ERR_FORMAT, "%s: the graph output '%s' is not computed by the graph", im->path, g->output[0]->name);
+    if (v->form) return dn_error(DN_ERR_FORMAT, "%s: the graph output '%s' is %s, not in dendrite's layout", im->path,
+                                 g->output[0]->name, form_name(v->form));
     if (v->layer < 0) return dn_error(DN_ERR_FORMAT, "%s: the graph has no layers (its output is its input)", im->path);
     if (v->layer != im->m->n_layers - 1) {
         int layer = v->layer;
@@ -1149,6 +1771,8 @@ dn_status dn_model_import_onnx(const char *path, dn_model **model, dn_train_conf
         s = dn_error(DN_ERR_FORMAT, "%s: opset %d of the standard domain (the importer reads opsets 6 to 21)", path, im.opset);
     else {
         im.g = mp->graph;
+        for (size_t i = 0; i < mp->n_metadata_props; i++)
+            if (mp->metadata_props[i]->key && !strcmp(mp->metadata_props[i]->key, "net.input")) im.meta_input = mp->metadata_props[i]->value;
         s = import_graph(&im, model, train);
     }
     dn_model_free(im.m);

@@ -1,7 +1,8 @@
 /* The layer table: one entry per layer kind, beside the op registry.  An entry holds everything the rest of the
  * library needs to know about a kind: its cfg section names and keys (with defaults), how it is built from those
  * keys (checks, parameters and buffers with their checkpoint names, output shape), its forward pass (made of
- * registry ops), how its parameters are re-initialised, and slots for ONNX export and import.  The cfg reader
+ * registry ops) and how its parameters are re-initialised.  (ONNX export has its own table of the same shape on
+ * floor 6, src/io/onnx_export.c, since this floor must not see file formats.)  The cfg reader
  * (src/io/cfg.c), dn_model_forward, dn_model_reinit and the summary all go through it, and a test checks
  * docs/cfg.md against it.
  *
@@ -80,8 +81,6 @@ struct dn_layer_def {
     void (*summary)(const dn_layer *l, char *buf, size_t size);
     /* A layer that a batch norm may fold into and a ReLU may fuse with (dense, conv2d). */
     bool fusable;
-    /* ONNX: not yet written (docs/design.md). */
-    void *to_onnx, *from_onnx;
 };
 
 /* The table, indexed by dn_layer_kind. */
