@@ -122,6 +122,19 @@ class CharLSTM(nn.Module):
         return self.head(self.rnn(self.emb(x))[0])
 
 
+class BiGRULast(nn.Module):
+    """A bidirectional GRU read at its last step, y[:, -1]: the reverse direction's output there is its first step,
+    not its final state (which dendrite's return_sequences = 0 gives), so the importer must refuse it
+    (refused/bigru_last.onnx; no outputs kept)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(5, 4, batch_first=True, bidirectional=True)
+
+    def forward(self, x):
+        return self.rnn(x)[0][:, -1]
+
+
 def write_tensor(f, tag, t):
     f.write("%s %s\n" % (tag, " ".join(str(d) for d in t.shape)))
     f.write(" ".join("%.9g" % v for v in t.reshape(-1).tolist()) + "\n")
@@ -172,6 +185,11 @@ def main():
             write_tensor(f, "input", x)
             write_tensor(f, "output", y)
         print(path, sum(p.numel() for p in model.parameters()), "parameters")
+    os.makedirs(os.path.join(out, "refused"), exist_ok=True)
+    path = os.path.join(out, "refused", "bigru_last.onnx")
+    torch.onnx.export(BiGRULast().eval(), torch.zeros(1, 6, 5), path, opset_version=13, input_names=["input"],
+                      output_names=["output"], dynamic_axes={"input": {0: "N", 1: "T"}, "output": {0: "N"}})
+    print(path)
 
 
 if __name__ == "__main__":
