@@ -1273,6 +1273,8 @@ static dn_status import_seq_reshape(importer *im, const Onnx__NodeProto *n, cons
     const bool squeeze = op_is(n, "Squeeze");
     int64_t v[8];
     int count = 0;
+    dn_status s = only_attrs(im, n, (const char *[]){squeeze ? "axes" : "allowzero", NULL});
+    if (s) return s;
     bool ok = n->n_output == 1;
     if (squeeze && n->n_input < 2) {
         /* opset 11-12: axes as an attribute */
@@ -1398,6 +1400,7 @@ static dn_status check_rnn_node(importer *im, const Onnx__NodeProto *n, rnn_node
 {
     dn_status s;
     const bool lstm = op_is(n, "LSTM"), gru = op_is(n, "GRU");
+    if (n->n_input < 3 || !has_input(n, 1) || !has_input(n, 2)) return node_error(im, n, "needs inputs X, W and R");
     if ((s = only_attrs(im, n, (const char *[]){"activation_alpha", "activation_beta", "activations", "clip", "direction",
                                                 "hidden_size", "layout", lstm ? "input_forget" : gru ? "linear_before_reset" : NULL,
                                                 NULL})))
@@ -1596,6 +1599,8 @@ static dn_status import_seq_node(importer *im, const Onnx__NodeProto *n, size_t 
         return import_recurrent(im, n, index, x);
     }
     if (op_is(n, "Gather")) return import_seq_gather(im, n, index);
+    if (op_is(n, "Identity") && x && x->form != FORM_PLAIN && n->n_output == 1)
+        return add_form(im, n->output[0], x->layer, x->t, x->form); /* another name, in the same form */
     if (op_is(n, "Transpose") && x && (special || is_seq(im, x) || x->t)) return import_seq_transpose(im, n, x);
     if (op_is(n, "Cast") && x && x->layer == -1 && !x->t && x->form == FORM_PLAIN && im->m->n_layers == 0 &&
         im->m->in_ndim == 1 && attr_int(n, "to", 0) == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && n->n_output == 1)
@@ -1741,7 +1746,7 @@ static dn_status import_graph(importer *im, dn_model **out, dn_train_config *tra
         dn_model_free(m2);
         return dn_error(DN_ERR_STATE, "%s: the cfg text written for the imported model builds a different model", im->path);
     }
-    memcpy(m2->params, im->m->params, m2->n_params * sizeof(float));
+    if (m2->n_params) memcpy(m2->params, im->m->params, m2->n_params * sizeof(float)); /* none: NULL */
     if (m2->n_bufdata) memcpy(m2->bufdata, im->m->bufdata, m2->n_bufdata * sizeof(float));
     *out = m2;
     return DN_OK;
