@@ -555,7 +555,7 @@ static dn_status export_recurrent(onnx_export *e, int li, const char *prefix, co
         const int64_t in = param(e->m, l, 4 * k * dirs)->shape[1];
         float *w = gb_alloc(g, (size_t)(dirs * gh * in) * sizeof *w), *r = gb_alloc(g, (size_t)(dirs * gh * hid) * sizeof *r);
         float *b = gb_alloc(g, (size_t)(dirs * 2 * gh) * sizeof *b);
-        if (!w || !r || !b) return DN_ERR_NOMEM;
+        if (!w || !r || !b) return dn_error(DN_ERR_NOMEM, "%s: out of memory while building the ONNX graph", prefix);
         for (int d = 0; d < dirs; d++) {
             const int p = 4 * (k * dirs + d); /* weight_ih, weight_hh, bias_ih, bias_hh of this layer and direction */
             gates_to_onnx(w + d * gh * in, param(e->m, l, p)->data, gates, perm, hid, in);
@@ -579,7 +579,7 @@ static dn_status export_recurrent(onnx_export *e, int li, const char *prefix, co
         if (last_state && node) {
             /* only Y_h is read: Y's name is left empty (an optional output not computed) */
             char **outs = gb_alloc(g, 2 * sizeof *outs);
-            if (!outs) return DN_ERR_NOMEM;
+            if (!outs) return dn_error(DN_ERR_NOMEM, "%s: out of memory while building the ONNX graph", prefix);
             outs[0] = gb_strf(g, "%s", "");
             outs[1] = gb_strf(g, "%s:1", node->name);
             node->n_output = 2;

@@ -225,7 +225,7 @@ static dn_status tensor_ints(const importer *im, const Onnx__NodeProto *n, const
             memcpy(&out[i], &u, 8);
         }
     } else if (!t->has_raw_data && t->n_int64_data == (size_t)numel) {
-        memcpy(out, t->int64_data, (size_t)numel * sizeof *out);
+        if (numel) memcpy(out, t->int64_data, (size_t)numel * sizeof *out); /* none: int64_data may be NULL */
     } else {
         return node_error(im, n, "tensor '%s' holds the wrong number of bytes", t->name ? t->name : "");
     }
@@ -357,7 +357,7 @@ static dn_status import_dense(importer *im, const Onnx__NodeProto *n, bool gemm)
     const Onnx__NodeProto *add = NULL;
     size_t add_index = 0;
     if (gemm && has_input(n, 2) && !(b = const_input(im, n, 2, &s))) return s;
-    if (!gemm && n->n_output == 1 && (add = only_reader(im, n->output[0], &add_index)) && !strcmp(add->op_type, "Add") &&
+    if (!gemm && n->n_output == 1 && (add = only_reader(im, n->output[0], &add_index)) && add->op_type && !strcmp(add->op_type, "Add") &&
         add->n_input == 2) {
         /* MatMul + Add: the bias is the Add's other input, when it is a constant */
         const value *v = find_value(im, add->input[0] && !strcmp(add->input[0], n->output[0]) ? add->input[1] : add->input[0]);
@@ -1469,7 +1469,7 @@ static const Onnx__NodeProto *next_stacked(importer *im, const Onnx__NodeProto *
     }
     const Onnx__NodeProto *c = only_reader(im, b->output[0], &idx[*n_idx]);
     rnn_node rc;
-    if (!c || im->consumed[idx[*n_idx]] || strcmp(c->op_type, n->op_type) || c->n_input < 3 || strcmp(c->input[0], b->output[0]))
+    if (!c || im->consumed[idx[*n_idx]] || !op_is(c, n->op_type) || c->n_input < 3 || strcmp(c->input[0], b->output[0]))
         return NULL;
     if (check_rnn_node(im, c, &rc)) {
         dn_error_clear();
