@@ -122,6 +122,18 @@ class CharLSTM(nn.Module):
         return self.head(self.rnn(self.emb(x))[0])
 
 
+class GRUFinalState(nn.Module):
+    """A GRU classifier from its final state h_n[-1] (torch: Gather(axis 0, -1) of the node's Y_h)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(5, 6, batch_first=True)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[1][-1])
+
+
 class BiGRULast(nn.Module):
     """A bidirectional GRU read at its last step, y[:, -1]: the reverse direction's output there is its first step,
     not its final state (which dendrite's return_sequences = 0 gives), so the importer must refuse it
@@ -152,6 +164,23 @@ def sequence_models():
     )
 
 
+def write_sequence_fixture(out, name, model, shape, dyn_in, dyn_out, make_x, opset):
+    model.eval()
+    path = os.path.join(out, name + ".onnx")
+    dtype = torch.long if name == "char_lstm" else torch.float
+    torch.onnx.export(model, torch.zeros(shape, dtype=dtype), path, opset_version=opset, input_names=["input"],
+                      output_names=["output"], dynamic_axes={"input": dyn_in, "output": dyn_out})
+    x = make_x()
+    with torch.no_grad():
+        y = model(x)
+    if name == "rnn_tanh":
+        x = x.transpose(0, 1)  # dendrite's (and the re-exported graph's) input is batch-first [N, T, F]
+    with open(os.path.join(out, name + ".txt"), "w") as f:
+        write_tensor(f, "input", x)
+        write_tensor(f, "output", y)
+    print(path, sum(p.numel() for p in model.parameters()), "parameters")
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
     os.makedirs(out, exist_ok=True)
@@ -170,21 +199,12 @@ def main():
             write_tensor(f, "output", y)
         print(path, sum(p.numel() for p in model.parameters()), "parameters")
     torch.manual_seed(2)
-    for name, model, shape, dyn_in, dyn_out, make_x, opset in sequence_models():
-        model.eval()
-        path = os.path.join(out, name + ".onnx")
-        dtype = torch.long if name == "char_lstm" else torch.float
-        torch.onnx.export(model, torch.zeros(shape, dtype=dtype), path, opset_version=opset, input_names=["input"],
-                          output_names=["output"], dynamic_axes={"input": dyn_in, "output": dyn_out})
-        x = make_x()
-        with torch.no_grad():
-            y = model(x)
-        if name == "rnn_tanh":
-            x = x.transpose(0, 1)  # dendrite's (and the re-exported graph's) input is batch-first [N, T, F]
-        with open(os.path.join(out, name + ".txt"), "w") as f:
-            write_tensor(f, "input", x)
-            write_tensor(f, "output", y)
-        print(path, sum(p.numel() for p in model.parameters()), "parameters")
+    for args in sequence_models():
+        write_sequence_fixture(out, *args)
+    # added later, with its own seed so that the fixtures above stay as they were
+    torch.manual_seed(3)
+    write_sequence_fixture(out, "gru_hn", GRUFinalState(), (1, 8, 5), {0: "N", 1: "T"}, {0: "N"},
+                           lambda: torch.rand(3, 8, 5) * 2 - 1, 13)
     os.makedirs(os.path.join(out, "refused"), exist_ok=True)
     path = os.path.join(out, "refused", "bigru_last.onnx")
     torch.onnx.export(BiGRULast().eval(), torch.zeros(1, 6, 5), path, opset_version=13, input_names=["input"],
