@@ -102,6 +102,7 @@ typedef struct run_out {
     float *params, *buffers;       /* after the last step */
     size_t n_params, n_buffers;
     int calls;                     /* sum calls of this rank */
+    bool bad_local;                /* a NaN in this rank's own loss or gradients, or an empty shard's not 0 */
     dn_status status;
     char error[256];
 } run_out;
@@ -173,6 +174,10 @@ static void *rank_main(void *arg)
             break;
         }
         float *g = dn_model_grads(m);
+        /* this rank's own numbers: finite, and exactly 0 for an empty shard */
+        if (!isfinite(j->out.loss[step]) || (nb == 0 && j->out.loss[step] != 0)) j->out.bad_local = true;
+        for (size_t i = 0; i < np; i++)
+            if (!isfinite(g[i]) || (nb == 0 && g[i] != 0)) j->out.bad_local = true;
         if (j->k > 0) { /* the all-reduce of the gradients */
             for (size_t i = 0; i < np; i++) acc[i] = g[i];
             s = j->rc.rep.sum(j->rc.rep.user, acc, np);
@@ -266,6 +271,9 @@ static double compare(const char *what, const rank_job *ref, const rank_job *job
         worst = t_worse(worst, rel_err(jobs[r].out.params, ref->out.params, ref->out.n_params));
         if (ref->out.n_buffers)
             worst = t_worse(worst, rel_err(jobs[r].out.buffers, ref->out.buffers, ref->out.n_buffers));
+        if (jobs[r].out.bad_local)
+            t_fail(__FILE__, __LINE__, "%s: rank %d's own loss or gradient is not finite, or not 0 on an empty shard",
+                   what, r);
         if (jobs[r].out.calls != jobs[0].out.calls)
             t_fail(__FILE__, __LINE__, "%s: rank %d made %d sum calls, rank 0 %d", what, r, jobs[r].out.calls,
                    jobs[0].out.calls);
@@ -442,6 +450,74 @@ static void replica_sequence_targets(void)
     check_equivalence("rnn per step", cfg, 4, 4, 5, 5, ns, 2); /* token ids below the vocabulary in x */
 }
 
+/* Every layer kind on an empty shard (and on the others): convolution with a fused ReLU, prelu, shortcut, route,
+ * the pools, batch norm, channel dropout, flatten, softmax; embedding and recurrent layers (bidirectional, stacked,
+ * stateful, with dropout). */
+static void replica_layer_zoo(void)
+{
+    static const char conv[] = "[net]\ninput = 2, 6, 6\nseed = 11\nloss = cross_entropy_prob\n"
+                               "[convolutional]\nfilters = 3\nsize = 3\npad = same\nactivation = relu\n" /* 0 */
+                               "[activation]\ntype = prelu\nchannels = 3\n"                             /* 1 */
+                               "[convolutional]\nfilters = 3\nsize = 3\npad = same\n"                  /* 2 */
+                               "[shortcut]\nfrom = -3\nactivation = relu\n"                           /* 3 */
+                               "[route]\nlayers = -1, -4\n"                                           /* 4 */
+                               "[minpool]\nsize = 2\n"                                               /* 5 */
+                               "[batchnorm]\n"
+                               "[dropout2d]\np = 0.2\n"
+                               "[maxpool]\nsize = 2\nstride = 1\n"
+                               "[global_maxpool]\n"
+                               "[flatten]\n"
+                               "[dense]\nunits = 3\n"
+                               "[activation]\ntype = softmax\n";
+    static const char pool[] = "[net]\ninput = 1, 6, 6\nseed = 12\nloss = nll_loss\n"
+                               "[convolutional]\nfilters = 2\nsize = 3\n"
+                               "[avgpool]\nsize = 2\n"
+                               "[global_avgpool]\n"
+                               "[dense]\nunits = 3\n"
+                               "[activation]\ntype = log_softmax\n";
+    static const char seq[] = "[net]\ninput = 5\nseed = 13\n"
+                              "[embedding]\nvocab = 6\nsize = 3\n"
+                              "[lstm]\nhidden = 3\nlayers = 2\nbidirectional = 1\ndropout = 0.3\nstateful = 1\n"
+                              "[rnn]\nhidden = 3\nnonlinearity = relu\nstateful = 1\n"
+                              "[gru]\nhidden = 4\nreturn_sequences = 0\n"
+                              "[dense]\nunits = 3\n";
+    static const int64_t ns[] = {5, 1};
+    check_equivalence("conv zoo", conv, 72, 1, 3, 0, ns, 2);
+    check_equivalence("pool zoo", pool, 36, 1, 3, 0, ns, 2);
+    check_equivalence("sequence zoo", seq, 5, 1, 3, 6, ns, 2);
+}
+
+/* Every loss: a mean over the global batch, and 0 with a zero gradient on an empty shard. */
+static void replica_every_loss(void)
+{
+    static const struct {
+        const char *loss, *act;
+    } losses[] = {
+        {"softmax_cross_entropy", NULL}, {"nll_loss", "log_softmax"}, {"multi_margin_loss", NULL},
+        {"hinge_loss", NULL}, {"mse_loss", NULL}, {"l1_loss", NULL}, {"huber_loss", NULL}, {"bce_loss", "sigmoid"},
+        {"bce_with_logits", NULL}, {"cross_entropy_prob", "softmax"}, {"softmax_cross_entropy_soft", NULL},
+    };
+    static const int64_t ns[] = {5, 2};
+    char cfg[512], name[64];
+    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+        snprintf(cfg, sizeof cfg,
+                 "[net]\ninput = 4\nseed = 14\nloss = %s\n[dense]\nunits = 6\nactivation = tanh\n"
+                 "[dense]\nunits = 3\n%s%s%s",
+                 losses[i].loss, losses[i].act ? "[activation]\ntype = " : "", losses[i].act ? losses[i].act : "",
+                 losses[i].act ? "\n" : "");
+        snprintf(name, sizeof name, "%s", losses[i].loss);
+        check_equivalence(name, cfg, 4, 1, 3, 0, ns, 2);
+    }
+    /* one output: the threshold targets (0/1, or -1/+1 for hinge) */
+    static const char *one[] = {"hinge_loss", "bce_with_logits", "mse_loss"};
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
+        snprintf(cfg, sizeof cfg, "[net]\ninput = 4\nseed = 15\nloss = %s\n[dense]\nunits = 5\nactivation = relu\n"
+                                  "[dense]\nunits = 1\n", one[i]);
+        snprintf(name, sizeof name, "%s, one output", one[i]);
+        check_equivalence(name, cfg, 4, 1, 2, 0, ns, 2);
+    }
+}
+
 void suite_replica(void)
 {
     RUN(replica_mlp_dropout);
@@ -451,4 +527,6 @@ void suite_replica(void)
     RUN(replica_bn_long_runs);
     RUN(replica_lstm_gru);
     RUN(replica_sequence_targets);
+    RUN(replica_layer_zoo);
+    RUN(replica_every_loss);
 }
