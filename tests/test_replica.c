@@ -115,6 +115,9 @@ typedef struct rank_job {
     run_out out;
 } rank_job;
 
+/* Real inputs are offset + scale * (values of about [-1, 1.6]); a test sets them and puts them back. */
+static float x_offset = 0, x_scale = 1;
+
 static int64_t shard_lo(int64_t n, int r, int k) { return (int64_t)r * n / k; }
 
 static void fail_job(rank_job *j, dn_status s)
@@ -298,7 +301,8 @@ static void check_equivalence(const char *name, const char *cfg, int64_t per_sam
     uint32_t h = 12345;
     for (int64_t i = 0; i < nmax * per_sample; i++) {
         h = h * 1664525u + 1013904223u;
-        x[i] = vocab ? (float)((h >> 8) % (uint32_t)vocab) : (float)(h >> 8) / 16777216.0f * 2.0f - 1.0f + (float)(i % 7) * 0.1f;
+        x[i] = vocab ? (float)((h >> 8) % (uint32_t)vocab)
+                     : x_offset + x_scale * ((float)(h >> 8) / 16777216.0f * 2.0f - 1.0f + (float)(i % 7) * 0.1f);
     }
     for (int64_t i = 0; i < nmax * ts; i++) y[i] = (float)((i * 7 + i / 3) % classes);
     for (int si = 0; si < n_sizes; si++) {
@@ -426,6 +430,28 @@ static void replica_bn_long_runs(void)
     check_equivalence("bn long runs", cfg, 192, 1, 2, 0, sizes, 3);
 }
 
+/* A channel whose mean is large against its spread (1000 and 0.01): the synchronised statistics keep the spread,
+ * on both kernel paths (64 values per sample and channel, and 1).  (Not a convolution before the batch norm: its
+ * weights' gradient, sum dy x with x near 1000 and sum dy = 0, cancels in the reference itself.) */
+static void replica_bn_large_mean(void)
+{
+    /* ReLU after the batch norm: a following batch norm would remove an error in the first one's mean */
+    static const char runs[] = "[net]\ninput = 2, 8, 8\nseed = 16\n"
+                               "[batchnorm]\n"
+                               "[activation]\ntype = relu\n"
+                               "[dense]\nunits = 3\n";
+    static const char cols[] = "[net]\ninput = 6\nseed = 17\n"
+                               "[batchnorm]\n"
+                               "[activation]\ntype = relu\n"
+                               "[dense]\nunits = 3\n";
+    x_offset = 1000;
+    x_scale = 0.01f;
+    check_equivalence("bn large mean, long runs", runs, 128, 1, 3, 0, sizes, 3);
+    check_equivalence("bn large mean, short runs", cols, 6, 1, 3, 0, sizes, 3);
+    x_offset = 0;
+    x_scale = 1;
+}
+
 static void replica_lstm_gru(void)
 {
     static const char lstm[] = "[net]\ninput = 4, 3\nseed = 8\n"
@@ -525,6 +551,7 @@ void suite_replica(void)
     RUN(replica_lenet);
     RUN(replica_bn_cnn);
     RUN(replica_bn_long_runs);
+    RUN(replica_bn_large_mean);
     RUN(replica_lstm_gru);
     RUN(replica_sequence_targets);
     RUN(replica_layer_zoo);

@@ -56,12 +56,20 @@ static void channel_runs(const bn_job *j, int64_t c)
     const dn_rowops *v = j->v;
     const int64_t n = j->n, inner = j->inner, stride = j->channels * inner, first = c * inner;
     const float *x = j->x + first;
-    if (j->kind == BN_SUM || j->kind == BN_SQ) {
-        const float hi = j->kind == BN_SQ ? hi_of(j->mean[c]) : 0.0f, lo = j->kind == BN_SQ ? lo_of(j->mean[c]) : 0.0f;
+    if (j->kind == BN_SUM) {
+        /* as forward's mean: the float lanes add deviations from x0 (this shard's first value), and the n inner
+         * copies of x0 are added back in double */
+        const float x0 = x[0];
         double sum = 0;
-        for (int64_t s = 0; s < n; s++)
-            sum += j->kind == BN_SQ ? v->sum_sq_c(x + s * stride, hi, lo, inner) : v->sum(x + s * stride, inner);
-        j->out[c] = sum;
+        for (int64_t s = 0; s < n; s++) sum += v->sum_c(x + s * stride, x0, 0.0f, inner);
+        j->out[c] = (double)x0 * (double)(n * inner) + sum;
+        return;
+    }
+    if (j->kind == BN_SQ) {
+        const float hi = hi_of(j->mean[c]), lo = lo_of(j->mean[c]);
+        double sq = 0;
+        for (int64_t s = 0; s < n; s++) sq += v->sum_sq_c(x + s * stride, hi, lo, inner);
+        j->out[c] = sq;
         return;
     }
     if (j->kind == BN_FWD) {
