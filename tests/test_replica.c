@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "nn/model.h" /* the model's buffers (batch-norm running statistics) */
 #include "train.h"    /* dn_apply_loss */
+#include "kernels/threads.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -428,6 +429,16 @@ static void replica_bn_long_runs(void)
                               "[flatten]\n"
                               "[dense]\nunits = 2\n";
     check_equivalence("bn long runs", cfg, 192, 1, 2, 0, sizes, 3);
+    /* shards of 32768 values and more: the kernels share the channels between threads */
+    static const char big[] = "[net]\ninput = 8, 16, 16\nseed = 18\n"
+                              "[batchnorm]\n"
+                              "[activation]\ntype = relu\n"
+                              "[dense]\nunits = 2\n";
+    static const int64_t n32[] = {32};
+    const int old = dn_threads_requested();
+    dn_set_threads(3);
+    check_equivalence("bn threaded", big, 8 * 16 * 16, 1, 2, 0, n32, 1);
+    dn_set_threads(old);
 }
 
 /* A channel whose mean is large against its spread (1000 and 0.01): the synchronised statistics keep the spread,
@@ -476,6 +487,44 @@ static void replica_sequence_targets(void)
     check_equivalence("rnn per step", cfg, 4, 4, 5, 5, ns, 2); /* token ids below the vocabulary in x */
 }
 
+static dn_status no_sum(void *user, double *buf, size_t n)
+{
+    (void)user, (void)buf, (void)n;
+    return dn_error(DN_ERR_STATE, "evaluation made a collective sum");
+}
+
+/* Evaluation (running statistics, no tape, batch norm folded) of an empty shard: an empty output, a loss of 0 and no
+ * collective call. */
+static void check_empty_eval(const char *name, const char *cfg_text)
+{
+    dn_model *m = NULL;
+    dn_train_config cfg;
+    dn_ctx *ctx = dn_ctx_new();
+    if (dn_model_from_cfg(cfg_text, "replica.cfg", &m, &cfg) || !ctx) {
+        t_fail(__FILE__, __LINE__, "%s: %s", name, dn_last_error());
+        dn_model_free(m);
+        dn_ctx_free(ctx);
+        return;
+    }
+    dn_model_set_training(m, false);
+    dn_ctx_set_grad(ctx, false);
+    const dn_replica rep = {.rank = 1, .size = 2, .sum = no_sum};
+    ctx->replica = &rep;
+    ctx->shard_offset = 3;
+    ctx->global_batch = 3;
+    int64_t shape[DN_MAX_DIMS];
+    int nd = dn_model_input_shape(m, shape + 1) + 1;
+    shape[0] = 0;
+    float none[1] = {0};
+    dn_tensor *x = NULL, *out = NULL, *loss = NULL;
+    if (!dn_tensor_from(ctx, nd, shape, none, &x)) out = dn_model_forward(m, ctx, x);
+    if (out) loss = dn_apply_loss(ctx, &cfg, out, none, 0, 1);
+    CHECK_MSG(out && dn_tensor_numel(out) == 0 && loss && loss->data[0] == 0.0f,
+              "%s: evaluation of an empty shard: %s", name, loss ? "a loss not 0" : dn_last_error());
+    dn_ctx_free(ctx);
+    dn_model_free(m);
+}
+
 /* Every layer kind on an empty shard (and on the others): convolution with a fused ReLU, prelu, shortcut, route,
  * the pools, batch norm, channel dropout, flatten, softmax; embedding and recurrent layers (bidirectional, stacked,
  * stateful, with dropout). */
@@ -511,6 +560,10 @@ static void replica_layer_zoo(void)
     check_equivalence("conv zoo", conv, 72, 1, 3, 0, ns, 2);
     check_equivalence("pool zoo", pool, 36, 1, 3, 0, ns, 2);
     check_equivalence("sequence zoo", seq, 5, 1, 3, 6, ns, 2);
+    check_empty_eval("conv zoo", conv);
+    check_empty_eval("pool zoo", pool);
+    check_empty_eval("sequence zoo", seq);
+    check_empty_eval("bn cnn", bn_cfg);
 }
 
 /* Every loss: a mean over the global batch, and 0 with a zero gradient on an empty shard. */
