@@ -419,6 +419,27 @@ static void replica_bn_cnn(void)
     check_unsynchronised_differs("bn cnn", bn_cfg, 72, 3);
 }
 
+/* Batch norm on [N, C] needs more than one value per channel in the whole batch: one sample per shard is enough,
+ * one sample in all is an error on every rank (before any collective call, so none waits). */
+static void replica_bn_global_count(void)
+{
+    static const char cfg[] = "[net]\ninput = 3\nseed = 19\n"
+                              "[dense]\nunits = 4\n"
+                              "[batchnorm]\n"
+                              "[dense]\nunits = 2\n";
+    static const int64_t two[] = {2};
+    check_equivalence("bn one sample per shard", cfg, 3, 1, 2, 0, two, 1);
+    float x[3] = {0.5f, -1, 2}, y[1] = {1};
+    scenario sc = {cfg, 1, 1, x, y};
+    rank_job jobs[MAX_K];
+    run_group(&sc, 2, false, jobs);
+    for (int r = 0; r < 2; r++) {
+        CHECK_MSG(jobs[r].out.status == DN_ERR_SHAPE && strstr(jobs[r].out.error, "more than 1 value per channel"),
+                  "rank %d: %s", r, jobs[r].out.status ? jobs[r].out.error : "no error");
+        free_out(&jobs[r].out);
+    }
+}
+
 /* channels with 64 values per sample: the batch-norm kernel's long-run path (the cnn above takes the short one) */
 static void replica_bn_long_runs(void)
 {
@@ -605,6 +626,7 @@ void suite_replica(void)
     RUN(replica_bn_cnn);
     RUN(replica_bn_long_runs);
     RUN(replica_bn_large_mean);
+    RUN(replica_bn_global_count);
     RUN(replica_lstm_gru);
     RUN(replica_sequence_targets);
     RUN(replica_layer_zoo);
