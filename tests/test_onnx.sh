@@ -80,5 +80,22 @@ for fixture in tests/fixtures/onnx/*.onnx; do
     fi
 done
 echo "$ok models match in onnxruntime"
-echo "$ok passed, $bad failed, 0 skipped"
+# ONNX's own node test cases (Debian's libonnx-testdata): every case of an op the importer reads either passes
+# (within 1e-6 + 1e-5 |expected|) or is refused with a message; the passes listed in
+# tests/fixtures/onnx_conformance_pass.txt must stay passes (tools/onnx_conformance.py; docs/onnx.md, "Conformance").
+skipped=0
+if [ -d /usr/share/libonnx-testdata/data/node ]; then
+    if "$py" tools/onnx_conformance.py --build "$build" --work "$dir/conformance" > "$dir/conformance.log" 2>&1; then
+        grep -E "^(ONNX node|total)" "$dir/conformance.log" | sed "s/^/     /"
+        echo "ok   conformance: ONNX's node test cases pass or are refused with a message, no listed pass regressed"
+        ok=$((ok + 1))
+    else
+        cat "$dir/conformance.log"
+        echo "FAIL conformance: tools/onnx_conformance.py"; bad=$((bad + 1))
+    fi
+else
+    echo "skip conformance: /usr/share/libonnx-testdata is not installed (apt-get install libonnx-testdata)"
+    skipped=1
+fi
+echo "$ok passed, $bad failed, $skipped skipped"
 [ $bad -eq 0 ]
