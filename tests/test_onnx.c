@@ -138,6 +138,45 @@ static void fine_tune_from_checkpoint(void)
     free(trained);
 }
 
+/* A checkpoint trained with normalize = 1 keeps its input statistics when it is fine-tuned on other data: its
+ * weights were trained on inputs standardised with them. */
+static void fine_tune_keeps_input_statistics(void)
+{
+    const char *cfg = t_tmp_path("norm.cfg"), *a = t_tmp_path("norm_a.csv"), *b = t_tmp_path("norm_b.csv"),
+               *ckpt = t_tmp_path("norm.ckpt");
+    FILE *f = fopen(cfg, "w");
+    if (f) {
+        fputs("[net]\ninput = 2\nepochs = 1\nbatch = 4\n[data]\nformat = csv\nnormalize = 1\n[dense]\nunits = 2\n", f);
+        fclose(f);
+    }
+    for (int k = 0; k < 2; k++) {
+        f = fopen(k ? b : a, "w");
+        for (int i = 0; f && i < 16; i++) fprintf(f, "%g,%d,%d\n", (k ? 5 : 100) + i * 0.5, (k ? -3 : 7) * (i % 4), i % 2);
+        if (f) fclose(f);
+    }
+    dn_run_options o;
+    dn_run_options_default(&o);
+    o.data = a;
+    dn_run *r = NULL, *again = NULL, *fresh = NULL;
+    CHECK_OK(dn_run_open(cfg, &o, &r));
+    if (r) CHECK_OK(dn_run_save(r, ckpt));
+    o.data = b;
+    CHECK_OK(dn_run_open(ckpt, &o, &again));
+    CHECK_OK(dn_run_open(cfg, &o, &fresh));
+    const float *mean_a = NULL, *mean_again = NULL, *mean_fresh = NULL;
+    if (r && again && fresh) {
+        CHECK(dn_model_input_stats(dn_run_model(r), &mean_a, NULL) == 2);
+        CHECK(dn_model_input_stats(dn_run_model(again), &mean_again, NULL) == 2);
+        CHECK(dn_model_input_stats(dn_run_model(fresh), &mean_fresh, NULL) == 2);
+        CHECK_MSG(mean_a && mean_again && !memcmp(mean_a, mean_again, 2 * sizeof *mean_a),
+                  "fine-tuning replaced the checkpoint's input statistics");
+        CHECK(mean_fresh && mean_a && mean_fresh[0] != mean_a[0]); /* a new run takes the new data's */
+    }
+    dn_run_free(r);
+    dn_run_free(again);
+    dn_run_free(fresh);
+}
+
 #ifdef DN_ONNX
 
 static const char *out_dir(void)
@@ -907,6 +946,7 @@ void suite_onnx(void)
 {
     RUN(onnx_not_built_says_so);
     RUN(fine_tune_from_checkpoint);
+    RUN(fine_tune_keeps_input_statistics);
 #ifdef DN_ONNX
     RUN(onnx_export_refusals);
     RUN(onnx_export_examples);

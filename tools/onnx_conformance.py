@@ -101,8 +101,9 @@ def prepare(case, src, dst):
 
 
 def run_driver(driver, dirs):
-    """{case: (status, detail)}; a crash marks its case and the driver starts again after it"""
-    results = {}
+    """({case: (status, detail)}, problems): a crash marks its case and the driver starts again after it; an
+    exit status other than 0 after the last case (a leak report under ASan) is a problem"""
+    results, problems = {}, []
     todo = list(dirs)
     while todo:
         p = subprocess.run([driver], input="\n".join(todo) + "\n", capture_output=True, text=True, timeout=300)
@@ -112,12 +113,15 @@ def run_driver(driver, dirs):
                 results[parts[0]] = (parts[1], parts[2])
         rest = [d for d in todo if os.path.basename(d) not in results]
         if not rest:
+            if p.returncode != 0:
+                problems.append("FAIL the driver exited with status %d after the last case: %s" %
+                                (p.returncode, p.stderr.strip()[-2000:]))
             break
         # the first case without a line is the one the driver died on
         results[os.path.basename(rest[0])] = ("wrong", "the driver crashed (exit status %d): %s" %
                                               (p.returncode, p.stderr.strip()[-300:]))
         todo = rest[1:]
-    return results
+    return results, problems
 
 
 def reason(msg):
@@ -163,14 +167,14 @@ def main():
             not_run[case] = why
         else:
             cases.append(os.path.join(work, case))
-    results = run_driver(driver, cases)
+    results, problems = run_driver(driver, cases)
     for case, why in not_run.items():
         results[case] = ("wrong", "the harness cannot bind its inputs: " + why)
 
     # the table: per op, cases, passes, refusals (by reason)
     by_op = collections.defaultdict(lambda: collections.Counter())
     reasons = collections.defaultdict(lambda: collections.defaultdict(list))
-    failures = []
+    failures = list(problems)
     for case in sorted(results):
         status, detail = results[case]
         op = op_of[case]

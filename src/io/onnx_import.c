@@ -1214,7 +1214,7 @@ static dn_status import_graph(importer *im, dn_model **out, dn_train_config *tra
         dn_model_free(m2);
         return dn_error(DN_ERR_STATE, "%s: the cfg text written for the imported model builds a different model", im->path);
     }
-    memcpy(m2->params, im->m->params, m2->n_params * sizeof(float));
+    if (m2->n_params) memcpy(m2->params, im->m->params, m2->n_params * sizeof(float)); /* none: an activation alone */
     if (m2->n_bufdata) memcpy(m2->bufdata, im->m->bufdata, m2->n_bufdata * sizeof(float));
     *out = m2;
     return DN_OK;
