@@ -80,7 +80,8 @@ def prepare(case, src, dst):
         t = load_tensor(os.path.join(data, pbs[k]))
         t.name = inputs[k].name
         g.initializer.append(t)
-        g.input.remove(inputs[k])
+        if model.ir_version >= 4:  # before IR 4 every initializer is also listed as a graph input
+            g.input.remove(inputs[k])
     os.makedirs(dst, exist_ok=True)
     for f in ("input.bin", "expected.bin"):
         if os.path.exists(os.path.join(dst, f)):
@@ -96,6 +97,10 @@ def prepare(case, src, dst):
     out0 = os.path.join(data, "output_0.pb")
     if g.output and is_float_tensor(g.output[0]) and os.path.exists(out0):
         write_blob(os.path.join(dst, "expected.bin"), numpy_helper.to_array(load_tensor(out0)))
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        return "the rewritten model fails onnx.checker: %s" % str(e).splitlines()[0]
     onnx.save(model, os.path.join(dst, "model.onnx"))
     return None
 
