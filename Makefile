@@ -27,9 +27,11 @@ LIB_SRC  := $(filter-out src/io/no_onnx.c,$(LIB_SRC))
 ONNX_GEN := $(BUILD)/gen/onnx.pb-c.c
 ALLFLAGS += -DDN_ONNX=1 -I$(BUILD)/gen
 LDLIBS   += -lprotobuf-c
+ONNX_CHECK_BIN := $(BUILD)/onnx_conformance_run
 else
 LIB_SRC  := $(filter-out src/io/onnx_%.c,$(LIB_SRC))
 ONNX_GEN :=
+ONNX_CHECK_BIN :=
 endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(ONNX_GEN:%.c=%.o)
 TEST_SRC := $(wildcard tests/test_*.c) tests/main.c
@@ -98,6 +100,10 @@ $(BUILD)/soak: $(BUILD)/tools/soak.o $(BUILD)/libdendrite.a
 $(BUILD)/test_gemm: $(BUILD)/tests/test_gemm_standalone.o $(BUILD)/libdendrite.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# The dendrite side of tools/onnx_conformance.py (ONNX's own node test cases; docs/onnx.md, "Conformance").
+$(BUILD)/onnx_conformance_run: $(BUILD)/tools/onnx_conformance_run.o $(BUILD)/libdendrite.a
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS)
+
 # MNIST for the tests that train on it, fetched (md5-checked, scripts/fetch-mnist.sh) when data/mnist lacks a file.
 # If the fetch fails the suite still runs: those tests then report "skip" (a failure for what DN_REQUIRE lists).
 MNIST_FILES := $(addprefix data/mnist/,train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
@@ -108,7 +114,7 @@ test-data:
 # The suite: unit tests, registry-wide gradient check and PyTorch goldens, then the CLI checks.  Each part's last
 # line is "N passed, N failed, N skipped"; env DN_REQUIRE=mnist,python3,chromium makes those skips failures.
 # RUN (empty by default) prefixes every test program and, through DN_RUN_PREFIX, every program the tests start.
-test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples test-data
+test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples test-data $(ONNX_CHECK_BIN)
 	@DN_RUN_PREFIX="$(RUN)" sh tests/test_runner.sh $(BUILD) > $(BUILD)/test_runner_self.log 2>&1 || { cat $(BUILD)/test_runner_self.log; exit 1; }
 	@echo "runner: $$(tail -1 $(BUILD)/test_runner_self.log)"
 	@$(RUN) $(BUILD)/test_gemm > $(BUILD)/test_gemm.log || { tail -20 $(BUILD)/test_gemm.log; exit 1; }
@@ -139,7 +145,7 @@ test-aarch64:
 test-onnx:
 	@$(MAKE) --no-print-directory ONNX=1 onnx-checks
 
-onnx-checks: all $(BUILD)/test_runner
+onnx-checks: all $(BUILD)/test_runner $(ONNX_CHECK_BIN)
 	@sh tests/check_exports.sh $(BUILD) | head -1
 	ONNX=$(ONNX) DN_DATA=data sh tests/test_onnx.sh $(BUILD)
 

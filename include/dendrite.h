@@ -695,7 +695,8 @@ void dn_run_options_default(dn_run_options *o); /* every field "keep the cfg's" 
 
 /* Opens a run to train: builds the model from the cfg file, loads the training data (and the test set the cfg
  * names, or an MNIST folder's t10k files), splits off validation, normalises, and makes the trainer.
- * options may be NULL. */
+ * options may be NULL.  cfg_path may also name a checkpoint or an .onnx file (imported): fine-tuning, from its
+ * layers, weights and settings, with a fresh optimiser (options.seed then only reseeds shuffling and dropout). */
 DN_NODISCARD dn_status dn_run_open(const char *cfg_path, const dn_run_options *options, dn_run **out);
 /* Opens a trained model from a checkpoint (with its normalisation and vocabulary) for evaluation, prediction
  * and generation; no data is read until asked for. */
@@ -718,6 +719,9 @@ typedef dn_status (*dn_epoch_fn)(void *user, const dn_epoch_stats *stats);
 DN_NODISCARD dn_status dn_run_train(dn_run *r, dn_epoch_fn fn, void *user, dn_epoch_stats *last);
 /* Continues training from a checkpoint saved by dn_run_save during an earlier run of the same cfg. */
 DN_NODISCARD dn_status dn_run_resume(dn_run *r, const char *path);
+/* Before training: the parameters and buffers from a checkpoint or an .onnx file (imported), matched by name and
+ * shape, as the starting point of training; the optimiser starts fresh (`dendrite train CFG --init FILE`). */
+DN_NODISCARD dn_status dn_run_init_weights(dn_run *r, const char *path);
 /* A checkpoint: during training the whole trainer state (dn_trainer_save), else the model; both keep the
  * input normalisation and vocabulary. */
 DN_NODISCARD dn_status dn_run_save(const dn_run *r, const char *path);

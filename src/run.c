@@ -158,14 +158,18 @@ static dn_status recompute_stats(dn_run *r)
     return s;
 }
 
-static dn_status apply_options(dn_run *r, const dn_run_options *o)
+/* weights: the model came with trained weights, which another seed must not re-initialise */
+static dn_status apply_options(dn_run *r, const dn_run_options *o, bool weights)
 {
     dn_train_config *c = &r->c;
     if (o->seed >= 0 && (uint64_t)o->seed != c->seed) {
         /* initialisation, shuffling and dropout all follow the seed */
         c->seed = (uint64_t)o->seed;
-        dn_status s = dn_model_reinit(r->m, c->seed);
-        if (s) return s;
+        if (weights) dn_rng_seed(&r->m->rng, c->seed); /* dropout's generator only */
+        else {
+            dn_status s = dn_model_reinit(r->m, c->seed);
+            if (s) return s;
+        }
     }
     if (o->detect_anomaly) c->detect_anomaly = true;
     if (o->epochs >= 0) c->epochs = o->epochs;
@@ -179,6 +183,72 @@ static dn_status apply_options(dn_run *r, const dn_run_options *o)
     return DN_OK;
 }
 
+/* ------------------------------------------------------------------ starting from trained weights */
+
+typedef enum model_file { MODEL_CFG, MODEL_CHECKPOINT, MODEL_ONNX } model_file;
+
+/* A checkpoint is a safetensors file (an 8-byte little-endian header length, then '{'); an ONNX file is known by
+ * its extension; anything else is read as a cfg. */
+static model_file model_file_kind(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char h[9];
+    size_t n = f ? fread(h, 1, 9, f) : 0;
+    if (f) fclose(f);
+    if (n == 9 && h[8] == '{' && h[7] == 0 && h[6] == 0) return MODEL_CHECKPOINT;
+    size_t len = strlen(path);
+    return len > 5 && !strcmp(path + len - 5, ".onnx") ? MODEL_ONNX : MODEL_CFG;
+}
+
+/* The run's model and settings from a cfg; or from a checkpoint or ONNX file, whose weights then start the
+ * training (*weights set). */
+static dn_status open_model(dn_run *r, const char *path, bool *weights)
+{
+    const model_file kind = model_file_kind(path);
+    *weights = kind != MODEL_CFG;
+    if (kind == MODEL_CHECKPOINT) return dn_model_load(path, &r->m, &r->c);
+    if (kind == MODEL_ONNX) return dn_model_import_onnx(path, &r->m, &r->c);
+    return dn_model_load_cfg(path, &r->m, &r->c);
+}
+
+/* Copies every parameter and buffer of src into m by name; first checks that each is there with m's shape. */
+static dn_status copy_weights(dn_model *m, const dn_model *src, const char *path)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < 2; k++) {
+            const dn_param *list = k ? m->buffers : m->tensors, *from = k ? src->buffers : src->tensors;
+            const int count = k ? m->n_buffers : m->n_tensors, n_from = k ? src->n_buffers : src->n_tensors;
+            for (int i = 0; i < count; i++) {
+                const dn_param *p = &list[i], *q = NULL;
+                for (int j = 0; j < n_from && !q; j++)
+                    if (!strcmp(from[j].name, p->name)) q = &from[j];
+                bool same = q && q->t.ndim == p->t.ndim;
+                for (int d = 0; same && d < p->t.ndim; d++) same = q->t.shape[d] == p->t.shape[d];
+                if (pass == 1) memcpy(p->t.data, q->t.data, (size_t)dn_tensor_numel(&p->t) * sizeof(float));
+                else if (!q)
+                    return dn_error(DN_ERR_FORMAT, "%s: the model has no tensor '%s' (its layers are not the cfg's)",
+                                    path, p->name);
+                else if (!same)
+                    return dn_error(DN_ERR_FORMAT, "%s: tensor '%s' has shape %s but the cfg's model needs %s", path,
+                                    p->name, dn_tshape(&q->t), dn_tshape(&p->t));
+            }
+        }
+    return DN_OK;
+}
+
+dn_status dn_run_init_weights(dn_run *r, const char *path)
+{
+    if (!r || !path) return dn_error(DN_ERR_ARG, "dn_run_init_weights: run and path must not be NULL");
+    if (r->t && dn_trainer_epochs_done(r->t) > 0)
+        return dn_error(DN_ERR_STATE, "dn_run_init_weights: the run has already trained (call it before dn_run_train)");
+    if (model_file_kind(path) != MODEL_ONNX) return dn_model_load_params(r->m, path);
+    dn_model *src = NULL;
+    dn_status s = dn_model_import_onnx(path, &src, NULL);
+    if (!s) s = copy_weights(r->m, src, path);
+    dn_model_free(src);
+    return s;
+}
+
 dn_status dn_run_open(const char *cfg_path, const dn_run_options *options, dn_run **out)
 {
     if (!out) return dn_error(DN_ERR_ARG, "dn_run_open: out is NULL");
@@ -190,8 +260,9 @@ dn_status dn_run_open(const char *cfg_path, const dn_run_options *options, dn_ru
     dn_run *r = dn_calloc(1, sizeof *r);
     if (!r) return DN_ERR_NOMEM;
     dn_dataset *full = NULL;
-    dn_status s = dn_model_load_cfg(cfg_path, &r->m, &r->c);
-    if (!s) s = apply_options(r, o);
+    bool weights = false;
+    dn_status s = open_model(r, cfg_path, &weights);
+    if (!s) s = apply_options(r, o, weights);
     if (s) goto fail;
     const dn_train_config *c = &r->c;
     if (c->validation < 0 || c->validation >= 1) {
@@ -223,7 +294,8 @@ dn_status dn_run_open(const char *cfg_path, const dn_run_options *options, dn_ru
     }
     full = NULL;
     if (c->normalize && !is_text(r)) {
-        s = set_stats(r, r->train);
+        /* trained weights keep the normalisation they were trained with, when their checkpoint has it */
+        s = weights && dn_model_input_stats(r->m, NULL, NULL) > 0 ? DN_OK : set_stats(r, r->train);
         if (!s) s = normalize(r, r->train);
         if (!s) s = normalize(r, r->val);
         if (!s) s = normalize(r, r->test);

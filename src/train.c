@@ -78,7 +78,13 @@ static dn_tensor *make_target(dn_ctx *ctx, const dn_train_config *c, const float
 dn_tensor *dn_apply_loss(dn_ctx *ctx, const dn_train_config *c, dn_tensor *out, const float *y, int64_t n, int64_t ts)
 {
     if (!out) return NULL;
+    /* values per sample and target (an empty shard of a spread batch has n = 0: from the shape then) */
     int64_t outputs = dn_tensor_numel(out) / (n ? n : 1) / (ts > 1 ? ts : 1);
+    if (!n) {
+        outputs = 1;
+        for (int i = 1; i < out->ndim; i++) outputs *= out->shape[i];
+        outputs /= ts > 1 ? ts : 1;
+    }
     dn_tensor *target = make_target(ctx, c, y, n, ts, outputs);
     if (!target) {
         if (!ctx->status) ctx->status = DN_ERR_ARG;

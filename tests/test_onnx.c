@@ -7,6 +7,8 @@
 #include "nn/model.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #ifdef DN_ONNX
 #include <dirent.h>
@@ -27,6 +29,154 @@ static void onnx_not_built_says_so(void)
     m = (dn_model *)1;
     CHECK(dn_model_import_onnx("tests/fixtures/onnx/mlp.onnx", &m, NULL) == DN_ERR_STATE && m == NULL);
     CHECK_MSG(strstr(dn_last_error(), "make ONNX=1"), "message: %s", dn_last_error());
+}
+
+/* ------------------------------------------------------------------ fine-tuning from trained weights */
+
+/* A folder of MNIST's first n training images (IDX files with the count rewritten) and its whole test set (links
+ * to the t10k files), for short fine-tuning runs; NULL without MNIST. */
+static const char *mnist_subset(int n)
+{
+    static char dir[600];
+    if (!t_need_mnist()) return NULL;
+    snprintf(dir, sizeof dir, "%s", t_tmp_path("mnist_subset"));
+    mkdir(dir, 0755);
+    static const char *const names[2] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"};
+    for (int k = 0; k < 2; k++) {
+        char from[700], to[700];
+        snprintf(from, sizeof from, "%s/mnist/%s", t_data_dir(), names[k]);
+        snprintf(to, sizeof to, "%s/%s", dir, names[k]);
+        const size_t head = k ? 8 : 16, per = k ? 1 : 784, len = head + (size_t)n * per;
+        unsigned char *buf = malloc(len);
+        FILE *f = fopen(from, "rb");
+        bool ok = buf && f && fread(buf, 1, len, f) == len;
+        if (f) fclose(f);
+        /* the count, big-endian, at bytes 4-7 */
+        if (ok) buf[4] = (unsigned char)(n >> 24), buf[5] = (unsigned char)(n >> 16), buf[6] = (unsigned char)(n >> 8),
+                buf[7] = (unsigned char)n;
+        f = ok ? fopen(to, "wb") : NULL;
+        ok = f && fwrite(buf, 1, len, f) == len;
+        if (f && fclose(f)) ok = false;
+        free(buf);
+        CHECK_MSG(ok, "cannot write %s", to);
+        if (!ok) return NULL;
+    }
+    static const char *const tests[2] = {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (int k = 0; k < 2; k++) {
+        char cwd[1024] = "", from[2000], to[700];
+        /* the link's target from the link's folder: absolute */
+        if (t_data_dir()[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = '\0';
+        snprintf(from, sizeof from, "%s%s%s/mnist/%s", cwd, cwd[0] ? "/" : "", t_data_dir(), tests[k]);
+        snprintf(to, sizeof to, "%s/%s", dir, tests[k]);
+        unlink(to);
+        CHECK_MSG(symlink(from, to) == 0, "cannot link %s to %s", to, from);
+    }
+    return dir;
+}
+
+static float *params_copy(dn_model *m)
+{
+    float *p = malloc(dn_model_param_count(m) * sizeof *p);
+    if (p) memcpy(p, dn_model_params(m), dn_model_param_count(m) * sizeof *p);
+    return p;
+}
+
+static bool params_equal(dn_model *m, const float *p)
+{
+    return p && !memcmp(dn_model_params(m), p, dn_model_param_count(m) * sizeof *p);
+}
+
+/* `dendrite train CKPT` and `train CFG --init CKPT` through the run API: a checkpoint's weights start a new run
+ * (another seed does not re-initialise them), the optimiser starts fresh (so both ways train to the same bits),
+ * and they change as it trains.  Both builds. */
+static void fine_tune_from_checkpoint(void)
+{
+    const char *sub = mnist_subset(6000);
+    if (!sub) return;
+    const char *cfg = t_tmp_path("ft.cfg"), *ckpt = t_tmp_path("ft.ckpt");
+    FILE *f = fopen(cfg, "w");
+    if (f) {
+        fputs("[net]\ninput = 784\nbatch = 64\nepochs = 1\nlr = 0.1\n[dense]\nunits = 16\nactivation = relu\n"
+              "[dense]\nunits = 10\n", f);
+        fclose(f);
+    }
+    dn_run_options o;
+    dn_run_options_default(&o);
+    o.data = sub;
+    dn_run *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(dn_run_open(cfg, &o, &a));
+    if (!a) return;
+    CHECK_OK(dn_run_train(a, NULL, NULL, NULL));
+    CHECK_OK(dn_run_save(a, ckpt)); /* a trainer's checkpoint: optimiser state included, and not used below */
+    float *trained = params_copy(dn_run_model(a));
+    o.seed = 7;
+    CHECK_OK(dn_run_open(ckpt, &o, &b));
+    CHECK_MSG(b && params_equal(dn_run_model(b), trained), "another seed re-initialised the checkpoint's weights");
+    dn_run_free(b);
+    o.seed = -1;
+    CHECK_OK(dn_run_open(ckpt, &o, &b));
+    CHECK_OK(dn_run_open(cfg, &o, &c));
+    if (b && c) {
+        CHECK(params_equal(dn_run_model(b), trained) && dn_trainer_epochs_done(dn_run_trainer(b)) == 0);
+        CHECK(!params_equal(dn_run_model(c), trained));
+        CHECK_OK(dn_run_init_weights(c, ckpt));
+        CHECK(params_equal(dn_run_model(c), trained));
+        CHECK_OK(dn_run_train(b, NULL, NULL, NULL));
+        CHECK_OK(dn_run_train(c, NULL, NULL, NULL));
+        CHECK_MSG(!params_equal(dn_run_model(b), trained), "fine-tuning left the weights as they were");
+        float *pb = params_copy(dn_run_model(b));
+        CHECK_MSG(params_equal(dn_run_model(c), pb), "train CKPT and train CFG --init CKPT differ");
+        free(pb);
+        dn_run_eval e;
+        CHECK_OK(dn_run_evaluate(b, NULL, &e));
+        /* 6000 images, one epoch from scratch and one fine-tuning: about 0.86 */
+        CHECK_MSG(e.n == 10000 && e.accuracy >= 0.8, "fine-tuned: accuracy %.4f on %lld test images", e.accuracy,
+                  (long long)e.n);
+        CHECK(dn_run_init_weights(c, ckpt) == DN_ERR_STATE && strstr(dn_last_error(), "already trained"));
+    }
+    dn_run_free(a);
+    dn_run_free(b);
+    dn_run_free(c);
+    free(trained);
+}
+
+/* A checkpoint trained with normalize = 1 keeps its input statistics when it is fine-tuned on other data: its
+ * weights were trained on inputs standardised with them. */
+static void fine_tune_keeps_input_statistics(void)
+{
+    const char *cfg = t_tmp_path("norm.cfg"), *a = t_tmp_path("norm_a.csv"), *b = t_tmp_path("norm_b.csv"),
+               *ckpt = t_tmp_path("norm.ckpt");
+    FILE *f = fopen(cfg, "w");
+    if (f) {
+        fputs("[net]\ninput = 2\nepochs = 1\nbatch = 4\n[data]\nformat = csv\nnormalize = 1\n[dense]\nunits = 2\n", f);
+        fclose(f);
+    }
+    for (int k = 0; k < 2; k++) {
+        f = fopen(k ? b : a, "w");
+        for (int i = 0; f && i < 16; i++) fprintf(f, "%g,%d,%d\n", (k ? 5 : 100) + i * 0.5, (k ? -3 : 7) * (i % 4), i % 2);
+        if (f) fclose(f);
+    }
+    dn_run_options o;
+    dn_run_options_default(&o);
+    o.data = a;
+    dn_run *r = NULL, *again = NULL, *fresh = NULL;
+    CHECK_OK(dn_run_open(cfg, &o, &r));
+    if (r) CHECK_OK(dn_run_save(r, ckpt));
+    o.data = b;
+    CHECK_OK(dn_run_open(ckpt, &o, &again));
+    CHECK_OK(dn_run_open(cfg, &o, &fresh));
+    const float *mean_a = NULL, *mean_again = NULL, *mean_fresh = NULL;
+    if (r && again && fresh) {
+        CHECK(dn_model_input_stats(dn_run_model(r), &mean_a, NULL) == 2);
+        CHECK(dn_model_input_stats(dn_run_model(again), &mean_again, NULL) == 2);
+        CHECK(dn_model_input_stats(dn_run_model(fresh), &mean_fresh, NULL) == 2);
+        CHECK_MSG(mean_a && mean_again && !memcmp(mean_a, mean_again, 2 * sizeof *mean_a),
+                  "fine-tuning replaced the checkpoint's input statistics");
+        CHECK(mean_fresh && mean_a && mean_fresh[0] != mean_a[0]); /* a new run takes the new data's */
+    }
+    dn_run_free(r);
+    dn_run_free(again);
+    dn_run_free(fresh);
 }
 
 #ifdef DN_ONNX
@@ -1102,11 +1252,88 @@ static void onnx_allocation_failures(void)
     dn_model_free(seq);
 }
 
+/* PyTorch's MLP (torch.onnx.export) fine-tuned on an MNIST subset through the run API, the way `dendrite train`
+ * does it: from its imported checkpoint, from the .onnx file itself, and from the cfg `dendrite import --cfg`
+ * writes with --init (dn_run_init_weights); the three train to the same bits, from the imported weights, which
+ * change, to a stated accuracy.  The imported checkpoint also evaluates and predicts (dendrite eval / predict). */
+static void onnx_fine_tune_imported(void)
+{
+    const char *sub = mnist_subset(6000);
+    if (!sub) return;
+    const char *onnx = "tests/fixtures/onnx/mlp.onnx", *ckpt = t_tmp_path("imported.ckpt"), *cfg = t_tmp_path("imported.cfg");
+    dn_model *m0 = NULL;
+    CHECK_OK(dn_model_import_onnx(onnx, &m0, NULL));
+    if (!m0) return;
+    CHECK_OK(dn_model_save(m0, ckpt));
+    FILE *f = fopen(cfg, "w");
+    if (f) {
+        fputs(dn_model_cfg_text(m0), f);
+        fclose(f);
+    }
+    float *imported = params_copy(m0);
+    /* eval and predict on the imported checkpoint: PyTorch's untrained MLP, near chance */
+    dn_run *r = NULL;
+    CHECK_OK(dn_run_load(ckpt, &r));
+    dn_run_eval e = {0};
+    dn_predictions *p = NULL;
+    char t10k[700];
+    snprintf(t10k, sizeof t10k, "%s/t10k-images-idx3-ubyte", sub);
+    if (r) {
+        CHECK_OK(dn_run_load_test(r, sub));
+        CHECK_OK(dn_run_evaluate(r, NULL, &e));
+        CHECK_MSG(e.n == 10000 && e.accuracy < 0.3, "imported: accuracy %.4f on %lld images", e.accuracy, (long long)e.n);
+        CHECK_OK(dn_run_predict(r, t10k, &p));
+        CHECK(p && p->n == 10000 && p->outputs == 10);
+        dn_predictions_free(p);
+    }
+    dn_run_free(r);
+    dn_run_options o;
+    dn_run_options_default(&o);
+    o.data = sub;
+    o.epochs = 2;
+    o.lr = 0.1;
+    const char *sources[3] = {ckpt, onnx, cfg};
+    float *tuned = NULL;
+    for (int k = 0; k < 3; k++) {
+        r = NULL;
+        CHECK_OK(dn_run_open(sources[k], &o, &r));
+        if (!r) continue;
+        if (k == 2) CHECK_OK(dn_run_init_weights(r, onnx));
+        CHECK_MSG(params_equal(dn_run_model(r), imported), "%s: the run does not start from the imported weights",
+                  sources[k]);
+        CHECK_OK(dn_run_train(r, NULL, NULL, NULL));
+        CHECK_MSG(!params_equal(dn_run_model(r), imported), "%s: training left the weights as they were", sources[k]);
+        if (!tuned) {
+            tuned = params_copy(dn_run_model(r));
+            CHECK_OK(dn_run_evaluate(r, NULL, &e));
+            /* 6000 images, 2 epochs of SGD at lr 0.1 from PyTorch's initialisation: about 0.82 */
+            CHECK_MSG(e.n == 10000 && e.accuracy >= 0.75, "fine-tuned: accuracy %.4f on %lld images", e.accuracy,
+                      (long long)e.n);
+        } else {
+            CHECK_MSG(params_equal(dn_run_model(r), tuned), "%s: trains to other weights than %s", sources[k], ckpt);
+        }
+        dn_run_free(r);
+    }
+    /* weights of another model: refused with the tensor at fault */
+    r = NULL;
+    CHECK_OK(dn_run_open(cfg, &o, &r));
+    if (r) {
+        CHECK(dn_run_init_weights(r, "tests/fixtures/onnx/lenet.onnx") == DN_ERR_FORMAT);
+        CHECK_MSG(strstr(dn_last_error(), "layers.0.weight"), "message: %s", dn_last_error());
+    }
+    dn_run_free(r);
+    free(tuned);
+    free(imported);
+    dn_model_free(m0);
+}
+
 #endif
 
 void suite_onnx(void)
 {
     RUN(onnx_not_built_says_so);
+    RUN(fine_tune_from_checkpoint);
+    RUN(fine_tune_keeps_input_statistics);
 #ifdef DN_ONNX
     RUN(onnx_every_layer_kind_has_an_exporter);
     RUN(onnx_export_refusals);
@@ -1132,5 +1359,6 @@ void suite_onnx(void)
     RUN(onnx_import_recurrent_refusals);
     RUN(onnx_conformance_pytorch_converted);
     RUN(onnx_allocation_failures);
+    RUN(onnx_fine_tune_imported);
 #endif
 }

@@ -80,5 +80,64 @@ for fixture in tests/fixtures/onnx/*.onnx; do
     fi
 done
 echo "$ok models match in onnxruntime"
-echo "$ok passed, $bad failed, 0 skipped"
+# ONNX's own node test cases (Debian's libonnx-testdata): every case of an op the importer reads either passes
+# (within 1e-6 + 1e-5 |expected|) or is refused with a message; the passes listed in
+# tests/fixtures/onnx_conformance_pass.txt must stay passes (tools/onnx_conformance.py; docs/onnx.md, "Conformance").
+skipped=0
+if [ -d /usr/share/libonnx-testdata/data/node ]; then
+    if "$py" tools/onnx_conformance.py --build "$build" --work "$dir/conformance" > "$dir/conformance.log" 2>&1; then
+        grep -E "^(ONNX node|total)" "$dir/conformance.log" | sed "s/^/     /"
+        echo "ok   conformance: ONNX's node test cases pass or are refused with a message, no listed pass regressed"
+        ok=$((ok + 1))
+    else
+        cat "$dir/conformance.log"
+        echo "FAIL conformance: tools/onnx_conformance.py"; bad=$((bad + 1))
+    fi
+else
+    echo "skip conformance: /usr/share/libonnx-testdata is not installed (apt-get install libonnx-testdata)"
+    skipped=1
+fi
+# Fine-tuning an imported model through the commands (docs/onnx.md, "Fine-tuning an imported model"): PyTorch's
+# MLP imported (with its cfg), then info, eval and predict on the checkpoint; `train CKPT`, `train MODEL.onnx` and
+# `train CFG --init MODEL.onnx` on 6000 MNIST images for 2 epochs: the weights change, the three runs save the same
+# weights, and the fine-tuned model reaches the floor on the 10000 test images (about 0.82; floor 0.75).
+mnist="${DN_DATA:-data}/mnist"
+if [ -r "$mnist/train-images-idx3-ubyte" ] && [ -r "$mnist/t10k-labels-idx1-ubyte" ]; then
+    ft="$dir/finetune"
+    mkdir -p "$ft/sub"
+    "$py" -c '
+import struct, sys
+src, dst, n = sys.argv[1], sys.argv[2], 6000
+for name, head, per in (("train-images-idx3-ubyte", 16, 784), ("train-labels-idx1-ubyte", 8, 1)):
+    b = open(src + "/" + name, "rb").read()
+    open(dst + "/" + name, "wb").write(b[:4] + struct.pack(">I", n) + b[8:head] + b[head:head + n * per])
+' "$mnist" "$ft/sub" && cp "$mnist/t10k-images-idx3-ubyte" "$mnist/t10k-labels-idx1-ubyte" "$ft/sub/"
+    d="$build/dendrite"
+    opts="--data $ft/sub --epochs 2 --lr 0.1 --quiet"
+    # the first line of eval's JSON: {"loss": L, "accuracy": A, ...}
+    accuracy() { sed -n 's/.*"accuracy": \([0-9.]*\).*/\1/p' "$1"; }
+    if "$d" import tests/fixtures/onnx/mlp.onnx -o "$ft/mlp.ckpt" --cfg "$ft/mlp.cfg" > "$ft/log" 2>&1 &&
+        "$d" info "$ft/mlp.ckpt" > "$ft/info" 2>&1 && grep -q "25818 parameters" "$ft/info" &&
+        "$d" eval "$ft/mlp.ckpt" --data "$ft/sub" > "$ft/eval0" 2>&1 &&
+        "$d" predict "$ft/mlp.ckpt" "$ft/sub/t10k-images-idx3-ubyte" > "$ft/predict" 2>&1 &&
+        [ "$(wc -l < "$ft/predict")" -eq 10000 ] &&
+        "$d" train "$ft/mlp.ckpt" $opts --save "$ft/a.ckpt" >> "$ft/log" 2>&1 &&
+        "$d" train tests/fixtures/onnx/mlp.onnx $opts --save "$ft/b.ckpt" >> "$ft/log" 2>&1 &&
+        "$d" train "$ft/mlp.cfg" --init tests/fixtures/onnx/mlp.onnx $opts --save "$ft/c.ckpt" >> "$ft/log" 2>&1 &&
+        "$d" eval "$ft/a.ckpt" --data "$ft/sub" > "$ft/eval1" 2>&1 &&
+        "$d" export "$ft/a.ckpt" -o "$ft/a.onnx" >> "$ft/log" 2>&1 && "$d" export "$ft/b.ckpt" -o "$ft/b.onnx" >> "$ft/log" 2>&1 &&
+        "$d" export "$ft/c.ckpt" -o "$ft/c.onnx" >> "$ft/log" 2>&1 && "$d" export "$ft/mlp.ckpt" -o "$ft/0.onnx" >> "$ft/log" 2>&1 &&
+        cmp -s "$ft/a.onnx" "$ft/b.onnx" && cmp -s "$ft/a.onnx" "$ft/c.onnx" && ! cmp -s "$ft/a.onnx" "$ft/0.onnx" &&
+        awk -v a="$(accuracy "$ft/eval0")" -v b="$(accuracy "$ft/eval1")" 'BEGIN { exit !(a < 0.3 && b >= 0.75) }'; then
+        echo "ok   fine-tuning: PyTorch's MLP imported, info, eval, predict; train CKPT, MODEL.onnx and CFG --init give the same weights, test accuracy $(accuracy "$ft/eval0") -> $(accuracy "$ft/eval1")"
+        ok=$((ok + 1))
+    else
+        cat "$ft/log" "$ft/info" "$ft/eval0" "$ft/eval1" 2>/dev/null | sed "s/^/     /"
+        echo "FAIL fine-tuning an imported model through the commands"; bad=$((bad + 1))
+    fi
+else
+    echo "skip fine-tuning: no MNIST in $mnist (scripts/fetch-mnist.sh)"
+    skipped=$((skipped + 1))
+fi
+echo "$ok passed, $bad failed, $skipped skipped"
 [ $bad -eq 0 ]

@@ -24,7 +24,7 @@ static const char *const usage_main =
     "usage: dendrite <command> [options]\n"
     "\n"
     "commands:\n"
-    "  train CFG       train the model described by CFG (see docs/cfg.md)\n"
+    "  train CFG       train the model described by CFG (see docs/cfg.md), or fine-tune a checkpoint or .onnx\n"
     "  eval CKPT       loss, accuracy and confusion matrix of a checkpoint on the test set\n"
     "  predict CKPT FILE  class probabilities (or outputs) for each sample of FILE (IDX or CSV)\n"
     "  info CFG|CKPT   layers, output shapes, parameters and FLOPs\n"
@@ -40,7 +40,9 @@ static const char *const usage_main =
     "the instruction set the kernels use.\n";
 
 static const char *const usage_train =
-    "usage: dendrite train CFG [options]\n"
+    "usage: dendrite train CFG|CKPT|MODEL.onnx [options]\n"
+    "A checkpoint or an ONNX file (imported) instead of CFG fine-tunes that model: its layers and weights, its\n"
+    "[net] settings unless an option overrides them, a fresh optimiser (--resume continues a run instead).\n"
     "  --data DIR|FILE   training data (MNIST folder or CSV file; default: the cfg's [data] train)\n"
     "  --epochs N        epochs (default: the cfg's)\n"
     "  --batch N         minibatch size\n"
@@ -49,6 +51,8 @@ static const char *const usage_train =
     "  --seed N          seed for initialisation, shuffling and dropout\n"
     "  --save FILE       checkpoint written after every epoch (crash-safe)\n"
     "  --resume FILE     continue a run from its checkpoint\n"
+    "  --init FILE       start from the weights of a checkpoint or ONNX file (matched by name and shape), with\n"
+    "                    CFG's layers and settings and a fresh optimiser\n"
     "  --log FILE        one JSON line per epoch\n"
     "  --quiet           no progress output\n"
     "  --detect-anomaly  stop at the first op (and layer) that produces NaN or infinity\n"
@@ -84,10 +88,11 @@ static const char *const usage_export =
     "--opset says 13 to 17, a dynamic batch axis, the cfg in the metadata (docs/onnx.md).\n";
 
 static const char *const usage_import =
-    "usage: dendrite import FILE.onnx -o CKPT\n"
+    "usage: dendrite import FILE.onnx -o CKPT [--cfg FILE.cfg]\n"
     "Reads an ONNX model of feed-forward layers (as torch.onnx.export writes them: Gemm, Conv, pooling, batch norm,\n"
     "activations, Flatten, Add, Concat; docs/onnx.md) and saves it as a checkpoint that eval, predict, info and train\n"
-    "read.  An op or attribute the importer does not read is refused with the node's name.\n";
+    "read.  An op or attribute the importer does not read is refused with the node's name.  --cfg also writes the\n"
+    "model's cfg text, for `dendrite train FILE.cfg --init CKPT` with [net] settings of your own.\n";
 
 static int usage(const char *text, bool error)
 {
@@ -191,7 +196,7 @@ static dn_status on_epoch(void *user, const dn_epoch_stats *st)
 
 static int cmd_train(int argc, char **argv)
 {
-    const char *cfg_path = NULL, *save = NULL, *resume = NULL, *log_path = NULL;
+    const char *cfg_path = NULL, *save = NULL, *resume = NULL, *log_path = NULL, *init = NULL;
     dn_run_options o;
     dn_run_options_default(&o);
     long epochs = -1, batch = -1, threads = -1, seed = -1;
@@ -211,6 +216,7 @@ static int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--data") && has) o.data = argv[++i];
         else if (!strcmp(a, "--save") && has) save = argv[++i];
         else if (!strcmp(a, "--resume") && has) resume = argv[++i];
+        else if (!strcmp(a, "--init") && has) init = argv[++i];
         else if (!strcmp(a, "--log") && has) log_path = argv[++i];
         else if (!strcmp(a, "--epochs") && has) { if (!parse_long(argv[++i], 0, 1000000, &epochs)) goto bad; }
         else if (!strcmp(a, "--batch") && has) { if (!parse_long(argv[++i], 1, 1 << 24, &batch)) goto bad; }
@@ -231,6 +237,10 @@ static int cmd_train(int argc, char **argv)
         return usage(usage_train, true);
     }
     if (!cfg_path) return usage(usage_train, true);
+    if (init && resume) {
+        fprintf(stderr, "dendrite train: --init (new training from weights) and --resume (continue a run) exclude each other\n");
+        return usage(usage_train, true);
+    }
 
     /* the library loads the data, splits, normalises and builds the trainer; this verb prints */
     o.epochs = (int)epochs;
@@ -247,6 +257,7 @@ static int cmd_train(int argc, char **argv)
     eo.prog = (progress){isatty(2), quiet, 0, c->batch};
     dn_trainer_set_batch_callback(dn_run_trainer(run), on_batch, &eo.prog);
     if (resume && dn_run_resume(run, resume)) { fail("resuming"); goto out; }
+    if (init && dn_run_init_weights(run, init)) { fail("loading the initial weights"); goto out; }
     if (log_path) {
         eo.log = fopen(log_path, resume ? "a" : "w");
         if (!eo.log) { fprintf(stderr, "dendrite: cannot open log %s: %s\n", log_path, strerror(errno)); goto out; }
@@ -410,12 +421,27 @@ static int cmd_export(int argc, char **argv)
     return 0;
 }
 
+/* Writes text to path (the imported model's cfg). */
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    bool ok = f && text && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) {
+        fprintf(stderr, "dendrite: cannot write %s: %s\n", path, text ? strerror(errno) : "the model has no cfg text");
+        return 1;
+    }
+    printf("%s: written\n", path);
+    return 0;
+}
+
 static int cmd_import(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL;
+    const char *in = NULL, *out = NULL, *cfg = NULL;
     for (int i = 0; i < argc; i++) {
         if (is_help(argv[i])) return usage(usage_import, false);
         if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--cfg") && i + 1 < argc) cfg = argv[++i];
         else if (argv[i][0] == '-' || in) return usage(usage_import, true);
         else in = argv[i];
     }
@@ -427,10 +453,14 @@ static int cmd_import(int argc, char **argv)
     dn_model *m = NULL;
     if (dn_model_import_onnx(in, &m, NULL)) return fail("import");
     dn_status s = dn_model_save(m, out);
-    dn_model_free(m);
-    if (s) return fail("import");
+    if (s) {
+        dn_model_free(m);
+        return fail("import");
+    }
     printf("%s: written\n", out);
-    return 0;
+    int rc = cfg ? write_text(cfg, dn_model_cfg_text(m)) : 0;
+    dn_model_free(m);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ gradcheck */

@@ -160,11 +160,12 @@ static bool attr_ints(const Onnx__NodeProto *n, const char *name, int want, int6
 }
 
 /* Only the attributes in `known` (a NULL-terminated list) may be present: an unknown one is refused, never
- * ignored. */
+ * ignored.  Before opset 6 many ops carried `consumed_inputs`, a hint for in-place memory reuse without meaning for
+ * the result: it is let through there. */
 static dn_status only_attrs(const importer *im, const Onnx__NodeProto *n, const char *const *known)
 {
     for (size_t i = 0; i < n->n_attribute; i++) {
-        bool ok = false;
+        bool ok = im->opset < 6 && n->attribute[i]->name && !strcmp(n->attribute[i]->name, "consumed_inputs");
         for (int k = 0; known[k] && !ok; k++) ok = n->attribute[i]->name && !strcmp(n->attribute[i]->name, known[k]);
         if (!ok) return node_error(im, n, "attribute '%s' is not supported", n->attribute[i]->name ? n->attribute[i]->name : "");
     }
@@ -336,8 +337,8 @@ static const Onnx__NodeProto *only_reader(const importer *im, const char *name, 
     return found;
 }
 
-/* dense from Gemm (y = x B^T + C with transB=1, as torch's Linear; or x B + C) and from MatMul followed by an Add
- * of a bias */
+/* dense from Gemm (y = alpha x B^T + beta C with transB=1, as torch's Linear; or alpha x B + beta C: alpha and
+ * beta are folded into the weight and bias) and from MatMul followed by an Add of a bias */
 static dn_status import_dense(importer *im, const Onnx__NodeProto *n, bool gemm)
 {
     dn_status s = DN_OK;
@@ -346,8 +347,10 @@ static dn_status import_dense(importer *im, const Onnx__NodeProto *n, bool gemm)
     if (gemm) {
         /* broadcast: opset 6's flag for C's broadcasting, which later opsets always do */
         if ((s = only_attrs(im, n, (const char *[]){"alpha", "beta", "transA", "transB", "broadcast", NULL}))) return s;
-        if (attr_float(n, "alpha", 1) != 1 || attr_float(n, "beta", 1) != 1 || attr_int(n, "transA", 0) != 0)
-            return node_error(im, n, "only alpha = 1, beta = 1 and transA = 0 are supported");
+        if (attr_int(n, "transA", 0) != 0)
+            return node_error(im, n, "transA = 1 (the data input transposed, mixing samples) is not supported");
+        if (!isfinite(attr_float(n, "alpha", 1)) || !isfinite(attr_float(n, "beta", 1)))
+            return node_error(im, n, "alpha and beta must be finite");
     } else if ((s = only_attrs(im, n, (const char *[]){NULL}))) {
         return s;
     }
@@ -356,8 +359,11 @@ static dn_status import_dense(importer *im, const Onnx__NodeProto *n, bool gemm)
     if (!w) return s;
     const Onnx__NodeProto *add = NULL;
     size_t add_index = 0;
-    if (gemm && has_input(n, 2) && !(b = const_input(im, n, 2, &s))) return s;
-    if (!gemm && n->n_output == 1 && (add = only_reader(im, n->output[0], &add_index)) && add->op_type && !strcmp(add->op_type, "Add") &&
+    const float alpha = (float)attr_float(n, "alpha", 1), beta = (float)attr_float(n, "beta", 1);
+    /* beta = 0: C does not count (and may be absent) */
+    if (gemm && has_input(n, 2) && beta != 0 && !(b = const_input(im, n, 2, &s))) return s;
+    if (!gemm && n->n_output == 1 && (add = only_reader(im, n->output[0], &add_index)) && add->op_type &&
+        !strcmp(add->op_type, "Add") &&
         add->n_input == 2) {
         /* MatMul + Add: the bias is the Add's other input, when it is a constant */
         const value *v = find_value(im, add->input[0] && !strcmp(add->input[0], n->output[0]) ? add->input[1] : add->input[0]);
@@ -371,11 +377,30 @@ static dn_status import_dense(importer *im, const Onnx__NodeProto *n, bool gemm)
     const int64_t in = trans_b ? w->dims[1] : w->dims[0], units = trans_b ? w->dims[0] : w->dims[1];
     if (nd != 1 || shape[0] != in)
         return node_error(im, n, "the input is %s per sample, the weight wants [%lld]", dn_shape_str(nd, shape), (long long)in);
-    if (b && tensor_numel(b) != units)
-        return node_error(im, n, "the bias has %lld values for %lld units", (long long)tensor_numel(b), (long long)units);
+    /* the bias broadcasts over the rows: one value, or one per unit ([units] or [1, units]); a C with a row per
+     * sample ([M, units]) depends on the batch */
+    bool one_per_unit = b && tensor_numel(b) == units && (b->n_dims == 0 || b->dims[b->n_dims - 1] == units);
+    for (size_t i = 0; one_per_unit && i + 1 < b->n_dims; i++) one_per_unit = b->dims[i] == 1;
+    if (b && tensor_numel(b) != 1 && !one_per_unit)
+        return node_error(im, n, "the bias (C) has shape %s; it must be one value or one per unit ([%lld] or [1, %lld])",
+                          dn_shape_str((int)(b->n_dims < DN_MAX_DIMS ? b->n_dims : DN_MAX_DIMS), b->dims),
+                          (long long)units, (long long)units);
     float *wd = NULL, *bd = NULL;
     if ((s = tensor_floats(im, n, w, &wd))) return s;
-    if (b && (s = tensor_floats(im, n, b, &bd))) goto out;
+    if (b) {
+        /* beta C, one value per unit */
+        float *c = NULL;
+        if ((s = tensor_floats(im, n, b, &c))) goto out;
+        if (!(bd = dn_alloc((size_t)units * sizeof *bd))) {
+            dn_free(c);
+            s = DN_ERR_NOMEM;
+            goto out;
+        }
+        for (int64_t u = 0; u < units; u++) bd[u] = beta * c[tensor_numel(b) == 1 ? 0 : u];
+        dn_free(c);
+    }
+    if (alpha != 1)
+        for (int64_t i = 0; i < units * in; i++) wd[i] *= alpha;
     if ((s = dn_model_add_dense(im->m, units, DN_INIT_DEFAULT, b != NULL))) goto out;
     if ((s = cfg_printf(im, "\n[dense]\nunits = %lld\nbias = %d\n", (long long)units, b != NULL))) goto out;
     if (trans_b) s = set_param(im, n, 0, wd, units * in);
@@ -403,6 +428,63 @@ out:
     return s;
 }
 
+/* auto_pad (Conv, MaxPool, AveragePool) as explicit pads p[4] = {H begin, W begin, H end, W end}: NOTSET keeps the
+ * `pads` attribute, VALID is no padding, SAME_UPPER and SAME_LOWER pad so that the output is ceil(in / stride),
+ * the odd pixel of an odd total at the end (UPPER) or the start (LOWER).  Those need the input's H and W. */
+static dn_status resolve_auto_pad(importer *im, const Onnx__NodeProto *n, const int64_t *k, const int64_t *st,
+                                  const int64_t *d, int64_t *p)
+{
+    const Onnx__AttributeProto *ap = attr(n, "auto_pad");
+    if (!ap || !ap->has_s || (ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6))) return DN_OK;
+    const bool valid = ap->s.len == 5 && !memcmp(ap->s.data, "VALID", 5);
+    const bool upper = ap->s.len == 10 && !memcmp(ap->s.data, "SAME_UPPER", 10);
+    const bool lower = ap->s.len == 10 && !memcmp(ap->s.data, "SAME_LOWER", 10);
+    if (!valid && !upper && !lower)
+        return node_error(im, n, "auto_pad '%.*s' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", (int)ap->s.len,
+                          (const char *)ap->s.data);
+    if (attr(n, "pads")) return node_error(im, n, "auto_pad and pads are both given");
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(im->m, &nd, shape);
+    if (nd != 3) return node_error(im, n, "auto_pad needs an image input [C, H, W], not %s", dn_shape_str(nd, shape));
+    for (int a = 0; a < 2; a++) {
+        if (valid || st[a] < 1 || st[a] > 4096 || d[a] < 1 || d[a] > 4096 || k[a] < 1 || k[a] > 4096) {
+            p[a] = p[a + 2] = 0; /* VALID, or out of range (refused by the caller's range check) */
+            continue;
+        }
+        /* out = ceil(in / stride); total = max(0, (out - 1) stride + (k - 1) dilation + 1 - in) */
+        const int64_t in = shape[1 + a], out = (in + st[a] - 1) / st[a];
+        int64_t total = (out - 1) * st[a] + (k[a] - 1) * d[a] + 1 - in;
+        if (total < 0) total = 0;
+        p[a] = upper ? total / 2 : total - total / 2;
+        p[a + 2] = total - p[a];
+    }
+    return DN_OK;
+}
+
+/* ceil_mode = 1 (pooling) gives the floor mode's output when every window fits exactly: (in + pads - extent) is a
+ * multiple of the stride along H and W.  Else it is refused (dendrite's pooling has no ceil mode). */
+static dn_status check_ceil_mode(importer *im, const Onnx__NodeProto *n, const int64_t *k, const int64_t *st,
+                                 const int64_t *p)
+{
+    if (attr_int(n, "ceil_mode", 0) == 0) return DN_OK;
+    int nd;
+    int64_t shape[DN_MAX_DIMS];
+    dn_model_tail_shape(im->m, &nd, shape);
+    for (int a = 0; a < 2; a++)
+        if (k[a] < 1 || k[a] > 4096 || st[a] < 1 || st[a] > 4096 || p[a] < 0 || p[a] > 2048 || p[a + 2] < 0 ||
+            p[a + 2] > 2048)
+            return DN_OK; /* out of range: the caller refuses it */
+    for (int a = 0; nd == 3 && a < 2; a++) {
+        const int64_t span = shape[1 + a] + p[a] + p[a + 2] - k[a];
+        if (st[a] < 1 || span < 0 || span % st[a]) nd = 0;
+    }
+    if (nd != 3)
+        return node_error(im, n, "ceil_mode = 1 is supported only where it gives the output of floor mode (the windows "
+                                 "fit the padded input exactly); dendrite's pooling rounds down");
+    return DN_OK;
+}
+
 static dn_status import_conv(importer *im, const Onnx__NodeProto *n)
 {
     dn_status s;
@@ -410,9 +492,6 @@ static dn_status import_conv(importer *im, const Onnx__NodeProto *n)
     if ((s = data_input(im, n, &layer))) return s;
     if ((s = only_attrs(im, n, (const char *[]){"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL})))
         return s;
-    const Onnx__AttributeProto *ap = attr(n, "auto_pad");
-    if (ap && ap->has_s && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)))
-        return node_error(im, n, "auto_pad must be NOTSET (explicit pads)");
     const Onnx__TensorProto *w = const_input(im, n, 1, &s), *b = NULL;
     if (!w) return s;
     if (has_input(n, 2) && !(b = const_input(im, n, 2, &s))) return s;
@@ -423,6 +502,7 @@ static dn_status import_conv(importer *im, const Onnx__NodeProto *n)
         return node_error(im, n, "kernel_shape, strides, dilations and pads must have 2, 2, 2 and 4 entries");
     if ((k[0] && k[0] != w->dims[2]) || (k[1] && k[1] != w->dims[3]))
         return node_error(im, n, "kernel_shape disagrees with the weight");
+    if ((s = resolve_auto_pad(im, n, (const int64_t[]){w->dims[2], w->dims[3]}, st, d, p))) return s;
     if (st[0] != st[1] || d[0] != d[1] || p[0] != p[1] || p[0] != p[2] || p[0] != p[3])
         return node_error(im, n, "strides, dilations and pads must be the same along H and W and at both ends "
                                  "(got strides %lld,%lld dilations %lld,%lld pads %lld,%lld,%lld,%lld)",
@@ -494,16 +574,16 @@ static dn_status import_pool_kind(importer *im, const Onnx__NodeProto *in, const
     if ((s = only_attrs(im, n, (const char *[]){"auto_pad", "ceil_mode", "count_include_pad", "dilations",
                                                 "kernel_shape", "pads", "storage_order", "strides", NULL})))
         return s;
-    const Onnx__AttributeProto *ap = attr(n, "auto_pad");
-    if (ap && ap->has_s && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)))
-        return node_error(im, n, "auto_pad must be NOTSET (explicit pads)");
     int64_t k[2], st[2], d[2], p[4];
     if (!attr(n, "kernel_shape") || !attr_ints(n, "kernel_shape", 2, 0, k) || !attr_ints(n, "strides", 2, 1, st) ||
         !attr_ints(n, "dilations", 2, 1, d) || !attr_ints(n, "pads", 4, 0, p))
         return node_error(im, n, "2-d pooling needs kernel_shape (2 entries), and strides, dilations, pads of 2, 2, 4");
+    if ((s = resolve_auto_pad(im, n, k, st, d, p)) || (s = check_ceil_mode(im, n, k, st, p))) return s;
     if (k[0] != k[1] || st[0] != st[1] || p[0] != p[1] || p[0] != p[2] || p[0] != p[3] || d[0] != 1 || d[1] != 1)
-        return node_error(im, n, "the window, stride and padding must be square and symmetric, without dilation");
-    if (attr_int(n, "ceil_mode", 0) != 0) return node_error(im, n, "ceil_mode = 1 is not supported");
+        return node_error(im, n, "the window, stride and padding must be square and symmetric, without dilation (got "
+                                 "kernel %lld,%lld strides %lld,%lld pads %lld,%lld,%lld,%lld dilations %lld,%lld)",
+                          (long long)k[0], (long long)k[1], (long long)st[0], (long long)st[1], (long long)p[0],
+                          (long long)p[1], (long long)p[2], (long long)p[3], (long long)d[0], (long long)d[1]);
     if (attr_int(n, "storage_order", 0) != 0) return node_error(im, n, "storage_order = 1 is not supported");
     if (avg && p[0] && attr_int(n, "count_include_pad", 0) != 1)
         return node_error(im, n, "padded average pooling must count the padding (count_include_pad = 1), as dendrite does");
@@ -592,7 +672,11 @@ static dn_status import_flatten(importer *im, const Onnx__NodeProto *n, bool res
             return node_error(im, n, "only a reshape to [N, -1] (one sample per row) is supported");
     } else {
         if ((s = only_attrs(im, n, (const char *[]){"axis", NULL}))) return s;
-        if (attr_int(n, "axis", 1) != 1) return node_error(im, n, "only axis = 1 is supported");
+        /* a negative axis counts from the end of [N, sample...] */
+        const int64_t axis = attr_int(n, "axis", 1), rank = tail_ndim(im->m) + 1;
+        if (axis != 1 && axis != 1 - rank)
+            return node_error(im, n, "only axis = 1 (or %lld) is supported: other axes move samples across the batch axis",
+                              (long long)(1 - rank));
     }
     if ((s = dn_model_add_flatten(im->m)) || (s = cfg_printf(im, "\n[flatten]\n"))) return s;
     return out_is_tail(im, n);
@@ -970,7 +1054,8 @@ static dn_status import_concat(importer *im, const Onnx__NodeProto *n)
         if (layers[k] < 0) return node_error(im, n, "joins the model input (a route reads layers' outputs)");
     }
     const int rank = im->m->layers[layers[0]].out_ndim + 1;
-    if (attr_int(n, "axis", 0) != 1 && attr_int(n, "axis", 0) != 1 - rank)
+    const int64_t axis = attr_int(n, "axis", im->opset < 4 ? 1 : 0); /* optional, default 1, before opset 4 */
+    if (axis != 1 && axis != 1 - rank)
         return node_error(im, n, "only axis = 1 (channels) is supported");
     if ((s = dn_model_add_route(im->m, (int)n->n_input, layers))) {
         dn_error_prefix("%s: node '%s' (Concat)", im->path, node_name(n));
@@ -1144,9 +1229,11 @@ static dn_status read_seq_input(importer *im, const Onnx__ValueInfoProto *in, in
     }
     const bool ids = sh->n_dim == 2 && (elem == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
                                         (elem == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && cast));
-    *handled = ids || (sh->n_dim == 3 && elem == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
-    if (!*handled) return DN_OK;
     const int t_axis = time_major ? 0 : 1;
+    /* a batch-first [N, C, L] of fixed sizes is read by read_input as any other sample shape */
+    const bool free_t = sh->n_dim >= 2 && sh->dim[t_axis]->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    *handled = ids || (sh->n_dim == 3 && elem == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && (time_major || free_t));
+    if (!*handled) return DN_OK;
     const Onnx__TensorShapeProto__Dimension *dt = sh->dim[t_axis];
     int64_t steps = DEFAULT_MAX_STEPS;
     if (dt->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
@@ -1685,9 +1772,9 @@ static dn_status read_input(importer *im, int *ndim, int64_t *shape)
     if (t->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
         return dn_error(DN_ERR_FORMAT, "%s: input '%s' is int64 but not token ids [N, T] read by an embedding (Gather)",
                         im->path, in->name);
-    if (sh->n_dim != 2 && sh->n_dim != 4)
-        return dn_error(DN_ERR_FORMAT, "%s: input '%s' has %zu dimensions; the importer reads [N, F] and [N, C, H, W]",
-                        im->path, in->name, sh->n_dim);
+    if (sh->n_dim < 2 || sh->n_dim > 4)
+        return dn_error(DN_ERR_FORMAT, "%s: input '%s' has %zu dimensions; the importer reads [N, F], [N, C, L] and "
+                                       "[N, C, H, W]", im->path, in->name, sh->n_dim);
     *ndim = (int)sh->n_dim - 1;
     for (size_t i = 1; i < sh->n_dim; i++) {
         const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
@@ -1698,6 +1785,14 @@ static dn_status read_input(importer *im, int *ndim, int64_t *shape)
         shape[i - 1] = d->dim_value;
     }
     return add_value(im, in->name, -1, NULL);
+}
+
+/* A graph whose output is its input (only Identity or Dropout nodes): one identity activation layer, since a model
+ * has at least one layer. */
+static dn_status add_identity(importer *im)
+{
+    dn_status s = dn_model_add_activation(im->m, "identity", NULL);
+    return s ? s : cfg_printf(im, "\n[activation]\ntype = identity\n");
 }
 
 static dn_status import_graph(importer *im, dn_model **out, dn_train_config *train)
@@ -1731,8 +1826,11 @@ static dn_status import_graph(importer *im, dn_model **out, dn_train_config *tra
     if (!v || v->t) return dn_error(DN_ERR_FORMAT, "%s: the graph output '%s' is not computed by the graph", im->path, g->output[0]->name);
     if (v->form) return dn_error(DN_ERR_FORMAT, "%s: the graph output '%s' is %s, not in dendrite's layout", im->path,
                                  g->output[0]->name, form_name(v->form));
-    if (v->layer < 0) return dn_error(DN_ERR_FORMAT, "%s: the graph has no layers (its output is its input)", im->path);
-    if (v->layer != im->m->n_layers - 1) {
+    if (v->layer < 0 && im->m->n_layers)
+        return dn_error(DN_ERR_FORMAT, "%s: the graph output is its input, but other nodes compute layers", im->path);
+    if (v->layer < 0) {
+        if ((s = add_identity(im))) return s;
+    } else if (v->layer != im->m->n_layers - 1) {
         int layer = v->layer;
         if ((s = dn_model_add_route(im->m, 1, &layer)) || (s = cfg_printf(im, "\n[route]\nlayers = %d\n", layer))) return s;
     }
@@ -1746,7 +1844,7 @@ static dn_status import_graph(importer *im, dn_model **out, dn_train_config *tra
         dn_model_free(m2);
         return dn_error(DN_ERR_STATE, "%s: the cfg text written for the imported model builds a different model", im->path);
     }
-    if (m2->n_params) memcpy(m2->params, im->m->params, m2->n_params * sizeof(float)); /* none: NULL */
+    if (m2->n_params) memcpy(m2->params, im->m->params, m2->n_params * sizeof(float)); /* none: an activation alone */
     if (m2->n_bufdata) memcpy(m2->bufdata, im->m->bufdata, m2->n_bufdata * sizeof(float));
     *out = m2;
     return DN_OK;
@@ -1772,8 +1870,8 @@ dn_status dn_model_import_onnx(const char *path, dn_model **model, dn_train_conf
         if ((!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) && o->has_version) im.opset = (int)o->version;
     }
     if (!mp->graph) s = dn_error(DN_ERR_FORMAT, "%s: the model has no graph", path);
-    else if (im.opset < 6 || im.opset > 21)
-        s = dn_error(DN_ERR_FORMAT, "%s: opset %d of the standard domain (the importer reads opsets 6 to 21)", path, im.opset);
+    else if (im.opset < 1 || im.opset > 21)
+        s = dn_error(DN_ERR_FORMAT, "%s: opset %d of the standard domain (the importer reads opsets 1 to 21)", path, im.opset);
     else {
         im.g = mp->graph;
         for (size_t i = 0; i < mp->n_metadata_props; i++)

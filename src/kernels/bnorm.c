@@ -9,7 +9,10 @@
 #define COLS 256      /* floats of one sample handled together on the across-channels path */
 #define PAR_MIN 32768 /* elements below which one thread does the whole job */
 
-typedef enum { BN_FWD, BN_BWD } bn_kind;
+/* BN_FWD, BN_BWD: bnorm.h's forward and backward.  For a batch spread over several processes the statistics are
+ * summed between the steps, so the steps are also there one at a time: BN_SUM (sum x), BN_SQ (sum (x - mean)^2
+ * around a given mean), BN_DX (dx from given sums, over m values in all). */
+typedef enum { BN_FWD, BN_BWD, BN_SUM, BN_SQ, BN_DX } bn_kind;
 
 typedef struct bn_job {
     bn_kind kind;
@@ -20,7 +23,9 @@ typedef struct bn_job {
     double eps;
     double *mean, *var;           /* forward: written in training, read otherwise */
     const double *invstd;         /* backward */
-    double *sum_dy, *sum_dy_xc;   /* backward */
+    double *sum_dy, *sum_dy_xc;   /* backward: written (BN_BWD) or read (BN_DX) */
+    double *out;                  /* BN_SUM, BN_SQ: one sum per channel */
+    double m;                     /* values per channel in the whole batch (0: n inner) */
     int64_t n, channels, inner;
 } bn_job;
 
@@ -37,7 +42,7 @@ static void fwd_coeffs(const bn_job *j, int64_t c, float *scale, float *shift)
 /* dx += A dy + (B (x - mean) + C) for channel c, from its sums */
 static void dx_coeffs(const bn_job *j, int64_t c, double sdy, double sdx, float *A, float *B, float *C)
 {
-    const double invstd = j->invstd[c], k = j->gamma[c] * invstd, m = (double)(j->n * j->inner);
+    const double invstd = j->invstd[c], k = j->gamma[c] * invstd, m = j->m > 0 ? j->m : (double)(j->n * j->inner);
     *A = (float)k;
     *B = j->training ? (float)(-k * invstd * (sdx * invstd / m)) : 0.0f;
     *C = j->training ? (float)(-k * (sdy / m)) : 0.0f;
@@ -51,6 +56,22 @@ static void channel_runs(const bn_job *j, int64_t c)
     const dn_rowops *v = j->v;
     const int64_t n = j->n, inner = j->inner, stride = j->channels * inner, first = c * inner;
     const float *x = j->x + first;
+    if (j->kind == BN_SUM) {
+        /* as forward's mean: the float lanes add deviations from x0 (this shard's first value), and the n inner
+         * copies of x0 are added back in double */
+        const float x0 = x[0];
+        double sum = 0;
+        for (int64_t s = 0; s < n; s++) sum += v->sum_c(x + s * stride, x0, 0.0f, inner);
+        j->out[c] = (double)x0 * (double)(n * inner) + sum;
+        return;
+    }
+    if (j->kind == BN_SQ) {
+        const float hi = hi_of(j->mean[c]), lo = lo_of(j->mean[c]);
+        double sq = 0;
+        for (int64_t s = 0; s < n; s++) sq += v->sum_sq_c(x + s * stride, hi, lo, inner);
+        j->out[c] = sq;
+        return;
+    }
     if (j->kind == BN_FWD) {
         if (j->training) {
             const double m = (double)(n * inner);
@@ -74,12 +95,17 @@ static void channel_runs(const bn_job *j, int64_t c)
     const float hi = hi_of(j->mean[c]), lo = lo_of(j->mean[c]);
     const float *dy = j->dy + first;
     double sdy = 0, sdx = 0;
-    for (int64_t s = 0; s < n; s++) {
-        sdy += v->sum(dy + s * stride, inner);
-        sdx += v->dot_c(dy + s * stride, x + s * stride, hi, lo, inner);
+    if (j->kind == BN_DX) {
+        sdy = j->sum_dy[c];
+        sdx = j->sum_dy_xc[c];
+    } else {
+        for (int64_t s = 0; s < n; s++) {
+            sdy += v->sum(dy + s * stride, inner);
+            sdx += v->dot_c(dy + s * stride, x + s * stride, hi, lo, inner);
+        }
+        j->sum_dy[c] = sdy;
+        j->sum_dy_xc[c] = sdx;
     }
-    j->sum_dy[c] = sdy;
-    j->sum_dy_xc[c] = sdx;
     if (!j->dx) return;
     float A, B, C;
     dx_coeffs(j, c, sdy, sdx, &A, &B, &C);
@@ -99,6 +125,18 @@ static void channel_cols(const bn_job *j, int64_t c0, int64_t c1)
     double a1[COLS], a2[COLS];
     float hi[COLS], lo[COLS], pa[COLS], pb[COLS], pc[COLS];
     for (int64_t k = 0; k < w; k++) a1[k] = a2[k] = 0;
+    if (j->kind == BN_SUM) {
+        for (int64_t s = 0; s < n; s++) {
+            const float *x = j->x + s * stride + off;
+            for (int64_t k = 0; k < w; k++) a1[k] += x[k];
+        }
+        for (int64_t c = c0; c < c1; c++) {
+            double sum = 0;
+            for (int64_t i = 0; i < inner; i++) sum += a1[(c - c0) * inner + i];
+            j->out[c] = sum;
+        }
+        return;
+    }
     if (j->kind == BN_FWD && j->training) {
         for (int64_t s = 0; s < n; s++) {
             const float *x = j->x + s * stride + off;
@@ -113,6 +151,21 @@ static void channel_cols(const bn_job *j, int64_t c0, int64_t c1)
     for (int64_t k = 0; k < w; k++) {
         hi[k] = hi_of(j->mean[c0 + k / inner]);
         lo[k] = lo_of(j->mean[c0 + k / inner]);
+    }
+    if (j->kind == BN_SQ) {
+        for (int64_t s = 0; s < n; s++) {
+            const float *x = j->x + s * stride + off;
+            for (int64_t k = 0; k < w; k++) {
+                const float d = (x[k] - hi[k]) - lo[k];
+                a2[k] += (double)(d * d);
+            }
+        }
+        for (int64_t c = c0; c < c1; c++) {
+            double sq = 0;
+            for (int64_t i = 0; i < inner; i++) sq += a2[(c - c0) * inner + i];
+            j->out[c] = sq;
+        }
+        return;
     }
     if (j->kind == BN_FWD) {
         if (j->training) {
@@ -138,7 +191,7 @@ static void channel_cols(const bn_job *j, int64_t c0, int64_t c1)
         }
         return;
     }
-    for (int64_t s = 0; s < n; s++) {
+    for (int64_t s = 0; j->kind == BN_BWD && s < n; s++) {
         const float *x = j->x + s * stride + off, *dy = j->dy + s * stride + off;
         for (int64_t k = 0; k < w; k++) {
             a1[k] += dy[k];
@@ -147,12 +200,17 @@ static void channel_cols(const bn_job *j, int64_t c0, int64_t c1)
     }
     for (int64_t c = c0; c < c1; c++) {
         double s1 = 0, s2 = 0;
-        for (int64_t i = 0; i < inner; i++) {
-            s1 += a1[(c - c0) * inner + i];
-            s2 += a2[(c - c0) * inner + i];
+        if (j->kind == BN_DX) {
+            s1 = j->sum_dy[c];
+            s2 = j->sum_dy_xc[c];
+        } else {
+            for (int64_t i = 0; i < inner; i++) {
+                s1 += a1[(c - c0) * inner + i];
+                s2 += a2[(c - c0) * inner + i];
+            }
+            j->sum_dy[c] = s1;
+            j->sum_dy_xc[c] = s2;
         }
-        j->sum_dy[c] = s1;
-        j->sum_dy_xc[c] = s2;
         for (int64_t i = 0; i < inner; i++) {
             const int64_t k = (c - c0) * inner + i;
             dx_coeffs(j, c, s1, s2, &pa[k], &pb[k], &pc[k]);
@@ -184,6 +242,11 @@ static void part(void *arg, int p, int parts, void *scratch)
 
 static void run(bn_job *j)
 {
+    /* no values: the sums a job writes are 0 */
+    for (int64_t c = 0; (j->n <= 0 || j->inner <= 0) && c < j->channels; c++) {
+        if (j->out) j->out[c] = 0;
+        if (j->kind == BN_BWD) j->sum_dy[c] = j->sum_dy_xc[c] = 0;
+    }
     if (j->channels <= 0 || j->n <= 0 || j->inner <= 0) return;
     j->v = dn_rowops_get();
     int parts = j->n * j->channels * j->inner >= PAR_MIN ? dn_parallel_parts() : 1;
@@ -203,9 +266,32 @@ void dn_bnorm_backward(const float *x, const float *dy, float *dx, int64_t n, in
                        const float *gamma, const double *mean, const double *invstd, bool training, double *sum_dy,
                        double *sum_dy_xc)
 {
-    for (int64_t c = 0; (n <= 0 || inner <= 0) && c < channels; c++) sum_dy[c] = sum_dy_xc[c] = 0; /* no values */
     bn_job j = {.kind = BN_BWD, .training = training, .x = x, .dy = dy, .dx = dx, .gamma = gamma,
                 .mean = (double *)mean /* only read */, .invstd = invstd, .sum_dy = sum_dy, .sum_dy_xc = sum_dy_xc, .n = n,
                 .channels = channels, .inner = inner};
+    run(&j);
+}
+
+void dn_bnorm_sum(const float *x, int64_t n, int64_t channels, int64_t inner, double *sum)
+{
+    bn_job j = {.kind = BN_SUM, .x = x, .out = sum, .n = n, .channels = channels, .inner = inner};
+    run(&j);
+}
+
+void dn_bnorm_sum_sq(const float *x, int64_t n, int64_t channels, int64_t inner, const double *mean, double *sq)
+{
+    bn_job j = {.kind = BN_SQ, .x = x, .mean = (double *)mean /* only read */, .out = sq, .n = n,
+                .channels = channels, .inner = inner};
+    run(&j);
+}
+
+void dn_bnorm_backward_dx(const float *x, const float *dy, float *dx, int64_t n, int64_t channels, int64_t inner,
+                          const float *gamma, const double *mean, const double *invstd, double m, const double *sum_dy,
+                          const double *sum_dy_xc)
+{
+    if (!dx) return;
+    bn_job j = {.kind = BN_DX, .training = true, .x = x, .dy = dy, .dx = dx, .gamma = gamma,
+                .mean = (double *)mean, .invstd = invstd, .sum_dy = (double *)sum_dy, .sum_dy_xc = (double *)sum_dy_xc,
+                .m = m, .n = n, .channels = channels, .inner = inner}; /* mean and the sums are only read */
     run(&j);
 }

@@ -31,4 +31,18 @@ void dn_bnorm_backward(const float *x, const float *dy, float *dx, int64_t n, in
                        const float *gamma, const double *mean, const double *invstd, bool training, double *sum_dy,
                        double *sum_dy_xc);
 
+/* The steps of training's statistics and backward one at a time, for a batch spread over several processes
+ * (synchronised batch norm, src/ops/norm.c): the caller adds each step's per-channel sums over the processes.
+ *     dn_bnorm_sum:     sum[c] = sum x   (x0 n inner + sum (x - x0), x0 the channel's first value: the float lanes
+ *                       add deviations, as forward's mean does)
+ *     dn_bnorm_sum_sq:  sq[c]  = sum (x - mean[c])^2
+ *     dn_bnorm_backward_dx: dx += k (dy - sum_dy/m - xhat invstd sum_dy_xc/m), the training rule of
+ *                       dn_bnorm_backward with the whole batch's sums and its m values per channel.
+ * n = 0 (an empty shard) writes zero sums and no dx. */
+void dn_bnorm_sum(const float *x, int64_t n, int64_t channels, int64_t inner, double *sum);
+void dn_bnorm_sum_sq(const float *x, int64_t n, int64_t channels, int64_t inner, const double *mean, double *sq);
+void dn_bnorm_backward_dx(const float *x, const float *dy, float *dx, int64_t n, int64_t channels, int64_t inner,
+                          const float *gamma, const double *mean, const double *invstd, double m, const double *sum_dy,
+                          const double *sum_dy_xc);
+
 #endif

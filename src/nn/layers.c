@@ -325,10 +325,13 @@ dn_status dn_model_add_dropout(dn_model *m, float p, bool channels)
  * Each mask takes one 64-bit key from the model's generator; element i's uniform number is a hash of (key, i)
  * (splitmix64's finaliser over key + i * golden ratio), so any stretch of the mask can be filled on its own: large
  * masks are shared between threads, with the same values for any thread count, and a checkpoint's generator
- * state still fixes every later mask. */
+ * state still fixes every later mask.  A shard of a batch spread over replicas (ctx->replica) numbers its elements
+ * as the whole batch does (from shard_offset samples on): every replica draws the same key, so the shards' masks
+ * are the pieces of the whole batch's mask. */
 typedef struct mask_job {
     float *data;
     int64_t n;
+    uint64_t base; /* the global index of element 0 */
     uint64_t key;
     float p, keep;
 } mask_job;
@@ -348,18 +351,21 @@ static void mask_part(void *arg, int part, int parts, void *scratch)
     const mask_job *j = arg;
     int64_t lo, hi;
     dn_part_range(j->n, 16, part, parts, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) j->data[i] = mask_uniform(j->key, (uint64_t)i) < j->p ? 0.0f : j->keep;
+    for (int64_t i = lo; i < hi; i++) j->data[i] = mask_uniform(j->key, j->base + (uint64_t)i) < j->p ? 0.0f : j->keep;
 }
 
 static dn_tensor *dropout_mask(dn_model *m, dn_ctx *ctx, const dn_tensor *h, const dn_layer *l)
 {
-    int64_t shape[DN_MAX_DIMS];
+    int64_t shape[DN_MAX_DIMS] = {0};
     int nd = h->ndim;
     for (int i = 0; i < nd; i++) shape[i] = (l->channel_dropout && i >= 2) ? 1 : h->shape[i];
     dn_tensor *mask = dn_ctx_tensor(ctx, nd, shape);
     if (!mask) return NULL;
     const uint64_t hi = dn_rng_u32(&m->rng), lo = dn_rng_u32(&m->rng);
-    mask_job j = {mask->data, dn_tensor_numel(mask), hi << 32 | lo, l->p, 1.0f / (1.0f - l->p)};
+    int64_t per_sample = 1; /* mask elements per sample */
+    for (int i = 1; i < nd; i++) per_sample *= shape[i];
+    const uint64_t base = ctx->replica && nd > 0 ? (uint64_t)(ctx->shard_offset * per_sample) : 0;
+    mask_job j = {mask->data, dn_tensor_numel(mask), base, hi << 32 | lo, l->p, 1.0f / (1.0f - l->p)};
     dn_parallel_run(j.n >= 65536 ? dn_parallel_parts() : 1, mask_part, &j);
     return mask;
 }

@@ -334,10 +334,19 @@ static dn_status dense_build(dn_model *m, dn_layer_args *a)
     return st ? st : dn_layer_fuse_arg(m, a);
 }
 
+/* [N, ...] as [N, features]; the feature count from the shape, so an empty batch (N = 0, a replica's empty shard)
+ * keeps it (reshape's -1 cannot infer it from 0 elements). */
+static dn_tensor *flatten_samples(dn_ctx *ctx, dn_tensor *h)
+{
+    int64_t per = 1;
+    for (int i = 1; i < h->ndim; i++) per *= h->shape[i];
+    return dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], per});
+}
+
 static dn_tensor *dense_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
 {
     (void)m;
-    if (h->ndim != 2 && !l->per_step) h = dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1});
+    if (h->ndim != 2 && !l->per_step) h = flatten_samples(ctx, h);
     dn_tensor *in[3] = {h, e->p0, e->p1};
     return dn_op_apply(ctx, e->relu ? l->op_relu : l->op, e->bias ? 3 : 2, in, NULL);
 }
@@ -385,7 +394,7 @@ static dn_status flatten_build(dn_model *m, dn_layer_args *a)
 static dn_tensor *flatten_forward(dn_model *m, dn_ctx *ctx, dn_layer *l, dn_tensor *h, const dn_layer_env *e)
 {
     (void)m, (void)l, (void)e;
-    return dn_reshape(ctx, h, 2, (int64_t[]){h->shape[0], -1});
+    return flatten_samples(ctx, h);
 }
 
 const dn_layer_def dn_layer_flatten = {

@@ -90,12 +90,13 @@ static dn_status check_state(const char *kind, const char *what, const dn_tensor
 /* Every argument, before any op runs, so a mistake is reported as the caller's and not as a cell's. */
 static dn_status check_args(dn_rnn_kind kind, const dn_tensor *x, const int64_t *lengths, int layers,
                             bool bidirectional, dn_tensor *const *params, const dn_tensor *h0, const dn_tensor *c0,
-                            float dropout, const dn_rng *rng, bool training, int64_t *hidden)
+                            float dropout, const dn_rng *rng, bool training, bool shard, int64_t *hidden)
 {
     if (kind < DN_RNN_TANH || kind > DN_GRU) return dn_error(DN_ERR_ARG, "dn_rnn_sequence: unknown kind %d", (int)kind);
     const char *kn = dn_rnn_kind_name(kind);
     if (!x || !params) return dn_error(DN_ERR_ARG, "dn_rnn_sequence (%s): x and params must not be NULL", kn);
-    if (x->ndim != 3 || x->shape[0] < 1 || x->shape[1] < 1)
+    /* a shard of a batch spread over replicas may be empty (N = 0) */
+    if (x->ndim != 3 || x->shape[0] < (shard ? 0 : 1) || x->shape[1] < 1)
         return dn_error(DN_ERR_SHAPE, "dn_rnn_sequence (%s): x must be [N, T, I] (batch first) with N, T >= 1, got %s",
                         kn, dn_tshape(x));
     if (layers < 1 || layers > 64)
@@ -166,7 +167,8 @@ dn_status dn_rnn_sequence(dn_ctx *ctx, dn_rnn_kind kind, dn_tensor *x, const int
     if (!ctx) return dn_error(DN_ERR_ARG, "dn_rnn_sequence: context is NULL");
     if (ctx->status) return ctx->status; /* sticky: the first error's message stays */
     int64_t hid = 0;
-    dn_status s = check_args(kind, x, lengths, layers, bidirectional, params, h0, c0, dropout, rng, training, &hid);
+    dn_status s = check_args(kind, x, lengths, layers, bidirectional, params, h0, c0, dropout, rng, training,
+                             ctx->replica != NULL, &hid);
     if (s) return seq_fail(ctx, s);
 
     const int dirs = bidirectional ? 2 : 1, rows = layers * dirs;
@@ -228,7 +230,23 @@ dn_status dn_rnn_sequence(dn_ctx *ctx, dn_rnn_kind kind, dn_tensor *x, const int
             if (!mask) return seq_fail(ctx, DN_ERR_NOMEM);
             float keep = 1.0f / (1.0f - dropout);
             int64_t count = dn_tensor_numel(mask);
-            for (int64_t i = 0; i < count; i++) mask->data[i] = dn_rng_uniform(rng) < dropout ? 0.0f : keep;
+            if (ctx->replica) {
+                /* a shard of a batch spread over replicas: every replica draws the whole batch's mask, in the
+                 * order one process draws it, and keeps its own samples' part, so the generators stay in step
+                 * and the shards' masks are the pieces of the whole batch's */
+                const int64_t per = steps * out->shape[2], first = ctx->shard_offset * per;
+                const int64_t total = ctx->global_batch * per;
+                if (ctx->shard_offset < 0 || first + count > total)
+                    return seq_fail(ctx, dn_error(DN_ERR_ARG, "dn_rnn_sequence: a shard of %lld samples at %lld does "
+                                                              "not fit a global batch of %lld", (long long)n,
+                                                  (long long)ctx->shard_offset, (long long)ctx->global_batch));
+                for (int64_t i = 0; i < total; i++) {
+                    float u = dn_rng_uniform(rng);
+                    if (i >= first && i < first + count) mask->data[i - first] = u < dropout ? 0.0f : keep;
+                }
+            } else {
+                for (int64_t i = 0; i < count; i++) mask->data[i] = dn_rng_uniform(rng) < dropout ? 0.0f : keep;
+            }
             out = dn_mul(ctx, out, mask);
         }
         layer_in = out;

@@ -7,7 +7,11 @@
  *   - row-wise losses (the cross-entropies, nll, multi-margin): classes on axis 1 of [N, C, d1, ...], one
  *     term per sample (n, d1, ...).
  * mean divides by the number of terms; sum adds them; none returns them all.  Sums accumulate in double in
- * index order, so results do not depend on anything but the inputs. */
+ * index order, so results do not depend on anything but the inputs.
+ *
+ * In a context that holds a shard of a batch (ctx->replica), the prediction's axis 0 is the shard's samples and mean
+ * divides by the number of terms of the whole batch (ctx->global_batch samples): the loss a shard returns is its
+ * share, and the shards' losses and gradients add up to the whole batch's.  An empty shard's share is 0. */
 #include "internal.h"
 #include "kernels/softmax.h"
 
@@ -45,9 +49,26 @@ static dn_status check_same_shape(const dn_node *node)
     return DN_OK;
 }
 
-/* The loss tensor: 0-d for mean and sum, `terms` (ndim, shape) for none.  Reduces the terms in place. */
+/* What mean divides by: the count of terms, or in a shard the whole batch's, per_sample terms for each of its
+ * samples (per_sample * N = count when the shard is the whole batch, so one replica computes as none). */
+static double mean_denominator(const dn_ctx *ctx, const dn_tensor *p, int64_t count, int64_t per_sample)
+{
+    if (!ctx->replica || p->ndim == 0) return (double)count;
+    return (double)per_sample * (double)ctx->global_batch;
+}
+
+/* Terms per sample of an elementwise loss: one per element of a sample. */
+static int64_t elements_per_sample(const dn_tensor *p)
+{
+    int64_t k = 1;
+    for (int i = 1; i < p->ndim; i++) k *= p->shape[i];
+    return k;
+}
+
+/* The loss tensor: 0-d for mean and sum, `terms` (ndim, shape) for none.  Reduces the terms in place; mean divides
+ * by denom (mean_denominator). */
 static dn_status finish(dn_ctx *ctx, dn_node *node, int red, int ndim, const int64_t *shape, const double *terms,
-                        int64_t count)
+                        int64_t count, double denom)
 {
     if (red == DN_REDUCE_NONE) {
         dn_tensor *y = dn_ctx_tensor(ctx, ndim, shape);
@@ -56,25 +77,25 @@ static dn_status finish(dn_ctx *ctx, dn_node *node, int red, int ndim, const int
         node->out = y;
         return DN_OK;
     }
-    if (red == DN_REDUCE_MEAN && count == 0)
+    if (red == DN_REDUCE_MEAN && denom == 0)
         return dn_error(DN_ERR_SHAPE, "the mean of no terms is undefined (prediction %s is empty)",
                         dn_tshape(node->in[0]));
     double sum = 0;
     for (int64_t i = 0; i < count; i++) sum += terms[i];
     dn_tensor *y = dn_ctx_tensor(ctx, 0, NULL);
     if (!y) return DN_ERR_NOMEM;
-    y->data[0] = (float)(red == DN_REDUCE_MEAN ? sum / (double)count : sum);
+    y->data[0] = (float)(red == DN_REDUCE_MEAN ? sum / denom : sum);
     node->out = y;
     return DN_OK;
 }
 
 /* d(loss)/d(term i): the incoming gradient of term i (none), or the single one shared by all terms,
- * divided by the count for mean. */
-static inline double term_grad(const dn_node *node, int red, int64_t i, int64_t count)
+ * divided by mean's denominator (mean_denominator) for mean. */
+static inline double term_grad(const dn_node *node, int red, int64_t i, double denom)
 {
     const float *g = node->out->grad;
     if (red == DN_REDUCE_NONE) return g[i];
-    return red == DN_REDUCE_MEAN ? (double)g[0] / (double)count : (double)g[0];
+    return red == DN_REDUCE_MEAN ? (double)g[0] / denom : (double)g[0];
 }
 
 
@@ -98,7 +119,7 @@ static dn_status elementwise_forward(dn_ctx *ctx, dn_node *node, value_check_fn 
     double *terms = dn_ctx_alloc(ctx, (size_t)(n ? n : 1) * sizeof(double));
     if (!pd || !td || !terms) return DN_ERR_NOMEM;
     for (int64_t i = 0; i < n; i++) terms[i] = f(pd[i], td[i], node->attr);
-    return finish(ctx, node, red, p->ndim, p->shape, terms, n);
+    return finish(ctx, node, red, p->ndim, p->shape, terms, n, mean_denominator(ctx, p, n, elements_per_sample(p)));
 }
 
 static dn_status elementwise_backward(dn_ctx *ctx, dn_node *node, term_fn df)
@@ -110,7 +131,8 @@ static dn_status elementwise_backward(dn_ctx *ctx, dn_node *node, term_fn df)
     const float *pd = dn_ctx_contig(ctx, p), *td = dn_ctx_contig(ctx, t);
     float *dp = dn_grad_buf(ctx, p);
     if (!pd || !td || !dp) return DN_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) dp[i] += (float)(term_grad(node, red, i, n) * df(pd[i], td[i], node->attr));
+    const double denom = mean_denominator(ctx, p, n, elements_per_sample(p));
+    for (int64_t i = 0; i < n; i++) dp[i] += (float)(term_grad(node, red, i, denom) * df(pd[i], td[i], node->attr));
     return DN_OK;
 }
 
@@ -311,7 +333,8 @@ static dn_status row_finish(dn_ctx *ctx, dn_node *node, const row_setup *su)
     int ndim;
     int64_t shape[DN_MAX_DIMS];
     sample_shape(node->in[0], &ndim, shape);
-    return finish(ctx, node, su->red, ndim, shape, su->terms, su->r.samples);
+    return finish(ctx, node, su->red, ndim, shape, su->terms, su->r.samples,
+                  mean_denominator(ctx, node->in[0], su->r.samples, su->r.d));
 }
 
 /* For backward: the layout again (shapes were checked in forward) and the prediction's gradient buffer. */
@@ -354,7 +377,8 @@ static dn_status softmax_ce_backward(dn_ctx *ctx, dn_node *node, bool soft)
     const float *t = dn_ctx_contig(ctx, node->in[1]), *prob = node->saved;
     if (!dx || !t) return DN_ERR_NOMEM;
     /* term_grad's rule: each sample's own gradient (none), or the one shared, divided by the count for mean */
-    const double scale = red == DN_REDUCE_MEAN && r.samples ? 1.0 / (double)r.samples : 1.0;
+    const double denom = mean_denominator(ctx, node->in[0], r.samples, r.d);
+    const double scale = red == DN_REDUCE_MEAN && denom != 0 ? 1.0 / denom : 1.0;
     dn_xent_backward(prob, t, soft, node->out->grad, red == DN_REDUCE_NONE ? 1 : 0, scale, dx, r.n, r.c, r.d);
     return DN_OK;
 }
@@ -382,7 +406,8 @@ static dn_status nll_bwd(dn_ctx *ctx, dn_node *node)
     float *dx = row_grad_begin(ctx, node, &r, &red);
     const float *t = dn_ctx_contig(ctx, node->in[1]);
     if (!dx || !t) return DN_ERR_NOMEM;
-    for (int64_t i = 0; i < r.samples; i++) dx[at(&r, i, (int64_t)t[i])] -= (float)term_grad(node, red, i, r.samples);
+    const double denom = mean_denominator(ctx, node->in[0], r.samples, r.d);
+    for (int64_t i = 0; i < r.samples; i++) dx[at(&r, i, (int64_t)t[i])] -= (float)term_grad(node, red, i, denom);
     return DN_OK;
 }
 
@@ -413,8 +438,9 @@ static dn_status ce_prob_bwd(dn_ctx *ctx, dn_node *node)
     float *dp = row_grad_begin(ctx, node, &r, &red);
     const float *p = dn_ctx_contig(ctx, node->in[0]), *t = dn_ctx_contig(ctx, node->in[1]);
     if (!dp || !p || !t) return DN_ERR_NOMEM;
+    const double denom = mean_denominator(ctx, node->in[0], r.samples, r.d);
     for (int64_t i = 0; i < r.samples; i++) {
-        double g = term_grad(node, red, i, r.samples);
+        double g = term_grad(node, red, i, denom);
         for (int64_t k = 0; k < r.c; k++) {
             int64_t j = at(&r, i, k);
             dp[j] -= (float)(g * t[j] / fmax(p[j], 1e-12));
@@ -454,8 +480,9 @@ static dn_status multi_margin_bwd(dn_ctx *ctx, dn_node *node)
     const float *p = dn_ctx_contig(ctx, node->in[0]), *t = dn_ctx_contig(ctx, node->in[1]);
     if (!dx || !p || !t) return DN_ERR_NOMEM;
     double margin = node->attr[0];
+    const double denom = mean_denominator(ctx, node->in[0], r.samples, r.d);
     for (int64_t i = 0; i < r.samples; i++) {
-        double g = term_grad(node, red, i, r.samples) / (double)r.c;
+        double g = term_grad(node, red, i, denom) / (double)r.c;
         int64_t y = (int64_t)t[i];
         double xy = p[at(&r, i, y)];
         for (int64_t k = 0; k < r.c; k++) {

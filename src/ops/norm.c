@@ -22,7 +22,16 @@ typedef struct bn_saved {
     double *mean;       /* [C] */
     double *invstd;     /* [C]: 1 / sqrt(var + eps) */
     int64_t n, channels, inner;
+    const dn_replica *sync; /* training on a shard: the statistics are the global batch's (see bn_fwd) */
+    double m;               /* values per channel in the batch the statistics ran over (global when sync) */
 } bn_saved;
+
+/* A shard of a batch spread over several replicas (ctx->replica, size > 1) normalises with the whole batch's
+ * statistics in training.  A replica of size 1 holds the whole batch, so it computes as without one. */
+static const dn_replica *sync_replica(const dn_ctx *ctx, bool training)
+{
+    return training && ctx->replica && ctx->replica->size > 1 ? ctx->replica : NULL;
+}
 
 static dn_status check_param(const dn_tensor *x, const dn_tensor *p, const char *what)
 {
@@ -33,7 +42,7 @@ static dn_status check_param(const dn_tensor *x, const dn_tensor *p, const char 
 }
 
 /* Shapes and attributes, checked before anything is computed or written. */
-static dn_status bn_check(const dn_node *node)
+static dn_status bn_check(const dn_ctx *ctx, const dn_node *node)
 {
     const dn_tensor *x = node->in[IN_X];
     bool training = node->attr[ATTR_TRAINING] != 0;
@@ -51,6 +60,14 @@ static dn_status bn_check(const dn_node *node)
     if (training) {
         /* the unbiased variance divides by m - 1, and one value has no spread to normalise */
         int64_t m = dn_tensor_numel(x) / (x->shape[1] ? x->shape[1] : 1);
+        if (sync_replica(ctx, training)) {
+            if (ctx->global_batch < x->shape[0] || ctx->shard_offset < 0)
+                return dn_error(DN_ERR_ARG, "batch_norm: a shard of %lld samples at %lld does not fit a global batch of "
+                                            "%lld", (long long)x->shape[0], (long long)ctx->shard_offset,
+                                (long long)ctx->global_batch);
+            m = ctx->global_batch; /* the global batch's values per channel */
+            for (int i = 2; i < x->ndim; i++) m *= x->shape[i];
+        }
         if (m == 1)
             return dn_error(DN_ERR_SHAPE, "batch_norm: expected more than 1 value per channel when training, got x %s",
                             dn_tshape(x));
@@ -71,19 +88,43 @@ static dn_status bn_check(const dn_node *node)
  *     running_var  = (1 - momentum) running_var  + momentum var m / (m - 1) */
 static void update_running(const bn_saved *sv, const double *var, dn_tensor *rmean, dn_tensor *rvar, double momentum)
 {
-    int64_t m = sv->n * sv->inner;
+    const double m = sv->m;
     for (int64_t c = 0; c < sv->channels; c++) {
         /* the running statistics are rank 1, so element c sits at c * stride[0] even in a view */
         float *rm = rmean->data + c * rmean->stride[0], *rv = rvar->data + c * rvar->stride[0];
         *rm = (float)((1 - momentum) * *rm + momentum * sv->mean[c]);
-        *rv = (float)((1 - momentum) * *rv + momentum * var[c] * (double)m / (double)(m - 1));
+        *rv = (float)((1 - momentum) * *rv + momentum * var[c] * m / (m - 1));
     }
+}
+
+/* Synchronised statistics: every replica adds its shard's per-channel sum x and value count (one replica->sum), so
+ * each has the global mean; then its sum (x - mean)^2 around that mean (a second sum), so each has the global
+ * (biased) variance, two-pass as on one process.  An empty shard adds zeros and makes both calls. */
+static dn_status sync_statistics(dn_ctx *ctx, const bn_saved *sv, double *var)
+{
+    const dn_replica *rep = sv->sync;
+    const int64_t C = sv->channels;
+    double *buf = dn_ctx_alloc(ctx, (size_t)(C + 1) * sizeof(double));
+    if (!buf) return DN_ERR_NOMEM;
+    dn_bnorm_sum(sv->x, sv->n, C, sv->inner, buf);
+    buf[C] = (double)(sv->n * sv->inner);
+    dn_status s = rep->sum(rep->user, buf, (size_t)C + 1);
+    if (s) return s;
+    if (buf[C] != sv->m)
+        return dn_error(DN_ERR_STATE, "batch_norm: the replicas' shards hold %.17g values per channel, but the global "
+                                      "batch of %lld samples holds %.17g", buf[C], (long long)ctx->global_batch, sv->m);
+    for (int64_t c = 0; c < C; c++) sv->mean[c] = buf[c] / sv->m;
+    dn_bnorm_sum_sq(sv->x, sv->n, C, sv->inner, sv->mean, var);
+    s = rep->sum(rep->user, var, (size_t)C);
+    if (s) return s;
+    for (int64_t c = 0; c < C; c++) var[c] /= sv->m;
+    return DN_OK;
 }
 
 /* y = gamma (x - mean) / sqrt(var + eps) + beta, with batch statistics (training) or running ones. */
 static dn_status bn_fwd(dn_ctx *ctx, dn_node *node)
 {
-    dn_status st = bn_check(node);
+    dn_status st = bn_check(ctx, node);
     if (st) return st;
     dn_tensor *x = node->in[IN_X];
     bool training = node->attr[ATTR_TRAINING] != 0;
@@ -94,6 +135,8 @@ static dn_status bn_fwd(dn_ctx *ctx, dn_node *node)
     sv->channels = x->shape[1];
     sv->inner = 1;
     for (int i = 2; i < x->ndim; i++) sv->inner *= x->shape[i];
+    sv->sync = sync_replica(ctx, training);
+    sv->m = (double)(sv->sync ? ctx->global_batch : sv->n) * (double)sv->inner;
     sv->x = dn_ctx_contig(ctx, x);
     sv->gamma = dn_ctx_contig(ctx, node->in[IN_GAMMA]);
     const float *beta = dn_ctx_contig(ctx, node->in[IN_BETA]);
@@ -104,14 +147,17 @@ static dn_status bn_fwd(dn_ctx *ctx, dn_node *node)
 
     double *var = dn_ctx_alloc(ctx, (size_t)(sv->channels + 1) * sizeof(double));
     if (!var) return DN_ERR_NOMEM;
-    if (training && sv->n * sv->inner == 0) {
+    if (training && sv->m == 0) {
         /* an empty batch: nothing to normalise and no statistics to learn from (torch returns it as is) */
         for (int64_t c = 0; c < sv->channels; c++) {
             sv->mean[c] = 0;
             sv->invstd[c] = 1;
         }
     } else {
-        if (!training) {
+        if (sv->sync) {
+            st = sync_statistics(ctx, sv, var);
+            if (st) return st;
+        } else if (!training) {
             const float *rm = dn_ctx_contig(ctx, node->in[IN_RMEAN]), *rv = dn_ctx_contig(ctx, node->in[IN_RVAR]);
             if (!rm || !rv) return DN_ERR_NOMEM;
             for (int64_t c = 0; c < sv->channels; c++) {
@@ -121,7 +167,8 @@ static dn_status bn_fwd(dn_ctx *ctx, dn_node *node)
         }
         /* statistics (training) and y = (x - mean) gamma / sqrt(var + eps) + beta: in float, vectorised, threaded
          * over channels */
-        dn_bnorm_forward(sv->x, y->data, sv->n, sv->channels, sv->inner, sv->gamma, beta, eps, training, sv->mean, var);
+        dn_bnorm_forward(sv->x, y->data, sv->n, sv->channels, sv->inner, sv->gamma, beta, eps, training && !sv->sync,
+                         sv->mean, var);
         for (int64_t c = 0; c < sv->channels; c++) sv->invstd[c] = 1.0 / sqrt(var[c] + eps);
         if (training) update_running(sv, var, node->in[IN_RMEAN], node->in[IN_RVAR], node->attr[ATTR_MOMENTUM]);
     }
@@ -150,10 +197,19 @@ static dn_status bn_bwd(dn_ctx *ctx, dn_node *node)
     /* per channel: sum dy and sum dy (x - mean), and dx, in one kernel call (threaded over channels) */
     double *sum_dy = dn_ctx_alloc(ctx, (size_t)(2 * C + 1) * sizeof(double)), *sum_dy_xc = sum_dy + C;
     if (!sum_dy) return DN_ERR_NOMEM;
-    dn_bnorm_backward(sv->x, dy, dx, sv->n, C, sv->inner, sv->gamma, sv->mean, sv->invstd, training, sum_dy, sum_dy_xc);
+    /* synchronised: this shard's sums first (its share of dgamma and dbeta), then dx from the global sums */
+    const bool sync = sv->sync && sv->m > 0;
+    dn_bnorm_backward(sv->x, dy, sync ? NULL : dx, sv->n, C, sv->inner, sv->gamma, sv->mean, sv->invstd, training,
+                      sum_dy, sum_dy_xc);
     for (int64_t c = 0; c < C; c++) {
         if (dgamma) dgamma[c] += (float)(sum_dy_xc[c] * sv->invstd[c]); /* sum dy xhat */
         if (dbeta) dbeta[c] += (float)sum_dy[c];
+    }
+    if (sync) {
+        dn_status s = sv->sync->sum(sv->sync->user, sum_dy, (size_t)(2 * C));
+        if (s) return s;
+        dn_bnorm_backward_dx(sv->x, dy, dx, sv->n, C, sv->inner, sv->gamma, sv->mean, sv->invstd, sv->m, sum_dy,
+                             sum_dy_xc);
     }
     return DN_OK;
 }

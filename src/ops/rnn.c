@@ -481,8 +481,8 @@ typedef struct seq_saved {
 static dn_status seq_check(const dn_node *node, int64_t gates, int n_state)
 {
     const dn_tensor *xw = node->in[0], *h0 = node->in[1];
-    if (xw->ndim != 3 || xw->shape[0] < 1 || xw->shape[1] < 1)
-        return dn_error(DN_ERR_SHAPE, "xw must be [N, T, %lld*H] with N, T >= 1, got %s", (long long)gates, dn_tshape(xw));
+    if (xw->ndim != 3 || xw->shape[0] < 0 || xw->shape[1] < 1)
+        return dn_error(DN_ERR_SHAPE, "xw must be [N, T, %lld*H] with T >= 1, got %s", (long long)gates, dn_tshape(xw));
     if (h0->ndim != 2 || h0->shape[0] != xw->shape[0] || h0->shape[1] < 1 || xw->shape[2] != gates * h0->shape[1])
         return dn_error(DN_ERR_SHAPE, "h0 must be [N, H] with xw %s = [N, T, %lld*H], got %s", dn_tshape(xw),
                         (long long)gates, dn_tshape(h0));
