@@ -723,6 +723,7 @@ static void onnx_import_pytorch_gru_bi(void) { import_fixture("gru_bi"); }
 static void onnx_import_pytorch_rnn_tanh(void) { import_fixture("rnn_tanh"); }
 static void onnx_import_pytorch_char_lstm(void) { import_fixture("char_lstm"); }
 static void onnx_import_pytorch_gru_hn(void) { import_fixture("gru_hn"); }
+static void onnx_import_pytorch_lstm_hn2(void) { import_fixture("lstm_hn2"); }
 
 /* Every op the importer reads that the examples lack: PReLU (one alpha, one per channel), Clip, avg pooling with
  * padding, global max pooling, the activations with attributes; and a dense layer reading a flattened image. */
@@ -1352,6 +1353,7 @@ void suite_onnx(void)
     RUN(onnx_import_pytorch_rnn_tanh);
     RUN(onnx_import_pytorch_char_lstm);
     RUN(onnx_import_pytorch_gru_hn);
+    RUN(onnx_import_pytorch_lstm_hn2);
     RUN(onnx_round_trip_examples);
     RUN(onnx_round_trip_fixed_point);
     RUN(onnx_imported_model_trains);

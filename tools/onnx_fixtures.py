@@ -134,6 +134,18 @@ class GRUFinalState(nn.Module):
         return self.head(self.rnn(x)[1][-1])
 
 
+class StackedLSTMFinalState(nn.Module):
+    """A 2-layer LSTM classifier from h_n[-1]: torch joins the layers' Y_h by a Concat(axis 0), then Gather(-1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(5, 6, num_layers=2, batch_first=True)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[1][0][-1])
+
+
 class BiGRULast(nn.Module):
     """A bidirectional GRU read at its last step, y[:, -1]: the reverse direction's output there is its first step,
     not its final state (which dendrite's return_sequences = 0 gives), so the importer must refuse it
@@ -204,6 +216,9 @@ def main():
     # added later, with its own seed so that the fixtures above stay as they were
     torch.manual_seed(3)
     write_sequence_fixture(out, "gru_hn", GRUFinalState(), (1, 8, 5), {0: "N", 1: "T"}, {0: "N"},
+                           lambda: torch.rand(3, 8, 5) * 2 - 1, 13)
+    torch.manual_seed(4)
+    write_sequence_fixture(out, "lstm_hn2", StackedLSTMFinalState(), (1, 8, 5), {0: "N", 1: "T"}, {0: "N"},
                            lambda: torch.rand(3, 8, 5) * 2 - 1, 13)
     os.makedirs(os.path.join(out, "refused"), exist_ok=True)
     path = os.path.join(out, "refused", "bigru_last.onnx")

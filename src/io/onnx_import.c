@@ -1107,14 +1107,16 @@ enum {
     FORM_SHAPE,     /* computed from shapes and constants only (torch's zero initial states: Shape ... ConstantOfShape) */
     FORM_IDS,       /* token ids: the model input as int64 (or Cast to it) */
     FORM_WT,        /* constant `t` (a 2-d weight) transposed */
+    FORM_YH_ALL,    /* every stacked layer's Y_h joined [layers*D, N, H] (torch's h_n of a stacked layer) */
 };
 
 static const char *form_name(int form)
 {
     static const char *const names[] = {"", "a time-major sequence", "a recurrent layer's Y", "a recurrent layer's Y",
                                         "a recurrent layer's Y_h", "a recurrent layer's Y_h",
-                                        "a shape computation", "token ids", "a transposed weight"};
-    return form >= 0 && form <= FORM_WT ? names[form] : "?";
+                                        "a shape computation", "token ids", "a transposed weight",
+                                        "the stacked layers' Y_h"};
+    return form >= 0 && form <= FORM_YH_ALL ? names[form] : "?";
 }
 
 #define DEFAULT_MAX_STEPS 1024 /* the length a model with a free T is configured with, without dendrite's metadata */
@@ -1324,6 +1326,11 @@ static dn_status import_seq_gather(importer *im, const Onnx__NodeProto *n, size_
     if (last && ((data->form == FORM_PLAIN && is_seq(im, data) && (axis == 1 || axis == -2)) ||
                  (data->form == FORM_TIME && (axis == 0 || axis == -3))))
         return last_step(im, n, index, data->layer);
+    if (data->form == FORM_YH_ALL && (axis == 0 || axis == -3) && it && it->n_dims == 0 &&
+        !tensor_ints(im, n, it, k, 1, &count) && !im->m->layers[data->layer].bidirectional &&
+        (k[0] == -1 || k[0] == im->m->layers[data->layer].rnn_layers - 1))
+        return add_value(im, n->output[0], data->layer, NULL); /* h_n[-1]: the top layer's final state */
+    dn_error_clear();
     if (data->form == FORM_YH && (axis == 0 || axis == -3) && it && it->n_dims == 0 &&
         !tensor_ints(im, n, it, k, 1, &count) && (k[0] == 0 || k[0] == -1) && !im->m->layers[data->layer].bidirectional)
         return add_value(im, n->output[0], data->layer, NULL); /* h_n[-1] of one direction: the final state */
@@ -1530,12 +1537,24 @@ static dn_status check_rnn_node(importer *im, const Onnx__NodeProto *n, rnn_node
 
 /* The next layer of a stack: n's Y, joined (Squeeze(axis 1), or Transpose(0, 2, 1, 3) and Reshape(0, 0, -1)), read
  * by one recurrent node of the same op and settings, and nothing else; its nodes in idx[] (up to 3). */
-static const Onnx__NodeProto *next_stacked(importer *im, const Onnx__NodeProto *n, const rnn_node *r, size_t *idx, int *n_idx)
+/* The Concat(axis 0) that is the only reader of n's Y_h, or NULL (torch joins a stacked layer's Y_h's as h_n). */
+static const Onnx__NodeProto *yh_concat(importer *im, const Onnx__NodeProto *n, size_t *index)
+{
+    const Onnx__NodeProto *c = n->n_output > 1 && n->output[1] && *n->output[1] ? only_reader(im, n->output[1], index) : NULL;
+    return op_is(c, "Concat") && attr_int(c, "axis", 1) == 0 && c->n_output == 1 && !im->consumed[*index] ? c : NULL;
+}
+
+static const Onnx__NodeProto *next_stacked(importer *im, const Onnx__NodeProto *n, const rnn_node *r, size_t *idx,
+                                           int *n_idx, const Onnx__NodeProto **hcat)
 {
     *n_idx = 0;
     if (n->n_output < 1 || !n->output[0] || !*n->output[0]) return NULL;
-    for (size_t k = 1; k < n->n_output; k++)
-        if (n->output[k] && *n->output[k] && is_read(im, n->output[k])) return NULL;
+    for (size_t k = 1; k < n->n_output; k++) {
+        size_t ci = 0;
+        const Onnx__NodeProto *c = k == 1 ? yh_concat(im, n, &ci) : NULL;
+        if (c && (!*hcat || *hcat == c)) *hcat = c; /* Y_h into h_n: checked once the stack is known */
+        else if (n->output[k] && *n->output[k] && is_read(im, n->output[k])) return NULL;
+    }
     int64_t v[4];
     int count = 0;
     const Onnx__NodeProto *a = only_reader(im, n->output[0], &idx[0]), *b = NULL;
@@ -1574,8 +1593,8 @@ static dn_status import_recurrent(importer *im, const Onnx__NodeProto *n, size_t
 {
     dn_status s;
     enum { MAX_STACK = 16 };
-    const Onnx__NodeProto *stack[MAX_STACK] = {n};
-    size_t glue[MAX_STACK * 3];
+    const Onnx__NodeProto *stack[MAX_STACK] = {n}, *hcat = NULL;
+    size_t glue[MAX_STACK * 3 + 1];
     int n_glue = 0, layers = 1;
     rnn_node r;
     if ((s = check_rnn_node(im, n, &r))) return s;
@@ -1585,7 +1604,7 @@ static dn_status import_recurrent(importer *im, const Onnx__NodeProto *n, size_t
     for (;;) {
         size_t idx[3];
         int k = 0;
-        const Onnx__NodeProto *next = layers < MAX_STACK ? next_stacked(im, stack[layers - 1], &r, idx, &k) : NULL;
+        const Onnx__NodeProto *next = layers < MAX_STACK ? next_stacked(im, stack[layers - 1], &r, idx, &k, &hcat) : NULL;
         if (!next) break;
         for (int j = 0; j < k; j++) glue[n_glue++] = idx[j];
         stack[layers++] = next;
@@ -1593,6 +1612,20 @@ static dn_status import_recurrent(importer *im, const Onnx__NodeProto *n, size_t
     const Onnx__NodeProto *top = stack[layers - 1];
     const bool y_read = top->n_output > 0 && top->output[0] && *top->output[0] && is_read(im, top->output[0]);
     const bool yh_read = top->n_output > 1 && top->output[1] && *top->output[1] && is_read(im, top->output[1]);
+    /* h_n of a stack: one Concat(axis 0) of every layer's Y_h, in order, read as the top layer's final state */
+    size_t hcat_index = 0;
+    if (layers > 1 && (hcat || yh_concat(im, top, &hcat_index))) {
+        const Onnx__NodeProto *c = yh_concat(im, top, &hcat_index);
+        bool ok = c && (!hcat || c == hcat) && c->n_input == (size_t)layers;
+        for (int k = 0; ok && k < layers; k++) ok = !strcmp(c->input[k], stack[k]->output[1]);
+        if (!ok)
+            return node_error(im, n, "the stacked layers' Y_h are read otherwise than joined in order by one Concat(axis 0) "
+                                     "(PyTorch's h_n)");
+        hcat = c;
+        glue[n_glue++] = hcat_index;
+    } else {
+        hcat = NULL;
+    }
     if (y_read && yh_read) return node_error(im, top, "both Y and Y_h are read (dendrite's layer gives one of them)");
     const bool lstm = op_is(n, "LSTM"), gru = op_is(n, "GRU");
     const int gates = lstm ? 4 : gru ? 3 : 1;
@@ -1656,7 +1689,8 @@ static dn_status import_recurrent(importer *im, const Onnx__NodeProto *n, size_t
     for (int j = 0; j < n_glue; j++) im->consumed[glue[j]] = true;
     const int layer = im->m->n_layers - 1;
     if (y_read) s = add_form(im, top->output[0], layer, NULL, FORM_Y);
-    if (!s && yh_read) s = add_form(im, top->output[1], layer, NULL, FORM_YH);
+    if (!s && yh_read && !hcat) s = add_form(im, top->output[1], layer, NULL, FORM_YH);
+    if (!s && hcat) s = add_form(im, hcat->output[0], layer, NULL, FORM_YH_ALL);
     (void)index;
     return s;
 }
