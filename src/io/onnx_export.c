@@ -1,15 +1,16 @@
 /* ONNX export (docs/onnx.md): a model as an ONNX graph for inference, written with protobuf-c from code that
  * protoc-c generates out of third_party/onnx/onnx.proto at build time (make ONNX=1).
  *
- * The graph has one input "input" [N, sample shape...] and one output "output", N a named (dynamic) dimension.
- * Each layer kind has one small exporter below, export_<kind>(e, layer index, input name, &output name), and
- * export_layer() is the one place that picks it by layer kind (so that the layer table can carry them later).
- * An exporter adds nodes and initializers through the graph builder `gb` and names its output; parameters become
- * initializers under their checkpoint names (layers.3.weight).  Activations with no ONNX op of their own are
- * composed from primitives (export_activation), each with the formula it implements.
+ * The graph has one input "input" [N, sample shape...] and one output "output", N a named (dynamic) dimension
+ * (and a sequence model's T).  Each layer kind has one small exporter below, export_<kind>(e, layer index, input
+ * name, &output name), on one table indexed by layer kind (onnx_layers, beside the protobuf code: the layer table
+ * of src/nn/ is a lower floor).  An exporter adds nodes and initializers through the graph builder `gb` and names
+ * its output; parameters become initializers under their checkpoint names (layers.3.weight).  Activations with no
+ * ONNX op of their own are composed from primitives (export_activation), each with the formula it implements.
  *
  * Layout: dendrite's tensors are NCHW and its weights are PyTorch's, which are ONNX's too (dense [units, in]
- * with Gemm transB=1, conv [F, C/groups, kh, kw]); so no weight is transposed, only reshaped (PReLU's slope). */
+ * with Gemm transB=1, conv [F, C/groups, kh, kw]); so no weight is transposed, only reshaped (PReLU's slope) —
+ * except the recurrent layers', regrouped into ONNX's W, R, B with the gates reordered (export_recurrent). */
 #include "nn/model.h"
 #include "nn/rnn.h"
 #include "io/ini.h"

@@ -1,11 +1,13 @@
-/* ONNX import (docs/onnx.md): an ONNX graph of feed-forward layers, as torch.onnx.export writes them, turned into an
- * ordinary model.  The file is parsed by protobuf-c (code generated from third_party/onnx/onnx.proto).
+/* ONNX import (docs/onnx.md): an ONNX graph of feed-forward and recurrent layers, as torch.onnx.export writes them,
+ * turned into an ordinary model.  The file is parsed by protobuf-c (code generated from third_party/onnx/onnx.proto).
  *
  * The nodes are read in their (topological) order.  Each ONNX value is known as the output of a dendrite layer
  * (or the model input), or as a constant (an initializer or a Constant node).  A node that computes from a layer's
  * output becomes a layer added with the C API, its parameters copied in; the layer's cfg section is written at the
  * same time.  At the end the model is rebuilt from that cfg text (the path a checkpoint is loaded through) and the
- * parameters moved over, so the model returned is the one its saved checkpoint will give back.
+ * parameters moved over, so the model returned is the one its saved checkpoint will give back.  Around embeddings and
+ * recurrent layers a value may also hold a layer's output in ONNX's layouts (value.form; the "sequence layers"
+ * section), read only by that section's node patterns.
  *
  * Anything else is refused with the node's name, its op type and what the importer reads: nothing is approximated.
  * Hostile files: a size limit before reading, protobuf-c's checked parser, and every count, shape, attribute and
