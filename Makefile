@@ -121,7 +121,7 @@ test: all $(BUILD)/test_runner $(BUILD)/test_gemm examples test-data $(ONNX_CHEC
 	@echo "gemm: $$(tail -1 $(BUILD)/test_gemm.log)"
 	@DN_RUN_PREFIX="$(RUN)" DN_DATA=data sh tests/test_report.sh $(BUILD) > $(BUILD)/test_report.log 2>&1 || { tail -30 $(BUILD)/test_report.log; exit 1; }
 	@echo "report: $$(tail -1 $(BUILD)/test_report.log)"; grep '^skip' $(BUILD)/test_report.log || true
-	@DN_RUN_PREFIX="$(RUN)" CC="$(CC)" EXTRA_CFLAGS="$(EXTRA_CFLAGS)" DN_DATA=data sh tests/test_docs.sh $(BUILD) > $(BUILD)/test_docs.log 2>&1 || { tail -30 $(BUILD)/test_docs.log; exit 1; }
+	@DN_RUN_PREFIX="$(RUN)" CC="$(CC)" LDLIBS="$(LDLIBS)" EXTRA_CFLAGS="$(EXTRA_CFLAGS)" DN_DATA=data sh tests/test_docs.sh $(BUILD) > $(BUILD)/test_docs.log 2>&1 || { tail -30 $(BUILD)/test_docs.log; exit 1; }
 	@echo "docs: $$(tail -1 $(BUILD)/test_docs.log)"; grep '^skip' $(BUILD)/test_docs.log || true
 	@python3 tools/check_header_docs.py > $(BUILD)/header_docs.log || { cat $(BUILD)/header_docs.log; exit 1; }
 	@python3 tools/check_floors.py $(BUILD) > $(BUILD)/floors.log || { cat $(BUILD)/floors.log; exit 1; }

@@ -6,7 +6,8 @@
 #
 #   sh tests/test_docs.sh [BUILD_DIR [FILE.md ...]]   (default: build, docs/*.md README.md; run from the repository root)
 #
-# CC (default cc) compiles; EXTRA_CFLAGS is added (the sanitizer flags of `make asan` must reach the link too).
+# CC (default cc) compiles and links with LDLIBS (default -lm -lpthread; the ONNX build adds -lprotobuf-c);
+# EXTRA_CFLAGS is added (the sanitizer flags of `make asan` must reach the link too).
 # DN_DATA: the folder holding mnist/ and fortunes.txt (default: data).  A program that reads data/mnist is compiled
 # but not run when MNIST is absent, and counts as skipped ("skip NAME: reason"); with mnist listed in DN_REQUIRE
 # (comma-separated) that is a failure instead.  DN_KEEP=1 keeps the scratch folder.  Exit status 0 when every
@@ -91,7 +92,7 @@ while read -r name where; do
     src=$work/$name
     bin=$work/${name%.c}
     # shellcheck disable=SC2086 # EXTRA_CFLAGS holds several flags
-    if ! $CC -std=c11 -Wall -Wextra -Werror -Iinclude $EXTRA_CFLAGS "$src" "$BUILD/libdendrite.a" -lm -lpthread \
+    if ! $CC -std=c11 -Wall -Wextra -Werror -Iinclude $EXTRA_CFLAGS "$src" "$BUILD/libdendrite.a" ${LDLIBS:--lm -lpthread} \
         -o "$bin" > "$work/$name.cc.log" 2>&1; then
         bad "$name ($where) does not compile:"
         head -n 30 "$work/$name.cc.log" | sed 's/^/    /'
