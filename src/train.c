@@ -422,9 +422,9 @@ static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
         dn_status s = dist_all_equal(dn_model_fingerprint(m), &same);
         if (s) return s;
         if (!same)
-            return dn_error(DN_ERR_STATE, "after epoch %d the weights differ between the %d processes (fingerprint "
-                                          "%016llx on rank %d): the gradient sums did not give every process the "
-                                          "same bits",
+            return dn_error(DN_ERR_STATE, "after epoch %d the weights or buffers differ between the %d processes "
+                                          "(fingerprint %016llx on rank %d): the gradient sums or the batch-norm "
+                                          "statistics were not the same bits everywhere",
                             epoch + 1, ranks, (unsigned long long)dn_model_fingerprint(m), rank);
     }
     return DN_OK;

@@ -34,6 +34,10 @@ void grad_sync_node(void *g, const dn_node *node);
 /* Starts what is left, waits for every sum; *wait_seconds += the time spent waiting. */
 dn_status grad_sync_finish(grad_sync *g, double *wait_seconds);
 size_t grad_sync_bucket_floats(const grad_sync *g);
+/* Tests: shadow (param_count floats) receives each bucket's values at the moment its sum starts, which must be the
+ * final gradient; early_buckets counts the buckets of the last step that started before backward ended. */
+void grad_sync_set_shadow(grad_sync *g, float *shadow);
+int grad_sync_early_buckets(const grad_sync *g);
 
 /* dn_evaluate, sharded over the group when it is active (train.c). */
 dn_status dist_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r,

@@ -22,6 +22,8 @@ struct grad_sync {
     int tail;           /* order[tail..] are final (n_params: none yet) */
     size_t started;     /* [started, n) has been handed to the sums */
     float scale;
+    float *shadow;      /* tests: each bucket's values as it starts (grad_sync_set_shadow) */
+    int early;          /* buckets started during backward this step */
 };
 
 static double seconds(void)
@@ -106,7 +108,11 @@ void grad_sync_begin(grad_sync *g, const dn_ctx *ctx, float scale)
     g->tail = g->n_params;
     g->started = g->n;
     g->scale = scale;
+    g->early = 0;
 }
+
+void grad_sync_set_shadow(grad_sync *g, float *shadow) { g->shadow = shadow; }
+int grad_sync_early_buckets(const grad_sync *g) { return g->early; }
 
 /* Hands [from, g->started) to the sums in whole buckets counted from the end of the buffer (the layout is the
  * same on every process whatever the timing); all of it when `all`. */
@@ -120,6 +126,8 @@ static void start_buckets(grad_sync *g, size_t from, bool all)
         if (!all && lo < from) break;
         if (g->scale != 1.0f)
             for (size_t i = lo; i < g->started; i++) grads[i] *= g->scale;
+        if (g->shadow) memcpy(g->shadow + lo, grads + lo, (g->started - lo) * sizeof(float));
+        if (!all) g->early++;
         /* an error here is MPI's, which aborts the job by default; the final wait reports any other */
         (void)dist_isum_float(grads + lo, g->started - lo);
         g->started = lo;
