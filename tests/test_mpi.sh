@@ -104,6 +104,15 @@ close() {
     echo "  $1 vs $2: $r"
     echo "$r" | awk -v tol="${3:-1e-5}" -F'[:,]' '{ exit !($2 + 0 <= tol + 0) }'
 }
+# same_test_loss A.out B.out: the test losses two runs printed agree within 1e-5 relative (evaluation reads the
+# batch-norm running statistics, which compare does not)
+same_test_loss() {
+    a=$(sed -n 's/.*"test_loss": \([^,]*\),.*/\1/p' "$1")
+    b=$(sed -n 's/.*"test_loss": \([^,]*\),.*/\1/p' "$2")
+    echo "  test_loss $a vs $b"
+    awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; d = d < 0 ? -d : d; m = a < 0 ? -a : a
+        exit !(a != "" && b != "" && d <= 1e-5 * m + 1e-6) }'
+}
 identical() {
     r=$("$DN" compare "$1" "$2" 2>&1) || { echo "  $r"; return 1; }
     echo "  $1 vs $2: $r"
@@ -111,16 +120,17 @@ identical() {
 }
 
 # -np 1 is the one-process run, bit for bit (the whole checkpoint file)
-one mlp.cfg --save mlp.1.ckpt > /dev/null || bad "mlp: one process"
+one mlp.cfg --save mlp.1.ckpt > mlp.1.out || bad "mlp: one process"
 if mpi 1 mlp.cfg --save mlp.np1.ckpt > /dev/null && cmp -s mlp.1.ckpt mlp.np1.ckpt && identical mlp.1.ckpt mlp.np1.ckpt
 then ok "-np 1 writes the same checkpoint as the build without MPI"; else bad "-np 1 differs from the build without MPI"; fi
 
 # equivalence with one process: every network on 2 and 3 processes (small buckets: many all-reduces per step,
 # started during backward)
 for n in mlp lenet lstm; do
-    [ -f $n.1.ckpt ] || one $n.cfg --save $n.1.ckpt > /dev/null || bad "$n: one process"
+    [ -f $n.1.ckpt ] || one $n.cfg --save $n.1.ckpt > $n.1.out || bad "$n: one process"
     for k in 2 3; do
-        if DN_BUCKET_KB=1 mpi $k $n.cfg --save $n.$k.ckpt > $n.$k.out 2> $n.$k.err && close $n.1.ckpt $n.$k.ckpt
+        if DN_BUCKET_KB=1 mpi $k $n.cfg --save $n.$k.ckpt > $n.$k.out 2> $n.$k.err && close $n.1.ckpt $n.$k.ckpt &&
+            same_test_loss $n.1.out $n.$k.out
         then ok "$n: -np $k trains the one-process weights (1e-5 after 100 steps)"
         else bad "$n: -np $k"; tail -3 $n.$k.err; fi
     done
@@ -131,9 +141,10 @@ else bad "the run's JSON lacks processes / comm_seconds"; fi
 # batch norm and dropout need the ops to see the global batch (synchronised statistics, masks by global index)
 if grep -q 'replica' "$ROOT/src/ops/norm.c" 2>/dev/null; then
     for n in bn dropout; do
-        one $n.cfg --save $n.1.ckpt > /dev/null || bad "$n: one process"
+        one $n.cfg --save $n.1.ckpt > $n.1.out || bad "$n: one process"
         for k in 2 3; do
-            if mpi $k $n.cfg --save $n.$k.ckpt > /dev/null 2> $n.$k.err && close $n.1.ckpt $n.$k.ckpt
+            if mpi $k $n.cfg --save $n.$k.ckpt > $n.$k.out 2> $n.$k.err && close $n.1.ckpt $n.$k.ckpt &&
+                same_test_loss $n.1.out $n.$k.out
             then ok "$n: -np $k trains the one-process weights"; else bad "$n: -np $k"; tail -3 $n.$k.err; fi
         done
     done
