@@ -276,9 +276,9 @@ static dn_status evaluate(dn_model *m, const dn_train_config *c, const dn_datase
 
 /* ---- REPLICA-MERGE: remove this block when the replica branch is merged --------------------------------------
  * Until dn_apply_loss takes the mean over the global batch of a context with a replica, a shard's loss is the mean
- * over its own nl samples.  The trainer rescales each shard's gradient by nl / N before the sum (so the sum is the
+ * over its own nl samples.  The trainer seeds each shard's backward with nl / N instead of 1 (so the sum is the
  * gradient of the global mean), counts the shard's loss as lv * nl, and runs no forward/backward for an empty shard
- * (its gradient is zero).  After the merge: SHARD_LOCAL_MEAN 0, which scales by 1, counts lv * N (the shard's part
+ * (its gradient is zero).  After the merge: SHARD_LOCAL_MEAN 0, which seeds with 1, counts lv * N (the shard's part
  * of the global mean, times N) and runs every shard, empty or not (synchronised batch norm needs every process).
  * Checked on a scratch merge of the replica branch (c886efd) with SHARD_LOCAL_MEAN 0: tests/test_mpi.sh passes whole,
  * batch norm and dropout included. */
@@ -356,8 +356,9 @@ static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
         dn_model_zero_grad(m);
         if (dist) {
             /* backward starts each bucket's sum as soon as its gradients are final; then wait for all of them */
-            grad_sync_begin(t->sync, t->ctx, SHARD_LOCAL_MEAN ? (float)nl / (float)nb : 1.0f);
-            s = run ? dn_backward_hooked(t->ctx, loss, grad_sync_node, t->sync) : DN_OK;
+            grad_sync_begin(t->sync, t->ctx, 1.0f);
+            const float seed = SHARD_LOCAL_MEAN ? (float)nl / (float)nb : 1.0f;
+            s = run ? dn_backward_hooked(t->ctx, loss, seed, grad_sync_node, t->sync) : DN_OK;
             if (!s) s = grad_sync_finish(t->sync, &comm);
         } else {
             s = dn_backward(t->ctx, loss);

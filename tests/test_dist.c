@@ -51,7 +51,7 @@ static void buckets_start_when_final(void)
         dn_model_zero_grad(m);
         memset(shadow, 0, n * sizeof(float));
         grad_sync_begin(g, ctx, 1.0f);
-        CHECK_OK(dn_backward_hooked(ctx, loss, grad_sync_node, g));
+        CHECK_OK(dn_backward_hooked(ctx, loss, 1.0f, grad_sync_node, g));
         double wait = 0;
         CHECK_OK(grad_sync_finish(g, &wait));
         const float *grads = dn_model_grads(m);
