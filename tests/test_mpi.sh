@@ -152,6 +152,17 @@ else
     skip replica "batch norm and dropout on 2 and 3 processes: the ops do not use the replica interface yet (src/ops/norm.c)"
 fi
 
+# early stopping and a plateau schedule decide on the summed validation figures: the same epochs and rates on 3
+# processes as on one (and rank 0 writes the log)
+sed -e 's/^epochs = 10/epochs = 40\npatience = 3\nschedule = plateau\nplateau_patience = 1\nfactor = 0.5/' \
+    -e 's/^lr = 0.05/lr = 0.2/' mlp.cfg > es.cfg
+rates() { sed -n 's/.*"lr": \([^,]*\),.*/\1/p' "$1" | tr '\n' ' '; }
+if one es.cfg --save es.1.ckpt --log es.1.log > es.1.out && mpi 3 es.cfg --save es.3.ckpt --log es.3.log > es.3.out &&
+    e1=$(grep -o '"epochs": [0-9]*' es.1.out) && [ "$e1" = "$(grep -o '"epochs": [0-9]*' es.3.out)" ] &&
+    [ "$e1" != '"epochs": 40' ] && [ "$(rates es.1.log)" = "$(rates es.3.log)" ] && close es.1.ckpt es.3.ckpt
+then ok "early stopping and the plateau schedule stop and decay at the same epochs on 3 processes ($e1; lr $(rates es.3.log))"
+else bad "early stopping / plateau on 3 processes"; fi
+
 # a data set smaller than the group: one process has no samples at all
 one tiny.cfg --save tiny.1.ckpt > /dev/null || bad "tiny: one process"
 if mpi 3 tiny.cfg --save tiny.3.ckpt > /dev/null 2> tiny.err && close tiny.1.ckpt tiny.3.ckpt
