@@ -6,8 +6,10 @@
 #
 # Checks: -np 1 equals the build without MPI bit for bit; -np 2 and -np 3 (uneven shards, batches not divisible by
 # K, a data set smaller than K) train an MLP, LeNet and an LSTM to within 1e-5 relative of one process after 100
-# steps; a -np 2 run repeats bit for bit; --resume across rank counts (2 -> 3, 1 -> 2); an error on one rank and a
-# rank killed with SIGKILL end the job non-zero within seconds with the last checkpoint intact, and the run resumes.
+# steps, with the same test loss; early stopping and a plateau schedule decide as one process does; a -np 2 run repeats
+# bit for bit; --resume across rank counts (2 -> 3, 1 -> 2); an error on one rank (an unwritable checkpoint, bad data
+# in one shard) and a rank killed with SIGKILL end the job non-zero within seconds with the last checkpoint intact,
+# and the run resumes.
 # Batch-norm and dropout networks are compared too once the library computes shards exactly (the replica interface
 # of src/internal.h implemented by the ops); until then they are skipped with that reason.
 # Without mpirun or the MPI build everything is skipped (a failure when DN_REQUIRE lists mpi).  As root, Open MPI
@@ -188,6 +190,18 @@ el=$(($(date +%s) - start))
 if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $el -le 20 ] && grep -q 'rank 0 of 2' err.txt
 then ok "an unwritable checkpoint on rank 0 ends the job (status $rc, ${el}s) with rank 0's message"
 else bad "error on one rank: status $rc after ${el}s"; cat err.txt; fi
+
+# bad data in one shard only (a sample of 3e38s overflows to a non-finite output on the process that has it): that
+# process reports it and the job ends
+awk -F, 'NR == 7 { l = ""; for (i = 1; i < NF; i++) l = l "3e38,"; print l $NF; next } { print }' train.csv > huge.csv
+sed "s|$T/train.csv|$T/huge.csv|" mlp.cfg > huge.cfg
+start=$(date +%s)
+mpi 3 huge.cfg > /dev/null 2> err.txt
+rc=$?
+el=$(($(date +%s) - start))
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $el -le 20 ] && [ "$(grep -c 'rank [0-9] of 3.*non-finite' err.txt)" = 1 ]
+then ok "a non-finite value in one process's shard ends the job (status $rc, ${el}s) with that process's message"
+else bad "bad data on one rank: status $rc after ${el}s"; cat err.txt; fi
 
 # kill -9 one process mid-run: mpirun ends the job non-zero, the checkpoint stays whole, the run resumes
 gen 3000 11 > big.csv
