@@ -10,8 +10,7 @@
 # below; set it empty on a host where Open MPI's defaults work).  Each run trains one epoch on the first
 # STEPS x 64 MNIST training images (a truncated copy of the IDX files in a temporary folder, 64 test images), with
 # validation off so every sample is a step; samples/s is the trainer's (the epoch's samples over its time).
-# The CNN has batch norm: on 2 processes it needs the ops' replica support (synchronised statistics), without which
-# the per-epoch weight check stops the run and its row shows 0.
+# The CNN has batch norm: on 2 processes its statistics are synchronised (three small sums per layer and step).
 set -u
 
 BUILD=${1:-build}
