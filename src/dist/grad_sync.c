@@ -33,11 +33,15 @@ static double seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static const dn_model *sort_model; /* qsort has no user pointer; used only inside grad_sync_new */
-static int by_offset(const void *a, const void *b)
+/* Sorts parameter indices by their offset in the flat buffer (insertion sort: a model has tens of parameters, and
+ * qsort would need a global for the model). */
+static void sort_by_offset(const dn_model *m, int *order, int n)
 {
-    size_t x = sort_model->tensors[*(const int *)a].offset, y = sort_model->tensors[*(const int *)b].offset;
-    return x < y ? -1 : x > y;
+    for (int i = 1; i < n; i++) {
+        int v = order[i], j = i;
+        for (; j > 0 && m->tensors[order[j - 1]].offset > m->tensors[v].offset; j--) order[j] = order[j - 1];
+        order[j] = v;
+    }
 }
 
 dn_status grad_sync_new(dn_model *m, grad_sync **out)
@@ -57,9 +61,7 @@ dn_status grad_sync_new(dn_model *m, grad_sync **out)
         return DN_ERR_NOMEM;
     }
     for (int i = 0; i < g->n_params; i++) g->order[i] = i;
-    sort_model = m;
-    qsort(g->order, (size_t)g->n_params, sizeof *g->order, by_offset);
-    sort_model = NULL;
+    sort_by_offset(m, g->order, g->n_params);
     size_t bytes = BUCKET_BYTES_DEFAULT;
     const char *env = getenv("DN_BUCKET_KB");
     if (env && atol(env) > 0) bytes = (size_t)atol(env) * 1024u;
