@@ -5,9 +5,15 @@
 #   make test-aarch64        cross-build for aarch64 (BUILD=build-arm) and run the whole suite under qemu-aarch64
 #   make test RUN="wrapper"  run every test program (and the programs the tests start) through a wrapper
 #   make ONNX=1              with ONNX export/import (docs/onnx.md; needs protobuf-c), built in build-onnx/
+#   make MPI=1               data-parallel training on Open MPI (docs/distributed.md; CC=mpicc), built in build-mpi/
+#   make test-mpi            the distributed tests (tests/test_mpi.sh) against the MPI build and the default one
 CC      ?= cc
 ONNX    ?= 0
-ifeq ($(ONNX),1)
+MPI     ?= 0
+ifeq ($(MPI),1)
+BUILD   ?= build-mpi
+CC      := mpicc
+else ifeq ($(ONNX),1)
 BUILD   ?= build-onnx
 else
 BUILD   ?= build
@@ -19,7 +25,14 @@ ALLFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math
 LDLIBS  := -lm -lpthread
 RUN     ?=
 
-LIB_SRC  := $(wildcard src/*.c src/kernels/*.c src/ops/*.c src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c)
+LIB_SRC  := $(wildcard src/*.c src/kernels/*.c src/ops/*.c src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c src/dist/*.c)
+# MPI (an optional part): src/dist/mpi.c built with mpicc; without it src/dist/no_mpi.c is a group of one process.
+ifeq ($(MPI),1)
+LIB_SRC  := $(filter-out src/dist/no_mpi.c,$(LIB_SRC))
+ALLFLAGS += -DDN_MPI=1
+else
+LIB_SRC  := $(filter-out src/dist/mpi.c,$(LIB_SRC))
+endif
 # ONNX (an optional part): C code generated from third_party/onnx/onnx.proto by protoc-c at build time, the
 # src/io/onnx_*.c files and libprotobuf-c; without it src/io/no_onnx.c answers that the support is not built in.
 ifeq ($(ONNX),1)
@@ -40,7 +53,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test test-data test-aarch64 examples asan clean gradcheck install uninstall docs bench fuzz valgrind check-layers test-onnx onnx-checks
+.PHONY: test-mpi all test test-data test-aarch64 examples asan clean gradcheck install uninstall docs bench fuzz valgrind check-layers test-onnx onnx-checks
 .SECONDARY:
 all: $(BUILD)/libdendrite.a $(BUILD)/libdendrite.so $(BUILD)/dendrite
 
@@ -149,6 +162,13 @@ onnx-checks: all $(BUILD)/test_runner $(ONNX_CHECK_BIN)
 	@sh tests/check_exports.sh $(BUILD) | head -1
 	ONNX=$(ONNX) DN_DATA=data sh tests/test_onnx.sh $(BUILD)
 
+# The distributed tests: the default build and the MPI one side by side (tests/test_mpi.sh; skips without mpicc
+# unless DN_REQUIRE lists mpi).  As root, export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1.
+test-mpi:
+	@$(MAKE) --no-print-directory -j2 BUILD=build all
+	@if command -v mpicc >/dev/null 2>&1; then $(MAKE) --no-print-directory -j2 MPI=1 all; fi
+	DN_DATA=data sh tests/test_mpi.sh build build-mpi
+
 # The floors of docs/design.md: no include or call from a lower floor to a higher one (reads the object files).
 check-layers: all
 	python3 tools/check_floors.py $(BUILD)
@@ -187,4 +207,4 @@ docs:
 	@echo "docs: $(BUILD)/docs/index.html"
 
 clean:
-	rm -rf build build-asan build-arm build-onnx
+	rm -rf build build-asan build-arm build-onnx build-mpi

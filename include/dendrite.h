@@ -629,6 +629,8 @@ typedef struct dn_epoch_stats {
     double samples_per_sec; /* training speed */
     bool improved;          /* the monitored metric improved (checkpoint-worthy) */
     bool stop;              /* early stopping triggered after this epoch */
+    double comm_seconds;    /* distributed training: time spent waiting for gradient all-reduces (0 otherwise) */
+    int64_t steps;          /* optimiser steps in the epoch */
 } dn_epoch_stats;
 /* Progress within an epoch: batch index, batch count, running loss. */
 typedef void (*dn_batch_fn)(void *user, int epoch, int64_t batch, int64_t batches, double loss);
@@ -762,6 +764,28 @@ void dn_predictions_free(dn_predictions *p); /* NULL does nothing */
  * *steps (may be NULL): time steps the model processed, prime included. */
 DN_NODISCARD dn_status dn_run_generate(dn_run *r, const char *prime, int64_t length, double temperature,
                                        uint64_t seed, char *out, int64_t *steps);
+
+/* Data-parallel training across processes (docs/distributed.md), an optional part of the build (make MPI=1, Open
+ * MPI): `mpirun -np K dendrite train CFG` runs K copies that each take a shard of every global batch; gradients are
+ * summed across them before the optimiser step, so the K processes train the one model a single process would.
+ * Without MPI the functions below describe a group of one process and distributed training is never on.
+ * dn_dist_init starts MPI (MPI_Init_thread) once per process, before any other dn_dist_ call; argc/argv may be NULL. */
+DN_NODISCARD dn_status dn_dist_init(int *argc, char ***argv);
+bool dn_dist_supported(void); /* whether this build has MPI (make MPI=1) */
+int dn_dist_rank(void);       /* this process's rank in MPI_COMM_WORLD (0 before dn_dist_init or without MPI) */
+int dn_dist_size(void);       /* the number of processes (1 before dn_dist_init or without MPI) */
+/* Ends every process of the job with `code` (MPI_Abort): for a process that hit an error the others cannot know of;
+ * without MPI (or a group of one) it returns and does nothing. */
+void dn_dist_abort(int code);
+void dn_dist_finalize(void); /* MPI_Finalize, once, at the end (nothing without MPI or before dn_dist_init) */
+/* Makes the trainer (and its validation) work as one shard of a group of dn_dist_size() processes when `on` and
+ * the group has more than one; every process of the group must make the same calls in the same order. */
+void dn_trainer_set_distributed(dn_trainer *t, bool on);
+/* The same for a run: its trainer, and dn_run_evaluate (each process evaluates a shard; the figures are summed). */
+void dn_run_set_distributed(dn_run *r, bool on);
+/* A cheap fingerprint (FNV-1a over the bits) of the model's parameters and buffers: equal on every process of a
+ * distributed run (the trainer checks it after every epoch and fails with DN_ERR_STATE where they differ). */
+uint64_t dn_model_fingerprint(const dn_model *m);
 
 /* ONNX (docs/onnx.md), an optional part of the build (make ONNX=1); without it export and import fail with DN_ERR_STATE. */
 #define DN_ONNX_OPSET 13 /* the opset dn_model_export_onnx writes when asked for 0 */

@@ -170,7 +170,8 @@ dn_tensor *dn_apply_named(dn_ctx *ctx, const char *name, int n, dn_tensor *const
 
 /* ------------------------------------------------------------------ backward */
 
-dn_status dn_backward_with(dn_ctx *ctx, dn_tensor *out, const float *grad)
+static dn_status backward(dn_ctx *ctx, dn_tensor *out, const float *grad,
+                          void (*after)(void *user, const dn_node *node), void *user)
 {
     if (!ctx || !out || !grad) return dn_error(DN_ERR_ARG, "dn_backward: context, tensor and gradient must not be NULL");
     if (ctx->status)
@@ -187,7 +188,10 @@ dn_status dn_backward_with(dn_ctx *ctx, dn_tensor *out, const float *grad)
     int64_t n = dn_tensor_numel(out);
     for (int64_t i = 0; i < n; i++) g[i] += grad[i];
     for (dn_node *node = ctx->tape; node; node = node->prev) {
-        if (!node->out->grad) continue; /* nothing flowed into this node */
+        if (!node->out->grad) { /* nothing flowed into this node */
+            if (after) after(user, node);
+            continue;
+        }
         dn_status s = node->op->backward(ctx, node);
         if (s) {
             dn_error_prefix("%s backward", node->op->name);
@@ -206,9 +210,15 @@ dn_status dn_backward_with(dn_ctx *ctx, dn_tensor *out, const float *grad)
                 return ctx->status;
             }
         }
+        if (after) after(user, node);
     }
     ctx->backward_done = true;
     return DN_OK;
+}
+
+dn_status dn_backward_with(dn_ctx *ctx, dn_tensor *out, const float *grad)
+{
+    return backward(ctx, out, grad, NULL, NULL);
 }
 
 dn_status dn_backward(dn_ctx *ctx, dn_tensor *loss)
@@ -218,7 +228,16 @@ dn_status dn_backward(dn_ctx *ctx, dn_tensor *loss)
         return dn_error(DN_ERR_SHAPE, "dn_backward: the loss must have one element, got %s (reduce it, or use "
                                       "dn_backward_with)", dn_tshape(loss));
     const float one = 1.0f;
-    return dn_backward_with(ctx, loss, &one);
+    return backward(ctx, loss, &one, NULL, NULL);
+}
+
+dn_status dn_backward_hooked(dn_ctx *ctx, dn_tensor *loss, float seed, void (*after)(void *user, const dn_node *node),
+                             void *user)
+{
+    if (!loss) return dn_error(DN_ERR_ARG, "dn_backward: loss is NULL (did an op before it fail? see dn_ctx_status)");
+    if (dn_tensor_numel(loss) != 1)
+        return dn_error(DN_ERR_SHAPE, "dn_backward: the loss must have one element, got %s", dn_tshape(loss));
+    return backward(ctx, loss, &seed, after, user);
 }
 
 dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t)

@@ -6,6 +6,7 @@
  * no validation or test row leaks into them; the model keeps them (dn_model_set_input_stats) and checkpoints
  * save them, so eval, predict and report apply exactly what training applied. */
 #include "train.h"
+#include "dist/dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ struct dn_run {
     dn_trainer *t;                     /* NULL for a run opened from a checkpoint */
     dn_dataset *train, *val, *test;
     int64_t *confusion;                /* dn_run_evaluate's matrix */
+    bool dist;                         /* dn_run_set_distributed */
 };
 
 void dn_run_options_default(dn_run_options *o)
@@ -33,6 +35,13 @@ dn_trainer *dn_run_trainer(dn_run *r) { return r ? r->t : NULL; }
 const dn_dataset *dn_run_train_set(const dn_run *r) { return r ? r->train : NULL; }
 const dn_dataset *dn_run_val_set(const dn_run *r) { return r ? r->val : NULL; }
 const dn_dataset *dn_run_test_set(const dn_run *r) { return r ? r->test : NULL; }
+
+void dn_run_set_distributed(dn_run *r, bool on)
+{
+    if (!r) return;
+    r->dist = on;
+    dn_trainer_set_distributed(r->t, on);
+}
 
 void dn_run_free(dn_run *r)
 {
@@ -410,7 +419,8 @@ dn_status dn_run_evaluate(dn_run *r, const dn_dataset *d, dn_run_eval *out)
     r->confusion = NULL;
     if (k > 0 && !(r->confusion = dn_calloc((size_t)k * (size_t)k, sizeof *r->confusion))) return DN_ERR_NOMEM;
     dn_eval_result e;
-    dn_status s = dn_evaluate(r->m, &r->c, &view, &e, r->confusion);
+    dn_status s = r->dist ? dist_evaluate(r->m, &r->c, &view, &e, r->confusion)
+                          : dn_evaluate(r->m, &r->c, &view, &e, r->confusion);
     if (s) return s;
     out->loss = e.loss;
     out->accuracy = e.accuracy;

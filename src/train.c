@@ -2,6 +2,7 @@
  * stopping and learning-rate schedules.  Everything that decides the next step's numbers is state that a
  * checkpoint saves (train_state.c), so a resumed run continues bit-identically. */
 #include "train.h"
+#include "dist/dist.h"
 #include "kernels/threads.h"
 
 #include <math.h>
@@ -27,6 +28,8 @@ struct dn_trainer {
     float *best_buffers;  /* and of the buffers (batch-norm running statistics), so restore-best restores both */
     dn_batch_fn batch_fn;
     void *batch_user;
+    bool dist;            /* one shard of a group of processes (dn_trainer_set_distributed) */
+    grad_sync *sync;      /* its gradient all-reduce, made at the first distributed epoch */
 };
 
 static double now_seconds(void)
@@ -143,6 +146,7 @@ void dn_trainer_free(dn_trainer *t)
 {
     if (!t) return;
     dn_batcher_free(t->batcher);
+    grad_sync_free(t->sync);
     dn_optim_free(t->opt);
     dn_ctx_free(t->ctx);
     dn_dataset_free(t->own_train);
@@ -222,6 +226,11 @@ fail:
     return s;
 }
 
+void dn_trainer_set_distributed(dn_trainer *t, bool on)
+{
+    if (t) t->dist = on && dist_active();
+}
+
 void dn_trainer_set_batch_callback(dn_trainer *t, dn_batch_fn fn, void *user)
 {
     t->batch_fn = fn;
@@ -268,6 +277,11 @@ static int threads_enter(int want)
 }
 
 static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st);
+static dn_status evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r,
+                          int64_t *confusion, bool sharded);
+
+/* Rank r of k takes samples [floor(r n / k), floor((r + 1) n / k)) of a global batch of n. */
+static int64_t shard_start(int64_t n, int r, int k) { return n * (int64_t)r / k; }
 
 dn_status dn_trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
 {
@@ -288,8 +302,15 @@ static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
     float lr = dn_schedule_lr(&t->schedule, epoch);
     dn_optim_set_lr(t->opt, lr);
     dn_model_set_training(m, true);
-    double start = now_seconds(), loss_sum = 0;
+    double start = now_seconds(), loss_sum = 0, comm = 0;
     int64_t seen = 0, correct = 0, nb, b = 0;
+    const bool dist = t->dist && dist_active();
+    const int rank = dist ? dn_dist_rank() : 0, ranks = dist ? dn_dist_size() : 1;
+    if (dist && !t->sync) {
+        dn_status s = grad_sync_new(m, &t->sync);
+        if (s) return s;
+    }
+    const int64_t ss = dn_dataset_sample_size(t->train);
     int64_t batches = (t->train->n + c->batch - 1) / c->batch, ts = dn_dataset_target_size(t->train);
     int64_t xshape[DN_MAX_DIMS];
     xshape[0] = 0;
@@ -297,13 +318,22 @@ static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
     dn_batcher_reset(t->batcher);
     dn_model_reset_state(m); /* truncated BPTT restarts at each epoch */
     while ((nb = dn_batcher_next(t->batcher, t->xbuf, t->ybuf)) > 0) {
+        /* every process drew the same global batch (same seed); this one computes its shard [lo, lo + nl) */
+        int64_t lo = dist ? shard_start(nb, rank, ranks) : 0;
+        int64_t nl = dist ? shard_start(nb, rank + 1, ranks) - lo : nb;
         dn_ctx_reset(t->ctx);
-        xshape[0] = nb;
+        if (dist) {
+            t->ctx->replica = dist_replica();
+            t->ctx->shard_offset = lo;
+            t->ctx->global_batch = nb;
+        }
+        /* an empty shard runs too: the collective sums inside (batch norm's statistics) need every process */
+        xshape[0] = nl;
         dn_tensor *x;
-        dn_status s = dn_tensor_from(t->ctx, t->train->ndim + 1, xshape, t->xbuf, &x);
+        dn_status s = dn_tensor_from(t->ctx, t->train->ndim + 1, xshape, t->xbuf + lo * ss, &x);
         if (s) return s;
         dn_tensor *out = dn_model_forward(m, t->ctx, x);
-        dn_tensor *loss = dn_apply_loss(t->ctx, c, out, t->ybuf, nb, ts);
+        dn_tensor *loss = dn_apply_loss(t->ctx, c, out, t->ybuf + lo * ts, nl, ts);
         if (!loss) {
             dn_error_prefix("epoch %d, batch %lld", epoch + 1, (long long)b + 1);
             return dn_ctx_status(t->ctx) ? dn_ctx_status(t->ctx) : DN_ERR_STATE;
@@ -314,17 +344,34 @@ static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
                                             "learning rate, or clip gradients with clip_norm)",
                             epoch + 1, (long long)b + 1, (double)lv);
         dn_model_zero_grad(m);
-        s = dn_backward(t->ctx, loss);
+        if (dist) {
+            /* backward starts each bucket's sum as soon as its gradients are final; then wait for all of them */
+            grad_sync_begin(t->sync, t->ctx, 1.0f);
+            s = dn_backward_hooked(t->ctx, loss, 1.0f, grad_sync_node, t->sync);
+            if (!s) s = grad_sync_finish(t->sync, &comm);
+        } else {
+            s = dn_backward(t->ctx, loss);
+        }
         if (s) return s;
+        /* from here on every process holds the same summed gradient, so the same step follows everywhere */
         add_penalty_grads(t);
         if (c->clip_value > 0) dn_clip_grad_value(dn_model_grads(m), dn_model_param_count(m), c->clip_value);
         if (c->clip_norm > 0) dn_clip_grad_norm(dn_model_grads(m), dn_model_param_count(m), c->clip_norm);
         dn_optim_step(t->opt, dn_model_params(m), dn_model_grads(m));
+        /* a shard's loss is its part of the global batch's mean: lv * nb sums its samples' terms */
         loss_sum += (double)lv * (double)nb;
-        if (t->train->n_classes > 0) correct += dn_count_correct(c, out, t->ybuf, nb * ts, NULL, 0);
-        seen += nb;
+        if (t->train->n_classes > 0 && nl > 0) correct += dn_count_correct(c, out, t->ybuf + lo * ts, nl * ts, NULL, 0);
+        seen += nl;
         b++;
-        if (t->batch_fn) t->batch_fn(t->batch_user, epoch + 1, b, batches, loss_sum / (double)seen);
+        if (t->batch_fn) t->batch_fn(t->batch_user, epoch + 1, b, batches, seen ? loss_sum / (double)seen : 0);
+    }
+    if (dist) {
+        double sums[3] = {loss_sum, (double)correct, (double)seen};
+        dn_status s = dist_sum(sums, 3);
+        if (s) return s;
+        loss_sum = sums[0];
+        correct = (int64_t)sums[1];
+        seen = (int64_t)sums[2];
     }
     t->epochs_done++;
     st->epoch = t->epochs_done;
@@ -334,11 +381,13 @@ static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
     st->train_accuracy = t->train->n_classes > 0 && seen ? (double)correct / (double)(seen * ts) : NAN;
     st->seconds = now_seconds() - start;
     st->samples_per_sec = st->seconds > 0 ? (double)seen / st->seconds : 0;
+    st->comm_seconds = comm;
+    st->steps = b;
     st->val_loss = st->val_accuracy = NAN;
     double monitored = st->train_loss;
     if (t->val) {
         dn_eval_result r;
-        dn_status s = dn_evaluate(m, c, t->val, &r, NULL);
+        dn_status s = evaluate(m, c, t->val, &r, NULL, dist); /* the trainer's thread count holds already */
         if (s) return s;
         st->val_loss = r.loss;
         st->val_accuracy = r.accuracy;
@@ -360,6 +409,17 @@ static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
         st->improved = true;
     }
     if (t->schedule.kind == DN_SCHED_PLATEAU) dn_schedule_observe(&t->schedule, (float)(t->val ? st->val_loss : st->train_loss));
+    if (dist) {
+        /* the sums give every process the same bits, so the weights must agree: check it, cheaply, every epoch */
+        bool same;
+        dn_status s = dist_all_equal(dn_model_fingerprint(m), &same);
+        if (s) return s;
+        if (!same)
+            return dn_error(DN_ERR_STATE, "after epoch %d the weights or buffers differ between the %d processes "
+                                          "(fingerprint %016llx on rank %d): the gradient sums or the batch-norm "
+                                          "statistics were not the same bits everywhere",
+                            epoch + 1, ranks, (unsigned long long)dn_model_fingerprint(m), rank);
+    }
     return DN_OK;
 }
 
@@ -425,19 +485,28 @@ dn_status dn_trainer_set_best(dn_trainer *t, const float *params, const float *b
 
 /* ------------------------------------------------------------------ evaluation */
 
-static dn_status evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r,
-                          int64_t *confusion);
-
 dn_status dn_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r, int64_t *confusion)
 {
     const int old = threads_enter(c ? c->threads : 0);
-    dn_status s = evaluate(m, c, d, r, confusion);
+    dn_status s = evaluate(m, c, d, r, confusion, false);
     dn_set_threads(old);
     return s;
 }
 
+dn_status dist_evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r,
+                        int64_t *confusion)
+{
+    const int old = threads_enter(c ? c->threads : 0);
+    dn_status s = evaluate(m, c, d, r, confusion, dist_active());
+    dn_set_threads(old);
+    return s;
+}
+
+/* sharded: this process evaluates its block of d ([floor(r n / k), floor((r + 1) n / k))) and the loss sums,
+ * counts and confusion matrices of all processes are added (collective: every process calls it, even with no
+ * samples of its own). */
 static dn_status evaluate(dn_model *m, const dn_train_config *c, const dn_dataset *d, dn_eval_result *r,
-                          int64_t *confusion)
+                          int64_t *confusion, bool sharded)
 {
     if (!m || !c || !d || !r) return dn_error(DN_ERR_ARG, "dn_evaluate: model, config, data and result must not be NULL");
     memset(r, 0, sizeof *r);
@@ -462,8 +531,13 @@ static dn_status evaluate(dn_model *m, const dn_train_config *c, const dn_datase
     int64_t correct = 0;
     int64_t xshape[DN_MAX_DIMS];
     memcpy(xshape + 1, d->shape, (size_t)d->ndim * sizeof(int64_t));
-    for (int64_t at = 0; at < d->n; at += batch) {
-        int64_t nb = d->n - at < batch ? d->n - at : batch;
+    int64_t first = 0, end = d->n;
+    if (sharded) {
+        first = shard_start(d->n, dn_dist_rank(), dn_dist_size());
+        end = shard_start(d->n, dn_dist_rank() + 1, dn_dist_size());
+    }
+    for (int64_t at = first; at < end; at += batch) {
+        int64_t nb = end - at < batch ? end - at : batch;
         dn_ctx_reset(ctx);
         xshape[0] = nb;
         dn_tensor *x;
@@ -482,6 +556,21 @@ static dn_status evaluate(dn_model *m, const dn_train_config *c, const dn_datase
     dn_model_set_training(m, was_training);
     dn_ctx_free(ctx);
     if (s) return s;
+    if (sharded) {
+        /* the counts are exact in doubles (below 2^53); the confusion matrix travels with them */
+        size_t k = confusion && d->n_classes > 0 ? (size_t)d->n_classes * (size_t)d->n_classes : 0;
+        double *sums = dn_alloc((2 + k) * sizeof(double));
+        if (!sums) return DN_ERR_NOMEM;
+        sums[0] = loss_sum;
+        sums[1] = (double)correct;
+        for (size_t i = 0; i < k; i++) sums[2 + i] = (double)confusion[i];
+        s = dist_sum(sums, 2 + k);
+        loss_sum = sums[0];
+        correct = (int64_t)sums[1];
+        for (size_t i = 0; i < k; i++) confusion[i] = (int64_t)sums[2 + i];
+        dn_free(sums);
+        if (s) return s;
+    }
     r->n = d->n;
     r->loss = d->n ? loss_sum / (double)d->n : NAN;
     r->accuracy = d->n_classes > 0 && d->n ? (double)correct / (double)(d->n * ts) : NAN;

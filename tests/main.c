@@ -150,7 +150,7 @@ static void suite_selftest(void) { RUN(selftest_skips); }
 #define SUITES(X)                                                                                           \
     X(runner) X(core) X(gradcheck) X(golden) X(act_loss) X(optim) X(data_io) X(train) X(conv) X(norm) X(cnn) X(rnn) \
     X(seq) X(threads) X(reliability) X(vmath) X(tables) \
-    X(rowkernels) X(golden_big) X(onnx) X(replica)
+    X(rowkernels) X(golden_big) X(onnx) X(replica) X(dist)
 #define DECLARE(name) void suite_##name(void);
 SUITES(DECLARE)
 

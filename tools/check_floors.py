@@ -7,7 +7,7 @@ macro or an inline function counts too.
 
 Floors, lowest first (a file may use its own floor and those below):
     0 alloc, error, files     1 kernels/          2 tensor, arena, iter        3 autograd, registry, ops/
-    4 nn/                     5 optim/, data/     6 io/                        7 train, run (the whole run)
+    4 nn/                     5 optim/, data/     6 io/                        7 train, run, dist/ (the whole run)
 tools/ (floor 8) may only use the public header, which is checked by its includes.
 """
 import os
@@ -15,8 +15,9 @@ import re
 import subprocess
 import sys
 
-# source files that only some builds compile: src/io/onnx_*.c with make ONNX=1, src/io/no_onnx.c without
-OPTIONAL = re.compile(r"^io/(onnx_\w+|no_onnx)\.c$")
+# source files that only some builds compile: src/io/onnx_*.c with make ONNX=1, src/io/no_onnx.c without; the
+# same for src/dist/mpi.c (make MPI=1) and src/dist/no_mpi.c
+OPTIONAL = re.compile(r"^(io/(onnx_\w+|no_onnx)|dist/(no_)?mpi)\.c$")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -43,8 +44,8 @@ def floor_of(path):
         return 5
     if top == "io":
         return 6
-    if "/" not in p:
-        return 7  # train.c, run.c and any other whole-run file
+    if "/" not in p or top == "dist":
+        return 7  # train.c, run.c and any other whole-run file; distributed training (src/dist/)
     return None
 
 

@@ -14,7 +14,11 @@
 
 static int fail(const char *what)
 {
-    fprintf(stderr, "dendrite: %s%s%s\n", what ? what : "", what && *dn_last_error() ? ": " : "", dn_last_error());
+    /* in a distributed run every process that fails says so, with its rank */
+    char who[48] = "";
+    if (dn_dist_size() > 1) snprintf(who, sizeof who, " (rank %d of %d)", dn_dist_rank(), dn_dist_size());
+    fprintf(stderr, "dendrite%s: %s%s%s\n", who, what ? what : "", what && *dn_last_error() ? ": " : "",
+            dn_last_error());
     return 1;
 }
 
@@ -34,6 +38,7 @@ static const char *const usage_main =
     "  report LOG [CKPT]  an HTML page: training curves and, with CKPT, test-set confusion matrix and mistakes\n"
     "  visualize CKPT  the first convolutional layer's filters as an SVG or PNG picture\n"
     "  gradcheck       check every op's gradient against finite differences\n"
+    "  compare A B     the largest difference between two checkpoints' parameters\n"
     "\n"
     "`dendrite <command> --help` describes a command's options.  Every command takes --threads N (kernel\n"
     "threads; default: DN_THREADS, else every core this process may use); DN_ISA=portable|avx2|avx512|neon caps\n"
@@ -57,7 +62,9 @@ static const char *const usage_train =
     "  --quiet           no progress output\n"
     "  --detect-anomaly  stop at the first op (and layer) that produces NaN or infinity\n"
     "  --memory-limit MB refuse steps that need more working memory than this\n"
-    "The last line on stdout is one JSON object with the run's figures.\n";
+    "The last line on stdout is one JSON object with the run's figures.\n"
+    "Under mpirun (a build with make MPI=1, docs/distributed.md) the processes train one model together, each on\n"
+    "a shard of every batch; only rank 0 prints, logs and writes checkpoints.\n";
 
 static const char *const usage_eval =
     "usage: dendrite eval CKPT [--data DIR|FILE]\n"
@@ -159,6 +166,7 @@ typedef struct epoch_out {
     dn_run *run;
     double sps_sum;
     int sps_n;
+    double comm;  /* seconds waiting for gradient sums, all epochs */
 } epoch_out;
 
 static dn_status on_epoch(void *user, const dn_epoch_stats *st)
@@ -166,6 +174,10 @@ static dn_status on_epoch(void *user, const dn_epoch_stats *st)
     epoch_out *e = user;
     e->sps_sum += st->samples_per_sec;
     e->sps_n++;
+    e->comm += st->comm_seconds;
+    char comm[48] = "";
+    if (dn_dist_size() > 1 && st->steps > 0)
+        snprintf(comm, sizeof comm, "  comm wait %.2f ms/step", 1e3 * st->comm_seconds / (double)st->steps);
     if (!e->quiet) {
         if (e->prog.tty) fputc('\r', stderr);
         char acc[32] = "", val[64] = "";
@@ -173,8 +185,9 @@ static dn_status on_epoch(void *user, const dn_epoch_stats *st)
         if (isfinite(st->val_loss)) snprintf(val, sizeof val, "  val_loss %.4f", st->val_loss);
         if (isfinite(st->val_accuracy))
             snprintf(val + strlen(val), sizeof val - strlen(val), "  val_acc %.4f", st->val_accuracy);
-        fprintf(stderr, "epoch %d/%d  loss %.4f%s%s  lr %.3g  %.0f samples/s  %.1fs%s%-10s\n", st->epoch, st->epochs,
-                st->train_loss, acc, val, st->lr, st->samples_per_sec, st->seconds, st->stop ? "  (early stop)" : "", "");
+        fprintf(stderr, "epoch %d/%d  loss %.4f%s%s  lr %.3g  %.0f samples/s  %.1fs%s%s%-10s\n", st->epoch, st->epochs,
+                st->train_loss, acc, val, st->lr, st->samples_per_sec, st->seconds, comm,
+                st->stop ? "  (early stop)" : "", "");
     }
     if (e->log) {
         fprintf(e->log, "{\"epoch\": %d, ", st->epoch);
@@ -184,6 +197,7 @@ static dn_status on_epoch(void *user, const dn_epoch_stats *st)
         json_num(e->log, "val_accuracy", st->val_accuracy, true);
         json_num(e->log, "lr", st->lr, true);
         json_num(e->log, "samples_per_sec", st->samples_per_sec, true);
+        if (dn_dist_size() > 1) json_num(e->log, "comm_seconds", st->comm_seconds, true);
         json_num(e->log, "seconds", st->seconds, false);
         fprintf(e->log, "}\n");
         fflush(e->log);
@@ -253,6 +267,14 @@ static int cmd_train(int argc, char **argv)
     if (dn_run_open(cfg_path, &o, &run)) return fail(NULL);
     const dn_train_config *c = dn_run_config(run);
     int rc = 1;
+    /* distributed (mpirun -np K): every process trains its shard; rank 0 alone prints, logs and saves */
+    const bool lead = dn_dist_rank() == 0;
+    dn_run_set_distributed(run, true);
+    if (!lead) {
+        quiet = true;
+        save = NULL;
+        log_path = NULL;
+    }
     epoch_out eo = {.quiet = quiet, .save = save, .run = run};
     eo.prog = (progress){isatty(2), quiet, 0, c->batch};
     dn_trainer_set_batch_callback(dn_run_trainer(run), on_batch, &eo.prog);
@@ -272,18 +294,97 @@ static int cmd_train(int argc, char **argv)
     if (save && dn_run_save(run, save)) { fail("saving checkpoint"); goto out; }
     dn_run_eval te = {NAN, NAN, 0, 0, NULL};
     if (dn_run_test_set(run) && dn_run_evaluate(run, NULL, &te)) { fail("evaluating"); goto out; }
+    rc = 0;
+    if (!lead) goto out;
     printf("{\"epochs\": %d, ", dn_trainer_epochs_done(dn_run_trainer(run)));
     json_num(stdout, "train_loss", st.train_loss, true);
     json_num(stdout, "val_loss", st.val_loss, true);
     json_num(stdout, "test_loss", te.loss, true);
     json_num(stdout, "test_accuracy", te.accuracy, true);
     json_num(stdout, "samples_per_sec", eo.sps_n ? eo.sps_sum / eo.sps_n : NAN, true);
+    if (dn_dist_size() > 1) {
+        printf("\"processes\": %d, ", dn_dist_size());
+        json_num(stdout, "comm_seconds", eo.comm, true);
+    }
     json_num(stdout, "seconds", now() - t0, false);
     printf("}\n");
-    rc = 0;
 out:
     if (eo.log) fclose(eo.log);
     dn_run_free(run);
+    return rc;
+}
+
+/* train under mpirun or alone: MPI starts first; a process that fails ends the whole job (the others would wait for
+ * it in the next gradient sum), with its message already printed. */
+static int train_main(int argc, char **argv)
+{
+    if (dn_dist_init(NULL, NULL)) return fail("starting MPI");
+    int rc = cmd_train(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    if (rc != 0) dn_dist_abort(rc);
+    dn_dist_finalize();
+    return rc;
+}
+
+/* ------------------------------------------------------------------ compare */
+
+static const char *const usage_compare =
+    "usage: dendrite compare A B\n"
+    "Compares the parameters of two checkpoints of the same model.  Prints JSON: max_rel_error (over tensors, the\n"
+    "largest |a - b| divided by the tensor's largest |a|), max_abs_error, and identical (every bit equal).\n"
+    "Exit status 0, or 1 when the models differ in names or shapes.\n";
+
+static int cmd_compare(int argc, char **argv)
+{
+    const char *pa = NULL, *pb = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (is_help(argv[i])) return usage(usage_compare, false);
+        if (argv[i][0] == '-') return usage(usage_compare, true);
+        if (!pa) pa = argv[i];
+        else if (!pb) pb = argv[i];
+        else return usage(usage_compare, true);
+    }
+    if (!pa || !pb) return usage(usage_compare, true);
+    dn_model *a = NULL, *b = NULL;
+    if (dn_model_load(pa, &a, NULL)) return fail(pa);
+    if (dn_model_load(pb, &b, NULL)) {
+        dn_model_free(a);
+        return fail(pb);
+    }
+    int rc = 0, n = dn_model_tensor_count(a);
+    double max_rel = 0, max_abs = 0;
+    bool identical = true;
+    if (n != dn_model_tensor_count(b)) {
+        fprintf(stderr, "dendrite compare: %s has %d parameter tensors, %s has %d\n", pa, n, pb, dn_model_tensor_count(b));
+        rc = 1;
+    }
+    for (int i = 0; !rc && i < n; i++) {
+        dn_tensor *x = dn_model_tensor(a, i), *y = dn_model_tensor(b, i);
+        int64_t k = dn_tensor_numel(x);
+        if (strcmp(dn_model_tensor_name(a, i), dn_model_tensor_name(b, i)) || k != dn_tensor_numel(y)) {
+            fprintf(stderr, "dendrite compare: tensor %d is %s in %s but %s in %s\n", i, dn_model_tensor_name(a, i), pa,
+                    dn_model_tensor_name(b, i), pb);
+            rc = 1;
+            break;
+        }
+        const float *u = dn_tensor_data(x), *v = dn_tensor_data(y);
+        double scale = 0, diff = 0;
+        for (int64_t j = 0; j < k; j++) {
+            double d = fabs((double)u[j] - (double)v[j]);
+            scale = fabs((double)u[j]) > scale ? fabs((double)u[j]) : scale;
+            diff = d > diff ? d : diff;
+            if (memcmp(&u[j], &v[j], sizeof(float)) != 0) identical = false;
+        }
+        max_abs = diff > max_abs ? diff : max_abs;
+        double rel = scale > 0 ? diff / scale : diff;
+        max_rel = rel > max_rel ? rel : max_rel;
+    }
+    if (!rc)
+        printf("{\"max_rel_error\": %.9g, \"max_abs_error\": %.9g, \"identical\": %s}\n", max_rel, max_abs,
+               identical ? "true" : "false");
+    dn_model_free(a);
+    dn_model_free(b);
     return rc;
 }
 
@@ -575,7 +676,8 @@ int main(int argc, char **argv)
         printf("dendrite %s\n", DN_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "train")) return train_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "compare")) return cmd_compare(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
