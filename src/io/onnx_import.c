@@ -1729,7 +1729,8 @@ static dn_status import_seq_node(importer *im, const Onnx__NodeProto *n, size_t 
         im->m->in_ndim == 1 && attr_int(n, "to", 0) == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && n->n_output == 1)
         return add_form(im, n->output[0], -1, NULL, FORM_IDS); /* float token ids to int64, for an embedding */
     if ((op_is(n, "Squeeze") || op_is(n, "Reshape")) && x && x->form != FORM_PLAIN) return import_seq_reshape(im, n, x);
-    if (op_is(n, "MatMul") && x && is_seq(im, x)) return import_seq_dense(im, n, index);
+    /* (a MatMul of a fixed-size [N, C, L] input is not one: the feed-forward importer reads or refuses it) */
+    if (op_is(n, "MatMul") && x && is_seq(im, x) && im->m->variable_length) return import_seq_dense(im, n, index);
     for (size_t k = 0; k < n->n_input; k++) {
         const value *v = has_input(n, k) ? find_value(im, n->input[k]) : NULL;
         if (v && v->form != FORM_PLAIN)
