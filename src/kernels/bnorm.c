@@ -115,6 +115,29 @@ static void channel_runs(const bn_job *j, int64_t c)
 
 /* ------------------------------------------------------------------ short runs: channels c0 .. c1-1 side by side */
 
+/* Adds each inner column of channels c0 .. c1-1 over the n samples into acc (x, or with hi/lo its squared deviation
+ * from the mean hi + lo), then each channel's columns in order into out[c] / div. */
+static void column_totals(const bn_job *j, int64_t c0, int64_t c1, const float *hi, const float *lo, double *acc,
+                          double *out, double div)
+{
+    const int64_t n = j->n, inner = j->inner, stride = j->channels * inner, w = (c1 - c0) * inner;
+    for (int64_t s = 0; s < n; s++) {
+        const float *x = j->x + s * stride + c0 * inner;
+        if (hi)
+            for (int64_t k = 0; k < w; k++) {
+                const float d = (x[k] - hi[k]) - lo[k];
+                acc[k] += (double)(d * d);
+            }
+        else
+            for (int64_t k = 0; k < w; k++) acc[k] += x[k];
+    }
+    for (int64_t c = c0; c < c1; c++) {
+        double sum = 0;
+        for (int64_t i = 0; i < inner; i++) sum += acc[(c - c0) * inner + i];
+        out[c] = sum / div;
+    }
+}
+
 /* Each of the (c1 - c0) inner columns of a sample gets its own double sums and per-column parameters; a channel's
  * total adds its columns in order, so it does not depend on where a block starts. */
 static void channel_cols(const bn_job *j, int64_t c0, int64_t c1)
@@ -126,62 +149,20 @@ static void channel_cols(const bn_job *j, int64_t c0, int64_t c1)
     float hi[COLS], lo[COLS], pa[COLS], pb[COLS], pc[COLS];
     for (int64_t k = 0; k < w; k++) a1[k] = a2[k] = 0;
     if (j->kind == BN_SUM) {
-        for (int64_t s = 0; s < n; s++) {
-            const float *x = j->x + s * stride + off;
-            for (int64_t k = 0; k < w; k++) a1[k] += x[k];
-        }
-        for (int64_t c = c0; c < c1; c++) {
-            double sum = 0;
-            for (int64_t i = 0; i < inner; i++) sum += a1[(c - c0) * inner + i];
-            j->out[c] = sum;
-        }
+        column_totals(j, c0, c1, NULL, NULL, a1, j->out, 1);
         return;
     }
-    if (j->kind == BN_FWD && j->training) {
-        for (int64_t s = 0; s < n; s++) {
-            const float *x = j->x + s * stride + off;
-            for (int64_t k = 0; k < w; k++) a1[k] += x[k];
-        }
-        for (int64_t c = c0; c < c1; c++) {
-            double sum = 0;
-            for (int64_t i = 0; i < inner; i++) sum += a1[(c - c0) * inner + i];
-            j->mean[c] = sum / m;
-        }
-    }
+    if (j->kind == BN_FWD && j->training) column_totals(j, c0, c1, NULL, NULL, a1, j->mean, m);
     for (int64_t k = 0; k < w; k++) {
         hi[k] = hi_of(j->mean[c0 + k / inner]);
         lo[k] = lo_of(j->mean[c0 + k / inner]);
     }
     if (j->kind == BN_SQ) {
-        for (int64_t s = 0; s < n; s++) {
-            const float *x = j->x + s * stride + off;
-            for (int64_t k = 0; k < w; k++) {
-                const float d = (x[k] - hi[k]) - lo[k];
-                a2[k] += (double)(d * d);
-            }
-        }
-        for (int64_t c = c0; c < c1; c++) {
-            double sq = 0;
-            for (int64_t i = 0; i < inner; i++) sq += a2[(c - c0) * inner + i];
-            j->out[c] = sq;
-        }
+        column_totals(j, c0, c1, hi, lo, a2, j->out, 1);
         return;
     }
     if (j->kind == BN_FWD) {
-        if (j->training) {
-            for (int64_t s = 0; s < n; s++) {
-                const float *x = j->x + s * stride + off;
-                for (int64_t k = 0; k < w; k++) {
-                    const float d = (x[k] - hi[k]) - lo[k];
-                    a2[k] += (double)(d * d);
-                }
-            }
-            for (int64_t c = c0; c < c1; c++) {
-                double sq = 0;
-                for (int64_t i = 0; i < inner; i++) sq += a2[(c - c0) * inner + i];
-                j->var[c] = sq / m;
-            }
-        }
+        if (j->training) column_totals(j, c0, c1, hi, lo, a2, j->var, m);
         for (int64_t c = c0; c < c1; c++)
             for (int64_t i = 0; i < inner; i++) fwd_coeffs(j, c, &pa[(c - c0) * inner + i], &pb[(c - c0) * inner + i]);
         for (int64_t s = 0; s < n; s++) {
