@@ -249,7 +249,9 @@ static void run_group(const scenario *sc, int k, bool replica_off, rank_job *job
 static double rel_err(const float *a, const float *b, size_t n)
 {
     double scale = 1e-30, worst = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)b[i]));
+    /* a comparison, not fmax: gcc 12.2 for aarch64 fails (ICE) on an fmax reduction at -O3 */
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)b[i]) > scale) scale = fabs((double)b[i]);
     for (size_t i = 0; i < n; i++) worst = t_worse(worst, fabs((double)a[i] - (double)b[i]) / scale);
     return worst;
 }
