@@ -341,6 +341,32 @@ static const Onnx__NodeProto *only_reader(const importer *im, const char *name, 
 
 /* dense from Gemm (y = alpha x B^T + beta C with transB=1, as torch's Linear; or alpha x B + beta C: alpha and
  * beta are folded into the weight and bias) and from MatMul followed by an Add of a bias */
+/* Appends the dense layer of node n (and of the Add `add` that supplies its bias bd, when not NULL): the weight wd is
+ * [units, in] (dendrite's and PyTorch's layout) when units_major, else ONNX's [in, units], transposed here. */
+static dn_status add_dense(importer *im, const Onnx__NodeProto *n, const float *wd, bool units_major, const float *bd,
+                           int64_t units, int64_t in, const Onnx__NodeProto *add, size_t add_index)
+{
+    dn_status s = dn_model_add_dense(im->m, units, DN_INIT_DEFAULT, bd != NULL);
+    if (!s) s = cfg_printf(im, "\n[dense]\nunits = %lld\nbias = %d\n", (long long)units, bd != NULL);
+    if (s) return s;
+    if (units_major) s = set_param(im, n, 0, wd, units * in);
+    else {
+        float *t = dn_alloc((size_t)(units * in) * sizeof *t);
+        if (!t) return DN_ERR_NOMEM;
+        for (int64_t i = 0; i < in; i++)
+            for (int64_t u = 0; u < units; u++) t[u * in + i] = wd[i * units + u];
+        s = set_param(im, n, 0, t, units * in);
+        dn_free(t);
+    }
+    if (!s && bd) s = set_param(im, n, 1, bd, units);
+    if (!s) s = out_is_tail(im, n);
+    if (!s && add) {
+        im->consumed[add_index] = true;
+        s = out_is_tail(im, add);
+    }
+    return s;
+}
+
 static dn_status import_dense(importer *im, const Onnx__NodeProto *n, bool gemm)
 {
     dn_status s = DN_OK;
@@ -403,27 +429,7 @@ static dn_status import_dense(importer *im, const Onnx__NodeProto *n, bool gemm)
     }
     if (alpha != 1)
         for (int64_t i = 0; i < units * in; i++) wd[i] *= alpha;
-    if ((s = dn_model_add_dense(im->m, units, DN_INIT_DEFAULT, b != NULL))) goto out;
-    if ((s = cfg_printf(im, "\n[dense]\nunits = %lld\nbias = %d\n", (long long)units, b != NULL))) goto out;
-    if (trans_b) s = set_param(im, n, 0, wd, units * in);
-    else {
-        /* [in, units] to dendrite's (and PyTorch's) [units, in] */
-        float *t = dn_alloc((size_t)(units * in) * sizeof *t);
-        if (!t) {
-            s = DN_ERR_NOMEM;
-            goto out;
-        }
-        for (int64_t i = 0; i < in; i++)
-            for (int64_t u = 0; u < units; u++) t[u * in + i] = wd[i * units + u];
-        s = set_param(im, n, 0, t, units * in);
-        dn_free(t);
-    }
-    if (!s && b) s = set_param(im, n, 1, bd, units);
-    if (!s) s = out_is_tail(im, n);
-    if (!s && add) {
-        im->consumed[add_index] = true;
-        s = out_is_tail(im, add);
-    }
+    s = add_dense(im, n, wd, trans_b, bd, units, in, add, add_index);
 out:
     dn_free(wd);
     dn_free(bd);
@@ -1431,31 +1437,13 @@ static dn_status import_seq_dense(importer *im, const Onnx__NodeProto *n, size_t
         if (b && tensor_numel(b) != units) b = NULL;
     }
     if (!b) add = NULL;
-    float *wd = NULL, *bd = NULL, *w = NULL;
+    float *wd = NULL, *bd = NULL;
     if ((s = tensor_floats(im, n, wv->t, &wd))) return s;
     if (b && (s = tensor_floats(im, n, b, &bd))) goto out;
-    if ((s = dn_model_add_dense(im->m, units, DN_INIT_DEFAULT, b != NULL))) goto out;
-    if ((s = cfg_printf(im, "\n[dense]\nunits = %lld\nbias = %d\n", (long long)units, b != NULL))) goto out;
-    if (!wt) {
-        /* [F, units] to [units, F] */
-        if (!(w = dn_alloc((size_t)(units * in) * sizeof *w))) {
-            s = DN_ERR_NOMEM;
-            goto out;
-        }
-        for (int64_t i = 0; i < in; i++)
-            for (int64_t u = 0; u < units; u++) w[u * in + i] = wd[i * units + u];
-    }
-    s = set_param(im, n, 0, wt ? wd : w, units * in);
-    if (!s && b) s = set_param(im, n, 1, bd, units);
-    if (!s) s = out_is_tail(im, n);
-    if (!s && add) {
-        im->consumed[add_index] = true;
-        s = out_is_tail(im, add);
-    }
+    s = add_dense(im, n, wd, wt, bd, units, in, add, add_index);
 out:
     dn_free(wd);
     dn_free(bd);
-    dn_free(w);
     return s;
 }
 
