@@ -26,22 +26,10 @@ EXTRA_CFLAGS=${EXTRA_CFLAGS:-}
 RUN_PREFIX=${DN_RUN_PREFIX:-}
 LIMIT=120
 [ -n "$RUN_PREFIX" ] && LIMIT=600
-passed=0
-failed=0
-skipped=0
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-skip() { # skip REQUIREMENT "NAME: reason"
-    case ",${DN_REQUIRE:-}," in
-    *",$1,"*) bad "$2 (DN_REQUIRE lists $1)" ;;
-    *) skipped=$((skipped + 1)); echo "skip $2" ;;
-    esac
-}
+. "$(dirname "$0")/tally.sh"
 finish() {
     if [ "${DN_KEEP:-0}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
-    echo "$passed passed, $failed failed, $skipped skipped"
-    [ "$failed" -eq 0 ]
+    tally
     exit $?
 }
 

@@ -22,20 +22,9 @@ MBUILD=${2:-build-mpi}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DN=$ROOT/$BUILD/dendrite
 DNM=$ROOT/$MBUILD/dendrite
-passed=0
-failed=0
-skipped=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-skip() { # skip REQUIREMENT "NAME: reason"
-    case ",${DN_REQUIRE:-}," in
-    *",$1,"*) bad "$2 (DN_REQUIRE lists $1)" ;;
-    *) skipped=$((skipped + 1)); echo "skip $2" ;;
-    esac
-}
+. "$(dirname "$0")/tally.sh"
 finish() {
-    echo "$passed passed, $failed failed, $skipped skipped"
-    [ "$failed" -eq 0 ]
+    tally
     exit
 }
 

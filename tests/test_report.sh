@@ -20,26 +20,14 @@ RUN_PREFIX=${DN_RUN_PREFIX:-}
 # shellcheck disable=SC2086 # the prefix is a command and its arguments
 dn() { $RUN_PREFIX "$DN" "$@"; }
 MNIST=${DN_DATA:-data}/mnist
-passed=0
-failed=0
-skipped=0
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-skip() { # skip REQUIREMENT "NAME: reason"
-    case ",${DN_REQUIRE:-}," in
-    *",$1,"*) bad "$2 (DN_REQUIRE lists $1)" ;;
-    *) skipped=$((skipped + 1)); echo "skip $2" ;;
-    esac
-}
+. "$(dirname "$0")/tally.sh"
 check() { # check NAME COMMAND...: passes when the command succeeds (no redirections here: they would swallow the verdict)
     name=$1
     shift
     if "$@"; then ok "$name"; else bad "$name"; fi
 }
 finish() {
-    echo "$passed passed, $failed failed, $skipped skipped"
-    [ "$failed" -eq 0 ]
+    tally
     exit $?
 }
 

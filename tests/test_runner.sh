@@ -12,12 +12,9 @@ set -u
 BUILD=${1:-build}
 R=$BUILD/test_runner
 PRE=${DN_RUN_PREFIX:-} # a wrapper for every program run (qemu-aarch64 for the cross build), unquoted: it may hold words
-passed=0
-failed=0
+. "$(dirname "$0")/tally.sh"
 T=$(mktemp -d "${TMPDIR:-/tmp}/test_runner.XXXXXX") || { echo "cannot make a scratch folder"; exit 1; }
 
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
 check() { # check NAME COMMAND...
     name=$1
     shift
@@ -26,8 +23,7 @@ check() { # check NAME COMMAND...
 last_line_is() { [ "$(tail -n 1 "$1")" = "$2" ] || { echo "    $1 ends with: $(tail -n 1 "$1")"; return 1; }; }
 finish() {
     rm -rf "$T"
-    echo "$passed passed, $failed failed, 0 skipped"
-    [ "$failed" -eq 0 ]
+    tally
     exit $?
 }
 
