@@ -221,24 +221,17 @@ dn_status dn_backward_with(dn_ctx *ctx, dn_tensor *out, const float *grad)
     return backward(ctx, out, grad, NULL, NULL);
 }
 
-dn_status dn_backward(dn_ctx *ctx, dn_tensor *loss)
+dn_status dn_backward_hooked(dn_ctx *ctx, dn_tensor *loss, void (*after)(void *user, const dn_node *node), void *user)
 {
     if (!loss) return dn_error(DN_ERR_ARG, "dn_backward: loss is NULL (did an op before it fail? see dn_ctx_status)");
     if (dn_tensor_numel(loss) != 1)
         return dn_error(DN_ERR_SHAPE, "dn_backward: the loss must have one element, got %s (reduce it, or use "
                                       "dn_backward_with)", dn_tshape(loss));
     const float one = 1.0f;
-    return backward(ctx, loss, &one, NULL, NULL);
+    return backward(ctx, loss, &one, after, user);
 }
 
-dn_status dn_backward_hooked(dn_ctx *ctx, dn_tensor *loss, float seed, void (*after)(void *user, const dn_node *node),
-                             void *user)
-{
-    if (!loss) return dn_error(DN_ERR_ARG, "dn_backward: loss is NULL (did an op before it fail? see dn_ctx_status)");
-    if (dn_tensor_numel(loss) != 1)
-        return dn_error(DN_ERR_SHAPE, "dn_backward: the loss must have one element, got %s", dn_tshape(loss));
-    return backward(ctx, loss, &seed, after, user);
-}
+dn_status dn_backward(dn_ctx *ctx, dn_tensor *loss) { return dn_backward_hooked(ctx, loss, NULL, NULL); }
 
 dn_status dn_check_finite(const char *op, const char *what, const dn_tensor *t)
 {

@@ -98,11 +98,9 @@ typedef struct dn_replica {
     void *user;
 } dn_replica;
 
-/* dn_backward of a one-element loss seeded with d(objective)/d(loss) = seed (1: the loss itself) that calls
- * after(user, node) once each node's backward has run: the gradients a node writes last are final then
- * (distributed training starts their all-reduce, src/dist/grad_sync.c). */
-dn_status dn_backward_hooked(dn_ctx *ctx, dn_tensor *loss, float seed, void (*after)(void *user, const dn_node *node),
-                             void *user);
+/* dn_backward that calls after(user, node) once each node's backward has run (after may be NULL): the gradients a
+ * node writes last are final then (distributed training starts their all-reduce, src/dist/grad_sync.c). */
+dn_status dn_backward_hooked(dn_ctx *ctx, dn_tensor *loss, void (*after)(void *user, const dn_node *node), void *user);
 
 /* A tensor in the context's arena: contiguous, uninitialised (new) or zeroed (zeros). */
 dn_tensor *dn_ctx_tensor(dn_ctx *ctx, int ndim, const int64_t *shape);

@@ -346,8 +346,8 @@ static dn_status trainer_epoch(dn_trainer *t, dn_epoch_stats *st)
         dn_model_zero_grad(m);
         if (dist) {
             /* backward starts each bucket's sum as soon as its gradients are final; then wait for all of them */
-            grad_sync_begin(t->sync, t->ctx, 1.0f);
-            s = dn_backward_hooked(t->ctx, loss, 1.0f, grad_sync_node, t->sync);
+            grad_sync_begin(t->sync, t->ctx);
+            s = dn_backward_hooked(t->ctx, loss, grad_sync_node, t->sync);
             if (!s) s = grad_sync_finish(t->sync, &comm);
         } else {
             s = dn_backward(t->ctx, loss);

@@ -50,8 +50,8 @@ static void buckets_start_when_final(void)
         if (!loss) break;
         dn_model_zero_grad(m);
         memset(shadow, 0, n * sizeof(float));
-        grad_sync_begin(g, ctx, 1.0f);
-        CHECK_OK(dn_backward_hooked(ctx, loss, 1.0f, grad_sync_node, g));
+        grad_sync_begin(g, ctx);
+        CHECK_OK(dn_backward_hooked(ctx, loss, grad_sync_node, g));
         double wait = 0;
         CHECK_OK(grad_sync_finish(g, &wait));
         const float *grads = dn_model_grads(m);

@@ -28,8 +28,7 @@ dn_status dist_wait(void);
 typedef struct grad_sync grad_sync;
 dn_status grad_sync_new(dn_model *m, grad_sync **out);
 void grad_sync_free(grad_sync *g);
-/* scale: a factor applied to each bucket before its sum (1 for none). */
-void grad_sync_begin(grad_sync *g, const dn_ctx *ctx, float scale);
+void grad_sync_begin(grad_sync *g, const dn_ctx *ctx);
 void grad_sync_node(void *g, const dn_node *node);
 /* Starts what is left, waits for every sum; *wait_seconds += the time spent waiting. */
 dn_status grad_sync_finish(grad_sync *g, double *wait_seconds);

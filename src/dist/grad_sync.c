@@ -21,7 +21,6 @@ struct grad_sync {
     bool *final;        /* per parameter (model index) */
     int tail;           /* order[tail..] are final (n_params: none yet) */
     size_t started;     /* [started, n) has been handed to the sums */
-    float scale;
     float *shadow;      /* tests: each bucket's values as it starts (grad_sync_set_shadow) */
     int early;          /* buckets started during backward this step */
 };
@@ -95,7 +94,7 @@ static int param_index(const grad_sync *g, const dn_tensor *t)
     return &p[i].t == t ? (int)i : -1;
 }
 
-void grad_sync_begin(grad_sync *g, const dn_ctx *ctx, float scale)
+void grad_sync_begin(grad_sync *g, const dn_ctx *ctx)
 {
     for (int i = 0; i < g->n_params; i++) {
         g->last[i] = NULL;
@@ -109,7 +108,6 @@ void grad_sync_begin(grad_sync *g, const dn_ctx *ctx, float scale)
         }
     g->tail = g->n_params;
     g->started = g->n;
-    g->scale = scale;
     g->early = 0;
 }
 
@@ -126,8 +124,6 @@ static void start_buckets(grad_sync *g, size_t from, bool all)
         size_t k = (g->n - g->started) / g->bucket;
         size_t lo = g->n > (k + 1) * g->bucket ? g->n - (k + 1) * g->bucket : 0;
         if (!all && lo < from) break;
-        if (g->scale != 1.0f)
-            for (size_t i = lo; i < g->started; i++) grads[i] *= g->scale;
         if (g->shadow) memcpy(g->shadow + lo, grads + lo, (g->started - lo) * sizeof(float));
         if (!all) g->early++;
         /* an error here is MPI's, which aborts the job by default; the final wait reports any other */
