@@ -725,7 +725,8 @@ DN_NODISCARD dn_status dn_run_resume(dn_run *r, const char *path);
  * shape, as the starting point of training; the optimiser starts fresh (`dendrite train CFG --init FILE`). */
 DN_NODISCARD dn_status dn_run_init_weights(dn_run *r, const char *path);
 /* A checkpoint: during training the whole trainer state (dn_trainer_save), else the model; both keep the
- * input normalisation and vocabulary. */
+ * input normalisation and vocabulary.  In a distributed run (dn_run_set_distributed) only rank 0 writes; on the
+ * others it does nothing and returns DN_OK. */
 DN_NODISCARD dn_status dn_run_save(const dn_run *r, const char *path);
 
 /* Loads a labelled test set as `dendrite eval --data` does: NULL the cfg's (its test file, or the t10k files of

@@ -372,6 +372,8 @@ dn_status dn_run_resume(dn_run *r, const char *path)
 dn_status dn_run_save(const dn_run *r, const char *path)
 {
     if (!r || !path) return dn_error(DN_ERR_ARG, "dn_run_save: run and path must not be NULL");
+    /* every process of a distributed run holds the same state: one writes it, and no two race on the file */
+    if (r->dist && dn_dist_rank() != 0) return DN_OK;
     return r->t ? dn_trainer_save(r->t, path) : dn_model_save(r->m, path);
 }
 

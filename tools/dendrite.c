@@ -267,12 +267,12 @@ static int cmd_train(int argc, char **argv)
     if (dn_run_open(cfg_path, &o, &run)) return fail(NULL);
     const dn_train_config *c = dn_run_config(run);
     int rc = 1;
-    /* distributed (mpirun -np K): every process trains its shard; rank 0 alone prints, logs and saves */
+    /* distributed (mpirun -np K): every process trains its shard; rank 0 alone prints and logs, and dn_run_save
+     * writes on rank 0 only */
     const bool lead = dn_dist_rank() == 0;
     dn_run_set_distributed(run, true);
     if (!lead) {
         quiet = true;
-        save = NULL;
         log_path = NULL;
     }
     epoch_out eo = {.quiet = quiet, .save = save, .run = run};
