@@ -672,6 +672,14 @@ DN_NODISCARD dn_status dn_evaluate(dn_model *m, const dn_train_config *config, c
 DN_NODISCARD dn_status dn_model_save(const dn_model *m, const char *path);
 /* Loads a model from a checkpoint written by either save; train (may be NULL) receives the cfg's settings. */
 DN_NODISCARD dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *train);
+/* The kinds of model file dn_model_open reads. */
+typedef enum dn_model_file { DN_MODEL_CFG, DN_MODEL_CHECKPOINT, DN_MODEL_ONNX } dn_model_file;
+/* What a model file is: a checkpoint (a safetensors file: an 8-byte little-endian header length, then '{'), an
+ * ONNX file (by its .onnx name), else a cfg. */
+dn_model_file dn_model_file_kind(const char *path);
+/* Any model file, as dn_model_file_kind tells it: a cfg's freshly initialised model (dn_model_load_cfg), a
+ * checkpoint's model (dn_model_load) or an imported ONNX model (dn_model_import_onnx); train may be NULL. */
+DN_NODISCARD dn_status dn_model_open(const char *path, dn_model **model, dn_train_config *train);
 /* Loads parameters by name into an existing model (for models built in C); shapes must match. */
 DN_NODISCARD dn_status dn_model_load_params(dn_model *m, const char *path);
 

@@ -194,31 +194,6 @@ static dn_status apply_options(dn_run *r, const dn_run_options *o, bool weights)
 
 /* ------------------------------------------------------------------ starting from trained weights */
 
-typedef enum model_file { MODEL_CFG, MODEL_CHECKPOINT, MODEL_ONNX } model_file;
-
-/* A checkpoint is a safetensors file (an 8-byte little-endian header length, then '{'); an ONNX file is known by
- * its extension; anything else is read as a cfg. */
-static model_file model_file_kind(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char h[9];
-    size_t n = f ? fread(h, 1, 9, f) : 0;
-    if (f) fclose(f);
-    if (n == 9 && h[8] == '{' && h[7] == 0 && h[6] == 0) return MODEL_CHECKPOINT;
-    size_t len = strlen(path);
-    return len > 5 && !strcmp(path + len - 5, ".onnx") ? MODEL_ONNX : MODEL_CFG;
-}
-
-/* The run's model and settings from a cfg; or from a checkpoint or ONNX file, whose weights then start the
- * training (*weights set). */
-static dn_status open_model(dn_run *r, const char *path, bool *weights)
-{
-    const model_file kind = model_file_kind(path);
-    *weights = kind != MODEL_CFG;
-    if (kind == MODEL_CHECKPOINT) return dn_model_load(path, &r->m, &r->c);
-    if (kind == MODEL_ONNX) return dn_model_import_onnx(path, &r->m, &r->c);
-    return dn_model_load_cfg(path, &r->m, &r->c);
-}
 
 /* Copies every parameter and buffer of src into m by name; first checks that each is there with m's shape. */
 static dn_status copy_weights(dn_model *m, const dn_model *src, const char *path)
@@ -250,7 +225,7 @@ dn_status dn_run_init_weights(dn_run *r, const char *path)
     if (!r || !path) return dn_error(DN_ERR_ARG, "dn_run_init_weights: run and path must not be NULL");
     if (r->t && dn_trainer_epochs_done(r->t) > 0)
         return dn_error(DN_ERR_STATE, "dn_run_init_weights: the run has already trained (call it before dn_run_train)");
-    if (model_file_kind(path) != MODEL_ONNX) return dn_model_load_params(r->m, path);
+    if (dn_model_file_kind(path) != DN_MODEL_ONNX) return dn_model_load_params(r->m, path);
     dn_model *src = NULL;
     dn_status s = dn_model_import_onnx(path, &src, NULL);
     if (!s) s = copy_weights(r->m, src, path);
@@ -269,8 +244,9 @@ dn_status dn_run_open(const char *cfg_path, const dn_run_options *options, dn_ru
     dn_run *r = dn_calloc(1, sizeof *r);
     if (!r) return DN_ERR_NOMEM;
     dn_dataset *full = NULL;
-    bool weights = false;
-    dn_status s = open_model(r, cfg_path, &weights);
+    /* a checkpoint's or an ONNX file's weights start the training; a cfg's model is initialised afresh */
+    const bool weights = dn_model_file_kind(cfg_path) != DN_MODEL_CFG;
+    dn_status s = dn_model_open(cfg_path, &r->m, &r->c);
     if (!s) s = apply_options(r, o, weights);
     if (s) goto fail;
     const dn_train_config *c = &r->c;

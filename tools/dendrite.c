@@ -77,7 +77,7 @@ static const char *const usage_predict =
     "the outputs); for a model with a class per time step, its index and the predicted class of every step.\n";
 
 static const char *const usage_info =
-    "usage: dendrite info CFG|CKPT\n"
+    "usage: dendrite info CFG|CKPT|MODEL.onnx\n"
     "Prints the layers with output shapes, parameter counts and FLOPs per sample, and the totals.\n";
 
 static const char *const usage_generate =
@@ -90,8 +90,8 @@ static const char *const usage_gradcheck =
     "Checks each op's backward against central finite differences; one line per op, exit 1 on a failure.\n";
 
 static const char *const usage_export =
-    "usage: dendrite export CKPT|CFG -o FILE.onnx [--opset N]\n"
-    "Writes the model (a checkpoint, or a cfg's freshly initialised model) as ONNX for inference: opset 13 unless\n"
+    "usage: dendrite export CKPT|CFG|MODEL.onnx -o FILE.onnx [--opset N]\n"
+    "Writes the model (a checkpoint, an imported ONNX model, or a cfg's freshly initialised model) as ONNX for inference: opset 13 unless\n"
     "--opset says 13 to 17, a dynamic batch axis, the cfg in the metadata (docs/onnx.md).\n";
 
 static const char *const usage_import =
@@ -460,22 +460,12 @@ static int cmd_predict(int argc, char **argv)
 
 /* ------------------------------------------------------------------ info */
 
-static bool looks_like_checkpoint(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char h[9];
-    if (!f) return false;
-    size_t n = fread(h, 1, 9, f);
-    fclose(f);
-    return n == 9 && h[8] == '{' && h[7] == 0 && h[6] == 0;
-}
-
 static int cmd_info(int argc, char **argv)
 {
     if (argc != 1 || argv[0][0] == '-') return usage(usage_info, !(argc == 1 && is_help(argv[0])));
     dn_model *m = NULL;
     dn_train_config c;
-    dn_status s = looks_like_checkpoint(argv[0]) ? dn_model_load(argv[0], &m, &c) : dn_model_load_cfg(argv[0], &m, &c);
+    dn_status s = dn_model_open(argv[0], &m, &c);
     if (s) return fail(NULL);
     size_t need = dn_model_summary(m, NULL, 0) + 1;
     char *buf = malloc(need);
@@ -513,7 +503,7 @@ static int cmd_export(int argc, char **argv)
     }
     dn_model *m = NULL;
     dn_train_config c;
-    dn_status s = looks_like_checkpoint(in) ? dn_model_load(in, &m, &c) : dn_model_load_cfg(in, &m, &c);
+    dn_status s = dn_model_open(in, &m, &c);
     if (s) return fail(NULL);
     s = dn_model_export_onnx(m, out, opset);
     dn_model_free(m);

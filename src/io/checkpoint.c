@@ -252,6 +252,29 @@ dn_status dn_ckpt_load_params(dn_model *m, const dn_st_file *f, const char *path
     return DN_OK;
 }
 
+dn_model_file dn_model_file_kind(const char *path)
+{
+    if (!path) return DN_MODEL_CFG;
+    FILE *f = fopen(path, "rb");
+    unsigned char h[9];
+    size_t n = f ? fread(h, 1, 9, f) : 0;
+    if (f) fclose(f);
+    if (n == 9 && h[8] == '{' && h[7] == 0 && h[6] == 0) return DN_MODEL_CHECKPOINT;
+    size_t len = strlen(path);
+    return len > 5 && !strcmp(path + len - 5, ".onnx") ? DN_MODEL_ONNX : DN_MODEL_CFG;
+}
+
+dn_status dn_model_open(const char *path, dn_model **model, dn_train_config *train)
+{
+    if (!path || !model) return dn_error(DN_ERR_ARG, "dn_model_open: path and model must not be NULL");
+    switch (dn_model_file_kind(path)) {
+    case DN_MODEL_CHECKPOINT: return dn_model_load(path, model, train);
+    case DN_MODEL_ONNX: return dn_model_import_onnx(path, model, train);
+    case DN_MODEL_CFG: break;
+    }
+    return dn_model_load_cfg(path, model, train);
+}
+
 dn_status dn_model_load(const char *path, dn_model **model, dn_train_config *train)
 {
     if (!path || !model) return dn_error(DN_ERR_ARG, "dn_model_load: path and model must not be NULL");
