@@ -29,7 +29,7 @@ rc=$?
 cat "$dir/suite.log"
 [ $rc -eq 0 ] || { echo "FAIL: the onnx suite of the test runner"; exit 1; }
 
-ok=0 bad=0
+. "$(dirname "$0")/tally.sh"
 for cases in "$dir"/*.json; do
     [ -e "$cases" ] || { echo "FAIL: the onnx suite wrote no models"; exit 1; }
     model="${cases%.json}.onnx"
@@ -37,15 +37,14 @@ for cases in "$dir"/*.json; do
     if "$py" -c 'import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)' "$model"; then
         echo "ok   $name: onnx.checker"
     else
-        echo "FAIL $name: onnx.checker"; bad=$((bad + 1)); continue
+        bad "$name: onnx.checker"; continue
     fi
     if node tests/onnx_run.js "$model" "$cases" "${cases%.json}.out.json" --check 1e-5 > "$dir/run.log" 2>&1; then
         sed "s/^/     /" "$dir/run.log"
-        echo "ok   $name: onnxruntime gives dendrite's outputs within 1e-5"
-        ok=$((ok + 1))
+        ok "$name: onnxruntime gives dendrite's outputs within 1e-5"
     else
         sed "s/^/     /" "$dir/run.log"
-        echo "FAIL $name: onnxruntime"; bad=$((bad + 1))
+        bad "$name: onnxruntime"
     fi
 done
 # The commands end to end, PyTorch -> ONNX -> dendrite -> ONNX -> onnxruntime: each PyTorch fixture imported as a
@@ -72,30 +71,26 @@ for fixture in tests/fixtures/onnx/*.onnx; do
         ' "tests/fixtures/onnx/$name.txt" > "$dir/imported_$name.json" &&
         node tests/onnx_run.js "$again" "$dir/imported_$name.json" "$dir/imported_$name.out.json" --check 1e-5 \
             >> "$dir/cli.log" 2>&1; then
-        echo "ok   $name: PyTorch's export imported, exported again, onnx.checker, within 1e-5 of PyTorch in onnxruntime"
-        ok=$((ok + 1))
+        ok "$name: PyTorch's export imported, exported again, onnx.checker, within 1e-5 of PyTorch in onnxruntime"
     else
         sed "s/^/     /" "$dir/cli.log"
-        echo "FAIL $name: import, info, export, onnxruntime"; bad=$((bad + 1))
+        bad "$name: import, info, export, onnxruntime"
     fi
 done
-echo "$ok models match in onnxruntime"
+echo "$passed models match in onnxruntime"
 # ONNX's own node test cases (Debian's libonnx-testdata): every case of an op the importer reads either passes
 # (within 1e-6 + 1e-5 |expected|) or is refused with a message; the passes listed in
 # tests/fixtures/onnx_conformance_pass.txt must stay passes (tools/onnx_conformance.py; docs/onnx.md, "Conformance").
-skipped=0
 if [ -d /usr/share/libonnx-testdata/data/node ]; then
     if "$py" tools/onnx_conformance.py --build "$build" --work "$dir/conformance" > "$dir/conformance.log" 2>&1; then
         grep -E "^(ONNX node|total)" "$dir/conformance.log" | sed "s/^/     /"
-        echo "ok   conformance: ONNX's node test cases pass or are refused with a message, no listed pass regressed"
-        ok=$((ok + 1))
+        ok "conformance: ONNX's node test cases pass or are refused with a message, no listed pass regressed"
     else
         cat "$dir/conformance.log"
-        echo "FAIL conformance: tools/onnx_conformance.py"; bad=$((bad + 1))
+        bad "conformance: tools/onnx_conformance.py"
     fi
 else
-    echo "skip conformance: /usr/share/libonnx-testdata is not installed (apt-get install libonnx-testdata)"
-    skipped=1
+    skip onnx-testdata "conformance: /usr/share/libonnx-testdata is not installed (apt-get install libonnx-testdata)"
 fi
 # Fine-tuning an imported model through the commands (docs/onnx.md, "Fine-tuning an imported model"): PyTorch's
 # MLP imported (with its cfg), then info, eval and predict on the checkpoint; `train CKPT`, `train MODEL.onnx` and
@@ -129,15 +124,12 @@ for name, head, per in (("train-images-idx3-ubyte", 16, 784), ("train-labels-idx
         "$d" export "$ft/c.ckpt" -o "$ft/c.onnx" >> "$ft/log" 2>&1 && "$d" export "$ft/mlp.ckpt" -o "$ft/0.onnx" >> "$ft/log" 2>&1 &&
         cmp -s "$ft/a.onnx" "$ft/b.onnx" && cmp -s "$ft/a.onnx" "$ft/c.onnx" && ! cmp -s "$ft/a.onnx" "$ft/0.onnx" &&
         awk -v a="$(accuracy "$ft/eval0")" -v b="$(accuracy "$ft/eval1")" 'BEGIN { exit !(a < 0.3 && b >= 0.75) }'; then
-        echo "ok   fine-tuning: PyTorch's MLP imported, info, eval, predict; train CKPT, MODEL.onnx and CFG --init give the same weights, test accuracy $(accuracy "$ft/eval0") -> $(accuracy "$ft/eval1")"
-        ok=$((ok + 1))
+        ok "fine-tuning: PyTorch's MLP imported, info, eval, predict; train CKPT, MODEL.onnx and CFG --init give the same weights, test accuracy $(accuracy "$ft/eval0") -> $(accuracy "$ft/eval1")"
     else
         cat "$ft/log" "$ft/info" "$ft/eval0" "$ft/eval1" 2>/dev/null | sed "s/^/     /"
-        echo "FAIL fine-tuning an imported model through the commands"; bad=$((bad + 1))
+        bad "fine-tuning an imported model through the commands"
     fi
 else
-    echo "skip fine-tuning: no MNIST in $mnist (scripts/fetch-mnist.sh)"
-    skipped=$((skipped + 1))
+    skip mnist "fine-tuning: no MNIST in $mnist (scripts/fetch-mnist.sh)"
 fi
-echo "$ok passed, $bad failed, $skipped skipped"
-[ $bad -eq 0 ]
+tally
