@@ -116,6 +116,24 @@
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+#if DN_GEMM_X86 || DN_GEMM_NEON
+/* A partial MR x NR tile (mr < MR or nr < NR) is written back through a scratch tile, so that its elements see
+ * exactly the arithmetic of a full one: tile_stage fills the scratch with C's valid corner when C is read
+ * (beta != 0; zeros elsewhere, results discarded), tile_unstage copies the valid corner back. */
+static inline void tile_stage(float *tmp, const float *C, int64_t ldc, int64_t mr, int64_t nr, float beta)
+{
+    if (beta != 0.0f)
+        for (int64_t i = 0; i < MR; i++)
+            for (int64_t j = 0; j < NR; j++) tmp[i * NR + j] = i < mr && j < nr ? C[i * ldc + j] : 0.0f;
+}
+
+static inline void tile_unstage(const float *tmp, float *C, int64_t ldc, int64_t mr, int64_t nr)
+{
+    for (int64_t i = 0; i < mr; i++)
+        for (int64_t j = 0; j < nr; j++) C[i * ldc + j] = tmp[i * NR + j];
+}
+#endif
+
 /* The epilogue on an m x n rectangle of C: ReLU, with the relu op's rule (x <= 0 ? +0 : x, so -0 becomes +0 and
  * NaN stays NaN), branch-free: a tile's signs are random and a branch per element would mispredict half the
  * time.  The AVX version (cmp <= 0, and-not) gives the same bits. */
@@ -515,9 +533,7 @@ __attribute__((target("avx2,fma"))) static void micro_kernel_avx2(int64_t kc, co
     if (!full) {
         dst = tmp;
         ld = NR;
-        if (beta != 0.0f) /* C is read: copy its valid corner in, zeros elsewhere (results discarded) */
-            for (int64_t i = 0; i < MR; i++)
-                for (int64_t j = 0; j < NR; j++) tmp[i * NR + j] = i < mr && j < nr ? C[i * ldc + j] : 0.0f;
+        tile_stage(tmp, C, ldc, mr, nr, beta);
     }
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #define DN_GEMM_WB(row, x0, x1)                                                                   \
@@ -541,9 +557,7 @@ __attribute__((target("avx2,fma"))) static void micro_kernel_avx2(int64_t kc, co
     DN_GEMM_WB(4, c40, c41);
     DN_GEMM_WB(5, c50, c51);
 #undef DN_GEMM_WB
-    if (!full)
-        for (int64_t i = 0; i < mr; i++)
-            for (int64_t j = 0; j < nr; j++) C[i * ldc + j] = tmp[i * NR + j];
+    if (!full) tile_unstage(tmp, C, ldc, mr, nr);
 }
 #endif
 
@@ -598,9 +612,7 @@ static void micro_kernel_neon(int64_t kc, const float *restrict Ap, const float 
     if (!full) {
         dst = tmp;
         ld = NR;
-        if (beta != 0.0f)
-            for (int64_t i = 0; i < MR; i++)
-                for (int64_t j = 0; j < NR; j++) tmp[i * NR + j] = i < mr && j < nr ? C[i * ldc + j] : 0.0f;
+        tile_stage(tmp, C, ldc, mr, nr, beta);
     }
     const float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
 #define DN_GEMM_WB1(cp, x)                                                                                \
@@ -626,9 +638,7 @@ static void micro_kernel_neon(int64_t kc, const float *restrict Ap, const float 
     DN_GEMM_WB(5, c50, c51, c52, c53);
 #undef DN_GEMM_WB
 #undef DN_GEMM_WB1
-    if (!full)
-        for (int64_t i = 0; i < mr; i++)
-            for (int64_t j = 0; j < nr; j++) C[i * ldc + j] = tmp[i * NR + j];
+    if (!full) tile_unstage(tmp, C, ldc, mr, nr);
 }
 #endif
 
